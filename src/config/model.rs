@@ -1,0 +1,156 @@
+//! The validated configuration: what the rest of the daemon reads. Built from the raw
+//! TOML by `config::load`; never constructed from untrusted input directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+/// The whole, validated configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages and reloads).
+    pub path: PathBuf,
+    pub daemon: DaemonSettings,
+    pub metrics: MetricsSettings,
+    pub certificates: Vec<CertificateConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
+    pub log_format: LogFormat,
+    /// A tracing filter (`info`, `kyma_certd=debug`); `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// At least 1.
+    pub max_concurrent_renewals: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsSettings {
+    /// `None` when `listen = ""` disables the endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Compass / UCL connector, GraphQL.
+    Compass,
+    /// Kyma Application Connector connector-service, REST.
+    KymaRest,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Compass => "compass",
+            Protocol::KymaRest => "kyma-rest",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+}
+
+impl KeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa2048 => "rsa2048",
+            KeyAlgorithm::Rsa3072 => "rsa3072",
+            KeyAlgorithm::Rsa4096 => "rsa4096",
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+}
+
+/// When, within a certificate's lifetime, to renew it (DESIGN.md section 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RenewPolicy {
+    /// Fraction of the lifetime elapsed, in (0, 1).
+    At(f64),
+    /// Fixed time before notAfter.
+    Before(Duration),
+}
+
+/// How a certificate's files are laid out on disk (DESIGN.md section 4).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// `dir/{cert,key,chain,ca}.pem` are symlinks into `dir/current -> gen-.../`.
+    Symlink,
+    /// Plain files at explicit paths, replaced one by one with a journal.
+    Files(FilePaths),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilePaths {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub chain_file: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+/// A POSIX signal a `signal` hook may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookSignal {
+    Hup,
+    Usr1,
+    Usr2,
+    Term,
+    Int,
+    Quit,
+}
+
+/// One `[[certificate.on_renew]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookConfig {
+    /// Send `signal` to the PID read from `pid_file`.
+    Signal { signal: HookSignal, pid_file: PathBuf },
+    /// `systemctl try-reload-or-restart <unit>`.
+    SystemdUnit { unit: String, timeout: Duration },
+    /// Run argv (no shell) with the `KYMA_CERTD_*` environment.
+    Command { argv: Vec<String>, timeout: Duration },
+}
+
+/// One `[[certificate]]`, with `[defaults]` already applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateConfig {
+    /// `[a-z0-9_-]+`, unique in the file.
+    pub name: String,
+    pub protocol: Protocol,
+    /// Where generations and `state.json` live (also with `layout = "files"`).
+    pub dir: PathBuf,
+    /// Numeric ids resolved from `owner`/`group` names at load time.
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+    pub cert_mode: u32,
+    pub key_mode: u32,
+    /// Trust for the connector's TLS; `None` means the system roots.
+    pub server_ca_file: Option<PathBuf>,
+    /// Compass: the token-secured URL used by `enroll`.
+    pub connector_url: Option<Url>,
+    /// Overrides the renewal URL learned at enrollment.
+    pub renewal_url: Option<Url>,
+    pub allow_insecure_http: bool,
+    pub renew: RenewPolicy,
+    /// Fraction of the lifetime, in [0, 1).
+    pub jitter: f64,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub key_algorithm: KeyAlgorithm,
+    pub rotate_key: bool,
+    /// Per HTTP request, connect included.
+    pub timeout: Duration,
+    pub layout: Layout,
+    pub on_renew: Vec<HookConfig>,
+}

@@ -1,0 +1,4 @@
+//! kyma-certd: keeps client certificates issued by Kyma connectors valid.
+#![forbid(unsafe_code)]
+
+pub mod config;
