@@ -1,0 +1,152 @@
+//! The command line: every subcommand and flag of DESIGN.md section 2. Parsing only.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Keeps client certificates issued by Kyma connectors valid, without a person in the loop.
+///
+/// Enroll once with a one-time token; kyma-certd then renews over mutual TLS before
+/// expiry, verifies what comes back, swaps the files atomically, notifies dependent
+/// processes and reports through Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "kyma-certd", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "KYMA_CERTD_CONFIG",
+        default_value = "/etc/kyma-certd/config.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd Type=notify aware).
+    ///
+    /// SIGHUP reloads the configuration, SIGTERM/SIGINT stop cleanly, SIGUSR1 renews
+    /// every certificate now.
+    Run,
+
+    /// Get the first certificate for a [[certificate]] with a one-time token.
+    ///
+    /// compass: URL is the token-secured connector URL (default: the config's
+    /// connector_url). kyma-rest: URL is the configuration URL (the TokenRequest's
+    /// status.url), which may carry the token itself.
+    Enroll {
+        /// The [[certificate]] name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The one-time token (prefer --token-file: a token on the command line can end up in shell history).
+        #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+        token: Option<String>,
+        /// Read the one-time token from a file; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// The connector URL to enroll at (see above).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+
+    /// Renew the certificates that are inside their renewal window, once.
+    Renew {
+        /// Only this certificate.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Renew even if not due yet.
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Revoke the current certificate at the connector.
+    ///
+    /// A revoked certificate cannot be renewed: the only way back is a new one-time
+    /// token and `enroll`.
+    Revoke {
+        /// The [[certificate]] name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+
+    /// Show each certificate: subject, issuer, fingerprint, validity, next renewal, state.
+    ///
+    /// Reads only local files; works without network.
+    Status {
+        /// Only this certificate.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Parse and validate the configuration and print the resolved values.
+    CheckConfig,
+
+    /// Start a local connector simulator and the daemon against it, with short-lived certificates.
+    ///
+    /// Everything happens in a temporary folder on 127.0.0.1 and is removed on Ctrl-C.
+    Demo {
+        /// Lifetime of the simulator's certificates.
+        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        validity: std::time::Duration,
+        /// Protocol the demo certificate uses.
+        #[arg(long, value_enum, default_value_t = DemoProtocol::Compass)]
+        protocol: DemoProtocol,
+        /// Stop after this long instead of waiting for Ctrl-C.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+
+    /// Print a shell completion script to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) to standard output.
+    #[command(hide = true)]
+    Manpage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoProtocol {
+    Compass,
+    KymaRest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn token_and_token_file_are_mutually_exclusive() {
+        let err = Cli::try_parse_from([
+            "kyma-certd",
+            "enroll",
+            "--name",
+            "a",
+            "--token",
+            "t",
+            "--token-file",
+            "-",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+}
