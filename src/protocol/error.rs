@@ -235,12 +235,17 @@ fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -
         },
         rustls::Error::InvalidCertificate(cert) => ProtocolError::UntrustedServer {
             url: safe,
-            detail: bounded(&cert.to_string()),
+            detail: match cert {
+                CertificateError::UnknownIssuer => {
+                    "issued by an authority not in the trusted set".into()
+                }
+                other => bounded(&other.to_string()),
+            },
         },
         rustls::Error::AlertReceived(alert) if mtls && refuses_client_certificate(*alert) => {
             ProtocolError::ClientCertificateRejected {
                 url: safe,
-                alert: format!("{alert:?}"),
+                alert: format!("alert {alert:?}"),
             }
         }
         other => ProtocolError::Tls {
