@@ -1,0 +1,420 @@
+//! The protocol layer's error type: what went wrong talking to a connector, classified
+//! into a metric reason and a "re-enrollment needed" verdict. Does not decide what the
+//! daemon does about it, and never carries a token, key, CSR or certificate body.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use rustls::AlertDescription;
+use rustls::CertificateError;
+use url::Url;
+
+/// Longest server-supplied message kept in an error, in characters.
+pub const MAX_SERVER_MESSAGE_CHARS: usize = 200;
+
+/// A URL safe to print: no user info, no query (REST URLs carry `?token=`), no fragment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedUrl(String);
+
+impl RedactedUrl {
+    pub fn new(url: &Url) -> Self {
+        let mut safe = url.clone();
+        let had_query = safe.query().is_some();
+        safe.set_query(None);
+        safe.set_fragment(None);
+        // Both fail only for URLs that cannot carry credentials (no host): nothing to hide.
+        let _ = safe.set_username("");
+        let _ = safe.set_password(None);
+        let mut text = String::from(safe.as_str());
+        if had_query {
+            text.push_str("?<redacted>");
+        }
+        RedactedUrl(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&Url> for RedactedUrl {
+    fn from(url: &Url) -> Self {
+        RedactedUrl::new(url)
+    }
+}
+
+impl fmt::Display for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Everything that can go wrong in one exchange with a connector.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    #[error(
+        "refusing plain http url {url}: connectors are reached over https unless allow_insecure_http is set"
+    )]
+    InsecureUrl { url: RedactedUrl },
+
+    #[error("unsupported url scheme in {url}: only https (and http when allowed) are used")]
+    UnsupportedScheme { url: RedactedUrl },
+
+    #[error("invalid server ca bundle: {detail}")]
+    ServerCa { detail: String },
+
+    #[error("invalid client certificate or key for mutual tls: {detail}")]
+    Identity { detail: String },
+
+    #[error("cannot set up the http client: {detail}")]
+    Client { detail: String },
+
+    #[error("connector's certificate is not trusted: {detail} ({url})")]
+    UntrustedServer { url: RedactedUrl, detail: String },
+
+    #[error("connector's certificate does not match host {host} ({url})")]
+    WrongHost { url: RedactedUrl, host: String },
+
+    #[error("connector refused our client certificate at the tls handshake: {alert} ({url})")]
+    ClientCertificateRejected { url: RedactedUrl, alert: String },
+
+    #[error("tls failure talking to {url}: {detail}")]
+    Tls { url: RedactedUrl, detail: String },
+
+    #[error("request to {url} timed out after {}", humantime::format_duration(*.timeout))]
+    Timeout { url: RedactedUrl, timeout: Duration },
+
+    #[error("cannot reach {url}: {detail}")]
+    Network { url: RedactedUrl, detail: String },
+
+    #[error("{url} answered http {status}{}", message_suffix(.message))]
+    Status {
+        url: RedactedUrl,
+        status: u16,
+        /// A short, sanitized excerpt of the server's error message, if it sent one.
+        message: Option<String>,
+        /// A refusal (403) of a call authenticated with our client certificate.
+        client_certificate_refused: bool,
+    },
+
+    #[error("response from {url} is larger than {limit} bytes")]
+    BodyTooLarge { url: RedactedUrl, limit: usize },
+
+    #[error("graphql error from {url}: {message}")]
+    GraphQl {
+        url: RedactedUrl,
+        message: String,
+        /// The call was authenticated with our client certificate.
+        mtls: bool,
+    },
+
+    #[error("malformed response from {url}: {detail}")]
+    Malformed { url: RedactedUrl, detail: String },
+
+    #[error("connector at {url} did not confirm the revocation")]
+    RevocationNotConfirmed { url: RedactedUrl },
+
+    #[error("a one-time token is needed to enroll at {url}")]
+    MissingToken { url: RedactedUrl },
+
+    #[error("a client certificate is needed to {operation} at {url}")]
+    MissingIdentity {
+        url: RedactedUrl,
+        operation: &'static str,
+    },
+
+    #[error("the token cannot be sent: it contains characters not allowed in a request")]
+    InvalidToken,
+}
+
+fn message_suffix(message: &Option<String>) -> String {
+    match message {
+        Some(m) if !m.is_empty() => format!(": {m}"),
+        _ => String::new(),
+    }
+}
+
+impl ProtocolError {
+    /// The metric label for this failure: `network`, `tls`, `http` or `protocol`.
+    pub fn reason(&self) -> &'static str {
+        use ProtocolError::*;
+        match self {
+            InsecureUrl { .. }
+            | ServerCa { .. }
+            | Identity { .. }
+            | Client { .. }
+            | UntrustedServer { .. }
+            | WrongHost { .. }
+            | ClientCertificateRejected { .. }
+            | Tls { .. } => "tls",
+            Timeout { .. } | Network { .. } => "network",
+            Status { .. } | BodyTooLarge { .. } => "http",
+            UnsupportedScheme { .. }
+            | GraphQl { .. }
+            | Malformed { .. }
+            | RevocationNotConfirmed { .. }
+            | MissingToken { .. }
+            | MissingIdentity { .. }
+            | InvalidToken => "protocol",
+        }
+    }
+
+    /// True when the connector no longer accepts our certificate (expired, foreign or
+    /// revoked): only a new one-time token can help, retrying cannot.
+    pub fn needs_reenrollment(&self) -> bool {
+        match self {
+            ProtocolError::ClientCertificateRejected { .. } => true,
+            ProtocolError::Status {
+                client_certificate_refused,
+                ..
+            } => *client_certificate_refused,
+            ProtocolError::GraphQl { mtls, .. } => *mtls,
+            _ => false,
+        }
+    }
+
+    /// Replaces any occurrence of `secret` in server-supplied text (a server might echo
+    /// the token it was given).
+    pub(crate) fn scrub(mut self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let clean = |text: &mut String| {
+            if text.contains(secret) {
+                *text = text.replace(secret, "<redacted>");
+            }
+        };
+        match &mut self {
+            ProtocolError::Status {
+                message: Some(m), ..
+            } => clean(m),
+            ProtocolError::GraphQl { message, .. } => clean(message),
+            ProtocolError::Malformed { detail, .. } => clean(detail),
+            _ => {}
+        }
+        self
+    }
+
+    /// Classifies a transport failure of a request to `url`.
+    pub(crate) fn from_transport(
+        err: reqwest::Error,
+        url: &Url,
+        timeout: Duration,
+        mtls: bool,
+    ) -> Self {
+        let err = err.without_url();
+        let safe = RedactedUrl::new(url);
+        if let Some(tls) = find_rustls_error(&err) {
+            return classify_tls(tls, safe, url, mtls);
+        }
+        if err.is_timeout() || chain_has_io_kind(&err, std::io::ErrorKind::TimedOut) {
+            return ProtocolError::Timeout { url: safe, timeout };
+        }
+        ProtocolError::Network {
+            url: safe,
+            detail: describe_chain(&err),
+        }
+    }
+}
+
+fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -> ProtocolError {
+    match err {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => ProtocolError::WrongHost {
+            url: safe,
+            host: url.host_str().unwrap_or_default().to_owned(),
+        },
+        rustls::Error::InvalidCertificate(cert) => ProtocolError::UntrustedServer {
+            url: safe,
+            detail: match cert {
+                CertificateError::UnknownIssuer => {
+                    "issued by an authority not in the trusted set".into()
+                }
+                other => bounded(&other.to_string()),
+            },
+        },
+        rustls::Error::AlertReceived(alert) if mtls && refuses_client_certificate(*alert) => {
+            ProtocolError::ClientCertificateRejected {
+                url: safe,
+                alert: format!("alert {alert:?}"),
+            }
+        }
+        other => ProtocolError::Tls {
+            url: safe,
+            detail: bounded(&other.to_string()),
+        },
+    }
+}
+
+/// TLS alerts a server sends when it does not accept the client certificate.
+fn refuses_client_certificate(alert: AlertDescription) -> bool {
+    matches!(
+        alert,
+        AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateRequired
+            | AlertDescription::AccessDenied
+    )
+}
+
+/// Walks the source chain, looking inside `io::Error`s too (whose `source()` skips the
+/// wrapped error itself), for the `rustls::Error` behind a failure.
+fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(tls) = find_rustls_error(inner)
+        {
+            return Some(tls);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn chain_has_io_kind(err: &(dyn StdError + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// "outer: inner: root", skipping repeats, bounded. Callers pass errors stripped of URLs.
+pub(crate) fn describe_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    bounded(&parts.join(": "))
+}
+
+/// A server-supplied or library-supplied text made safe to log: control characters
+/// replaced, at most [`MAX_SERVER_MESSAGE_CHARS`] characters.
+pub(crate) fn bounded(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_SERVER_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(MAX_SERVER_MESSAGE_CHARS).is_some() {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://user:pw@connector.example/v1/info?token=SECRET#frag").unwrap()
+    }
+
+    #[test]
+    fn redacted_url_drops_query_credentials_and_fragment() {
+        let shown = RedactedUrl::new(&url()).to_string();
+        assert_eq!(shown, "https://connector.example/v1/info?<redacted>");
+        assert!(!shown.contains("SECRET") && !shown.contains("pw"));
+    }
+
+    #[test]
+    fn bounded_cuts_long_messages_and_control_characters() {
+        let long = "x".repeat(10_000);
+        assert_eq!(bounded(&long).chars().count(), MAX_SERVER_MESSAGE_CHARS + 1);
+        assert_eq!(bounded("a\nb\u{1b}[31m"), "a b [31m");
+    }
+
+    #[test]
+    fn only_refusals_of_our_certificate_need_reenrollment() {
+        let safe = RedactedUrl::new(&url());
+        let rejected = ProtocolError::ClientCertificateRejected {
+            url: safe.clone(),
+            alert: "CertificateExpired".into(),
+        };
+        assert!(rejected.needs_reenrollment());
+        assert_eq!(rejected.reason(), "tls");
+        let untrusted = ProtocolError::UntrustedServer {
+            url: safe.clone(),
+            detail: "unknown issuer".into(),
+        };
+        assert!(!untrusted.needs_reenrollment());
+        let forbidden_mtls = ProtocolError::Status {
+            url: safe.clone(),
+            status: 403,
+            message: Some("Certificate has been revoked.".into()),
+            client_certificate_refused: true,
+        };
+        assert!(forbidden_mtls.needs_reenrollment());
+        assert_eq!(forbidden_mtls.reason(), "http");
+        let graphql_token = ProtocolError::GraphQl {
+            url: safe,
+            message: "invalid token".into(),
+            mtls: false,
+        };
+        assert!(!graphql_token.needs_reenrollment());
+    }
+
+    #[test]
+    fn alerts_on_a_token_call_are_plain_tls_errors() {
+        let alert = rustls::Error::AlertReceived(AlertDescription::CertificateExpired);
+        let on_token = classify_tls(&alert, RedactedUrl::new(&url()), &url(), false);
+        assert!(matches!(on_token, ProtocolError::Tls { .. }));
+        let on_mtls = classify_tls(&alert, RedactedUrl::new(&url()), &url(), true);
+        assert!(on_mtls.needs_reenrollment());
+    }
+
+    #[test]
+    fn rustls_error_is_found_inside_io_errors() {
+        let io = std::io::Error::other(rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired,
+        ));
+        let outer: Box<dyn StdError + Send + Sync> = Box::new(io);
+        assert!(matches!(
+            find_rustls_error(outer.as_ref()),
+            Some(rustls::Error::AlertReceived(
+                AlertDescription::CertificateRequired
+            ))
+        ));
+    }
+
+    #[test]
+    fn scrub_removes_an_echoed_token() {
+        let err = ProtocolError::Status {
+            url: RedactedUrl::new(&url()),
+            status: 403,
+            message: Some("token SECRET is invalid".into()),
+            client_certificate_refused: false,
+        }
+        .scrub("SECRET");
+        assert!(!err.to_string().contains("SECRET"));
+    }
+}
