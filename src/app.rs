@@ -1,0 +1,78 @@
+//! The binary's body: parse the command line, set up logging and the runtime, run one
+//! command, map its outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::config::LogFormat;
+use crate::exit::{CommandError, CommandResult};
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kyma-certd: error: {error}");
+            ExitCode::from(error.code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> CommandResult {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "kyma-certd", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpage => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(CommandError::failed),
+        Command::CheckConfig => {
+            init_logging(LogFormat::Text, "warn")?;
+            commands::check_config(&cli.config)
+        }
+        Command::Status { name, json } => {
+            init_logging(LogFormat::Text, "warn")?;
+            commands::status(&cli.config, name.as_deref(), json)
+        }
+        Command::Enroll { name, token, token_file, url } => {
+            init_logging(LogFormat::Text, "warn")?;
+            let args = commands::EnrollArgs { name, token, token_file, url };
+            block_on(commands::enroll(&cli.config, args))
+        }
+        Command::Renew { name, force } => {
+            init_logging(LogFormat::Text, "warn")?;
+            block_on(commands::renew(&cli.config, name.as_deref(), force))
+        }
+        Command::Revoke { name, yes } => {
+            init_logging(LogFormat::Text, "warn")?;
+            block_on(commands::revoke(&cli.config, &name, yes))
+        }
+        Command::Run => {
+            let config = commands::load_config(&cli.config)?;
+            init_logging(config.daemon.log_format, &config.daemon.log_level)?;
+            block_on(crate::daemon::run(config))
+        }
+        Command::Demo { validity, protocol, duration } => {
+            init_logging(LogFormat::Text, "info")?;
+            block_on(crate::demo::run(crate::demo::DemoOptions { validity, protocol, duration }))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> CommandResult {
+    crate::logging::init(format, filter).map_err(CommandError::usage)
+}
+
+/// One thread runs the event loop; key generation and disk writes go to the blocking pool.
+fn block_on<F: std::future::Future<Output = CommandResult>>(future: F) -> CommandResult {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CommandError::failed)?;
+    runtime.block_on(future)
+}

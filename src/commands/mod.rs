@@ -1,0 +1,57 @@
+//! One function per subcommand: turns the parsed command line into calls to the
+//! library and the library's results into output and an exit code.
+
+mod check_config;
+mod enroll;
+mod renew;
+mod revoke;
+mod status;
+
+pub use check_config::check_config;
+pub use enroll::EnrollArgs;
+pub use enroll::enroll;
+pub use renew::renew;
+pub use revoke::revoke;
+pub use status::status;
+
+use std::path::Path;
+
+use crate::config::{self, CertificateConfig, Config};
+use crate::exit::{CommandError, CommandResult};
+use crate::flow::FlowError;
+
+/// Loads the configuration with every check; a bad one is a usage error (exit 2).
+pub fn load_config(path: &Path) -> CommandResult<Config> {
+    config::load(path).map_err(CommandError::usage)
+}
+
+/// The named certificate, or a usage error listing the known names.
+pub fn certificate<'a>(config: &'a Config, name: &str) -> CommandResult<&'a CertificateConfig> {
+    config
+        .certificates
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.certificates.iter().map(|c| c.name.as_str()).collect();
+            CommandError::usage(anyhow::anyhow!(
+                "no [[certificate]] named {name:?} in {} (known: {})",
+                config.path.display(),
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ))
+        })
+}
+
+/// The certificates a `--name` selects: one, or all when absent.
+pub fn selected<'a>(config: &'a Config, name: Option<&str>) -> CommandResult<Vec<&'a CertificateConfig>> {
+    match name {
+        Some(name) => Ok(vec![certificate(config, name)?]),
+        None => Ok(config.certificates.iter().collect()),
+    }
+}
+
+/// Maps a flow failure to its exit code, prefixed with the certificate's name.
+pub fn flow_error(name: &str, error: FlowError) -> CommandError {
+    let reenroll = error.needs_reenrollment();
+    let error = anyhow::Error::new(error).context(format!("certificate {name:?}"));
+    if reenroll { CommandError::reenroll(error) } else { CommandError::failed(error) }
+}

@@ -1,0 +1,77 @@
+//! `renew`: one pass over the certificates that are due (all with `--force`).
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::exit::{CommandError, CommandResult, Exit};
+use crate::flow;
+use crate::store::Store;
+use crate::verify::timestamp;
+
+pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> CommandResult {
+    let config = super::load_config(config_path)?;
+    let mut worst: Option<CommandError> = None;
+    for cert in super::selected(&config, name)? {
+        let span = tracing::info_span!("renew", name = %cert.name, protocol = cert.protocol.as_str());
+        let _guard = span.enter();
+        let store = Store::new(cert);
+        if let Err(e) = store.recover() {
+            keep_worst(&mut worst, super::flow_error(&cert.name, e.into()));
+            continue;
+        }
+        if !force {
+            match store.load_current() {
+                Ok(Some(current)) => {
+                    let due = flow::scheduled_renewal(cert, &current.info);
+                    if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
+                        println!("{}: not due until {} (use --force to renew now)", cert.name, timestamp(due));
+                        continue;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    keep_worst(&mut worst, super::flow_error(&cert.name, e.into()));
+                    continue;
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = flow::renew(cert, &store).await;
+        flow::record_attempt(&store, result.as_ref().map(|_| ()));
+        match result {
+            Ok(renewed) => println!(
+                "{}: renewed in {:.2}s, {} -> {}, valid until {}",
+                cert.name,
+                started.elapsed().as_secs_f64(),
+                short(&renewed.previous.fingerprint_sha256),
+                short(&renewed.info.fingerprint_sha256),
+                timestamp(renewed.info.not_after)
+            ),
+            Err(e) => keep_worst(&mut worst, super::flow_error(&cert.name, e)),
+        }
+    }
+    match worst {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Keeps going over the other certificates; reports the most serious failure, and
+/// logs the ones it does not return.
+fn keep_worst(worst: &mut Option<CommandError>, error: CommandError) {
+    let replace = match worst {
+        None => true,
+        Some(current) => error.exit == Exit::ReenrollmentNeeded && current.exit != Exit::ReenrollmentNeeded,
+    };
+    if replace {
+        if let Some(previous) = worst.replace(error) {
+            eprintln!("error: {previous}");
+        }
+    } else {
+        eprintln!("error: {error}");
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(16)]
+}

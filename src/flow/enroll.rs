@@ -1,0 +1,94 @@
+//! First enrollment with a one-time token: the token-secured URL in, the first verified
+//! certificate and the learned renewal URL out.
+
+use std::time::SystemTime;
+
+use tracing::{debug, info, warn};
+use url::Url;
+
+use super::{FlowError, connector_for, generate_key};
+use crate::config::{CertificateConfig, Protocol};
+use crate::keys::{build_csr, csr_base64};
+use crate::protocol::Connector;
+use crate::secret::Token;
+use crate::store::Store;
+use crate::subject::Subject;
+use crate::verify::{Expectations, ReturnedPems, verify};
+use crate::x509::CertInfo;
+
+/// What `enroll` was given.
+#[derive(Debug)]
+pub struct EnrollRequest {
+    /// `--url`; for compass the config's `connector_url` when absent.
+    pub url: Option<String>,
+    /// The one-time token; kyma-rest may carry it in the URL instead.
+    pub token: Option<Token>,
+}
+
+/// Enrolls `cfg`'s certificate, replacing whatever was there (an operator's decision).
+pub async fn enroll(
+    cfg: &CertificateConfig,
+    store: &Store,
+    request: EnrollRequest,
+) -> Result<CertInfo, FlowError> {
+    let url = match (&request.url, &cfg.connector_url, cfg.protocol) {
+        (Some(text), _, _) => Url::parse(text).map_err(FlowError::BadEnrollUrl)?,
+        (None, Some(url), Protocol::Compass) => url.clone(),
+        _ => return Err(FlowError::NoEnrollUrl),
+    };
+    let connector = connector_for(cfg)?;
+    debug!(url = %crate::protocol::RedactedUrl::new(&url), "asking the connector for the signing request info");
+    let plan = connector.begin_enroll(&url, request.token.as_ref()).await?;
+    drop(request);
+    let subject = Subject::parse(&plan.subject)?;
+    if let Some(announced) = plan.announced_key_algorithm() {
+        if announced != cfg.key_algorithm {
+            debug!(
+                announced = announced.as_str(),
+                configured = cfg.key_algorithm.as_str(),
+                "the connector announced another key algorithm; using the configured one"
+            );
+        }
+    }
+
+    let key = generate_key(cfg.key_algorithm).await?;
+    let csr = build_csr(&key, &subject)?;
+    debug!("sending the signing request");
+    let issued = connector.sign(&plan, &csr_base64(&csr), None).await?;
+    let verified = verify(
+        ReturnedPems {
+            client_cert: &issued.client_pem,
+            ca: &issued.ca_pem,
+            chain: &issued.chain_pem,
+        },
+        key,
+        &Expectations {
+            subject: &subject,
+            now: SystemTime::now(),
+            renew: cfg.renew,
+            jitter: cfg.jitter,
+            previous_lifetime: None,
+        },
+    )?;
+    for warning in &verified.warnings {
+        warn!(%warning, "suspicious but allowed certificate");
+    }
+    let info = verified.info.clone();
+    let store_for_swap = store.clone();
+    tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
+        .await
+        .map_err(|_| FlowError::Interrupted)??;
+
+    let mut state = store.load_state()?;
+    state.renewal_url = plan.renewal_url.clone();
+    state.revoked = false;
+    state.enrolled_at = Some(SystemTime::now());
+    state.last_error = None;
+    state.consecutive_failures = 0;
+    store.save_state(&state)?;
+    if state.renewal_url.is_none() && cfg.renewal_url.is_none() {
+        warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
+    }
+    info!(fingerprint = %info.fingerprint_sha256, not_after = %crate::verify::timestamp(info.not_after), "enrolled");
+    Ok(info)
+}

@@ -1,0 +1,164 @@
+//! The three conversations with a connector — enroll, renew, revoke — from the current
+//! files to verified, swapped material. Shared by the one-shot commands and the daemon.
+//! Does not schedule, retry, run hooks or print.
+
+mod enroll;
+mod renew;
+mod revoke;
+
+pub use enroll::{EnrollRequest, enroll};
+pub use renew::{Renewed, renew};
+pub use revoke::revoke;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::config::CertificateConfig;
+use crate::keys::{KeyError, PrivateKey};
+use crate::protocol::{self, AnyConnector, HttpSettings, Identity, ProtocolError};
+use crate::store::{CurrentMaterial, StoreError};
+use crate::subject::SubjectError;
+use crate::verify::VerifyError;
+
+/// Why a flow did not complete. Every variant keeps the old files untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("no certificate in {dir}: enroll it first with a one-time token")]
+    NotEnrolled { dir: PathBuf },
+    #[error("the certificate expired at {not_after}: a renewal is impossible, enroll again")]
+    Expired { not_after: String },
+    #[error("the certificate was revoked: enroll again with a new one-time token")]
+    Revoked,
+    #[error("no renewal URL is known: enroll again, or set `renewal_url`")]
+    NoRenewalUrl,
+    #[error("no enrollment URL: pass --url or set `connector_url`")]
+    NoEnrollUrl,
+    #[error("the enrollment URL is not valid")]
+    BadEnrollUrl(#[source] url::ParseError),
+    #[error("cannot read the connector CA file {path}")]
+    ServerCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("the connector announced an unusable subject")]
+    Subject(#[from] SubjectError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("the connector's answer failed verification")]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("key generation was interrupted")]
+    Interrupted,
+}
+
+impl FlowError {
+    /// The `reason` label of `kyma_certd_renewal_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FlowError::Protocol(e) => e.reason(),
+            FlowError::Verify(_) | FlowError::Subject(_) | FlowError::Key(_) => "verify",
+            FlowError::Store(_) | FlowError::Interrupted => "write",
+            FlowError::ServerCa { .. } => "tls",
+            FlowError::NotEnrolled { .. }
+            | FlowError::Expired { .. }
+            | FlowError::Revoked
+            | FlowError::NoRenewalUrl
+            | FlowError::NoEnrollUrl
+            | FlowError::BadEnrollUrl(_) => "protocol",
+        }
+    }
+
+    /// Only a new one-time token helps: exit code 3, states expired/revoked/missing.
+    pub fn needs_reenrollment(&self) -> bool {
+        match self {
+            FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked => {
+                true
+            }
+            FlowError::Protocol(e) => e.needs_reenrollment(),
+            _ => false,
+        }
+    }
+}
+
+/// Builds the connector client for a certificate: its protocol, trust and timeout.
+pub(crate) fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, FlowError> {
+    let server_ca_pem = match &cfg.server_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|source| FlowError::ServerCa {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    let http = HttpSettings {
+        server_ca_pem,
+        timeout: cfg.timeout,
+        allow_insecure_http: cfg.allow_insecure_http,
+    };
+    Ok(protocol::connector(cfg.protocol, http)?)
+}
+
+/// The current certificate as an mTLS identity.
+pub(crate) fn identity_of(current: &CurrentMaterial) -> Identity {
+    Identity::new(current.chain_pem.clone(), zeroize::Zeroizing::new(current.key.to_pem().to_owned()))
+}
+
+/// Generates a key off the async thread: RSA-4096 takes about half a second.
+pub(crate) async fn generate_key(
+    algorithm: crate::config::KeyAlgorithm,
+) -> Result<PrivateKey, FlowError> {
+    tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
+        .await
+        .map_err(|_| FlowError::Interrupted)?
+        .map_err(FlowError::from)
+}
+
+/// Seconds since the epoch, for `state.json` and messages.
+pub(crate) fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+/// When `info` (a certificate of `cfg`) is due, with this host's stable jitter.
+pub fn scheduled_renewal(cfg: &CertificateConfig, info: &crate::x509::CertInfo) -> SystemTime {
+    let seed = crate::schedule::jitter_seed(&info.fingerprint_sha256, &crate::schedule::host_name());
+    crate::schedule::renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
+}
+
+/// Records an attempt's outcome in `state.json` (what `status` shows). Failing to write
+/// the record is logged, never fatal: the certificate itself is what matters.
+pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowError>) {
+    let result = store.load_state().and_then(|mut state| {
+        let now = SystemTime::now();
+        state.last_attempt = Some(now);
+        match outcome {
+            Ok(()) => {
+                state.last_success = Some(now);
+                state.consecutive_failures = 0;
+                state.last_error = None;
+            }
+            Err(error) => {
+                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+                state.last_error = Some(error_chain(error));
+            }
+        }
+        store.save_state(&state)
+    });
+    if let Err(error) = result {
+        tracing::warn!(error = %format!("{:#}", anyhow::Error::new(error)), "cannot record the attempt in state.json");
+    }
+}
+
+/// An error and its causes on one line: "outer: inner: root".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,105 @@
+//! Renewal over mTLS: current identity in, verified and swapped material out.
+
+use std::time::SystemTime;
+
+use tracing::{debug, info, warn};
+
+use super::{FlowError, connector_for, generate_key, identity_of};
+use crate::config::CertificateConfig;
+use crate::keys::{build_csr, csr_base64};
+use crate::protocol::Connector;
+use crate::store::{ConsumerPaths, CurrentMaterial, Store};
+use crate::subject::Subject;
+use crate::verify::{Expectations, ReturnedPems, VerifyWarning, verify};
+use crate::x509::CertInfo;
+
+/// A completed renewal: the new certificate is on disk.
+#[derive(Debug)]
+pub struct Renewed {
+    pub info: CertInfo,
+    pub previous: CertInfo,
+    pub warnings: Vec<VerifyWarning>,
+    pub paths: ConsumerPaths,
+}
+
+/// Renews `cfg`'s certificate now, whatever the schedule says.
+pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
+    let current = usable_current(cfg, store)?;
+    let state = store.load_state()?;
+    let renewal_url = cfg
+        .renewal_url
+        .clone()
+        .or(state.renewal_url.clone())
+        .ok_or(FlowError::NoRenewalUrl)?;
+
+    let connector = connector_for(cfg)?;
+    let identity = identity_of(&current);
+    debug!(url = %crate::protocol::RedactedUrl::new(&renewal_url), "asking the connector for the signing request info");
+    let plan = connector.begin_renew(&renewal_url, &identity).await?;
+    let subject = Subject::parse(&plan.subject)?;
+
+    let key = if cfg.rotate_key {
+        generate_key(cfg.key_algorithm).await?
+    } else {
+        current.key.clone()
+    };
+    let csr = build_csr(&key, &subject)?;
+    debug!("sending the signing request");
+    let issued = connector.sign(&plan, &csr_base64(&csr), Some(&identity)).await?;
+
+    let verified = verify(
+        ReturnedPems {
+            client_cert: &issued.client_pem,
+            ca: &issued.ca_pem,
+            chain: &issued.chain_pem,
+        },
+        key,
+        &Expectations {
+            subject: &subject,
+            now: SystemTime::now(),
+            renew: cfg.renew,
+            jitter: cfg.jitter,
+            previous_lifetime: Some(current.info.lifetime()),
+        },
+    )?;
+    for warning in &verified.warnings {
+        warn!(%warning, "suspicious but allowed certificate");
+    }
+    let info = verified.info.clone();
+    let warnings = verified.warnings.clone();
+    let store_for_swap = store.clone();
+    let report = tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
+        .await
+        .map_err(|_| FlowError::Interrupted)??;
+    info!(
+        old = %current.info.fingerprint_sha256,
+        new = %info.fingerprint_sha256,
+        not_after = %crate::verify::timestamp(info.not_after),
+        "certificate swapped"
+    );
+    Ok(Renewed {
+        info,
+        previous: current.info,
+        warnings,
+        paths: report.paths,
+    })
+}
+
+/// The current material, if it can still authenticate a renewal.
+pub(crate) fn usable_current(
+    cfg: &CertificateConfig,
+    store: &Store,
+) -> Result<CurrentMaterial, FlowError> {
+    let current = store.load_current()?.ok_or_else(|| FlowError::NotEnrolled {
+        dir: cfg.dir.clone(),
+    })?;
+    if store.load_state()?.revoked {
+        return Err(FlowError::Revoked);
+    }
+    if current.info.not_after <= SystemTime::now() {
+        return Err(FlowError::Expired {
+            not_after: crate::verify::timestamp(current.info.not_after),
+        });
+    }
+    Ok(current)
+}
