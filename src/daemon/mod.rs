@@ -1,0 +1,328 @@
+//! `kyma-certd run`: the supervisor. Starts one task per certificate, routes signals,
+//! file changes and health pings to them, reloads the config, talks to systemd and
+//! serves the metrics. Does not renew anything itself (see `task`).
+
+mod task;
+mod watch;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::config::{self, CertificateConfig, Config, Layout};
+use crate::exit::{CommandError, CommandResult};
+use crate::report::http::{self as report_http, HealthRequests, HttpLimits, HttpState};
+use crate::report::{CertState, Metrics};
+use crate::systemd;
+use task::{Control, Report, TaskContext};
+use watch::{DEBOUNCE, DirWatcher};
+
+/// How long stopping may wait for tasks to finish or abandon their work.
+const DRAIN: Duration = Duration::from_millis(900);
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> CommandResult {
+    run_until(config, std::future::pending(), |_| {}).await
+}
+
+/// Runs the daemon until a signal or `stop` completes. `on_listen` learns the metrics
+/// address once bound (the demo prints it).
+pub async fn run_until(
+    config: Config,
+    stop: impl Future<Output = ()>,
+    on_listen: impl FnOnce(std::net::SocketAddr),
+) -> CommandResult {
+    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
+    let shutdown = CancellationToken::new();
+    let (health_probe, health) = report_http::health_channel();
+
+    let mut server = None;
+    if let Some(addr) = config.metrics.listen {
+        let listener = report_http::bind(addr).await.map_err(CommandError::failed)?;
+        let local = listener.local_addr().map_err(CommandError::failed)?;
+        info!("metrics on http://{local}/metrics, health on /healthz and /readyz");
+        on_listen(local);
+        let state = HttpState {
+            metrics: Arc::clone(&metrics),
+            health: health_probe,
+            limits: HttpLimits::default(),
+        };
+        let stop = shutdown.clone();
+        server = Some(tokio::spawn(report_http::serve(listener, state, async move {
+            stop.cancelled().await
+        })));
+    }
+
+    let signals = signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
+        .map_err(CommandError::failed)?;
+    let (watcher, changes) = DirWatcher::new().map_err(CommandError::failed)?;
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    let mut supervisor = Supervisor {
+        permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_renewals)),
+        config,
+        metrics,
+        tasks: HashMap::new(),
+        reports_tx,
+        schedule: HashMap::new(),
+        watcher,
+        announced_ready: false,
+        last_status: String::new(),
+    };
+    let certificates = supervisor.config.certificates.clone();
+    for cert in certificates {
+        supervisor.start(cert);
+    }
+    if supervisor.tasks.is_empty() {
+        warn!("no [[certificate]] configured: nothing to do");
+        supervisor.announce();
+    }
+
+    supervisor.event_loop(signals, changes, reports, health, stop).await;
+
+    systemd::stopping();
+    info!("stopping");
+    shutdown.cancel();
+    supervisor.stop_all().await;
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(DRAIN, server).await;
+    }
+    Ok(())
+}
+
+struct TaskHandle {
+    cfg: CertificateConfig,
+    control: mpsc::UnboundedSender<Control>,
+    cancel: CancellationToken,
+    join: JoinHandle<()>,
+}
+
+struct Supervisor {
+    config: Config,
+    metrics: Arc<Metrics>,
+    permits: Arc<Semaphore>,
+    tasks: HashMap<String, TaskHandle>,
+    reports_tx: mpsc::UnboundedSender<Report>,
+    schedule: HashMap<String, (CertState, Option<SystemTime>)>,
+    watcher: DirWatcher,
+    announced_ready: bool,
+    last_status: String,
+}
+
+impl Supervisor {
+    async fn event_loop(
+        &mut self,
+        mut signals: signal_hook_tokio::Signals,
+        mut changes: mpsc::UnboundedReceiver<PathBuf>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+        mut health: HealthRequests,
+        stop: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        // Pings come from this loop, so a wedged loop stops them and systemd restarts us.
+        let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
+        let mut pending: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let next_debounce = pending.values().min().copied();
+            tokio::select! {
+                () = &mut stop => return,
+                Some(signal) = signals.next() => match signal {
+                    SIGHUP => self.reload().await,
+                    SIGUSR1 => {
+                        info!("SIGUSR1: renewing every certificate now");
+                        for handle in self.tasks.values() {
+                            let _ = handle.control.send(Control::RenewNow);
+                        }
+                    }
+                    _ => {
+                        info!(signal, "termination signal received");
+                        return;
+                    }
+                },
+                Some(path) = changes.recv() => {
+                    if let Some(name) = self.watcher.owner_of(&path) {
+                        pending.insert(name.to_owned(), Instant::now() + DEBOUNCE);
+                    }
+                }
+                () = sleep_until_opt(next_debounce) => {
+                    let now = Instant::now();
+                    pending.retain(|name, at| {
+                        if *at > now {
+                            return true;
+                        }
+                        if let Some(handle) = self.tasks.get(name) {
+                            let _ = handle.control.send(Control::FilesChanged);
+                        }
+                        false
+                    });
+                }
+                Some(report) = reports.recv() => self.record(report),
+                Some(ping) = health.recv() => { let _ = ping.send(()); }
+                _ = tick(&mut watchdog) => systemd::watchdog(),
+            }
+        }
+    }
+
+    fn start(&mut self, cfg: CertificateConfig) {
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        for dir in watched_dirs(&cfg) {
+            if let Err(e) = self.watcher.watch(&cfg.name, &dir) {
+                warn!(name = %cfg.name, dir = %dir.display(), error = %e, "cannot watch the directory; changes by others are seen at the next wakeup only");
+            }
+        }
+        let ctx = TaskContext {
+            cfg: cfg.clone(),
+            metrics: Arc::clone(&self.metrics),
+            permits: Arc::clone(&self.permits),
+            control: control_rx,
+            reports: self.reports_tx.clone(),
+            cancel: cancel.clone(),
+        };
+        let span = info_span!("cert", name = %cfg.name, protocol = cfg.protocol.as_str());
+        let join = tokio::spawn(task::run(ctx).instrument(span));
+        self.tasks.insert(cfg.name.clone(), TaskHandle { cfg, control, cancel, join });
+    }
+
+    async fn stop(&mut self, name: &str) {
+        if let Some(handle) = self.tasks.remove(name) {
+            handle.cancel.cancel();
+            for dir in watched_dirs(&handle.cfg) {
+                self.watcher.unwatch(&dir);
+            }
+            let _ = tokio::time::timeout(DRAIN, handle.join).await;
+        }
+        self.schedule.remove(name);
+    }
+
+    async fn stop_all(&mut self) {
+        let names: Vec<String> = self.tasks.keys().cloned().collect();
+        for handle in self.tasks.values() {
+            handle.cancel.cancel();
+        }
+        let joins: Vec<_> = names.iter().filter_map(|n| self.tasks.remove(n)).map(|h| h.join).collect();
+        let _ = tokio::time::timeout(DRAIN, futures::future::join_all(joins)).await;
+    }
+
+    /// SIGHUP: a bad new config is rejected and counted; the old one stays in force.
+    async fn reload(&mut self) {
+        systemd::reloading();
+        info!(path = %self.config.path.display(), "SIGHUP: reloading the configuration");
+        let new = match config::load(&self.config.path) {
+            Ok(new) => new,
+            Err(e) => {
+                self.metrics.config_reload(false);
+                error!("the new configuration is invalid and was not applied; still running on the previous one:\n{e}");
+                systemd::ready();
+                return;
+            }
+        };
+        self.metrics.config_reload(true);
+        if new.daemon != self.config.daemon || new.metrics != self.config.metrics {
+            warn!("changes to [daemon] and [metrics] take effect at the next restart");
+        }
+        let old: HashMap<String, CertificateConfig> =
+            self.config.certificates.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        let wanted: HashSet<&str> = new.certificates.iter().map(|c| c.name.as_str()).collect();
+        let removed: Vec<String> = old.keys().filter(|n| !wanted.contains(n.as_str())).cloned().collect();
+        let mut restart = Vec::new();
+        for cert in &new.certificates {
+            match old.get(&cert.name) {
+                Some(previous) if previous == cert => {}
+                _ => restart.push(cert.clone()),
+            }
+        }
+        let daemon = self.config.daemon.clone();
+        let metrics_settings = self.config.metrics.clone();
+        self.config = Config { daemon, metrics: metrics_settings, ..new };
+        // Stopping is quick (tasks abandon between awaits), so the loop stays responsive.
+        for name in &removed {
+            info!(name = %name, "certificate removed from the configuration");
+            self.stop(name).await;
+            self.metrics.forget(name);
+        }
+        for cert in restart {
+            let name = cert.name.clone();
+            if old.contains_key(&name) {
+                info!(name = %name, "certificate changed in the configuration; restarting it");
+                self.stop(&name).await;
+            } else {
+                info!(name = %name, "certificate added to the configuration");
+            }
+            self.start(cert);
+        }
+        self.announce();
+        systemd::ready();
+    }
+
+    fn record(&mut self, report: Report) {
+        self.schedule.insert(report.name, (report.state, report.next));
+        self.announce();
+    }
+
+    /// READY=1 once every task has computed its first schedule; STATUS= when it changes.
+    fn announce(&mut self) {
+        let all_known = self.tasks.keys().all(|n| self.schedule.contains_key(n));
+        if !all_known {
+            return;
+        }
+        let now = SystemTime::now();
+        let next = self
+            .schedule
+            .iter()
+            .filter_map(|(name, (_, next))| next.map(|t| (name, t)))
+            .min_by_key(|(_, t)| *t)
+            .map(|(name, t)| (name.as_str(), t.duration_since(now).unwrap_or_default()));
+        let broken = self.schedule.values().filter(|(state, _)| !state.is_usable()).count();
+        let line = systemd::status_line(self.tasks.len(), next, broken);
+        if line != self.last_status {
+            systemd::status(&line);
+            self.last_status = line;
+        }
+        if !self.announced_ready {
+            self.announced_ready = true;
+            systemd::ready();
+            info!(certificates = self.tasks.len(), "ready");
+        }
+    }
+}
+
+/// The directories whose changes concern a certificate.
+fn watched_dirs(cfg: &CertificateConfig) -> Vec<PathBuf> {
+    let mut dirs = vec![cfg.dir.clone()];
+    if let Layout::Files(paths) = &cfg.layout {
+        for file in [&paths.cert_file, &paths.key_file, &paths.chain_file, &paths.ca_file] {
+            if let Some(parent) = file.parent() {
+                if !dirs.iter().any(|d| d == parent) {
+                    dirs.push(parent.to_path_buf());
+                }
+            }
+        }
+    }
+    dirs
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

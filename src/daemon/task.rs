@@ -1,0 +1,317 @@
+//! One certificate's life in the daemon: inspect the files, wait for the renewal time,
+//! renew, back off on failure, run the hooks, and wait for an operator when only a new
+//! enrollment can help. Does not parse the config, watch files or handle signals.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::CertificateConfig;
+use crate::flow::{self, FlowError};
+use crate::hooks::{HookEnv, run_hooks};
+use crate::report::{CertState, Metrics};
+use crate::schedule::{Backoff, next_wakeup};
+use crate::store::Store;
+use crate::verify::timestamp;
+use crate::x509::CertInfo;
+
+/// How often a certificate that needs a new enrollment is complained about.
+const COMPLAINT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// What the supervisor tells a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGUSR1: renew now, whatever the schedule says.
+    RenewNow,
+    /// Someone changed the files: look again.
+    FilesChanged,
+}
+
+/// What a task tells the supervisor, for `STATUS=` and `READY=1`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub name: String,
+    pub state: CertState,
+    pub next: Option<SystemTime>,
+}
+
+/// Everything a task needs; owned by the task.
+pub struct TaskContext {
+    pub cfg: CertificateConfig,
+    pub metrics: Arc<Metrics>,
+    pub permits: Arc<Semaphore>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub reports: mpsc::UnboundedSender<Report>,
+    pub cancel: CancellationToken,
+}
+
+/// How a wait ended.
+enum Woke {
+    Due,
+    Control(Control),
+    Cancelled,
+}
+
+/// What the files say about the certificate.
+enum Standing {
+    Valid(CertInfo),
+    NeedsEnrollment { state: CertState, why: String },
+}
+
+pub async fn run(mut ctx: TaskContext) {
+    let store = Store::new(&ctx.cfg);
+    let recover = store.clone();
+    match tokio::task::spawn_blocking(move || recover.recover()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %flow::error_chain(&e), "cannot recover the certificate directory"),
+        Err(_) => error!("recovery was interrupted"),
+    }
+    let backoff = match Backoff::new(ctx.cfg.retry_min, ctx.cfg.retry_max) {
+        Ok(b) => b,
+        Err(e) => {
+            // The config validation rules this out; fall back rather than spin.
+            error!(error = %e, "invalid retry bounds; using 30s..1h");
+            Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)).expect("constant bounds are valid")
+        }
+    };
+    let persisted = store.load_state().unwrap_or_default();
+    let mut failures = persisted.consecutive_failures;
+    let mut retry_at = persisted.next_attempt.filter(|_| failures > 0);
+    let mut known: Option<String> = None;
+    let mut last_complaint: Option<(Instant, String)> = None;
+
+    loop {
+        let standing = inspect(&store);
+        let info = match standing {
+            Standing::Valid(info) => info,
+            Standing::NeedsEnrollment { state, why } => {
+                known = None;
+                ctx.metrics.set_state(&ctx.cfg.name, state);
+                ctx.metrics.next_renewal(&ctx.cfg.name, None);
+                report(&ctx, state, None);
+                let repeat = last_complaint
+                    .as_ref()
+                    .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
+                if !repeat {
+                    error!(state = state.as_str(), "{why}; waiting for `kyma-certd enroll` with a new one-time token");
+                    last_complaint = Some((Instant::now(), why));
+                }
+                let wake = SystemTime::now() + COMPLAINT_INTERVAL;
+                match wait_until(wake, &mut ctx).await {
+                    Woke::Cancelled => return,
+                    Woke::Control(Control::RenewNow) => {
+                        warn!("cannot renew: the certificate needs a new enrollment");
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+        };
+        last_complaint = None;
+        if known.as_deref() != Some(info.fingerprint_sha256.as_str()) {
+            if known.is_some() {
+                info!(fingerprint = %info.fingerprint_sha256, "the certificate was replaced on disk; rescheduling");
+                failures = 0;
+                retry_at = None;
+            }
+            known = Some(info.fingerprint_sha256.clone());
+            ctx.metrics.cert_loaded(&ctx.cfg.name, info.not_before, info.not_after);
+        }
+
+        let (state, due) = match retry_at {
+            Some(at) if failures > 0 => (CertState::Backoff, at),
+            _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, &info)),
+        };
+        ctx.metrics.set_state(&ctx.cfg.name, state);
+        ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
+        report(&ctx, state, Some(due));
+        let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
+        info!(
+            next_renewal = %timestamp(due),
+            in_seconds = wait.as_secs(),
+            not_after = %timestamp(info.not_after),
+            "next renewal in {}",
+            humantime::format_duration(Duration::from_secs(wait.as_secs()))
+        );
+
+        match wait_until(due, &mut ctx).await {
+            Woke::Cancelled => return,
+            Woke::Control(Control::FilesChanged) => continue,
+            Woke::Due | Woke::Control(Control::RenewNow) => {}
+        }
+
+        let Some(outcome) = renew_once(&mut ctx, &store).await else {
+            return;
+        };
+        match outcome {
+            Ok(renewed) => {
+                failures = 0;
+                retry_at = None;
+                known = Some(renewed.info.fingerprint_sha256.clone());
+                ctx.metrics.cert_loaded(&ctx.cfg.name, renewed.info.not_before, renewed.info.not_after);
+                ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
+                notify_dependents(&ctx, &renewed).await;
+            }
+            Err(e) if e.needs_reenrollment() => {
+                let state = if matches!(e, FlowError::Expired { .. }) { CertState::Expired } else { CertState::Revoked };
+                if state == CertState::Revoked {
+                    mark_revoked(&store);
+                }
+                error!(error = %flow::error_chain(&e), "the connector refused the certificate");
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = backoff.delay(failures, SystemTime::now(), info.not_after, rand::random::<f64>());
+                let at = SystemTime::now() + delay;
+                retry_at = Some(at);
+                persist_retry(&store, at);
+                warn!(
+                    reason = e.reason(),
+                    consecutive_failures = failures,
+                    retry_in_seconds = delay.as_secs(),
+                    error = %flow::error_chain(&e),
+                    "renewal failed; retrying in {}",
+                    humantime::format_duration(Duration::from_secs(delay.as_secs()))
+                );
+            }
+        }
+    }
+}
+
+/// One renewal under the concurrency bound; `None` when cancelled (shutdown or removal).
+async fn renew_once(
+    ctx: &mut TaskContext,
+    store: &Store,
+) -> Option<Result<flow::Renewed, FlowError>> {
+    let permits = Arc::clone(&ctx.permits);
+    let _permit = tokio::select! {
+        permit = permits.acquire_owned() => permit.ok()?,
+        () = ctx.cancel.cancelled() => return None,
+    };
+    ctx.metrics.set_state(&ctx.cfg.name, CertState::Renewing);
+    report(ctx, CertState::Renewing, None);
+    info!("renewing");
+    let started = Instant::now();
+    // Abandoning a renewal drops it between awaits: before the swap nothing is on disk,
+    // and the swap itself runs to completion on the blocking pool.
+    let result = tokio::select! {
+        result = flow::renew(&ctx.cfg, store) => result,
+        () = ctx.cancel.cancelled() => {
+            info!("renewal abandoned: stopping");
+            return None;
+        }
+    };
+    let took = started.elapsed();
+    flow::record_attempt(store, result.as_ref().map(|_| ()));
+    match &result {
+        Ok(renewed) => {
+            ctx.metrics.renewal_succeeded(&ctx.cfg.name, took);
+            info!(
+                old = %renewed.previous.fingerprint_sha256,
+                new = %renewed.info.fingerprint_sha256,
+                took_ms = took.as_millis() as u64,
+                "renewed {} -> {}, valid until {}",
+                short(&renewed.previous.fingerprint_sha256),
+                short(&renewed.info.fingerprint_sha256),
+                timestamp(renewed.info.not_after)
+            );
+        }
+        Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.failure_reason(), took),
+    }
+    Some(result)
+}
+
+async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
+    if ctx.cfg.on_renew.is_empty() {
+        return;
+    }
+    let env = HookEnv {
+        name: ctx.cfg.name.clone(),
+        cert: renewed.paths.cert.clone(),
+        key: renewed.paths.key.clone(),
+        chain: renewed.paths.chain.clone(),
+        ca: renewed.paths.ca.clone(),
+        fingerprint: renewed.info.fingerprint_sha256.clone(),
+        not_after: timestamp(renewed.info.not_after),
+    };
+    for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
+        ctx.metrics.hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
+        match &outcome.error {
+            None => info!(hook = outcome.kind.as_label(), "hook ran"),
+            Some(error) => warn!(hook = outcome.kind.as_label(), %error, "hook failed; the renewed certificate stays in place"),
+        }
+    }
+}
+
+fn inspect(store: &Store) -> Standing {
+    let revoked = store.load_state().map(|s| s.revoked).unwrap_or(false);
+    match store.load_current() {
+        Ok(None) => Standing::NeedsEnrollment {
+            state: CertState::Missing,
+            why: "no certificate on disk".to_owned(),
+        },
+        Err(e) => Standing::NeedsEnrollment {
+            state: CertState::Missing,
+            why: format!("the certificate on disk is unusable: {}", flow::error_chain(&e)),
+        },
+        Ok(Some(_)) if revoked => Standing::NeedsEnrollment {
+            state: CertState::Revoked,
+            why: "the certificate was revoked".to_owned(),
+        },
+        Ok(Some(current)) if current.info.not_after <= SystemTime::now() => Standing::NeedsEnrollment {
+            state: CertState::Expired,
+            why: format!("the certificate expired at {}", timestamp(current.info.not_after)),
+        },
+        Ok(Some(current)) => Standing::Valid(current.info),
+    }
+}
+
+/// Sleeps until `deadline` in bounded steps recomputed from the wall clock, so a
+/// suspend or a clock step cannot make it oversleep.
+async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
+    loop {
+        let nap = next_wakeup(SystemTime::now(), deadline);
+        if nap.is_zero() {
+            return Woke::Due;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(nap) => {}
+            message = ctx.control.recv() => return match message {
+                Some(control) => Woke::Control(control),
+                None => Woke::Cancelled,
+            },
+            () = ctx.cancel.cancelled() => return Woke::Cancelled,
+        }
+    }
+}
+
+fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
+    let _ = ctx.reports.send(Report { name: ctx.cfg.name.clone(), state, next });
+}
+
+fn mark_revoked(store: &Store) {
+    let result = store.load_state().and_then(|mut state| {
+        state.revoked = true;
+        store.save_state(&state)
+    });
+    if let Err(e) = result {
+        warn!(error = %flow::error_chain(&e), "cannot record the revocation in state.json");
+    }
+}
+
+fn persist_retry(store: &Store, at: SystemTime) {
+    let result = store.load_state().and_then(|mut state| {
+        state.next_attempt = Some(at);
+        store.save_state(&state)
+    });
+    if let Err(e) = result {
+        debug!(error = %flow::error_chain(&e), "cannot record the retry time in state.json");
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(16)]
+}
