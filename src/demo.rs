@@ -1,0 +1,140 @@
+//! `kyma-certd demo`: the built-in connector simulator and the daemon against it, with
+//! short-lived certificates, in a temporary folder. Shows a new user what the daemon
+//! does within a minute. Does nothing the daemon does not do in production.
+
+use std::time::Duration;
+
+use crate::cli::DemoProtocol;
+use crate::exit::{CommandError, CommandResult};
+
+pub struct DemoOptions {
+    pub validity: Duration,
+    pub protocol: DemoProtocol,
+    /// Stop after this long instead of waiting for Ctrl-C.
+    pub duration: Option<Duration>,
+}
+
+#[cfg(not(feature = "demo"))]
+pub async fn run(_options: DemoOptions) -> CommandResult {
+    Err(CommandError::usage(anyhow::anyhow!(
+        "this build of kyma-certd has no demo (built without the `demo` feature)"
+    )))
+}
+
+#[cfg(feature = "demo")]
+pub async fn run(options: DemoOptions) -> CommandResult {
+    use kyma_connector_sim::{SimConfig, Simulator};
+
+    use crate::config::{self, Checks};
+    use crate::flow::{self, EnrollRequest};
+    use crate::secret::Token;
+    use crate::store::Store;
+
+    if options.validity < Duration::from_secs(10) {
+        return Err(CommandError::usage(anyhow::anyhow!("--validity must be at least 10s")));
+    }
+    let folder = tempfile::Builder::new()
+        .prefix("kyma-certd-demo-")
+        .tempdir()
+        .map_err(CommandError::failed)?;
+    let sim = Simulator::start(SimConfig {
+        validity: options.validity,
+        app: "demo-app".to_owned(),
+        out_dir: Some(folder.path().join("simulator")),
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(CommandError::failed)?;
+
+    let (protocol, enroll_url, token) = match options.protocol {
+        DemoProtocol::Compass => ("compass", sim.compass_token_url(), sim.mint_compass_token()),
+        DemoProtocol::KymaRest => {
+            let (token, url) = sim.mint_rest_token();
+            ("kyma-rest", url, token)
+        }
+    };
+    let cert_dir = folder.path().join("certs").join("demo");
+    let marker = folder.path().join("hook-runs.log");
+    let config_path = folder.path().join("config.toml");
+    let text = format!(
+        r#"# Written by `kyma-certd demo`.
+[daemon]
+log_level = "info"
+max_concurrent_renewals = 1
+
+[metrics]
+listen = "127.0.0.1:0"
+
+[defaults]
+renew_at = "60%"
+jitter = "5%"
+retry_min = "2s"
+retry_max = "10s"
+key_algorithm = "rsa2048"
+timeout = "10s"
+
+[[certificate]]
+name = "demo"
+protocol = "{protocol}"
+dir = {dir:?}
+server_ca_file = {ca:?}
+connector_url = "{connector}"
+
+[[certificate.on_renew]]
+command = ["sh", "-c", "echo \"the application would reload now: $KYMA_CERTD_NAME is $KYMA_CERTD_FINGERPRINT until $KYMA_CERTD_NOT_AFTER\" | tee -a {marker:?}"]
+timeout = "5s"
+"#,
+        dir = cert_dir.display().to_string(),
+        ca = sim.server_ca_path().display().to_string(),
+        connector = sim.compass_token_url(),
+        marker = marker.display().to_string(),
+    );
+    std::fs::write(&config_path, text).map_err(CommandError::failed)?;
+    let config = config::load(&config_path).map_err(CommandError::usage)?;
+    let _ = Checks::Full;
+    let cert = config.certificates[0].clone();
+
+    println!();
+    println!("kyma-certd demo");
+    println!("  connector simulator ({protocol}): {}", enroll_url_display(&enroll_url));
+    println!("  certificates live {}; the daemon renews at 60% of the lifetime, less up to 5% jitter", humantime::format_duration(options.validity));
+    println!("  working folder:  {}", folder.path().display());
+    println!("  configuration:   {}", config_path.display());
+    println!("  certificate:     {}/cert.pem (key.pem, chain.pem, ca.pem beside it)", cert_dir.display());
+    println!("  Ctrl-C stops the demo and removes the folder.");
+    println!();
+
+    let store = Store::new(&cert);
+    let url = (protocol == "kyma-rest").then(|| enroll_url.to_string());
+    let info = flow::enroll(&cert, &store, EnrollRequest { url, token: Some(Token::new(token)) })
+        .await
+        .map_err(|e| crate::commands::flow_error(&cert.name, e))?;
+    println!(
+        "enrolled with a one-time token: {} (sha256 {}…), valid until {}",
+        info.subject,
+        &info.fingerprint_sha256[..16],
+        crate::verify::timestamp(info.not_after)
+    );
+
+    let stop = async move {
+        match options.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = crate::daemon::run_until(config, stop, |addr| {
+        println!("metrics: curl http://{addr}/metrics   readiness: curl http://{addr}/readyz");
+        println!("status:  kyma-certd --config {} status", config_path.display());
+        println!();
+    })
+    .await;
+    sim.shutdown().await;
+    let renewals = std::fs::read_to_string(&marker).map(|t| t.lines().count()).unwrap_or(0);
+    println!("demo finished: {renewals} renewal(s) with hook runs; removing {}", folder.path().display());
+    result
+}
+
+#[cfg(feature = "demo")]
+fn enroll_url_display(url: &url::Url) -> String {
+    crate::protocol::RedactedUrl::new(url).to_string()
+}
