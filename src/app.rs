@@ -39,9 +39,9 @@ fn run(cli: Cli) -> CommandResult {
             init_logging(LogFormat::Text, "warn")?;
             commands::status(&cli.config, name.as_deref(), json)
         }
-        Command::Enroll { name, token, token_file, url } => {
+        Command::Enroll { name, token, token_file, url, if_needed } => {
             init_logging(LogFormat::Text, "warn")?;
-            let args = commands::EnrollArgs { name, token, token_file, url };
+            let args = commands::EnrollArgs { name, token, token_file, url, if_needed };
             block_on(commands::enroll(&cli.config, args))
         }
         Command::Renew { name, force } => {

@@ -52,6 +52,10 @@ pub enum Command {
         /// The connector URL to enroll at (see above).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// Only enroll when the certificate is missing, expired or revoked; otherwise
+        /// exit 0 without using the token (for init containers and provisioning scripts).
+        #[arg(long)]
+        if_needed: bool,
     },
 
     /// Renew the certificates that are inside their renewal window, once.

@@ -15,11 +15,28 @@ pub struct EnrollArgs {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
     pub url: Option<String>,
+    pub if_needed: bool,
 }
 
 pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     let config = super::load_config(config_path)?;
     let cert = super::certificate(&config, &args.name)?;
+    let store = Store::new(cert);
+    store.recover().map_err(|e| super::flow_error(&cert.name, e.into()))?;
+    if args.if_needed {
+        match flow::usable_current(cert, &store) {
+            Ok(current) => {
+                println!(
+                    "{} is enrolled and valid until {}; the token was not used",
+                    cert.name,
+                    crate::verify::timestamp(current.info.not_after)
+                );
+                return Ok(());
+            }
+            Err(e) if e.needs_reenrollment() => {}
+            Err(e) => return Err(super::flow_error(&cert.name, e)),
+        }
+    }
     let token = match (args.token, &args.token_file) {
         (Some(token), _) => Some(Token::new(token)),
         (None, Some(file)) => Some(read_token(file).map_err(CommandError::usage)?),
@@ -28,8 +45,6 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     if token.as_ref().is_some_and(Token::is_empty) {
         return Err(CommandError::usage(anyhow::anyhow!("the one-time token is empty")));
     }
-    let store = Store::new(cert);
-    store.recover().map_err(|e| super::flow_error(&cert.name, e.into()))?;
     let span = tracing::info_span!("enroll", name = %cert.name, protocol = cert.protocol.as_str());
     let _guard = span.enter();
     let info = flow::enroll(cert, &store, EnrollRequest { url: args.url, token })

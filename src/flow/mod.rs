@@ -7,7 +7,7 @@ mod renew;
 mod revoke;
 
 pub use enroll::{EnrollRequest, enroll};
-pub use renew::{Renewed, renew};
+pub use renew::{Renewed, renew, usable_current};
 pub use revoke::revoke;
 
 use std::path::PathBuf;

@@ -86,7 +86,7 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
 }
 
 /// The current material, if it can still authenticate a renewal.
-pub(crate) fn usable_current(
+pub fn usable_current(
     cfg: &CertificateConfig,
     store: &Store,
 ) -> Result<CurrentMaterial, FlowError> {
