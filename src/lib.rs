@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod hooks;
+pub mod report;
 pub mod schedule;
