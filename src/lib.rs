@@ -3,5 +3,7 @@
 
 pub mod config;
 pub mod hooks;
+pub mod logging;
 pub mod report;
 pub mod schedule;
+pub mod systemd;
