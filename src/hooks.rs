@@ -14,6 +14,7 @@ use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{HookConfig, HookSignal};
 
@@ -382,7 +383,8 @@ where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let name = name.to_owned();
-    tokio::spawn(async move { capture(reader, &name, kind, stream).await })
+    let span = tracing::debug_span!("hook_output", stream = stream.as_str());
+    tokio::spawn(async move { capture(reader, &name, kind, stream).await }.instrument(span))
 }
 
 async fn finish_capture(

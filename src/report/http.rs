@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::format::Format;
 use super::metrics::Metrics;
@@ -143,10 +144,14 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
         while connections.try_join_next().is_some() {}
         let state = state.clone();
         let stop = stop.clone();
-        connections.spawn(async move {
-            serve_connection(stream, peer, state, stop).await;
-            drop(permit);
-        });
+        let span = tracing::debug_span!("metrics_connection", %peer);
+        connections.spawn(
+            async move {
+                serve_connection(stream, peer, state, stop).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     stop.cancel();
     let drain = async { while connections.join_next().await.is_some() {} };

@@ -381,3 +381,28 @@ fn negotiation_prefers_openmetrics_only_when_the_client_does() {
         Format::Classic
     );
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let limits = fast_limits();
+    let server = Server::start(limits).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 503");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(CLIENT_LIMIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited < limits.header_read_timeout + Duration::from_secs(2),
+        "closed after {waited:?}"
+    );
+}
