@@ -1,6 +1,27 @@
 //! kyma-certd: keeps client certificates issued by Kyma connectors valid.
+//!
+//! The seven verbs of the product each have a home: enroll, renew and revoke in `flow`
+//! (over `protocol`), watch and schedule in `daemon` and `schedule`, verify in `verify`,
+//! swap in `store`, notify in `hooks` and `systemd`, report in `report` and `logging`.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod exit;
+pub mod flow;
+pub mod hooks;
+pub mod keys;
+pub mod logging;
 pub mod protocol;
+pub mod report;
+pub mod schedule;
 pub mod secret;
+pub mod store;
+pub mod subject;
+pub mod systemd;
+pub mod verify;
+pub mod x509;

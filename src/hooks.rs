@@ -1,0 +1,474 @@
+//! Runs a certificate's `[[certificate.on_renew]]` hooks after a swap: a signal to a
+//! process named by a pid file, a systemd reload, or a command without a shell. Does not
+//! decide when hooks run, and never touches the certificate files.
+
+use std::error::Error as _;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::{HookConfig, HookSignal};
+
+/// At most this much of each output stream of a command is kept and logged; the rest is
+/// read and counted, so a chatty hook can neither block on a full pipe nor flood the log.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// A pid file longer than this is not a pid file.
+const PID_FILE_LIMIT: u64 = 4096;
+
+/// How long output readers may run on after the command exited or was killed (a
+/// background process it started may keep the pipes open).
+const READER_GRACE: Duration = Duration::from_secs(1);
+
+/// What a hook learns about the new certificate, through `KYMA_CERTD_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEnv {
+    /// The certificate's name in the configuration.
+    pub name: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub chain: PathBuf,
+    pub ca: PathBuf,
+    /// SHA-256 of the leaf certificate's DER, lower-case hex.
+    pub fingerprint: String,
+    /// The leaf's notAfter, RFC 3339.
+    pub not_after: String,
+}
+
+impl HookEnv {
+    /// The environment variables a command hook receives, on top of the inherited ones.
+    pub fn vars(&self) -> [(&'static str, &OsStr); 7] {
+        [
+            ("KYMA_CERTD_NAME", OsStr::new(&self.name)),
+            ("KYMA_CERTD_CERT", self.cert.as_os_str()),
+            ("KYMA_CERTD_KEY", self.key.as_os_str()),
+            ("KYMA_CERTD_CHAIN", self.chain.as_os_str()),
+            ("KYMA_CERTD_CA", self.ca.as_os_str()),
+            ("KYMA_CERTD_FINGERPRINT", OsStr::new(&self.fingerprint)),
+            ("KYMA_CERTD_NOT_AFTER", OsStr::new(&self.not_after)),
+        ]
+    }
+}
+
+/// The kind of a hook: the `hook` label of `hook_runs_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookKind {
+    Signal,
+    Systemd,
+    Command,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 3] = [HookKind::Signal, HookKind::Systemd, HookKind::Command];
+
+    pub fn of(hook: &HookConfig) -> Self {
+        match hook {
+            HookConfig::Signal { .. } => HookKind::Signal,
+            HookConfig::SystemdUnit { .. } => HookKind::Systemd,
+            HookConfig::Command { .. } => HookKind::Command,
+        }
+    }
+
+    pub fn as_label(self) -> &'static str {
+        match self {
+            HookKind::Signal => "signal",
+            HookKind::Systemd => "systemd",
+            HookKind::Command => "command",
+        }
+    }
+}
+
+/// The result of one hook run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookOutcome {
+    pub kind: HookKind,
+    pub ok: bool,
+    /// The error and its causes, `: `-separated, when `ok` is false.
+    pub error: Option<String>,
+}
+
+/// Why a hook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("cannot read pid file {path}")]
+    PidFileRead { path: PathBuf, source: io::Error },
+    #[error("pid file {path} is empty")]
+    PidFileEmpty { path: PathBuf },
+    #[error("pid file {path} does not hold a single positive process id")]
+    PidFileInvalid { path: PathBuf },
+    #[error("process {pid} from pid file {path} does not exist (stale pid file)")]
+    ProcessGone { pid: i32, path: PathBuf },
+    #[error("cannot send SIG{signal} to process {pid} from pid file {path}")]
+    Kill {
+        signal: &'static str,
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("the command is empty")]
+    EmptyCommand,
+    #[error("cannot start {program}")]
+    Spawn { program: String, source: io::Error },
+    #[error("cannot wait for {program}")]
+    Wait { program: String, source: io::Error },
+    #[error("{program} did not finish within {timeout:?} and was killed")]
+    TimedOut { program: String, timeout: Duration },
+    #[error("{program} {status}")]
+    Failed { program: String, status: String },
+}
+
+/// Runs `hooks` in order for certificate `name`; a failing hook never stops the next one.
+/// Each outcome is also logged with the certificate name.
+pub async fn run_hooks(name: &str, hooks: &[HookConfig], env: &HookEnv) -> Vec<HookOutcome> {
+    let mut outcomes = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let kind = HookKind::of(hook);
+        let result = match hook {
+            HookConfig::Signal { signal, pid_file } => send_signal(*signal, pid_file).await,
+            HookConfig::SystemdUnit { unit, timeout } => {
+                run_command(name, kind, &systemctl_argv(unit), &[], *timeout)
+                    .await
+                    .map(drop)
+            }
+            HookConfig::Command { argv, timeout } => {
+                run_command(name, kind, argv, &env.vars(), *timeout)
+                    .await
+                    .map(drop)
+            }
+        };
+        let outcome = match result {
+            Ok(()) => {
+                tracing::info!(cert = name, hook = kind.as_label(), "hook succeeded");
+                HookOutcome {
+                    kind,
+                    ok: true,
+                    error: None,
+                }
+            }
+            Err(err) => {
+                let error = error_chain(&err);
+                tracing::warn!(cert = name, hook = kind.as_label(), %error, "hook failed");
+                HookOutcome {
+                    kind,
+                    ok: false,
+                    error: Some(error),
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+fn error_chain(err: &HookError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn signal_of(signal: HookSignal) -> (Signal, &'static str) {
+    match signal {
+        HookSignal::Hup => (Signal::HUP, "HUP"),
+        HookSignal::Usr1 => (Signal::USR1, "USR1"),
+        HookSignal::Usr2 => (Signal::USR2, "USR2"),
+        HookSignal::Term => (Signal::TERM, "TERM"),
+        HookSignal::Int => (Signal::INT, "INT"),
+        HookSignal::Quit => (Signal::QUIT, "QUIT"),
+    }
+}
+
+async fn send_signal(signal: HookSignal, pid_file: &Path) -> Result<(), HookError> {
+    let pid = read_pid_file(pid_file).await?;
+    let (sig, label) = signal_of(signal);
+    let raw = pid.as_raw_nonzero().get();
+    rustix::process::kill_process(pid, sig).map_err(|errno| {
+        if errno == rustix::io::Errno::SRCH {
+            HookError::ProcessGone {
+                pid: raw,
+                path: pid_file.to_owned(),
+            }
+        } else {
+            HookError::Kill {
+                signal: label,
+                pid: raw,
+                path: pid_file.to_owned(),
+                source: errno.into(),
+            }
+        }
+    })
+}
+
+/// Reads a pid file: one positive decimal number, surrounding whitespace allowed. Zero and
+/// negative numbers are refused: `kill` would read them as a process group or as "all".
+async fn read_pid_file(path: &Path) -> Result<Pid, HookError> {
+    let read_err = |source| HookError::PidFileRead {
+        path: path.to_owned(),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(PID_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(read_err)?;
+    let invalid = || HookError::PidFileInvalid {
+        path: path.to_owned(),
+    };
+    if bytes.len() as u64 > PID_FILE_LIMIT {
+        return Err(invalid());
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?.trim();
+    if text.is_empty() {
+        return Err(HookError::PidFileEmpty {
+            path: path.to_owned(),
+        });
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let raw: i32 = text.parse().map_err(|_| invalid())?;
+    if raw <= 0 {
+        return Err(invalid());
+    }
+    Pid::from_raw(raw).ok_or_else(invalid)
+}
+
+fn systemctl_argv(unit: &str) -> Vec<String> {
+    [
+        "systemctl",
+        "--no-ask-password",
+        "try-reload-or-restart",
+        "--",
+        unit,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// What a finished command left behind, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CommandReport {
+    status: ExitStatus,
+    stdout: Captured,
+    stderr: Captured,
+}
+
+/// How much of one output stream was kept (logged) and how much was dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Captured {
+    kept: usize,
+    dropped: u64,
+    lines: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Runs `argv` without a shell, stdin null, with the inherited environment plus `env`,
+/// in its own process group. At `timeout` the whole group is killed and the child reaped.
+/// A non-zero exit or a death by signal is an error.
+async fn run_command(
+    name: &str,
+    kind: HookKind,
+    argv: &[String],
+    env: &[(&str, &OsStr)],
+    timeout: Duration,
+) -> Result<CommandReport, HookError> {
+    let (program, args) = argv.split_first().ok_or(HookError::EmptyCommand)?;
+    let deadline = Instant::now() + timeout;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| HookError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let pid = child.id();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|out| spawn_capture(out, name, kind, Stream::Stdout));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|err| spawn_capture(err, name, kind, Stream::Stderr));
+
+    let waited = tokio::time::timeout_at(deadline, child.wait()).await;
+    let status = match waited {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(source)) => Err(HookError::Wait {
+            program: program.clone(),
+            source,
+        }),
+        Err(_elapsed) => {
+            kill_group(pid);
+            // `kill` sends SIGKILL to the child (again) and reaps it.
+            if let Err(err) = child.kill().await {
+                tracing::warn!(cert = name, hook = kind.as_label(), %err, "cannot reap a timed-out hook");
+            }
+            Err(HookError::TimedOut {
+                program: program.clone(),
+                timeout,
+            })
+        }
+    };
+    let readers_deadline = deadline.max(Instant::now()) + READER_GRACE;
+    let stdout = finish_capture(stdout, readers_deadline, name, kind, Stream::Stdout).await;
+    let stderr = finish_capture(stderr, readers_deadline, name, kind, Stream::Stderr).await;
+    let status = status?;
+    if status.success() {
+        return Ok(CommandReport {
+            status,
+            stdout,
+            stderr,
+        });
+    }
+    let status = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => format!("ended abnormally ({status})"),
+    };
+    Err(HookError::Failed {
+        program: program.clone(),
+        status,
+    })
+}
+
+/// SIGKILLs the process group led by `pid` (the hook and anything it started).
+fn kill_group(pid: Option<u32>) {
+    let group = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|&p| p > 0)
+        .and_then(Pid::from_raw);
+    if let Some(group) = group {
+        // ESRCH only means the group is already gone.
+        let _ = rustix::process::kill_process_group(group, Signal::KILL);
+    }
+}
+
+fn spawn_capture<R>(reader: R, name: &str, kind: HookKind, stream: Stream) -> JoinHandle<Captured>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let name = name.to_owned();
+    let span = tracing::debug_span!("hook_output", stream = stream.as_str());
+    tokio::spawn(async move { capture(reader, &name, kind, stream).await }.instrument(span))
+}
+
+async fn finish_capture(
+    handle: Option<JoinHandle<Captured>>,
+    deadline: Instant,
+    name: &str,
+    kind: HookKind,
+    stream: Stream,
+) -> Captured {
+    let Some(mut handle) = handle else {
+        return Captured::default();
+    };
+    match tokio::time::timeout_at(deadline, &mut handle).await {
+        Ok(Ok(captured)) => captured,
+        Ok(Err(_join_error)) => Captured::default(),
+        Err(_elapsed) => {
+            handle.abort();
+            tracing::warn!(
+                cert = name,
+                hook = kind.as_label(),
+                stream = stream.as_str(),
+                "hook output still open after the command ended (a background process holds it); stopped reading"
+            );
+            Captured::default()
+        }
+    }
+}
+
+/// Reads `reader` to its end, logging each line of the first [`OUTPUT_LIMIT`] bytes with
+/// the certificate name (stdout at info, stderr at warn), counting the rest.
+async fn capture<R: AsyncRead + Unpin>(
+    mut reader: R,
+    name: &str,
+    kind: HookKind,
+    stream: Stream,
+) -> Captured {
+    let mut stats = Captured::default();
+    let mut buf = vec![0u8; 8192];
+    let mut line = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let take = n.min(OUTPUT_LIMIT - stats.kept);
+        stats.kept += take;
+        stats.dropped += (n - take) as u64;
+        for piece in buf[..take].split_inclusive(|&b| b == b'\n') {
+            match piece.strip_suffix(b"\n") {
+                Some(body) => {
+                    line.extend_from_slice(body);
+                    emit_line(&line, name, kind, stream);
+                    stats.lines += 1;
+                    line.clear();
+                }
+                None => line.extend_from_slice(piece),
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit_line(&line, name, kind, stream);
+        stats.lines += 1;
+    }
+    if stats.dropped > 0 {
+        tracing::warn!(
+            cert = name,
+            hook = kind.as_label(),
+            stream = stream.as_str(),
+            dropped_bytes = stats.dropped,
+            "hook output beyond {OUTPUT_LIMIT} bytes was not logged"
+        );
+    }
+    stats
+}
+
+fn emit_line(line: &[u8], name: &str, kind: HookKind, stream: Stream) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.strip_suffix('\r').unwrap_or(&text);
+    let hook = kind.as_label();
+    match stream {
+        Stream::Stdout => tracing::info!(cert = name, hook, stream = "stdout", "{text}"),
+        Stream::Stderr => tracing::warn!(cert = name, hook, stream = "stderr", "{text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

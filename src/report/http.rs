@@ -1,0 +1,311 @@
+//! The HTTP/1 endpoint on `[metrics] listen`: `GET /metrics`, `/healthz` and `/readyz`,
+//! nothing else, with bounded requests, header timeouts and a connection limit. Does not
+//! compute metrics or states; it reads them from [`Metrics`] and pings the event loop.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::format::Format;
+use super::metrics::Metrics;
+
+/// The read buffer of one connection, and so the largest request head (hyper's minimum).
+pub const MAX_BUF_SIZE: usize = 8192;
+
+/// How long in-flight connections may finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After a failed `accept` (out of file descriptors, say), wait this long before the next.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Bounds that keep slow or hostile clients from holding the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// A request head must arrive within this time (also bounds idle keep-alive).
+    pub header_read_timeout: Duration,
+    /// A connection is closed after this long, whatever it is doing.
+    pub connection_lifetime: Duration,
+    /// How long `/healthz` waits for the event loop's answer.
+    pub health_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(5),
+            connection_lifetime: Duration::from_secs(30),
+            health_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One liveness ping: the event loop answers by sending `()` (or just dropping it is a
+/// failure). Carried by [`HealthRequests`].
+pub type HealthPing = oneshot::Sender<()>;
+
+/// The event loop's half of the liveness channel: answer every ping it yields, e.g.
+/// `Some(ping) = health.recv() => { let _ = ping.send(()); }`. Nothing arrives unless
+/// `/healthz` is requested, so an idle daemon stays idle.
+pub type HealthRequests = mpsc::Receiver<HealthPing>;
+
+/// The server's half of the liveness channel.
+#[derive(Debug, Clone)]
+pub struct HealthProbe {
+    tx: mpsc::Sender<HealthPing>,
+}
+
+/// A connected pair: give the probe to [`HttpState`], the receiver to the event loop.
+pub fn health_channel() -> (HealthProbe, HealthRequests) {
+    let (tx, rx) = mpsc::channel(16);
+    (HealthProbe { tx }, rx)
+}
+
+impl HealthProbe {
+    /// Whether the event loop answered a ping within `timeout`.
+    pub async fn check(&self, timeout: Duration) -> bool {
+        let (reply, answer) = oneshot::channel();
+        let ping = async { self.tx.send(reply).await.is_ok() && answer.await.is_ok() };
+        tokio::time::timeout(timeout, ping).await.unwrap_or(false)
+    }
+}
+
+/// What the handlers read.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub metrics: Arc<Metrics>,
+    pub health: HealthProbe,
+    pub limits: HttpLimits,
+}
+
+/// Errors of this layer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {addr}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// Binds the listening socket (done before the daemon reports ready, so a taken port is a
+/// startup error rather than a silent gap).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })
+}
+
+/// Serves `listener` until `shutdown` completes, then lets open connections finish for a
+/// few seconds and returns. Failed accepts and broken connections are logged, never fatal.
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Future<Output = ()>) {
+    let slots = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
+    let stop = CancellationToken::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot accept a metrics connection");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,
+                    }
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let state = state.clone();
+        let stop = stop.clone();
+        let span = tracing::debug_span!("metrics_connection", %peer);
+        connections.spawn(
+            async move {
+                serve_connection(stream, peer, state, stop).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    stop.cancel();
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        tracing::debug!("metrics connections still open at shutdown were closed");
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: HttpState,
+    stop: CancellationToken,
+) {
+    let lifetime = state.limits.connection_lifetime;
+    let header_read_timeout = state.limits.header_read_timeout;
+    let service = service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(respond(&state, &request).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_BUF_SIZE)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%peer, %err, "metrics connection ended with an error");
+            }
+        }
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, connection).await;
+        }
+        () = tokio::time::sleep(lifetime) => {
+            tracing::debug!(%peer, "metrics connection closed after its lifetime");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Health,
+    Ready,
+}
+
+async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let route = match request.uri().path() {
+        "/metrics" => Route::Metrics,
+        "/healthz" => Route::Health,
+        "/readyz" => Route::Ready,
+        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match route {
+        Route::Metrics => {
+            let accept = request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = negotiate(accept);
+            let body = state.metrics.encode(format);
+            with_type(StatusCode::OK, format.content_type(), body)
+        }
+        Route::Health => {
+            if state.health.check(state.limits.health_timeout).await {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "event loop not responding\n",
+                )
+            }
+        }
+        Route::Ready => {
+            let (ready, body) = readiness(&state.metrics);
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            with_type(status, "application/json", body)
+        }
+    }
+}
+
+/// Ready when at least one certificate is known and every known one is usable (valid,
+/// renewing or backing off); the JSON body lists each state either way.
+pub fn readiness(metrics: &Metrics) -> (bool, String) {
+    let states = metrics.states();
+    let ready = !states.is_empty() && states.iter().all(|(_, state)| state.is_usable());
+    let certificates: BTreeMap<String, &str> = states
+        .into_iter()
+        .map(|(name, state)| (name, state.as_str()))
+        .collect();
+    let body = serde_json::json!({ "ready": ready, "certificates": certificates });
+    (ready, format!("{body}\n"))
+}
+
+/// OpenMetrics for clients that prefer it (Prometheus asks for it first); the classic
+/// text format for everyone else (curl, promtool, older scrapers).
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::Classic;
+    };
+    let mut open_metrics = 0.0f64;
+    let mut classic = 0.0f64;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, q)| q.trim().parse::<f64>().ok())
+            .filter(|q| q.is_finite())
+            .unwrap_or(0.0);
+        match media.as_str() {
+            "application/openmetrics-text" => open_metrics = open_metrics.max(quality),
+            "text/plain" | "text/*" | "*/*" => classic = classic.max(quality),
+            _ => {}
+        }
+    }
+    if open_metrics > 0.0 && open_metrics >= classic {
+        Format::OpenMetrics
+    } else {
+        Format::Classic
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    with_type(status, "text/plain; charset=utf-8", body)
+}
+
+fn with_type(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,500 @@
+//! The daemon's Prometheus metrics (DESIGN.md section 6) and the readiness snapshot of
+//! certificate states, with their OpenMetrics and classic text encodings. Does not serve
+//! HTTP and does not decide states: the event loop reports events here.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::format::{Format, openmetrics_to_classic};
+use super::state::{CertState, FailureReason};
+use crate::hooks::HookKind;
+
+/// Upper bounds of `renewal_duration_seconds`: a 50 ms REST round trip up to a slow RSA-4096
+/// key generation plus retries inside one attempt.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NameLabels {
+    name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabels {
+    name: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    name: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    name: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HookLabels {
+    name: String,
+    hook: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+type TimeGauge = Family<NameLabels, Gauge<f64, AtomicU64>>;
+
+fn new_duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+fn result_label(ok: bool) -> &'static str {
+    if ok { "success" } else { "failure" }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+/// All metrics of the daemon, and the current state of every known certificate.
+///
+/// Every method is cheap and synchronous and holds no lock across an await, so scrapes
+/// never block renewals. A certificate's series appear (counters at zero, state `missing`)
+/// the first time any method names it, and disappear with [`Metrics::forget`].
+pub struct Metrics {
+    registry: Registry,
+    not_after: TimeGauge,
+    not_before: TimeGauge,
+    next_renewal: TimeGauge,
+    last_success: TimeGauge,
+    state: Family<StateLabels, Gauge>,
+    renewals: Family<ResultLabels, Counter>,
+    failures: Family<ReasonLabels, Counter>,
+    consecutive_failures: Family<NameLabels, Gauge>,
+    duration: Family<NameLabels, Histogram, fn() -> Histogram>,
+    hook_runs: Family<HookLabels, Counter>,
+    config_reloads: Family<ReloadLabels, Counter>,
+    /// The readiness snapshot; also the set of known certificate names.
+    states: Mutex<BTreeMap<String, CertState>>,
+    /// Bumped after every event; the encodings below are valid for one value of it.
+    generation: AtomicU64,
+    /// The last encoding of each format, with the generation it was made at.
+    encoded: Mutex<[Option<(u64, Bytes)>; 2]>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("states", &*self.lock_states())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with `build_info{version}` = 1 and both reload counters at zero.
+    pub fn new(version: &str) -> Arc<Self> {
+        let mut registry = Registry::with_prefix("kyma_certd");
+        let metrics = Metrics {
+            not_after: Family::default(),
+            not_before: Family::default(),
+            next_renewal: Family::default(),
+            last_success: Family::default(),
+            state: Family::default(),
+            renewals: Family::default(),
+            failures: Family::default(),
+            consecutive_failures: Family::default(),
+            duration: Family::new_with_constructor(new_duration_histogram),
+            hook_runs: Family::default(),
+            config_reloads: Family::default(),
+            states: Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
+            encoded: Mutex::new([None, None]),
+            registry: Registry::default(),
+        };
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        for ok in [true, false] {
+            create(
+                &metrics.config_reloads,
+                &ReloadLabels {
+                    result: result_label(ok),
+                },
+            );
+        }
+
+        registry.register(
+            "certificate_not_after_timestamp_seconds",
+            "notAfter of the current certificate, in seconds since the Unix epoch",
+            metrics.not_after.clone(),
+        );
+        registry.register(
+            "certificate_not_before_timestamp_seconds",
+            "notBefore of the current certificate, in seconds since the Unix epoch",
+            metrics.not_before.clone(),
+        );
+        registry.register(
+            "certificate_next_renewal_timestamp_seconds",
+            "When the next renewal attempt is scheduled, in seconds since the Unix epoch",
+            metrics.next_renewal.clone(),
+        );
+        registry.register(
+            "certificate_state",
+            "1 for the certificate's current state, 0 for the others",
+            metrics.state.clone(),
+        );
+        registry.register(
+            "renewals",
+            "Renewal attempts by result",
+            metrics.renewals.clone(),
+        );
+        registry.register(
+            "renewal_failures",
+            "Failed renewal attempts by reason",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "consecutive_failures",
+            "Failed renewal attempts since the last success",
+            metrics.consecutive_failures.clone(),
+        );
+        registry.register(
+            "renewal_duration_seconds",
+            "Duration of whole renewal attempts, key generation included",
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the last renewal succeeded, in seconds since the Unix epoch",
+            metrics.last_success.clone(),
+        );
+        registry.register(
+            "hook_runs",
+            "on_renew hook runs by kind and result",
+            metrics.hook_runs.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            metrics.config_reloads.clone(),
+        );
+        registry.register(
+            "build_info",
+            "Always 1; the version label names the running build",
+            build_info,
+        );
+        Arc::new(Metrics {
+            registry,
+            ..metrics
+        })
+    }
+
+    /// The certificate on disk is (now) the one valid from `not_before` to `not_after`.
+    pub fn cert_loaded(&self, name: &str, not_before: SystemTime, not_after: SystemTime) {
+        self.touch(name);
+        let labels = name_labels(name);
+        self.not_before
+            .get_or_create(&labels)
+            .set(unix_seconds(not_before));
+        self.not_after
+            .get_or_create(&labels)
+            .set(unix_seconds(not_after));
+        self.changed();
+    }
+
+    /// The next attempt is scheduled at `at`; `None` (waiting for enrollment) removes the
+    /// series.
+    pub fn next_renewal(&self, name: &str, at: Option<SystemTime>) {
+        self.touch(name);
+        let labels = name_labels(name);
+        match at {
+            Some(at) => {
+                self.next_renewal
+                    .get_or_create(&labels)
+                    .set(unix_seconds(at));
+            }
+            None => {
+                self.next_renewal.remove(&labels);
+            }
+        }
+        self.changed();
+    }
+
+    /// `name` is now in `state`: its state gauge moves and `/readyz` follows.
+    pub fn set_state(&self, name: &str, state: CertState) {
+        let mut states = self.lock_states();
+        self.touch_locked(&mut states, name);
+        states.insert(name.to_owned(), state);
+        self.write_state(name, state);
+        self.changed();
+    }
+
+    /// A renewal succeeded after `took`: one success counted, the failure streak reset,
+    /// the last-success time set to now.
+    pub fn renewal_succeeded(&self, name: &str, took: Duration) {
+        self.touch(name);
+        let labels = name_labels(name);
+        self.renewals
+            .get_or_create(&result_labels(name, true))
+            .inc();
+        self.consecutive_failures.get_or_create(&labels).set(0);
+        self.last_success
+            .get_or_create(&labels)
+            .set(unix_seconds(SystemTime::now()));
+        self.duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        self.changed();
+    }
+
+    /// A renewal failed for `reason` after `took`: one failure counted, by result and by
+    /// reason, and the failure streak grows by one.
+    pub fn renewal_failed(&self, name: &str, reason: FailureReason, took: Duration) {
+        self.touch(name);
+        let labels = name_labels(name);
+        self.renewals
+            .get_or_create(&result_labels(name, false))
+            .inc();
+        self.failures
+            .get_or_create(&ReasonLabels {
+                name: name.to_owned(),
+                reason: reason.as_str(),
+            })
+            .inc();
+        self.consecutive_failures.get_or_create(&labels).inc();
+        self.duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        self.changed();
+    }
+
+    /// One `on_renew` hook of `kind` ran for `name`.
+    pub fn hook_ran(&self, name: &str, kind: HookKind, ok: bool) {
+        self.touch(name);
+        self.hook_runs
+            .get_or_create(&HookLabels {
+                name: name.to_owned(),
+                hook: kind.as_label(),
+                result: result_label(ok),
+            })
+            .inc();
+        self.changed();
+    }
+
+    /// A configuration reload was applied (`ok`) or rejected.
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .get_or_create(&ReloadLabels {
+                result: result_label(ok),
+            })
+            .inc();
+        self.changed();
+    }
+
+    /// `name` left the configuration: all its series and its readiness entry disappear.
+    pub fn forget(&self, name: &str) {
+        let mut states = self.lock_states();
+        states.remove(name);
+        let labels = name_labels(name);
+        for family in [
+            &self.not_after,
+            &self.not_before,
+            &self.next_renewal,
+            &self.last_success,
+        ] {
+            family.remove(&labels);
+        }
+        self.consecutive_failures.remove(&labels);
+        self.duration.remove(&labels);
+        for state in CertState::ALL {
+            self.state.remove(&state_labels(name, state));
+        }
+        for ok in [true, false] {
+            self.renewals.remove(&result_labels(name, ok));
+            for kind in HookKind::ALL {
+                self.hook_runs.remove(&hook_labels(name, kind, ok));
+            }
+        }
+        for reason in FailureReason::ALL {
+            self.failures.remove(&ReasonLabels {
+                name: name.to_owned(),
+                reason: reason.as_str(),
+            });
+        }
+        self.changed();
+    }
+
+    /// Every known certificate and its state, sorted by name.
+    pub fn states(&self) -> Vec<(String, CertState)> {
+        self.lock_states()
+            .iter()
+            .map(|(name, state)| (name.clone(), *state))
+            .collect()
+    }
+
+    /// The state of `name`, if it is known.
+    pub fn state_of(&self, name: &str) -> Option<CertState> {
+        self.lock_states().get(name).copied()
+    }
+
+    /// The whole registry in `format`.
+    ///
+    /// The text is cached per format until the next event, so repeated scrapes of an
+    /// unchanged registry cost a reference count.
+    pub fn encode(&self, format: Format) -> Bytes {
+        let slot = match format {
+            Format::OpenMetrics => 0,
+            Format::Classic => 1,
+        };
+        // Read before encoding: an event during the encoding bumps it past this value.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some((cached, text)) = &self.lock_cache()[slot]
+            && *cached == generation
+        {
+            return text.clone();
+        }
+        let text = Bytes::from(self.encode_uncached(format));
+        self.lock_cache()[slot] = Some((generation, text.clone()));
+        text
+    }
+
+    fn encode_uncached(&self, format: Format) -> String {
+        let mut text = String::with_capacity(4096);
+        // Writing into a String cannot fail, and every metric here encodes without error.
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            tracing::error!("encoding the metrics failed");
+        }
+        match format {
+            Format::OpenMetrics => text,
+            Format::Classic => openmetrics_to_classic(&text),
+        }
+    }
+
+    fn lock_cache(&self) -> MutexGuard<'_, [Option<(u64, Bytes)>; 2]> {
+        self.encoded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks the cached encodings stale; called after every event.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn lock_states(&self) -> MutexGuard<'_, BTreeMap<String, CertState>> {
+        // A panic elsewhere while holding the lock leaves a map that is still consistent.
+        self.states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn touch(&self, name: &str) {
+        let mut states = self.lock_states();
+        self.touch_locked(&mut states, name);
+    }
+
+    /// Creates the series of a name seen for the first time: counters at zero, state
+    /// `missing`, so rates and alerts work from the first scrape.
+    fn touch_locked(&self, states: &mut BTreeMap<String, CertState>, name: &str) {
+        if states.contains_key(name) {
+            return;
+        }
+        states.insert(name.to_owned(), CertState::Missing);
+        self.write_state(name, CertState::Missing);
+        for ok in [true, false] {
+            create(&self.renewals, &result_labels(name, ok));
+            for kind in HookKind::ALL {
+                create(&self.hook_runs, &hook_labels(name, kind, ok));
+            }
+        }
+        for reason in FailureReason::ALL {
+            create(
+                &self.failures,
+                &ReasonLabels {
+                    name: name.to_owned(),
+                    reason: reason.as_str(),
+                },
+            );
+        }
+        let labels = name_labels(name);
+        create(&self.consecutive_failures, &labels);
+        create(&self.duration, &labels);
+    }
+
+    fn write_state(&self, name: &str, current: CertState) {
+        for state in CertState::ALL {
+            self.state
+                .get_or_create(&state_labels(name, state))
+                .set(i64::from(state == current));
+        }
+    }
+}
+
+/// Creates the series `labels` in `family` (at zero) without touching its value.
+fn create<S, M, C>(family: &Family<S, M, C>, labels: &S)
+where
+    S: Clone + std::hash::Hash + Eq,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    drop(family.get_or_create(labels));
+}
+
+fn name_labels(name: &str) -> NameLabels {
+    NameLabels {
+        name: name.to_owned(),
+    }
+}
+
+fn state_labels(name: &str, state: CertState) -> StateLabels {
+    StateLabels {
+        name: name.to_owned(),
+        state: state.as_str(),
+    }
+}
+
+fn result_labels(name: &str, ok: bool) -> ResultLabels {
+    ResultLabels {
+        name: name.to_owned(),
+        result: result_label(ok),
+    }
+}
+
+fn hook_labels(name: &str, kind: HookKind, ok: bool) -> HookLabels {
+    HookLabels {
+        name: name.to_owned(),
+        hook: kind.as_label(),
+        result: result_label(ok),
+    }
+}
+
+#[cfg(test)]
+mod tests;
