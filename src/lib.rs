@@ -2,3 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod keys;
+pub mod subject;
+pub mod x509;
