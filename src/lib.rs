@@ -4,4 +4,8 @@
 pub mod config;
 pub mod keys;
 pub mod subject;
+pub mod verify;
 pub mod x509;
+
+#[cfg(test)]
+mod testutil;
