@@ -7,5 +7,6 @@ pub mod subject;
 pub mod verify;
 pub mod x509;
 
+pub mod store;
 #[cfg(test)]
 mod testutil;

@@ -263,8 +263,12 @@ fn check_chain(
     Ok(())
 }
 
-/// RFC 3339 UTC, seconds precision.
+/// RFC 3339 UTC, seconds precision. Times outside 1970..=9999 (possible in a hostile
+/// certificate) are clamped instead of failing.
 pub fn timestamp(time: SystemTime) -> String {
+    // 9999-12-31T23:59:59Z
+    let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    let time = time.clamp(SystemTime::UNIX_EPOCH, latest);
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
@@ -476,5 +480,13 @@ mod tests {
             worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
             start
         );
+    }
+
+    #[test]
+    fn timestamps_outside_the_printable_range_are_clamped_not_panicking() {
+        let before_epoch = SystemTime::UNIX_EPOCH - DAY;
+        assert_eq!(timestamp(before_epoch), "1970-01-01T00:00:00Z");
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(timestamp(far), "9999-12-31T23:59:59Z");
     }
 }
