@@ -9,9 +9,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
-use super::raw::{Inherited, RawCertificate, RawDaemon, RawDefaults, RawHook, RawMetrics, Src};
+use super::raw::{Inherited, RawCertificate, RawDaemon, RawDefaults, RawMetrics, Src};
 use super::values::{self, IdKind, ModeKind};
 use super::{Checks, Problems};
+
+mod hooks;
+mod overlaps;
 
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9467";
 pub(super) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -454,105 +457,6 @@ impl Builder<'_> {
             ca_file: get("ca_file")?,
         }))
     }
-
-    fn hook(&mut self, hook: &Spanned<RawHook>, ctx: &str) -> Option<HookConfig> {
-        let span = hook.span();
-        let raw = hook.get_ref();
-        let ctx = format!("{ctx}: on_renew");
-        let ctx = ctx.as_str();
-        let kinds = [
-            raw.signal.is_some() || raw.pid_file.is_some(),
-            raw.systemd_unit.is_some(),
-            raw.command.is_some(),
-        ];
-        if kinds.iter().filter(|k| **k).count() != 1 {
-            self.problems.at(
-                span,
-                Some(ctx),
-                None,
-                "needs exactly one of `signal` (with `pid_file`), `systemd_unit` or `command`",
-            );
-            return None;
-        }
-        let timeout = self
-            .check(own(&raw.timeout), ctx, "timeout", |s| {
-                values::parse_duration(s)
-            })
-            .unwrap_or(DEFAULT_HOOK_TIMEOUT);
-        if raw.signal.is_some() || raw.pid_file.is_some() {
-            if let Some(t) = &raw.timeout {
-                self.problems.at(
-                    t.span(),
-                    Some(ctx),
-                    Some("timeout"),
-                    "has no effect on a signal hook",
-                );
-            }
-            let signal = self.required(&raw.signal, &span, ctx, "signal", |_, s| {
-                values::parse_signal(s)
-            });
-            let pid_file = self.required(&raw.pid_file, &span, ctx, "pid_file", |b, s| b.path(s));
-            return Some(HookConfig::Signal {
-                signal: signal?,
-                pid_file: pid_file?,
-            });
-        }
-        if let Some(unit) = &raw.systemd_unit {
-            let unit = self.check(own(&Some(unit.clone())), ctx, "systemd_unit", |s| {
-                values::check_unit_name(s).map(|()| s.clone())
-            })?;
-            return Some(HookConfig::SystemdUnit { unit, timeout });
-        }
-        let argv = self.check(own(&raw.command), ctx, "command", |argv| {
-            if argv.first().is_none_or(|program| program.trim().is_empty()) {
-                Err("must name a program: [\"/path/to/program\", \"arg\", ...]".into())
-            } else if argv.iter().any(|a| a.contains('\0')) {
-                Err("must not contain NUL characters".into())
-            } else {
-                Ok(argv.clone())
-            }
-        })?;
-        Some(HookConfig::Command { argv, timeout })
-    }
-
-    /// Two certificates must not write the same directory or the same file.
-    fn check_overlaps(
-        &mut self,
-        certificates: &[(Range<usize>, &RawCertificate, CertificateConfig)],
-    ) {
-        let mut dirs: HashMap<&Path, &str> = HashMap::new();
-        let mut files: HashMap<PathBuf, &str> = HashMap::new();
-        for (_, raw, cert) in certificates {
-            let ctx = format!("certificate {:?}", cert.name);
-            if let Some(other) = dirs.insert(&cert.dir, &cert.name)
-                && let Some(dir) = &raw.dir
-            {
-                self.problems.at(
-                    dir.span(),
-                    Some(&ctx),
-                    Some("dir"),
-                    format!("is already used by certificate {other:?}"),
-                );
-            }
-            for (key, path) in written_files(cert) {
-                if let Some(other) = files.get(&path)
-                    && *other != cert.name.as_str()
-                {
-                    let span = file_key_span(raw, key).unwrap_or_default();
-                    self.problems.at(
-                        span,
-                        Some(&ctx),
-                        Some(key),
-                        format!(
-                            "{} is also written by certificate {other:?}",
-                            path.display()
-                        ),
-                    );
-                }
-                files.insert(path, &cert.name);
-            }
-        }
-    }
 }
 
 fn resolve_path(base_dir: &Path, text: &str) -> Result<PathBuf, String> {
@@ -563,40 +467,6 @@ fn resolve_path(base_dir: &Path, text: &str) -> Result<PathBuf, String> {
         return Err("must not contain a NUL character".into());
     }
     Ok(normalize(&base_dir.join(text)))
-}
-
-/// Every file a certificate writes, with the key that names it (`dir` for those inside
-/// `dir`).
-fn written_files(cert: &CertificateConfig) -> Vec<(&'static str, PathBuf)> {
-    let mut out: Vec<(&'static str, PathBuf)> = ["state.json", "journal.json"]
-        .iter()
-        .map(|f| ("dir", cert.dir.join(f)))
-        .collect();
-    match &cert.layout {
-        Layout::Symlink => {
-            for f in ["cert.pem", "key.pem", "chain.pem", "ca.pem", "current"] {
-                out.push(("dir", cert.dir.join(f)));
-            }
-        }
-        Layout::Files(files) => {
-            out.push(("cert_file", files.cert_file.clone()));
-            out.push(("key_file", files.key_file.clone()));
-            out.push(("chain_file", files.chain_file.clone()));
-            out.push(("ca_file", files.ca_file.clone()));
-        }
-    }
-    out
-}
-
-fn file_key_span(raw: &RawCertificate, key: &str) -> Option<Range<usize>> {
-    let value = match key {
-        "cert_file" => &raw.cert_file,
-        "key_file" => &raw.key_file,
-        "chain_file" => &raw.chain_file,
-        "ca_file" => &raw.ca_file,
-        _ => &raw.dir,
-    };
-    value.as_ref().map(Spanned::span)
 }
 
 /// Removes `.` components and repeated separators; `..` is kept (paths may not exist
