@@ -1,0 +1,487 @@
+//! Validates the raw configuration and builds the domain types of `model`, recording
+//! every problem with its position. Does not parse TOML (see `raw` and `mod`).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::model::*;
+use super::raw::{Inherited, RawCertificate, RawDaemon, RawDefaults, RawMetrics, Src};
+use super::values::{self, IdKind, ModeKind};
+use super::{Checks, Problems};
+
+mod hooks;
+mod overlaps;
+
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9467";
+pub(super) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The raw sections, each `None` when absent or unreadable.
+#[derive(Default)]
+pub(super) struct Sections {
+    pub daemon: Option<RawDaemon>,
+    pub metrics: Option<RawMetrics>,
+    pub defaults: Option<RawDefaults>,
+    pub certificates: Vec<(Range<usize>, RawCertificate)>,
+}
+
+struct Builder<'a> {
+    problems: &'a mut Problems,
+    checks: Checks,
+    base_dir: &'a Path,
+}
+
+/// The validated inheritable part of a certificate.
+struct Common {
+    owner: Option<u32>,
+    group: Option<u32>,
+    cert_mode: u32,
+    key_mode: u32,
+    server_ca_file: Option<PathBuf>,
+    allow_insecure_http: bool,
+    renew: RenewPolicy,
+    jitter: f64,
+    retry_min: Duration,
+    retry_max: Duration,
+    key_algorithm: KeyAlgorithm,
+    rotate_key: bool,
+    timeout: Duration,
+    files_layout: bool,
+}
+
+pub(super) fn build(
+    sections: Sections,
+    path: &Path,
+    base_dir: &Path,
+    checks: Checks,
+    problems: &mut Problems,
+) -> Option<Config> {
+    let mut b = Builder {
+        problems,
+        checks,
+        base_dir,
+    };
+    let daemon = b.daemon(sections.daemon.unwrap_or_default());
+    let metrics = b.metrics(sections.metrics.unwrap_or_default());
+    let defaults = sections.defaults.unwrap_or_default();
+    b.common(&Inherited::defaults_only(&defaults), "[defaults]");
+
+    if sections.certificates.is_empty() {
+        b.problems.at(
+            0..0,
+            None,
+            None,
+            "no [[certificate]] table: there is nothing to keep valid",
+        );
+    }
+    let mut certificates = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (index, (span, raw)) in sections.certificates.iter().enumerate() {
+        if let Some(name) = &raw.name
+            && let Some(first) = names.insert(name.get_ref().clone(), name.span().start)
+        {
+            let line = b.problems.position(first).0;
+            b.problems.at(
+                name.span(),
+                Some(&format!("certificate {:?}", name.get_ref())),
+                Some("name"),
+                format!("is already used by the certificate on line {line}"),
+            );
+        }
+        if let Some(cert) = b.certificate(index, span.clone(), raw, &defaults) {
+            certificates.push((span.clone(), raw, cert));
+        }
+    }
+    b.check_overlaps(&certificates);
+    Some(Config {
+        path: path.to_owned(),
+        daemon,
+        metrics,
+        certificates: certificates.into_iter().map(|(_, _, c)| c).collect(),
+    })
+}
+
+fn own<T: Clone>(value: &Option<Spanned<T>>) -> Option<Src<T>> {
+    value.clone().map(Src::own)
+}
+
+impl Builder<'_> {
+    fn fail<T>(&mut self, src: &Src<T>, context: &str, key: &str, message: impl Into<String>) {
+        let context = if src.from_defaults {
+            "[defaults]"
+        } else {
+            context
+        };
+        self.problems
+            .at(src.value.span(), Some(context), Some(key), message);
+    }
+
+    /// Parses one value if present; a failure is recorded and gives `None`.
+    fn check<T, U>(
+        &mut self,
+        src: Option<Src<T>>,
+        context: &str,
+        key: &str,
+        parse: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<U> {
+        let src = src?;
+        match parse(src.get()) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.fail(&src, context, key, message);
+                None
+            }
+        }
+    }
+
+    fn path(&self, text: &str) -> Result<PathBuf, String> {
+        resolve_path(self.base_dir, text)
+    }
+
+    fn daemon(&mut self, raw: RawDaemon) -> DaemonSettings {
+        let ctx = "[daemon]";
+        let log_format = self
+            .check(own(&raw.log_format), ctx, "log_format", |s| {
+                values::parse_log_format(s)
+            })
+            .unwrap_or(LogFormat::Text);
+        let log_level = self
+            .check(own(&raw.log_level), ctx, "log_level", |s| {
+                values::check_log_level(s).map(|()| s.clone())
+            })
+            .unwrap_or_else(|| "info".into());
+        let max_concurrent_renewals = self
+            .check(
+                own(&raw.max_concurrent_renewals),
+                ctx,
+                "max_concurrent_renewals",
+                |n| match usize::try_from(*n) {
+                    Ok(n) if (1..=1024).contains(&n) => Ok(n),
+                    _ => Err("must be between 1 and 1024".into()),
+                },
+            )
+            .unwrap_or(4);
+        DaemonSettings {
+            log_format,
+            log_level,
+            max_concurrent_renewals,
+        }
+    }
+
+    fn metrics(&mut self, raw: RawMetrics) -> MetricsSettings {
+        let default = DEFAULT_LISTEN.parse().ok();
+        let listen = self
+            .check(own(&raw.listen), "[metrics]", "listen", |s| {
+                values::parse_listen(s)
+            })
+            .unwrap_or(default);
+        MetricsSettings { listen }
+    }
+
+    fn common(&mut self, m: &Inherited, ctx: &str) -> Common {
+        let lookup = self.checks == Checks::Full;
+        let owner = self
+            .check(m.owner.clone(), ctx, "owner", |s| {
+                values::resolve_id(s, IdKind::User, lookup)
+            })
+            .flatten();
+        let group = self
+            .check(m.group.clone(), ctx, "group", |s| {
+                values::resolve_id(s, IdKind::Group, lookup)
+            })
+            .flatten();
+        let cert_mode = self
+            .check(m.cert_mode.clone(), ctx, "cert_mode", |s| {
+                values::parse_mode(s, ModeKind::Certificate)
+            })
+            .unwrap_or(0o644);
+        let key_mode = self
+            .check(m.key_mode.clone(), ctx, "key_mode", |s| {
+                values::parse_mode(s, ModeKind::Key)
+            })
+            .unwrap_or(0o600);
+        let base_dir = self.base_dir;
+        let server_ca_file = self.check(m.server_ca_file.clone(), ctx, "server_ca_file", |s| {
+            resolve_path(base_dir, s)
+        });
+        if let (Some(path), Some(src), Checks::Full) =
+            (&server_ca_file, &m.server_ca_file, self.checks)
+            && let Err(message) = check_ca_file(path)
+        {
+            self.fail(src, ctx, "server_ca_file", message);
+        }
+        let allow_insecure_http = m.allow_insecure_http.as_ref().is_some_and(|s| *s.get());
+
+        let renew_at = self.check(m.renew_at.clone(), ctx, "renew_at", |s| {
+            values::parse_percent(s).and_then(|f| {
+                if f > 0.0 && f < 1.0 {
+                    Ok(f)
+                } else {
+                    Err("must be between 0% and 100% (exclusive)".into())
+                }
+            })
+        });
+        let renew_before = self.check(m.renew_before.clone(), ctx, "renew_before", |s| {
+            values::parse_duration(s)
+        });
+        if let (Some(_), Some(src)) = (&m.renew_at, &m.renew_before) {
+            self.fail(
+                src,
+                ctx,
+                "renew_before",
+                "cannot be combined with `renew_at`",
+            );
+        }
+        let renew = match (renew_at, renew_before) {
+            (_, Some(before)) if m.renew_at.is_none() => RenewPolicy::Before(before),
+            (Some(at), _) => RenewPolicy::At(at),
+            _ => RenewPolicy::At(0.7),
+        };
+        let jitter = self
+            .check(m.jitter.clone(), ctx, "jitter", |s| {
+                values::parse_percent(s).and_then(|f| {
+                    if (0.0..=0.5).contains(&f) {
+                        Ok(f)
+                    } else {
+                        Err("must be between 0% and 50%".into())
+                    }
+                })
+            })
+            .unwrap_or(0.05);
+        if let RenewPolicy::At(at) = renew
+            && jitter >= at
+        {
+            let src = m.jitter.as_ref().or(m.renew_at.as_ref());
+            if let Some(src) = src {
+                self.fail(
+                    src,
+                    ctx,
+                    "jitter",
+                    "must be smaller than `renew_at`, or a fresh certificate would be due at once",
+                );
+            }
+        }
+        let retry_min = self
+            .check(m.retry_min.clone(), ctx, "retry_min", |s| {
+                values::parse_duration(s)
+            })
+            .unwrap_or(Duration::from_secs(30));
+        let retry_max = self
+            .check(m.retry_max.clone(), ctx, "retry_max", |s| {
+                values::parse_duration(s)
+            })
+            .unwrap_or(Duration::from_secs(3600));
+        if retry_min > retry_max
+            && let Some(src) = m.retry_min.as_ref().or(m.retry_max.as_ref())
+        {
+            self.fail(
+                src,
+                ctx,
+                "retry_min",
+                format!(
+                    "{} is longer than retry_max {}",
+                    values::format_duration(retry_min),
+                    values::format_duration(retry_max)
+                ),
+            );
+        }
+        let key_algorithm = self
+            .check(m.key_algorithm.clone(), ctx, "key_algorithm", |s| {
+                values::parse_key_algorithm(s)
+            })
+            .unwrap_or(KeyAlgorithm::Rsa4096);
+        let rotate_key = m.rotate_key.as_ref().is_none_or(|s| *s.get());
+        let timeout = self
+            .check(m.timeout.clone(), ctx, "timeout", |s| {
+                values::parse_duration(s)
+            })
+            .unwrap_or(Duration::from_secs(30));
+        let files_layout = self
+            .check(m.layout.clone(), ctx, "layout", |s| match s.as_str() {
+                "symlink" => Ok(false),
+                "files" => Ok(true),
+                _ => Err("must be \"symlink\" or \"files\"".into()),
+            })
+            .unwrap_or(false);
+        Common {
+            owner,
+            group,
+            cert_mode,
+            key_mode,
+            server_ca_file,
+            allow_insecure_http,
+            renew,
+            jitter,
+            retry_min,
+            retry_max,
+            key_algorithm,
+            rotate_key,
+            timeout,
+            files_layout,
+        }
+    }
+
+    fn certificate(
+        &mut self,
+        index: usize,
+        span: Range<usize>,
+        raw: &RawCertificate,
+        defaults: &RawDefaults,
+    ) -> Option<CertificateConfig> {
+        let before = self.problems.len();
+        let ctx = match &raw.name {
+            Some(name) => format!("certificate {:?}", name.get_ref()),
+            None => format!("certificate #{}", index + 1),
+        };
+        let ctx = ctx.as_str();
+        let name = self.required(&raw.name, &span, ctx, "name", |_, s| {
+            values::check_name(s).map(|()| s.clone())
+        });
+        let protocol = self.required(&raw.protocol, &span, ctx, "protocol", |_, s| {
+            values::parse_protocol(s)
+        });
+        let dir = self.required(&raw.dir, &span, ctx, "dir", |b, s| b.path(s));
+        let common = self.common(&Inherited::merge(raw, defaults), ctx);
+        let insecure = common.allow_insecure_http;
+        let connector_url = self.check(own(&raw.connector_url), ctx, "connector_url", |s| {
+            values::parse_url(s, insecure)
+        });
+        let renewal_url = self.check(own(&raw.renewal_url), ctx, "renewal_url", |s| {
+            values::parse_url(s, insecure)
+        });
+        let layout = self.layout(raw, &span, ctx, common.files_layout);
+        let on_renew = raw
+            .on_renew
+            .iter()
+            .flatten()
+            .filter_map(|hook| self.hook(hook, ctx))
+            .collect();
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(CertificateConfig {
+            name: name?,
+            protocol: protocol?,
+            dir: dir?,
+            owner: common.owner,
+            group: common.group,
+            cert_mode: common.cert_mode,
+            key_mode: common.key_mode,
+            server_ca_file: common.server_ca_file,
+            connector_url,
+            renewal_url,
+            allow_insecure_http: common.allow_insecure_http,
+            renew: common.renew,
+            jitter: common.jitter,
+            retry_min: common.retry_min,
+            retry_max: common.retry_max,
+            key_algorithm: common.key_algorithm,
+            rotate_key: common.rotate_key,
+            timeout: common.timeout,
+            layout: layout?,
+            on_renew,
+        })
+    }
+
+    fn required<U>(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        table: &Range<usize>,
+        ctx: &str,
+        key: &str,
+        parse: impl FnOnce(&Self, &String) -> Result<U, String>,
+    ) -> Option<U> {
+        let Some(value) = value else {
+            self.problems
+                .at(table.clone(), Some(ctx), Some(key), "is required");
+            return None;
+        };
+        let parsed = parse(self, value.get_ref());
+        self.check(own(&Some(value.clone())), ctx, key, |_| parsed)
+    }
+
+    fn layout(
+        &mut self,
+        raw: &RawCertificate,
+        table: &Range<usize>,
+        ctx: &str,
+        files: bool,
+    ) -> Option<Layout> {
+        let keys = [
+            ("cert_file", &raw.cert_file),
+            ("key_file", &raw.key_file),
+            ("chain_file", &raw.chain_file),
+            ("ca_file", &raw.ca_file),
+        ];
+        if !files {
+            for (key, value) in keys {
+                if let Some(value) = value {
+                    self.problems.at(
+                        value.span(),
+                        Some(ctx),
+                        Some(key),
+                        "only applies with layout = \"files\"; the symlink layout writes into `dir`",
+                    );
+                }
+            }
+            return Some(Layout::Symlink);
+        }
+        let mut paths = Vec::new();
+        for (key, value) in keys {
+            let path = self.required(value, table, ctx, key, |b, s| b.path(s));
+            if let (Some(path), Some(value)) = (&path, value) {
+                if let Some((other, _)) = paths.iter().find(|(_, p)| p == path) {
+                    self.problems.at(
+                        value.span(),
+                        Some(ctx),
+                        Some(key),
+                        format!("is the same file as `{other}`"),
+                    );
+                }
+                paths.push((key, path.clone()));
+            }
+        }
+        let get = |k: &str| {
+            paths
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, p)| p.clone())
+        };
+        Some(Layout::Files(FilePaths {
+            cert_file: get("cert_file")?,
+            key_file: get("key_file")?,
+            chain_file: get("chain_file")?,
+            ca_file: get("ca_file")?,
+        }))
+    }
+}
+
+fn resolve_path(base_dir: &Path, text: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.contains('\0') {
+        return Err("must not contain a NUL character".into());
+    }
+    Ok(normalize(&base_dir.join(text)))
+}
+
+/// Removes `.` components and repeated separators; `..` is kept (paths may not exist
+/// yet, so they are not resolved on disk).
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// The trust file for the connector's TLS must be readable and hold certificates.
+fn check_ca_file(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "is not PEM text".to_string())?;
+    crate::x509::parse_pem_bundle(&text)
+        .map(|_| ())
+        .map_err(|e| format!("holds no usable PEM certificate: {e}"))
+}

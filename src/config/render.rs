@@ -1,0 +1,156 @@
+//! Renders the resolved configuration (defaults filled in) as TOML-like text for
+//! `check-config`. Does not validate.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::model::*;
+use super::values::{format_duration, format_percent, signal_name};
+
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+fn path(p: &Path) -> String {
+    quoted(&p.to_string_lossy())
+}
+
+impl Config {
+    /// The resolved values, one `key = value` line each, in the layout of the file.
+    /// Unset optional keys appear as comments saying what applies instead.
+    pub fn render_resolved(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# resolved from {}", self.path.display());
+        let _ = writeln!(out, "\n[daemon]");
+        let format = match self.daemon.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        let _ = writeln!(out, "log_format = {}", quoted(format));
+        let _ = writeln!(out, "log_level = {}", quoted(&self.daemon.log_level));
+        let _ = writeln!(
+            out,
+            "max_concurrent_renewals = {}",
+            self.daemon.max_concurrent_renewals
+        );
+        let _ = writeln!(out, "\n[metrics]");
+        match self.metrics.listen {
+            Some(addr) => {
+                let _ = writeln!(out, "listen = {}", quoted(&addr.to_string()));
+            }
+            None => {
+                let _ = writeln!(out, "listen = \"\"  # disabled");
+            }
+        }
+        for cert in &self.certificates {
+            render_certificate(&mut out, cert);
+        }
+        out
+    }
+}
+
+fn render_certificate(out: &mut String, cert: &CertificateConfig) {
+    let _ = writeln!(out, "\n[[certificate]]");
+    let _ = writeln!(out, "name = {}", quoted(&cert.name));
+    let _ = writeln!(out, "protocol = {}", quoted(cert.protocol.as_str()));
+    let _ = writeln!(out, "dir = {}", path(&cert.dir));
+    match cert.owner {
+        Some(uid) => {
+            let _ = writeln!(out, "owner = {uid}");
+        }
+        None => {
+            let _ = writeln!(out, "# owner: unchanged (the daemon's user)");
+        }
+    }
+    match cert.group {
+        Some(gid) => {
+            let _ = writeln!(out, "group = {gid}");
+        }
+        None => {
+            let _ = writeln!(out, "# group: unchanged (the daemon's group)");
+        }
+    }
+    let _ = writeln!(out, "cert_mode = \"{:04o}\"", cert.cert_mode);
+    let _ = writeln!(out, "key_mode = \"{:04o}\"", cert.key_mode);
+    match &cert.server_ca_file {
+        Some(p) => {
+            let _ = writeln!(out, "server_ca_file = {}", path(p));
+        }
+        None => {
+            let _ = writeln!(out, "# server_ca_file: the system roots");
+        }
+    }
+    match &cert.connector_url {
+        Some(url) => {
+            let _ = writeln!(out, "connector_url = {}", quoted(url.as_str()));
+        }
+        None => {
+            let _ = writeln!(out, "# connector_url: none (give `enroll --url`)");
+        }
+    }
+    match &cert.renewal_url {
+        Some(url) => {
+            let _ = writeln!(out, "renewal_url = {}", quoted(url.as_str()));
+        }
+        None => {
+            let _ = writeln!(out, "# renewal_url: learned at enrollment");
+        }
+    }
+    let _ = writeln!(out, "allow_insecure_http = {}", cert.allow_insecure_http);
+    match cert.renew {
+        RenewPolicy::At(fraction) => {
+            let _ = writeln!(out, "renew_at = {}", quoted(&format_percent(fraction)));
+        }
+        RenewPolicy::Before(before) => {
+            let _ = writeln!(out, "renew_before = {}", quoted(&format_duration(before)));
+        }
+    }
+    let _ = writeln!(out, "jitter = {}", quoted(&format_percent(cert.jitter)));
+    let _ = writeln!(
+        out,
+        "retry_min = {}",
+        quoted(&format_duration(cert.retry_min))
+    );
+    let _ = writeln!(
+        out,
+        "retry_max = {}",
+        quoted(&format_duration(cert.retry_max))
+    );
+    let _ = writeln!(
+        out,
+        "key_algorithm = {}",
+        quoted(cert.key_algorithm.as_str())
+    );
+    let _ = writeln!(out, "rotate_key = {}", cert.rotate_key);
+    let _ = writeln!(out, "timeout = {}", quoted(&format_duration(cert.timeout)));
+    match &cert.layout {
+        Layout::Symlink => {
+            let _ = writeln!(out, "layout = \"symlink\"");
+        }
+        Layout::Files(files) => {
+            let _ = writeln!(out, "layout = \"files\"");
+            let _ = writeln!(out, "cert_file = {}", path(&files.cert_file));
+            let _ = writeln!(out, "key_file = {}", path(&files.key_file));
+            let _ = writeln!(out, "chain_file = {}", path(&files.chain_file));
+            let _ = writeln!(out, "ca_file = {}", path(&files.ca_file));
+        }
+    }
+    for hook in &cert.on_renew {
+        let _ = writeln!(out, "\n[[certificate.on_renew]]");
+        match hook {
+            HookConfig::Signal { signal, pid_file } => {
+                let _ = writeln!(out, "signal = {}", quoted(signal_name(*signal)));
+                let _ = writeln!(out, "pid_file = {}", path(pid_file));
+            }
+            HookConfig::SystemdUnit { unit, timeout } => {
+                let _ = writeln!(out, "systemd_unit = {}", quoted(unit));
+                let _ = writeln!(out, "timeout = {}", quoted(&format_duration(*timeout)));
+            }
+            HookConfig::Command { argv, timeout } => {
+                let list: Vec<String> = argv.iter().map(|a| quoted(a)).collect();
+                let _ = writeln!(out, "command = [{}]", list.join(", "));
+                let _ = writeln!(out, "timeout = {}", quoted(&format_duration(*timeout)));
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Parsers for single configuration values (durations, percentages, modes, names,
+//! URLs, signals, user and group ids). Each returns a lower-case reason on failure.
+//! Does not know where in the file a value sits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use super::model::{HookSignal, KeyAlgorithm, LogFormat, Protocol};
+
+/// A humane duration (`"90s"`, `"30m"`, `"36h"`, `"30d"`, `"1h 30m"`), greater than zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("must be a duration like \"30s\", \"15m\", \"36h\" or \"30d\"".into());
+    }
+    let duration = humantime::parse_duration(trimmed).map_err(|e| {
+        format!("is not a duration like \"30s\", \"15m\", \"36h\" or \"30d\" ({e})")
+    })?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+/// Renders a duration in the largest unit that divides it (`30d`, `36h`, `90s`, `250ms`),
+/// which `parse_duration` reads back.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms == 0 || ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// A percentage (`"70%"`, `"2.5%"`) as a fraction of one. The `%` sign is required.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let Some(number) = text.trim().strip_suffix('%') else {
+        return Err("must be a percentage like \"70%\"".into());
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| "must be a percentage like \"70%\"".to_string())?;
+    if !value.is_finite() {
+        return Err("must be a finite percentage".into());
+    }
+    Ok(value / 100.0)
+}
+
+/// Renders a fraction as a percentage without trailing zeros (`0.7` → `70%`).
+pub fn format_percent(fraction: f64) -> String {
+    let text = format!("{:.4}", fraction * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
+/// Which file a mode is for: key files must keep others out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeKind {
+    Certificate,
+    Key,
+}
+
+/// A file mode written as an octal string (`"0640"`, `"640"`, `"0o640"`).
+pub fn parse_mode(text: &str, kind: ModeKind) -> Result<u32, String> {
+    let trimmed = text.trim();
+    let digits = trimmed.strip_prefix("0o").unwrap_or(trimmed);
+    if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err("must be an octal mode string like \"0640\"".into());
+    }
+    let mode =
+        u32::from_str_radix(digits, 8).map_err(|_| "must be an octal mode string like \"0640\"")?;
+    if mode > 0o777 {
+        return Err("must not set setuid, setgid or sticky bits (at most \"0777\")".into());
+    }
+    if mode & 0o400 == 0 {
+        return Err("must let the owner read the file".into());
+    }
+    if kind == ModeKind::Key && mode & 0o007 != 0 {
+        return Err("must not give others any access to the private key (last digit 0)".into());
+    }
+    Ok(mode)
+}
+
+/// `[a-z0-9_-]+`, at most 64 characters.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 64 {
+        return Err("must be at most 64 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err("may only hold lower-case letters, digits, `_` and `-`".into());
+    }
+    Ok(())
+}
+
+/// An `https://` URL with a host and no credentials; `http://` only when allowed.
+pub fn parse_url(text: &str, allow_insecure_http: bool) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http => {}
+        "http" => {
+            return Err(
+                "uses plain http: certificates and tokens would travel unencrypted (set `allow_insecure_http = true` for a test setup)"
+                    .into(),
+            );
+        }
+        other => return Err(format!("has scheme `{other}`; only https is supported")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a user name or password".into());
+    }
+    Ok(url)
+}
+
+pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    match text {
+        "compass" => Ok(Protocol::Compass),
+        "kyma-rest" => Ok(Protocol::KymaRest),
+        _ => Err("must be \"compass\" or \"kyma-rest\"".into()),
+    }
+}
+
+pub fn parse_key_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
+    match text {
+        "rsa2048" => Ok(KeyAlgorithm::Rsa2048),
+        "rsa3072" => Ok(KeyAlgorithm::Rsa3072),
+        "rsa4096" => Ok(KeyAlgorithm::Rsa4096),
+        "ecdsa-p256" => Ok(KeyAlgorithm::EcdsaP256),
+        _ => Err("must be one of \"rsa2048\", \"rsa3072\", \"rsa4096\", \"ecdsa-p256\"".into()),
+    }
+}
+
+pub fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("must be \"text\" or \"json\"".into()),
+    }
+}
+
+/// A tracing filter such as `info` or `kyma_certd=debug,warn`.
+pub fn check_log_level(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty (use \"info\")".into());
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| ())
+        .map_err(|e| format!("is not a valid log filter ({e})"))
+}
+
+/// `""` disables the endpoint; otherwise an IP address and port.
+pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        "must be an IP address and port like \"127.0.0.1:9467\", or \"\" to disable".into()
+    })
+}
+
+/// `HUP`, `SIGHUP` or `hup`; only the signals a reload hook plausibly needs.
+pub fn parse_signal(text: &str) -> Result<HookSignal, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    match name {
+        "HUP" => Ok(HookSignal::Hup),
+        "USR1" => Ok(HookSignal::Usr1),
+        "USR2" => Ok(HookSignal::Usr2),
+        "TERM" => Ok(HookSignal::Term),
+        "INT" => Ok(HookSignal::Int),
+        "QUIT" => Ok(HookSignal::Quit),
+        _ => Err("must be one of HUP, USR1, USR2, TERM, INT, QUIT".into()),
+    }
+}
+
+pub fn signal_name(signal: HookSignal) -> &'static str {
+    match signal {
+        HookSignal::Hup => "HUP",
+        HookSignal::Usr1 => "USR1",
+        HookSignal::Usr2 => "USR2",
+        HookSignal::Term => "TERM",
+        HookSignal::Int => "INT",
+        HookSignal::Quit => "QUIT",
+    }
+}
+
+/// A systemd unit name: no whitespace, slashes or control characters.
+pub fn check_unit_name(text: &str) -> Result<(), String> {
+    let ok = !text.is_empty()
+        && text.len() <= 256
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '\\' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a valid systemd unit name".into())
+    }
+}
+
+/// A user or group as written: a name or a numeric id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdSpec {
+    Id(i64),
+    Name(String),
+}
+
+impl<'de> serde::Deserialize<'de> for IdSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IdSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a user or group name, or a numeric id")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<IdSpec, E> {
+                Ok(IdSpec::Id(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IdSpec, E> {
+                i64::try_from(v)
+                    .map(IdSpec::Id)
+                    .map_err(|_| E::custom("id is too large"))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<IdSpec, E> {
+                Ok(IdSpec::Name(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Whether the owner or the group is being resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    User,
+    Group,
+}
+
+/// Resolves a name or numeric id. `Ok(None)` when `lookup` is false and the name would
+/// need the user database.
+pub fn resolve_id(spec: &IdSpec, kind: IdKind, lookup: bool) -> Result<Option<u32>, String> {
+    let numeric = match spec {
+        IdSpec::Id(id) => Some(*id),
+        IdSpec::Name(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_digit()) => Some(
+            name.parse::<i64>()
+                .map_err(|_| "id is too large".to_string())?,
+        ),
+        IdSpec::Name(_) => None,
+    };
+    if let Some(id) = numeric {
+        return u32::try_from(id)
+            .ok()
+            .filter(|id| *id != u32::MAX)
+            .map(Some)
+            .ok_or_else(|| "must be a valid numeric id".to_string());
+    }
+    let IdSpec::Name(name) = spec else {
+        return Ok(None);
+    };
+    if name.trim().is_empty() || name.contains('\0') {
+        return Err("must be a user or group name, or a numeric id".into());
+    }
+    if !lookup {
+        return Ok(None);
+    }
+    let found = match kind {
+        IdKind::User => nix::unistd::User::from_name(name).map(|u| u.map(|u| u.uid.as_raw())),
+        IdKind::Group => nix::unistd::Group::from_name(name).map(|g| g.map(|g| g.gid.as_raw())),
+    };
+    let what = match kind {
+        IdKind::User => "user",
+        IdKind::Group => "group",
+    };
+    match found {
+        Ok(Some(id)) => Ok(Some(id)),
+        Ok(None) => Err(format!("no {what} named `{name}` on this system")),
+        Err(e) => Err(format!("looking up {what} `{name}` failed ({e})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn humane_durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("36h"), Ok(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(
+            parse_duration("0s")
+                .unwrap_err()
+                .contains("longer than zero")
+        );
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn durations_render_in_the_largest_exact_unit() {
+        for (secs, text) in [
+            (90, "90s"),
+            (1800, "30m"),
+            (36 * 3600, "36h"),
+            (30 * 86_400, "30d"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn percentages_need_the_percent_sign() {
+        assert_eq!(parse_percent("70%"), Ok(0.7));
+        assert_eq!(parse_percent(" 2.5 % "), Ok(0.025));
+        assert!(parse_percent("0.7").is_err());
+        assert!(parse_percent("NaN%").is_err());
+        assert!(parse_percent("inf%").is_err());
+        assert_eq!(format_percent(0.7), "70%");
+        assert_eq!(format_percent(0.025), "2.5%");
+    }
+
+    #[test]
+    fn modes_are_octal_and_sane() {
+        assert_eq!(parse_mode("0644", ModeKind::Certificate), Ok(0o644));
+        assert_eq!(parse_mode("640", ModeKind::Key), Ok(0o640));
+        assert_eq!(parse_mode("0o600", ModeKind::Key), Ok(0o600));
+        assert!(
+            parse_mode("0604", ModeKind::Key)
+                .unwrap_err()
+                .contains("others")
+        );
+        assert!(
+            parse_mode("0888", ModeKind::Certificate)
+                .unwrap_err()
+                .contains("octal")
+        );
+        assert!(
+            parse_mode("4755", ModeKind::Certificate)
+                .unwrap_err()
+                .contains("setuid")
+        );
+        assert!(
+            parse_mode("0044", ModeKind::Certificate)
+                .unwrap_err()
+                .contains("owner read")
+        );
+        assert!(parse_mode("rw-r--r--", ModeKind::Certificate).is_err());
+        assert!(parse_mode("", ModeKind::Certificate).is_err());
+    }
+
+    #[test]
+    fn urls_must_be_https_unless_insecure_http_is_allowed() {
+        assert!(parse_url("https://connector.example.com/graphql", false).is_ok());
+        assert!(
+            parse_url("http://127.0.0.1:8080/x", false)
+                .unwrap_err()
+                .contains("plain http")
+        );
+        assert!(parse_url("http://127.0.0.1:8080/x", true).is_ok());
+        assert!(
+            parse_url("ftp://example.com/", true)
+                .unwrap_err()
+                .contains("scheme")
+        );
+        assert!(parse_url("not a url", false).is_err());
+        assert!(
+            parse_url("https://user:pw@example.com/", false)
+                .unwrap_err()
+                .contains("password")
+        );
+    }
+
+    #[test]
+    fn numeric_ids_are_accepted_and_names_resolved() {
+        assert_eq!(
+            resolve_id(&IdSpec::Id(1000), IdKind::User, true),
+            Ok(Some(1000))
+        );
+        assert_eq!(
+            resolve_id(&IdSpec::Name("42".into()), IdKind::Group, true),
+            Ok(Some(42))
+        );
+        assert_eq!(
+            resolve_id(&IdSpec::Name("root".into()), IdKind::User, true),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            resolve_id(&IdSpec::Name("root".into()), IdKind::Group, true),
+            Ok(Some(0))
+        );
+        assert!(resolve_id(&IdSpec::Id(-1), IdKind::User, true).is_err());
+        let err =
+            resolve_id(&IdSpec::Name("no-such-user-kc".into()), IdKind::User, true).unwrap_err();
+        assert!(err.contains("no user named `no-such-user-kc`"), "{err}");
+        assert_eq!(
+            resolve_id(&IdSpec::Name("no-such-user-kc".into()), IdKind::User, false),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn signals_accept_common_spellings() {
+        assert_eq!(parse_signal("HUP"), Ok(HookSignal::Hup));
+        assert_eq!(parse_signal("sigusr1"), Ok(HookSignal::Usr1));
+        assert!(parse_signal("KILL").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn duration_parser_never_panics(text in ".{0,40}") {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn duration_like_text_never_panics(n in any::<u64>(), unit in "(ns|us|ms|s|m|h|d|w|M|y| )*") {
+            let _ = parse_duration(&format!("{n}{unit}"));
+        }
+
+        #[test]
+        fn percent_parser_never_panics(text in ".{0,40}") {
+            let _ = parse_percent(&text);
+        }
+
+        #[test]
+        fn mode_parser_never_panics(text in ".{0,12}") {
+            let _ = parse_mode(&text, ModeKind::Key);
+        }
+
+        #[test]
+        fn formatted_durations_parse_back(secs in 1u64..100_000_000) {
+            let d = Duration::from_secs(secs);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Private keys and certificate signing requests: generation, PEM import/export, and a
+//! CSR that is checked locally before it leaves the process. Does not talk to a
+//! connector nor write files.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use base64::Engine as _;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateSigningRequestDer, PrivateKeyDer};
+use x509_parser::prelude::FromDer;
+use zeroize::Zeroizing;
+
+use crate::config::KeyAlgorithm;
+use crate::subject::Subject;
+
+/// Why a key or CSR could not be made or read. Never carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("generating a {algorithm} key failed")]
+    Generate { algorithm: &'static str },
+    #[error("no private key found in the PEM text")]
+    NoKeyInPem,
+    #[error("the private key could not be parsed ({format})")]
+    Parse { format: &'static str },
+    #[error("unsupported private key: {what} (supported: RSA 2048/3072/4096, ECDSA P-256)")]
+    Unsupported { what: String },
+    #[error("building the certificate signing request failed: {reason}")]
+    BuildCsr { reason: String },
+    #[error("the certificate signing request failed its local check: {check}")]
+    CsrCheck { check: &'static str },
+}
+
+/// A private key, held as PKCS#8 PEM in memory that is wiped on drop. `Debug` shows the
+/// algorithm only.
+#[derive(Clone)]
+pub struct PrivateKey {
+    pem: Zeroizing<String>,
+    algorithm: KeyAlgorithm,
+    public_key_der: Vec<u8>,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm.as_str())
+            .field("pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PrivateKey {
+    /// Generates a fresh key. RSA takes up to a second: call from a blocking thread.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
+        let failed = |_| KeyError::Generate {
+            algorithm: algorithm.as_str(),
+        };
+        let pair = match algorithm {
+            KeyAlgorithm::Rsa2048 => {
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            }
+            KeyAlgorithm::Rsa3072 => {
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
+            }
+            KeyAlgorithm::Rsa4096 => {
+                rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+            }
+            KeyAlgorithm::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        }
+        .map_err(failed)?;
+        Ok(PrivateKey {
+            pem: Zeroizing::new(pair.serialize_pem()),
+            algorithm,
+            public_key_der: rcgen::PublicKeyData::subject_public_key_info(&pair),
+        })
+    }
+
+    /// Reads the first private key of a PEM text: PKCS#8 (`PRIVATE KEY`), PKCS#1 RSA
+    /// (`RSA PRIVATE KEY`) or SEC1 EC (`EC PRIVATE KEY`). Encrypted keys are refused.
+    pub fn from_pem(text: &str) -> Result<PrivateKey, KeyError> {
+        let der =
+            PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|_| KeyError::NoKeyInPem)?;
+        let pkcs8: Zeroizing<Vec<u8>> = match &der {
+            PrivateKeyDer::Pkcs8(key) => Zeroizing::new(key.secret_pkcs8_der().to_vec()),
+            PrivateKeyDer::Pkcs1(key) => {
+                let pair = aws_lc_rs::rsa::KeyPair::from_der(key.secret_pkcs1_der())
+                    .map_err(|_| KeyError::Parse { format: "PKCS#1" })?;
+                let doc = pair
+                    .as_der()
+                    .map_err(|_| KeyError::Parse { format: "PKCS#1" })?;
+                Zeroizing::new(doc.as_ref().to_vec())
+            }
+            PrivateKeyDer::Sec1(key) => {
+                let pair = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    key.secret_sec1_der(),
+                )
+                .map_err(|_| KeyError::Unsupported {
+                    what: "an EC key that is not on P-256".into(),
+                })?;
+                let doc = pair
+                    .to_pkcs8v1()
+                    .map_err(|_| KeyError::Parse { format: "SEC1" })?;
+                Zeroizing::new(doc.as_ref().to_vec())
+            }
+            _ => {
+                return Err(KeyError::Unsupported {
+                    what: "an unknown key encoding".into(),
+                });
+            }
+        };
+        Self::from_pkcs8_der(&pkcs8)
+    }
+
+    fn from_pkcs8_der(pkcs8: &[u8]) -> Result<PrivateKey, KeyError> {
+        let pair =
+            rcgen::KeyPair::try_from(pkcs8).map_err(|_| KeyError::Parse { format: "PKCS#8" })?;
+        let algorithm = if pair.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            KeyAlgorithm::EcdsaP256
+        } else if pair.algorithm() == &rcgen::PKCS_RSA_SHA256 {
+            let rsa = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8)
+                .map_err(|_| KeyError::Parse { format: "PKCS#8" })?;
+            match rsa.public_modulus_len() * 8 {
+                2048 => KeyAlgorithm::Rsa2048,
+                3072 => KeyAlgorithm::Rsa3072,
+                4096 => KeyAlgorithm::Rsa4096,
+                bits => {
+                    return Err(KeyError::Unsupported {
+                        what: format!("RSA with {bits} bits"),
+                    });
+                }
+            }
+        } else {
+            return Err(KeyError::Unsupported {
+                what: "a key type other than RSA or ECDSA P-256".into(),
+            });
+        };
+        Ok(PrivateKey {
+            pem: Zeroizing::new(pair.serialize_pem()),
+            algorithm,
+            public_key_der: rcgen::PublicKeyData::subject_public_key_info(&pair),
+        })
+    }
+
+    /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). Secret: never log it.
+    pub fn to_pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The public key as X.509 SubjectPublicKeyInfo DER.
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_key_der
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// Whether a SubjectPublicKeyInfo (from a certificate or CSR) holds this key's public
+    /// key. Compares the algorithm and the key bits, not the encoding of the parameters.
+    pub fn matches_spki(&self, spki_der: &[u8]) -> bool {
+        spki_equal(&self.public_key_der, spki_der)
+    }
+
+    pub(crate) fn key_pair(&self) -> Result<rcgen::KeyPair, KeyError> {
+        rcgen::KeyPair::from_pem(&self.pem).map_err(|_| KeyError::Parse { format: "PKCS#8" })
+    }
+}
+
+/// Whether two SubjectPublicKeyInfo DER blobs hold the same public key.
+pub fn spki_equal(a: &[u8], b: &[u8]) -> bool {
+    use x509_parser::x509::SubjectPublicKeyInfo;
+    match (
+        SubjectPublicKeyInfo::from_der(a),
+        SubjectPublicKeyInfo::from_der(b),
+    ) {
+        (Ok((_, a)), Ok((_, b))) => {
+            a.algorithm.algorithm == b.algorithm.algorithm
+                && a.subject_public_key.data == b.subject_public_key.data
+        }
+        _ => false,
+    }
+}
+
+/// A PEM certificate signing request. It carries only public data but is kept out of
+/// logs anyway: `Debug` shows its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CsrPem(String);
+
+impl CsrPem {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CsrPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CsrPem(<{} bytes>)", self.0.len())
+    }
+}
+
+/// Builds a PEM CSR for `key` with exactly `subject`, then parses it back and checks its
+/// signature, subject and public key before returning it: a Compass one-time token is
+/// spent even when the signing call fails, so a bad CSR must never be sent.
+pub fn build_csr(key: &PrivateKey, subject: &Subject) -> Result<CsrPem, KeyError> {
+    let pair = key.key_pair()?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = subject.to_distinguished_name();
+    let csr = params
+        .serialize_request(&pair)
+        .map_err(|e| KeyError::BuildCsr {
+            reason: e.to_string(),
+        })?;
+    let pem = csr.pem().map_err(|e| KeyError::BuildCsr {
+        reason: e.to_string(),
+    })?;
+    check_csr(&pem, key, subject)?;
+    Ok(CsrPem(pem))
+}
+
+fn check_csr(pem: &str, key: &PrivateKey, subject: &Subject) -> Result<(), KeyError> {
+    use x509_parser::certification_request::X509CertificationRequest;
+    let der = CertificateSigningRequestDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| KeyError::CsrCheck { check: "pem" })?;
+    let (rest, csr) = X509CertificationRequest::from_der(der.as_ref())
+        .map_err(|_| KeyError::CsrCheck { check: "der" })?;
+    if !rest.is_empty() {
+        return Err(KeyError::CsrCheck { check: "der" });
+    }
+    csr.verify_signature()
+        .map_err(|_| KeyError::CsrCheck { check: "signature" })?;
+    let info = &csr.certification_request_info;
+    if !subject.matches_x509(&info.subject) {
+        return Err(KeyError::CsrCheck { check: "subject" });
+    }
+    if !key.matches_spki(info.subject_pki.raw) {
+        return Err(KeyError::CsrCheck {
+            check: "public key",
+        });
+    }
+    Ok(())
+}
+
+/// The CSR as the connectors want it: standard padded base64 of the PEM text, one line.
+pub fn csr_base64(csr: &CsrPem) -> String {
+    base64::engine::general_purpose::STANDARD.encode(csr.0.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject() -> Subject {
+        Subject::parse("O=Org,OU=OrgUnit,L=locality,ST=province,C=DE,CN=app").unwrap()
+    }
+
+    #[test]
+    fn generated_ecdsa_key_round_trips_through_pem() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        assert!(key.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+        let again = PrivateKey::from_pem(key.to_pem()).unwrap();
+        assert_eq!(again.algorithm(), KeyAlgorithm::EcdsaP256);
+        assert_eq!(again.public_key_der(), key.public_key_der());
+    }
+
+    #[test]
+    fn generated_rsa_key_has_the_requested_size() {
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+        let again = PrivateKey::from_pem(key.to_pem()).unwrap();
+        assert_eq!(again.algorithm(), KeyAlgorithm::Rsa2048);
+        assert!(again.matches_spki(key.public_key_der()));
+    }
+
+    #[test]
+    fn pkcs1_rsa_and_sec1_ec_keys_are_read_and_stored_as_pkcs8() {
+        // PKCS#8 wraps the PKCS#1 RSAPrivateKey in its third field, an OCTET STRING.
+        let pkcs8 =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap()
+                .serialize_der();
+        let (_, info) = x509_parser::der_parser::parse_der(&pkcs8).unwrap();
+        let pkcs1 = info.as_sequence().unwrap()[2].as_slice().unwrap();
+        let pem = pem_encode("RSA PRIVATE KEY", pkcs1);
+        let key = PrivateKey::from_pem(&pem).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::Rsa2048);
+        assert!(key.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let ec = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            pkcs8.as_ref(),
+        )
+        .unwrap();
+        let sec1: aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'_> =
+            ec.private_key().as_der().unwrap();
+        let key = PrivateKey::from_pem(&pem_encode("EC PRIVATE KEY", sec1.as_ref())).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
+        assert!(key.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    fn pem_encode(label: &str, der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap());
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+        out
+    }
+
+    #[test]
+    fn garbage_and_unsupported_keys_are_refused_without_echoing_them() {
+        let err = PrivateKey::from_pem("not a key").unwrap_err();
+        assert!(matches!(err, KeyError::NoKeyInPem));
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let err = PrivateKey::from_pem(&p384.serialize_pem()).unwrap_err();
+        assert!(matches!(err, KeyError::Unsupported { .. }), "{err}");
+        let garbled = pem_encode("PRIVATE KEY", b"\x30\x03\x02\x01\x00");
+        let err = PrivateKey::from_pem(&garbled).unwrap_err();
+        assert!(!err.to_string().contains("MAMCAQA"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let debug = format!("{key:?}");
+        assert!(debug.contains("redacted"));
+        assert!(!debug.contains("BEGIN"));
+        let body = key.to_pem().lines().nth(1).unwrap();
+        assert!(!debug.contains(body));
+    }
+
+    #[test]
+    fn csr_carries_exactly_the_subject_and_the_public_key() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let csr = build_csr(&key, &subject()).unwrap();
+        let params = rcgen::CertificateSigningRequestParams::from_pem(csr.as_str()).unwrap();
+        let types: Vec<_> = params
+            .params
+            .distinguished_name
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect();
+        assert_eq!(types.len(), 6);
+        assert_eq!(types[0], rcgen::DnType::OrganizationName);
+        assert!(
+            key.matches_spki(&rcgen::PublicKeyData::subject_public_key_info(
+                &params.public_key
+            ))
+        );
+    }
+
+    #[test]
+    fn rsa_csr_is_signed_with_sha256_with_rsa() {
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+        let csr = build_csr(&key, &subject()).unwrap();
+        let der = CertificateSigningRequestDer::from_pem_slice(csr.as_str().as_bytes()).unwrap();
+        let (_, parsed) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(der.as_ref())
+                .unwrap();
+        assert_eq!(
+            parsed.signature_algorithm.algorithm,
+            x509_parser::oid_registry::OID_PKCS1_SHA256WITHRSA
+        );
+    }
+
+    #[test]
+    fn local_check_refuses_a_csr_for_another_key_or_subject() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let other = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let csr = build_csr(&key, &subject()).unwrap();
+        assert!(matches!(
+            check_csr(csr.as_str(), &other, &subject()),
+            Err(KeyError::CsrCheck {
+                check: "public key"
+            })
+        ));
+        let wrong = Subject::parse("CN=someone-else").unwrap();
+        assert!(matches!(
+            check_csr(csr.as_str(), &key, &wrong),
+            Err(KeyError::CsrCheck { check: "subject" })
+        ));
+    }
+
+    #[test]
+    fn csr_base64_is_one_padded_line_of_the_pem_text() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let csr = build_csr(&key, &subject()).unwrap();
+        let b64 = csr_base64(&csr);
+        assert!(!b64.contains('\n'));
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .unwrap();
+        assert_eq!(decoded, csr.as_str().as_bytes());
+        assert!(format!("{csr:?}").starts_with("CsrPem(<"));
+    }
+}

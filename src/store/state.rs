@@ -1,0 +1,176 @@
+//! `dir/state.json`: what the daemon learned and remembers between runs for one
+//! certificate (renewal URL, attempts, backoff, last error, revocation). Does not decide
+//! what to do with it.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::Protocol;
+
+/// Longest `last_error` kept, in characters.
+pub const MAX_ERROR_LEN: usize = 1000;
+
+/// Revocation of a certificate, as done by `revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// SHA-256 fingerprint (lower-case hex) of the revoked certificate.
+    pub fingerprint: String,
+}
+
+/// The persistent state of one certificate. Unknown fields are ignored and missing ones
+/// take their defaults, so older and newer versions can read each other's files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StateFile {
+    /// The protocol the certificate was enrolled with.
+    #[serde(with = "protocol_name")]
+    pub protocol: Option<Protocol>,
+    /// The renewal URL learned at enrollment (Compass: certificateSecuredConnectorURL;
+    /// kyma-rest: infoUrl).
+    pub renewal_url: Option<Url>,
+    #[serde(with = "rfc3339_opt")]
+    pub enrolled_at: Option<SystemTime>,
+    #[serde(with = "rfc3339_opt")]
+    pub last_attempt: Option<SystemTime>,
+    #[serde(with = "rfc3339_opt")]
+    pub last_success: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    #[serde(with = "rfc3339_opt")]
+    pub next_attempt: Option<SystemTime>,
+    /// A one-line message for `status`; never a secret.
+    pub last_error: Option<String>,
+    pub revoked: Option<Revocation>,
+}
+
+impl StateFile {
+    /// Records an error message, cut to `MAX_ERROR_LEN` characters.
+    pub fn set_error(&mut self, message: &str) {
+        let mut text: String = message.chars().take(MAX_ERROR_LEN).collect();
+        if text.len() < message.len() {
+            text.push('…');
+        }
+        self.last_error = Some(text);
+    }
+
+    /// Whether the certificate with this fingerprint was revoked.
+    pub fn is_revoked(&self, fingerprint: &str) -> bool {
+        self.revoked
+            .as_ref()
+            .is_some_and(|r| r.fingerprint == fingerprint)
+    }
+}
+
+/// SystemTime as RFC 3339 text with nanoseconds.
+mod rfc3339 {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        // humantime cannot print times outside 1970..=9999: clamp.
+        let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        let time = (*time).clamp(SystemTime::UNIX_EPOCH, latest);
+        s.collect_str(&humantime::format_rfc3339_nanos(time))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod rfc3339_opt {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        time: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => super::rfc3339::serialize(time, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => humantime::parse_rfc3339_weak(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+mod protocol_name {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(p: &Option<Protocol>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(p) => s.serialize_str(p.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Protocol>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => crate::config::values::parse_protocol(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_json_with_readable_times() {
+        let mut state = StateFile {
+            protocol: Some(Protocol::KymaRest),
+            renewal_url: Some(
+                "https://gw.example.com/v1/applications/management/info"
+                    .parse()
+                    .unwrap(),
+            ),
+            enrolled_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            consecutive_failures: 3,
+            revoked: Some(Revocation {
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                fingerprint: "ab".repeat(32),
+            }),
+            ..StateFile::default()
+        };
+        state.set_error("connection refused");
+        let json = serde_json::to_string_pretty(&state).unwrap();
+        assert!(json.contains("\"protocol\": \"kyma-rest\""), "{json}");
+        assert!(json.contains("2023-11-14T22:13:20"), "{json}");
+        let back: StateFile = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert!(back.is_revoked(&"ab".repeat(32)));
+        assert!(!back.is_revoked("cd"));
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_tolerated() {
+        let state: StateFile =
+            serde_json::from_str(r#"{"consecutive_failures": 2, "future": 1}"#).unwrap();
+        assert_eq!(state.consecutive_failures, 2);
+        assert_eq!(state.protocol, None);
+    }
+
+    #[test]
+    fn long_errors_are_cut() {
+        let mut state = StateFile::default();
+        state.set_error(&"x".repeat(5000));
+        assert_eq!(state.last_error.unwrap().chars().count(), MAX_ERROR_LEN + 1);
+    }
+}

@@ -1,0 +1,540 @@
+//! Store tests: both layouts, generations, modes, state, and crashes or I/O errors
+//! injected at every step of a swap.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::config::{FilePaths, KeyAlgorithm, Layout, Protocol, RenewPolicy};
+use crate::subject::Subject;
+use crate::testutil::{SUBJECT, TestCa, issued, key};
+use crate::verify::{Expectations, ReturnedPems, verify};
+
+/// Injected failures: the `armed`-th call to `Store::step` fails; with `crash` set the
+/// store also skips its cleanup, as if the process had died there.
+#[derive(Debug, Default)]
+pub(super) struct Faults {
+    armed: AtomicUsize,
+    seen: AtomicUsize,
+    crash: AtomicBool,
+}
+
+impl Faults {
+    pub(super) fn hit(&self) -> bool {
+        let seen = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        seen == self.armed.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn crashing(&self) -> bool {
+        self.crash.load(Ordering::SeqCst)
+    }
+
+    fn arm(&self, step: usize, crash: bool) {
+        self.seen.store(0, Ordering::SeqCst);
+        self.armed.store(step, Ordering::SeqCst);
+        self.crash.store(crash, Ordering::SeqCst);
+    }
+
+    fn disarm(&self) -> usize {
+        self.armed.store(0, Ordering::SeqCst);
+        self.crash.store(false, Ordering::SeqCst);
+        self.seen.swap(0, Ordering::SeqCst)
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn config(dir: &Path, layout: Layout) -> CertificateConfig {
+    CertificateConfig {
+        name: "orders".into(),
+        protocol: Protocol::Compass,
+        dir: dir.to_owned(),
+        owner: None,
+        group: None,
+        cert_mode: 0o644,
+        key_mode: 0o600,
+        server_ca_file: None,
+        connector_url: None,
+        renewal_url: None,
+        allow_insecure_http: false,
+        renew: RenewPolicy::At(0.7),
+        jitter: 0.05,
+        retry_min: Duration::from_secs(30),
+        retry_max: Duration::from_secs(3600),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        rotate_key: true,
+        timeout: Duration::from_secs(30),
+        layout,
+        on_renew: Vec::new(),
+    }
+}
+
+fn files_layout(root: &Path) -> Layout {
+    Layout::Files(FilePaths {
+        cert_file: root.join("tls/client.crt"),
+        key_file: root.join("tls/client.key"),
+        chain_file: root.join("tls/chain.crt"),
+        ca_file: root.join("tls/ca.crt"),
+    })
+}
+
+fn material(ca: &TestCa) -> VerifiedMaterial {
+    let key = key();
+    let now = SystemTime::now();
+    let got = issued(ca, &key, now, 10 * DAY);
+    let subject = Subject::parse(SUBJECT).unwrap();
+    let expect = Expectations {
+        subject: &subject,
+        now,
+        renew: RenewPolicy::At(0.7),
+        jitter: 0.05,
+        previous_lifetime: None,
+    };
+    let returned = ReturnedPems {
+        client_cert: &got.0,
+        ca: &got.1,
+        chain: &got.2,
+    };
+    verify(returned, key, &expect).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The bytes consumers would read, in cert, key, chain, ca order.
+fn consumer_bytes(store: &Store) -> Vec<Option<Vec<u8>>> {
+    let p = store.consumer_paths();
+    [p.cert, p.key, p.chain, p.ca]
+        .iter()
+        .map(|p| fs::read(p).ok())
+        .collect()
+}
+
+fn assert_loads(store: &Store, expected: &VerifiedMaterial) {
+    let current = store.load_current().unwrap().expect("material on disk");
+    assert_eq!(
+        current.info.fingerprint_sha256,
+        expected.info.fingerprint_sha256
+    );
+    assert_eq!(current.cert_pem, expected.cert_pem);
+    assert_eq!(current.chain_pem, expected.chain_pem);
+    assert_eq!(current.ca_pem, expected.ca_pem);
+    assert_eq!(current.key.public_key_der(), expected.key.public_key_der());
+}
+
+/// Names in `dir` that only a crash or a failed swap could leave.
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.contains(".tmp-") || n.contains(files::TMP_MARK) || n == JOURNAL_FILE)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn generations(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("gen-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn symlink_layout_swap_creates_dir_generation_and_consumer_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state/orders");
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    assert!(store.load_current().unwrap().is_none());
+    let ca = TestCa::new("ca");
+    let m = material(&ca);
+    let report = store.swap(&m).unwrap();
+    assert_loads(&store, &m);
+
+    let generation = report.generation.clone().unwrap();
+    assert!(generation.starts_with("gen-"));
+    assert!(generation.ends_with(&m.info.fingerprint_sha256[..8]));
+    assert_eq!(generation.len(), "gen-20250101T000000Z-".len() + 8);
+    assert_eq!(
+        fs::read_link(dir.join("current")).unwrap(),
+        PathBuf::from(&generation)
+    );
+    let paths = store.consumer_paths();
+    assert_eq!(paths.cert, dir.join("cert.pem"));
+    assert_eq!(
+        fs::read_link(&paths.key).unwrap(),
+        PathBuf::from("current/key.pem")
+    );
+    assert_eq!(fs::read_to_string(&paths.cert).unwrap(), m.cert_pem);
+    assert_eq!(fs::read_to_string(&paths.key).unwrap(), m.key.to_pem());
+    assert_eq!(mode(&paths.key), 0o600);
+    assert_eq!(mode(&paths.cert), 0o644);
+    assert_eq!(mode(&dir), 0o755);
+    assert_eq!(mode(&dir.join(&generation)), 0o755);
+    assert!(leftovers(&dir).is_empty());
+    assert!(report.touched.contains(&dir.join("current")));
+}
+
+#[test]
+fn later_swaps_keep_consumer_paths_and_the_previous_generation_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(tmp.path(), Layout::Symlink));
+    let ca = TestCa::new("ca");
+    let first = material(&ca);
+    let second = material(&ca);
+    let third = material(&ca);
+    let paths = store.consumer_paths();
+
+    let g1 = store.swap(&first).unwrap().generation.unwrap();
+    let g2 = store.swap(&second).unwrap().generation.unwrap();
+    assert_eq!(store.consumer_paths(), paths);
+    assert_eq!(
+        fs::read_link(tmp.path().join("previous")).unwrap(),
+        PathBuf::from(&g1)
+    );
+    assert_eq!(generations(tmp.path()).len(), 2);
+    assert_loads(&store, &second);
+
+    let report = store.swap(&third).unwrap();
+    let g3 = report.generation.unwrap();
+    assert_eq!(report.pruned, std::slice::from_ref(&g1));
+    let mut expected = vec![g2.clone(), g3.clone()];
+    expected.sort();
+    assert_eq!(generations(tmp.path()), expected);
+    assert_eq!(
+        fs::read_link(tmp.path().join("previous")).unwrap(),
+        PathBuf::from(&g2)
+    );
+    assert_eq!(fs::read_to_string(&paths.cert).unwrap(), third.cert_pem);
+    assert_loads(&store, &third);
+}
+
+#[test]
+fn swapping_the_same_material_twice_in_one_second_gets_a_distinct_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(tmp.path(), Layout::Symlink));
+    let m = material(&TestCa::new("ca"));
+    let a = store.swap(&m).unwrap().generation.unwrap();
+    let b = store.swap(&m).unwrap().generation.unwrap();
+    assert_ne!(a, b);
+    assert_loads(&store, &m);
+}
+
+#[test]
+fn files_layout_writes_loads_and_swaps_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let store = Store::new(&config(&dir, files_layout(tmp.path())));
+    assert!(store.load_current().unwrap().is_none());
+    let ca = TestCa::new("ca");
+    let first = material(&ca);
+    let report = store.swap(&first).unwrap();
+    assert_eq!(report.generation, None);
+    assert_loads(&store, &first);
+    let paths = store.consumer_paths();
+    assert_eq!(paths.key, tmp.path().join("tls/client.key"));
+    assert_eq!(mode(&paths.key), 0o600);
+    assert_eq!(mode(&paths.chain), 0o644);
+    assert!(fs::symlink_metadata(&paths.cert).unwrap().is_file());
+
+    let second = material(&ca);
+    store.swap(&second).unwrap();
+    assert_loads(&store, &second);
+    assert_eq!(store.consumer_paths(), paths);
+    assert!(leftovers(&dir).is_empty());
+    assert!(leftovers(&tmp.path().join("tls")).is_empty());
+}
+
+#[test]
+fn key_and_certificate_that_do_not_belong_together_are_refused_on_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(&tmp.path().join("s"), files_layout(tmp.path())));
+    let ca = TestCa::new("ca");
+    store.swap(&material(&ca)).unwrap();
+    fs::write(store.consumer_paths().key, material(&ca).key.to_pem()).unwrap();
+    let err = store.load_current().unwrap_err();
+    assert!(matches!(err, StoreError::KeyMismatch { .. }), "{err}");
+    assert!(!err.to_string().contains("BEGIN"));
+}
+
+#[test]
+fn a_missing_file_makes_the_material_incomplete_not_absent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(&tmp.path().join("s"), files_layout(tmp.path())));
+    store.swap(&material(&TestCa::new("ca"))).unwrap();
+    fs::remove_file(store.consumer_paths().ca).unwrap();
+    let err = store.load_current().unwrap_err();
+    assert!(matches!(err, StoreError::Incomplete { .. }), "{err}");
+    assert!(err.to_string().contains("ca.crt is missing"), "{err}");
+}
+
+#[test]
+fn group_makes_created_directories_0750_and_files_owned_by_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let mut cfg = config(&dir, Layout::Symlink);
+    cfg.owner = Some(uid);
+    cfg.group = Some(gid);
+    cfg.key_mode = 0o640;
+    let store = Store::new(&cfg);
+    store.swap(&material(&TestCa::new("ca"))).unwrap();
+    assert_eq!(mode(&dir), 0o750);
+    let key = fs::metadata(store.consumer_paths().key).unwrap();
+    assert_eq!((key.uid(), key.gid()), (uid, gid));
+    assert_eq!(key.permissions().mode() & 0o777, 0o640);
+}
+
+#[test]
+fn state_file_is_default_when_missing_and_round_trips_atomically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    assert_eq!(store.read_state().unwrap(), StateFile::default());
+    let mut state = StateFile {
+        protocol: Some(Protocol::Compass),
+        consecutive_failures: 2,
+        last_attempt: Some(SystemTime::now()),
+        ..StateFile::default()
+    };
+    state.set_error("connection refused");
+    store.write_state(&state).unwrap();
+    assert_eq!(store.read_state().unwrap(), state);
+    assert_eq!(mode(&dir.join(STATE_FILE)), 0o644);
+    assert!(leftovers(&dir).is_empty());
+    fs::write(dir.join(STATE_FILE), "{not json").unwrap();
+    let err = store.read_state().unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("state.json"), "{err}");
+}
+
+#[test]
+fn own_paths_are_recognised_for_the_file_watcher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(tmp.path(), Layout::Symlink));
+    for own in [
+        "current",
+        "previous",
+        "gen-20250101T000000Z-abcdef01",
+        "current.tmp-1",
+        "state.json",
+    ] {
+        assert!(store.is_internal_path(&tmp.path().join(own)), "{own}");
+    }
+    assert!(!store.is_internal_path(&tmp.path().join("cert.pem")));
+    assert!(!store.is_internal_path(Path::new("/elsewhere/current")));
+}
+
+/// Runs `swap` with a fault at every step in turn and checks the invariant after each:
+/// a failed swap leaves the old material byte-identical (after `recover` when it
+/// crashed), a successful one the new; the key always matches the certificate; no
+/// leftovers survive `recover`.
+fn fault_at_every_step(layout: fn(&Path) -> Layout, crash: bool) {
+    let ca = TestCa::new("ca");
+    // Count the steps of a clean swap.
+    let probe = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(&probe.path().join("s"), layout(probe.path())));
+    store.swap(&material(&ca)).unwrap();
+    store.faults.arm(usize::MAX, false);
+    store.swap(&material(&ca)).unwrap();
+    let steps = store.faults.disarm();
+    assert!(steps >= 6, "only {steps} steps counted");
+
+    for step in 1..=steps {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        let store = Store::new(&config(&dir, layout(tmp.path())));
+        let old = material(&ca);
+        store.swap(&old).unwrap();
+        let before = consumer_bytes(&store);
+        let new = material(&ca);
+
+        store.faults.arm(step, crash);
+        let result = store.swap(&new);
+        store.faults.disarm();
+        if crash {
+            assert!(result.is_err(), "step {step}: the crash was not hit");
+            store.recover().unwrap();
+        }
+        let current = store.load_current().unwrap().unwrap();
+        if current.info.fingerprint_sha256 == old.info.fingerprint_sha256 {
+            assert_eq!(
+                consumer_bytes(&store),
+                before,
+                "step {step}: old material changed"
+            );
+            if !crash {
+                assert!(
+                    result.is_err(),
+                    "step {step}: success but old material in place"
+                );
+            }
+        } else {
+            assert_loads(&store, &new);
+        }
+        assert!(
+            leftovers(&dir).is_empty(),
+            "step {step}: {:?}",
+            leftovers(&dir)
+        );
+        assert!(leftovers(&tmp.path().join("tls")).is_empty(), "step {step}");
+        if matches!(store.layout, Layout::Symlink) {
+            assert!(
+                generations(&dir).len() <= 2,
+                "step {step}: {:?}",
+                generations(&dir)
+            );
+        }
+        // The store keeps working afterwards.
+        let later = material(&ca);
+        store.swap(&later).unwrap();
+        assert_loads(&store, &later);
+    }
+}
+
+#[test]
+fn symlink_swap_errors_at_any_step_leave_old_material_intact() {
+    fault_at_every_step(|_| Layout::Symlink, false);
+}
+
+#[test]
+fn symlink_swap_crash_at_any_step_recovers_to_old_or_new_material() {
+    fault_at_every_step(|_| Layout::Symlink, true);
+}
+
+#[test]
+fn files_swap_errors_at_any_step_leave_old_material_intact() {
+    fault_at_every_step(files_layout, false);
+}
+
+#[test]
+fn files_swap_crash_at_any_step_recovers_to_old_or_new_material() {
+    fault_at_every_step(files_layout, true);
+}
+
+#[test]
+fn recover_completes_a_journal_with_half_the_renames_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store = Store::new(&config(&dir, files_layout(tmp.path())));
+    let ca = TestCa::new("ca");
+    store.swap(&material(&ca)).unwrap();
+    let new = material(&ca);
+    // Crash before the last rename: key, cert and chain are new, the CA file is not.
+    store.faults.arm(usize::MAX, false);
+    store.swap(&material(&ca)).unwrap();
+    let steps = store.faults.disarm();
+    store.faults.arm(steps - 1, true);
+    assert!(store.swap(&new).is_err());
+    store.faults.disarm();
+    assert!(dir.join(JOURNAL_FILE).exists());
+    let paths = store.consumer_paths();
+    assert_eq!(fs::read_to_string(&paths.key).unwrap(), new.key.to_pem());
+
+    let report = store.recover().unwrap();
+    assert!(report.completed_journal);
+    assert_loads(&store, &new);
+    assert!(!dir.join(JOURNAL_FILE).exists());
+}
+
+#[test]
+fn recover_refuses_a_journal_naming_other_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store = Store::new(&config(&dir, files_layout(tmp.path())));
+    fs::create_dir_all(&dir).unwrap();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    let journal = serde_json::json!({
+        "version": 1,
+        "fingerprint": "00",
+        "entries": [{"tmp": tmp.path().join("evil"), "target": victim}],
+    });
+    fs::write(dir.join(JOURNAL_FILE), journal.to_string()).unwrap();
+    let err = store.recover().unwrap_err();
+    assert!(matches!(err, StoreError::JournalMismatch { .. }), "{err}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+#[test]
+fn recover_removes_half_written_generations_and_stale_temporary_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    let m = material(&TestCa::new("ca"));
+    store.swap(&m).unwrap();
+    let before = consumer_bytes(&store);
+
+    let half = dir.join(".tmp-gen-20250101T000000Z-deadbeef-0011223344556677");
+    fs::create_dir(&half).unwrap();
+    fs::write(half.join("key.pem"), "-----BEGIN PRIV").unwrap();
+    std::os::unix::fs::symlink("gen-nowhere", dir.join("current.tmp-0123456789abcdef")).unwrap();
+    let orphan = dir.join("gen-20200101T000000Z-0badf00d");
+    fs::create_dir(&orphan).unwrap();
+    fs::write(dir.join("state.json.tmp-42"), "{").unwrap();
+    fs::remove_file(dir.join("chain.pem")).unwrap();
+
+    let report = store.recover().unwrap();
+    for gone in [
+        &half,
+        &dir.join("current.tmp-0123456789abcdef"),
+        &orphan,
+        &dir.join("state.json.tmp-42"),
+    ] {
+        assert!(
+            fs::symlink_metadata(gone).is_err(),
+            "{} survived",
+            gone.display()
+        );
+        assert!(
+            report.removed.contains(gone),
+            "{} not reported",
+            gone.display()
+        );
+    }
+    assert_eq!(
+        consumer_bytes(&store),
+        before,
+        "the chain link was not repaired"
+    );
+    assert_loads(&store, &m);
+}
+
+#[test]
+fn recover_on_a_directory_that_does_not_exist_does_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(&tmp.path().join("absent"), Layout::Symlink));
+    assert_eq!(store.recover().unwrap(), RecoveryReport::default());
+    assert!(!tmp.path().join("absent").exists());
+}
+
+#[test]
+fn a_current_link_pointing_outside_the_store_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(tmp.path(), Layout::Symlink));
+    std::os::unix::fs::symlink("/etc", tmp.path().join("current")).unwrap();
+    let err = store.load_current().unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn a_regular_file_where_a_consumer_link_belongs_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(&config(tmp.path(), Layout::Symlink));
+    fs::write(tmp.path().join("cert.pem"), "operator's file").unwrap();
+    let err = store.swap(&material(&TestCa::new("ca"))).unwrap_err();
+    assert!(matches!(err, StoreError::NotSymlink { .. }), "{err}");
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("cert.pem")).unwrap(),
+        "operator's file"
+    );
+}

@@ -1,0 +1,492 @@
+//! Decides whether what a connector returned may replace the current certificate
+//! (DESIGN.md section 4): every check before anything touches the disk. Does not talk to
+//! the connector nor write files.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use crate::config::RenewPolicy;
+use crate::keys::PrivateKey;
+use crate::subject::Subject;
+use crate::x509::{CertInfo, X509Error, der_to_pem, pem_certificates};
+
+/// How far in the future a fresh certificate's notBefore may lie (server clock skew).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// A lifetime more than this many times the previous one is flagged.
+pub const LIFETIME_GROWTH_WARNING: u32 = 2;
+
+/// The three decoded PEM texts a connector returned.
+#[derive(Debug, Clone, Copy)]
+pub struct ReturnedPems<'a> {
+    /// The client certificate (its first block is the leaf).
+    pub client_cert: &'a str,
+    /// The CA certificate(s), one or more blocks in any order.
+    pub ca: &'a str,
+    /// The chain: the client certificate, then the CA chain.
+    pub chain: &'a str,
+}
+
+/// What the certificate must satisfy.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectations<'a> {
+    /// The subject that was requested in the CSR.
+    pub subject: &'a Subject,
+    pub now: SystemTime,
+    /// The renewal policy and jitter (a fraction of the lifetime) from the configuration:
+    /// a certificate already due for renewal under the worst-case jitter is refused.
+    pub renew: RenewPolicy,
+    pub jitter: f64,
+    /// The lifetime of the certificate being replaced, if any.
+    pub previous_lifetime: Option<Duration>,
+}
+
+/// Something worth a log line that does not stop the swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyWarning {
+    /// The new lifetime is more than `LIFETIME_GROWTH_WARNING` times the previous one.
+    LifetimeMuchLonger { previous: Duration, new: Duration },
+}
+
+impl fmt::Display for VerifyWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyWarning::LifetimeMuchLonger { previous, new } => write!(
+                f,
+                "the new certificate lives {} while the previous one lived {}",
+                humantime::format_duration(*new),
+                humantime::format_duration(*previous)
+            ),
+        }
+    }
+}
+
+/// Why returned material was refused. Each check has its own variant.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the client certificate cannot be read")]
+    ClientCert(#[source] X509Error),
+    #[error("the CA certificate cannot be read")]
+    Ca(#[source] X509Error),
+    #[error("the certificate chain cannot be read")]
+    Chain(#[source] X509Error),
+    #[error("the certificate chain does not start with the client certificate")]
+    ChainMismatch,
+    #[error("the certificate {fingerprint} is for another public key than the one sent")]
+    PublicKeyMismatch { fingerprint: String },
+    #[error("the certificate subject `{got}` differs from the requested `{expected}`")]
+    SubjectMismatch { expected: String, got: String },
+    #[error("the certificate has an empty or inverted validity period")]
+    EmptyValidity,
+    #[error("the certificate is not valid before {not_before}, too far in the future")]
+    NotYetValid { not_before: String },
+    #[error("the certificate expired at {not_after}")]
+    Expired { not_after: String },
+    #[error("the certificate does not chain to the returned CA: {reason}")]
+    Untrusted { reason: String },
+    #[error(
+        "the certificate is already due for renewal (from {renew_from}; not after {not_after})"
+    )]
+    InsideRenewalWindow {
+        renew_from: String,
+        not_after: String,
+    },
+}
+
+impl VerifyError {
+    /// The error that means the material was fine but will need renewing at once.
+    pub fn is_renewal_window(&self) -> bool {
+        matches!(self, VerifyError::InsideRenewalWindow { .. })
+    }
+}
+
+/// Material that passed every check, ready for `Store::swap`.
+#[derive(Debug, Clone)]
+pub struct VerifiedMaterial {
+    /// The leaf certificate, PEM.
+    pub cert_pem: String,
+    pub key: PrivateKey,
+    /// The leaf followed by the CA chain, PEM.
+    pub chain_pem: String,
+    /// The returned CA certificate(s), PEM.
+    pub ca_pem: String,
+    /// Facts about the leaf.
+    pub info: CertInfo,
+    pub warnings: Vec<VerifyWarning>,
+}
+
+/// Runs every check of DESIGN.md section 4 on what a connector returned for `key`.
+pub fn verify(
+    returned: ReturnedPems<'_>,
+    key: PrivateKey,
+    expect: &Expectations<'_>,
+) -> Result<VerifiedMaterial, VerifyError> {
+    let client_ders = pem_certificates(returned.client_cert).map_err(VerifyError::ClientCert)?;
+    let leaf_der = &client_ders[0];
+    let info = CertInfo::from_der(leaf_der.as_ref(), 1).map_err(VerifyError::ClientCert)?;
+    let ca_ders = pem_certificates(returned.ca).map_err(VerifyError::Ca)?;
+    for (i, der) in ca_ders.iter().enumerate() {
+        CertInfo::from_der(der.as_ref(), i + 1).map_err(VerifyError::Ca)?;
+    }
+    let chain_ders = pem_certificates(returned.chain).map_err(VerifyError::Chain)?;
+    for (i, der) in chain_ders.iter().enumerate() {
+        CertInfo::from_der(der.as_ref(), i + 1).map_err(VerifyError::Chain)?;
+    }
+    if chain_ders[0] != *leaf_der {
+        return Err(VerifyError::ChainMismatch);
+    }
+
+    if !key.matches_spki(&info.spki_der) {
+        return Err(VerifyError::PublicKeyMismatch {
+            fingerprint: info.fingerprint_sha256.clone(),
+        });
+    }
+    if !info.subject_matches(expect.subject) {
+        return Err(VerifyError::SubjectMismatch {
+            expected: expect.subject.to_string(),
+            got: info.subject.clone(),
+        });
+    }
+    check_validity(&info, expect.now)?;
+    check_chain(leaf_der, &ca_ders, &chain_ders[1..], &info, expect.now)?;
+    let renew_from = worst_case_renewal_time(&info, expect.renew, expect.jitter);
+    if expect.now >= renew_from {
+        return Err(VerifyError::InsideRenewalWindow {
+            renew_from: timestamp(renew_from),
+            not_after: timestamp(info.not_after),
+        });
+    }
+
+    let mut warnings = Vec::new();
+    if let Some(previous) = expect.previous_lifetime {
+        let new = info.lifetime();
+        if !previous.is_zero() && new > previous.saturating_mul(LIFETIME_GROWTH_WARNING) {
+            warnings.push(VerifyWarning::LifetimeMuchLonger { previous, new });
+        }
+    }
+
+    let cert_pem = der_to_pem(leaf_der.as_ref());
+    let ca_pem: String = ca_ders.iter().map(|d| der_to_pem(d.as_ref())).collect();
+    let rest: String = if chain_ders.len() > 1 {
+        chain_ders[1..]
+            .iter()
+            .map(|d| der_to_pem(d.as_ref()))
+            .collect()
+    } else {
+        ca_pem.clone()
+    };
+    Ok(VerifiedMaterial {
+        chain_pem: format!("{cert_pem}{rest}"),
+        cert_pem,
+        ca_pem,
+        key,
+        info,
+        warnings,
+    })
+}
+
+/// The earliest moment the certificate can be due for renewal under `renew` with the
+/// largest jitter (`jitter` × lifetime subtracted): the deterministic bound used to
+/// refuse certificates that would need renewing at once.
+pub fn worst_case_renewal_time(info: &CertInfo, renew: RenewPolicy, jitter: f64) -> SystemTime {
+    let lifetime = info.lifetime();
+    let jitter = lifetime.mul_f64(jitter.clamp(0.0, 1.0));
+    let due = match renew {
+        RenewPolicy::At(fraction) => info
+            .not_before
+            .checked_add(lifetime.mul_f64(fraction.clamp(0.0, 1.0)))
+            .unwrap_or(info.not_after),
+        RenewPolicy::Before(before) => info
+            .not_after
+            .checked_sub(before)
+            .unwrap_or(info.not_before),
+    };
+    due.checked_sub(jitter)
+        .unwrap_or(info.not_before)
+        .max(info.not_before)
+}
+
+fn check_validity(info: &CertInfo, now: SystemTime) -> Result<(), VerifyError> {
+    if info.not_after <= info.not_before {
+        return Err(VerifyError::EmptyValidity);
+    }
+    if info.not_before > now + MAX_CLOCK_SKEW {
+        return Err(VerifyError::NotYetValid {
+            not_before: timestamp(info.not_before),
+        });
+    }
+    if info.not_after <= now {
+        return Err(VerifyError::Expired {
+            not_after: timestamp(info.not_after),
+        });
+    }
+    Ok(())
+}
+
+fn check_chain(
+    leaf: &CertificateDer<'_>,
+    cas: &[CertificateDer<'static>],
+    chain_rest: &[CertificateDer<'static>],
+    info: &CertInfo,
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    let untrusted = |e: webpki::Error| VerifyError::Untrusted {
+        reason: e.to_string(),
+    };
+    let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(untrusted)?;
+    let anchors = cas
+        .iter()
+        .map(|der| webpki::anchor_from_trusted_cert(der).map(|a| a.to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(untrusted)?;
+    let intermediates: Vec<CertificateDer<'_>> =
+        chain_rest.iter().chain(cas.iter()).cloned().collect();
+    // The validity was checked above with skew allowance; check the path at a moment
+    // inside the leaf's validity so that a server clock slightly ahead is not refused.
+    let at = now.max(info.not_before);
+    let since_epoch = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            UnixTime::since_unix_epoch(since_epoch),
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map_err(untrusted)?;
+    Ok(())
+}
+
+/// RFC 3339 UTC, seconds precision. Times outside 1970..=9999 (possible in a hostile
+/// certificate) are clamped instead of failing.
+pub fn timestamp(time: SystemTime) -> String {
+    // 9999-12-31T23:59:59Z
+    let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    let time = time.clamp(SystemTime::UNIX_EPOCH, latest);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{SUBJECT, TestCa, issued, key};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn expect(subject: &Subject, now: SystemTime) -> Expectations<'_> {
+        Expectations {
+            subject,
+            now,
+            renew: RenewPolicy::At(0.7),
+            jitter: 0.05,
+            previous_lifetime: None,
+        }
+    }
+
+    fn pems<'a>(t: &'a (String, String, String)) -> ReturnedPems<'a> {
+        ReturnedPems {
+            client_cert: &t.0,
+            ca: &t.1,
+            chain: &t.2,
+        }
+    }
+
+    #[test]
+    fn fresh_certificate_from_the_ca_for_our_key_passes() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let got = issued(&ca, &key, now, 10 * DAY);
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let material = verify(pems(&got), key.clone(), &expect(&subject, now)).unwrap();
+        assert_eq!(material.info.lifetime(), 10 * DAY);
+        assert!(material.chain_pem.starts_with(&material.cert_pem));
+        assert_eq!(
+            crate::x509::parse_pem_bundle(&material.chain_pem)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(material.key.public_key_der(), key.public_key_der());
+        assert!(material.warnings.is_empty());
+    }
+
+    #[test]
+    fn ca_bundle_in_any_order_with_an_unrelated_ca_still_verifies() {
+        let ca = TestCa::new("ca");
+        let other = TestCa::new("other");
+        let key = key();
+        let now = SystemTime::now();
+        let (client, ca_pem, chain) = issued(&ca, &key, now, DAY);
+        let bundle = format!("{}{ca_pem}", other.pem());
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let returned = (client, bundle, chain);
+        assert!(verify(pems(&returned), key, &expect(&subject, now)).is_ok());
+    }
+
+    #[test]
+    fn certificate_for_another_key_is_refused() {
+        let ca = TestCa::new("ca");
+        let got = issued(&ca, &key(), SystemTime::now(), DAY);
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let err = verify(pems(&got), key(), &expect(&subject, SystemTime::now())).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::PublicKeyMismatch { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn certificate_with_another_subject_is_refused() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let client = ca.issue(&key, "O=Org,CN=intruder", now, DAY);
+        let got = (client.clone(), ca.pem(), format!("{client}{}", ca.pem()));
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let err = verify(pems(&got), key, &expect(&subject, now)).unwrap_err();
+        assert!(matches!(err, VerifyError::SubjectMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn certificate_from_an_unrelated_ca_is_refused() {
+        let ca = TestCa::new("ca");
+        let other = TestCa::new("other");
+        let key = key();
+        let now = SystemTime::now();
+        let (client, _, chain) = issued(&ca, &key, now, DAY);
+        let got = (client, other.pem(), chain);
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let err = verify(pems(&got), key, &expect(&subject, now)).unwrap_err();
+        assert!(matches!(err, VerifyError::Untrusted { .. }), "{err}");
+    }
+
+    #[test]
+    fn expired_and_future_certificates_are_refused() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let old = issued(&ca, &key, now - 2 * DAY, DAY);
+        let err = verify(pems(&old), key.clone(), &expect(&subject, now)).unwrap_err();
+        assert!(matches!(err, VerifyError::Expired { .. }), "{err}");
+        let future = issued(&ca, &key, now + Duration::from_secs(600), DAY);
+        let err = verify(pems(&future), key.clone(), &expect(&subject, now)).unwrap_err();
+        assert!(matches!(err, VerifyError::NotYetValid { .. }), "{err}");
+    }
+
+    #[test]
+    fn server_clock_a_little_ahead_is_tolerated() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let got = issued(&ca, &key, now + Duration::from_secs(120), DAY);
+        let subject = Subject::parse(SUBJECT).unwrap();
+        assert!(verify(pems(&got), key, &expect(&subject, now)).is_ok());
+    }
+
+    #[test]
+    fn certificate_already_inside_its_renewal_window_is_refused() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let subject = Subject::parse(SUBJECT).unwrap();
+        // 10 days, issued 6.6 days ago: 66% elapsed, due at 70% - 5% = 65%.
+        let got = issued(&ca, &key, now - DAY.mul_f64(6.6), 10 * DAY);
+        let err = verify(pems(&got), key.clone(), &expect(&subject, now)).unwrap_err();
+        assert!(err.is_renewal_window(), "{err}");
+        // renew_before 30 days on a 10-day certificate: due at once.
+        let fresh = issued(&ca, &key, now, 10 * DAY);
+        let mut e = expect(&subject, now);
+        e.renew = RenewPolicy::Before(30 * DAY);
+        let err = verify(pems(&fresh), key, &e).unwrap_err();
+        assert!(err.is_renewal_window(), "{err}");
+    }
+
+    #[test]
+    fn much_longer_lifetime_passes_with_a_warning() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let got = issued(&ca, &key, now, 10 * DAY);
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let mut e = expect(&subject, now);
+        e.previous_lifetime = Some(DAY);
+        let material = verify(pems(&got), key, &e).unwrap();
+        assert_eq!(
+            material.warnings,
+            [VerifyWarning::LifetimeMuchLonger {
+                previous: DAY,
+                new: 10 * DAY
+            }]
+        );
+    }
+
+    #[test]
+    fn chain_that_does_not_start_with_the_client_certificate_is_refused() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let (client, ca_pem, _) = issued(&ca, &key, now, DAY);
+        let got = (client, ca_pem.clone(), ca_pem);
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let err = verify(pems(&got), key, &expect(&subject, now)).unwrap_err();
+        assert!(matches!(err, VerifyError::ChainMismatch), "{err}");
+    }
+
+    #[test]
+    fn unreadable_pem_is_refused_per_field() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let now = SystemTime::now();
+        let subject = Subject::parse(SUBJECT).unwrap();
+        let (client, ca_pem, chain) = issued(&ca, &key, now, DAY);
+        let cases = [
+            ("garbage".to_owned(), ca_pem.clone(), chain.clone()),
+            (client.clone(), "garbage".to_owned(), chain.clone()),
+            (client.clone(), ca_pem.clone(), String::new()),
+        ];
+        let errs: Vec<_> = cases
+            .iter()
+            .map(|c| verify(pems(c), key.clone(), &expect(&subject, now)).unwrap_err())
+            .collect();
+        assert!(matches!(errs[0], VerifyError::ClientCert(_)));
+        assert!(matches!(errs[1], VerifyError::Ca(_)));
+        assert!(matches!(errs[2], VerifyError::Chain(_)));
+    }
+
+    #[test]
+    fn worst_case_renewal_time_subtracts_the_full_jitter() {
+        let ca = TestCa::new("ca");
+        let key = key();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let (client, _, _) = issued(&ca, &key, start, 100 * DAY);
+        let info = CertInfo::from_pem(&client).unwrap();
+        assert_eq!(
+            worst_case_renewal_time(&info, RenewPolicy::At(0.7), 0.05),
+            start + 65 * DAY
+        );
+        assert_eq!(
+            worst_case_renewal_time(&info, RenewPolicy::Before(30 * DAY), 0.05),
+            start + 65 * DAY
+        );
+        assert_eq!(
+            worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
+            start
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_the_printable_range_are_clamped_not_panicking() {
+        let before_epoch = SystemTime::UNIX_EPOCH - DAY;
+        assert_eq!(timestamp(before_epoch), "1970-01-01T00:00:00Z");
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(timestamp(far), "9999-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,44 @@
+//! Fixtures for the store's process-wide tests, built through the public API: a
+//! configuration for a temporary directory and self-signed material. Does not verify.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use kyma_certd::config::{self, CertificateConfig, Checks, KeyAlgorithm};
+use kyma_certd::keys::PrivateKey;
+use kyma_certd::verify::VerifiedMaterial;
+use kyma_certd::x509::CertInfo;
+
+/// One `[[certificate]]` writing into `dir`, with `extra` keys appended.
+pub fn certificate(dir: &Path, extra: &str) -> CertificateConfig {
+    let text = format!(
+        "[[certificate]]\nname = \"orders\"\nprotocol = \"compass\"\ndir = {:?}\n{extra}\n",
+        dir.to_str().expect("temporary paths are UTF-8")
+    );
+    let config = config::parse_with(&text, Path::new("test.toml"), Checks::Syntax).unwrap();
+    config.certificates.into_iter().next().unwrap()
+}
+
+/// A key and a self-signed certificate for it, shaped like verified material.
+pub fn material() -> VerifiedMaterial {
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let pair = rcgen::KeyPair::from_pem(key.to_pem()).unwrap();
+    let params = rcgen::CertificateParams::new(vec!["orders.test".to_owned()]).unwrap();
+    let cert_pem = params.self_signed(&pair).unwrap().pem();
+    let info = CertInfo::from_pem(&cert_pem).unwrap();
+    VerifiedMaterial {
+        chain_pem: format!("{cert_pem}{cert_pem}"),
+        ca_pem: cert_pem.clone(),
+        cert_pem,
+        key,
+        info,
+        warnings: Vec::new(),
+    }
+}
+
+/// The mode bits of a file (following symlinks).
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}

@@ -1,0 +1,52 @@
+//! The store writes exact modes whatever the process umask. The umask is process-wide,
+//! so this file holds a single test and runs as its own test binary.
+
+mod common;
+
+use kyma_certd::store::Store;
+use rustix::fs::Mode;
+
+#[test]
+fn modes_are_exact_under_umask_000_and_077() {
+    for umask in [0o000, 0o077] {
+        let old = rustix::process::umask(Mode::from_raw_mode(umask));
+        let tmp = tempfile::tempdir().unwrap();
+
+        let dir = tmp.path().join("orders");
+        let store = Store::new(&common::certificate(&dir, ""));
+        let report = store.swap(&common::material()).unwrap();
+        let paths = store.consumer_paths();
+        assert_eq!(common::mode(&paths.key), 0o600, "umask {umask:03o}");
+        assert_eq!(common::mode(&paths.cert), 0o644, "umask {umask:03o}");
+        assert_eq!(common::mode(&paths.chain), 0o644, "umask {umask:03o}");
+        assert_eq!(common::mode(&paths.ca), 0o644, "umask {umask:03o}");
+        assert_eq!(common::mode(&dir), 0o755, "umask {umask:03o}");
+        let generation = dir.join(report.generation.unwrap());
+        assert_eq!(common::mode(&generation), 0o755, "umask {umask:03o}");
+        store.write_state(&Default::default()).unwrap();
+        assert_eq!(
+            common::mode(&dir.join("state.json")),
+            0o644,
+            "umask {umask:03o}"
+        );
+
+        let custom = tmp.path().join("custom");
+        let files = tmp.path().join("tls");
+        let extra = format!(
+            "cert_mode = \"0640\"\nkey_mode = \"0400\"\nlayout = \"files\"\ncert_file = {:?}\nkey_file = {:?}\nchain_file = {:?}\nca_file = {:?}",
+            files.join("c.pem"),
+            files.join("k.pem"),
+            files.join("ch.pem"),
+            files.join("ca.pem"),
+        );
+        let store = Store::new(&common::certificate(&custom, &extra));
+        store.swap(&common::material()).unwrap();
+        store.swap(&common::material()).unwrap();
+        let paths = store.consumer_paths();
+        assert_eq!(common::mode(&paths.key), 0o400, "umask {umask:03o}");
+        assert_eq!(common::mode(&paths.cert), 0o640, "umask {umask:03o}");
+        assert_eq!(common::mode(&paths.ca), 0o640, "umask {umask:03o}");
+
+        rustix::process::umask(old);
+    }
+}
