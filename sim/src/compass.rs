@@ -236,6 +236,11 @@ fn execute(
     parts: &Parts,
     parsed: Result<Parsed, Refusal>,
 ) -> Result<Response<Body>, Refusal> {
+    // A wrong method is refused before authentication: no token is spent on it.
+    let parsed = match parsed {
+        Err(refusal) if refusal.status == StatusCode::METHOD_NOT_ALLOWED => return Err(refusal),
+        parsed => parsed,
+    };
     // The token is burned before the document is looked at: even a failing call uses it up.
     let caller = authenticate(shared, role, peer, parts)?;
     let parsed = parsed?;
