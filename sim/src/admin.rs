@@ -1,0 +1,173 @@
+//! The plain-HTTP loopback admin API: mint tokens, inspect issued certificates, revocations
+//! and counters, switch faults. Not subject to faults and not counted. Does not serve the
+//! connector protocols.
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use crate::fault::ActiveFault;
+use crate::respond::{self, Body};
+use crate::shared::Shared;
+use crate::tokens::Protocol;
+
+#[derive(Serialize)]
+struct Minted {
+    token: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct Index {
+    app: String,
+    compass_token_url: String,
+    compass_mtls_url: String,
+    rest_management_info_url: String,
+    server_ca_path: String,
+    client_ca_path: String,
+    endpoints: [&'static str; 9],
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    respond::json(status, &serde_json::json!({"error": message}))
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(respond::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+fn query_value(request: &Request<Incoming>, key: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Serves one admin request.
+pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let method = request.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, []) => respond::json(StatusCode::OK, &index(shared)),
+        (&Method::GET, ["server-ca.pem"]) => pem(shared.authority.server_ca_pem()),
+        (&Method::GET, ["client-ca.pem"]) => pem(shared.authority.client_ca_pem()),
+        (&Method::POST, ["tokens", protocol]) => {
+            let protocol = match *protocol {
+                "compass" => Protocol::Compass,
+                "kyma-rest" => Protocol::KymaRest,
+                _ => return error(StatusCode::NOT_FOUND, "protocol is compass or kyma-rest"),
+            };
+            let client_id =
+                query_value(&request, "client_id").unwrap_or_else(|| shared.app.clone());
+            respond::json(
+                StatusCode::CREATED,
+                &mint_json(shared, protocol, &client_id),
+            )
+        }
+        (&Method::GET, ["certificates"]) => {
+            respond::json(StatusCode::OK, &shared.registry.issued())
+        }
+        (&Method::GET, ["certificates", fingerprint]) => {
+            match shared.registry.find_issued(fingerprint) {
+                Some(certificate) => respond::json(StatusCode::OK, &certificate),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "no certificate with this fingerprint",
+                ),
+            }
+        }
+        (&Method::GET, ["revocations"]) => {
+            respond::json(StatusCode::OK, &shared.registry.revoked())
+        }
+        (&Method::POST, ["revocations", fingerprint]) => {
+            if fingerprint.len() != 64 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "a fingerprint is 64 hex digits (sha-256)",
+                );
+            }
+            shared.registry.revoke(fingerprint);
+            no_content()
+        }
+        (&Method::GET, ["fault"]) => respond::json(StatusCode::OK, &shared.faults.current()),
+        (&Method::PUT, ["fault"]) => {
+            let body = match respond::read_body(request.into_body()).await {
+                Ok(body) => body,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+            };
+            match serde_json::from_slice::<ActiveFault>(&body) {
+                Ok(active) => {
+                    tracing::info!(fault = ?active.fault, scope = ?active.scope, "fault set");
+                    shared.faults.set(active.fault, active.scope);
+                    no_content()
+                }
+                Err(e) => error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("expected {{\"fault\": {{\"kind\": ..}}, \"scope\": ..}}: {e}"),
+                ),
+            }
+        }
+        (&Method::DELETE, ["fault"]) => {
+            shared.faults.clear();
+            no_content()
+        }
+        (&Method::GET, ["counters"]) => respond::json(StatusCode::OK, &shared.registry.counts()),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "unknown admin endpoint; GET / lists them",
+        ),
+    }
+}
+
+fn pem(text: &str) -> Response<Body> {
+    respond::with_body(
+        StatusCode::OK,
+        "application/x-pem-file",
+        respond::full(text.to_owned()),
+    )
+}
+
+/// A token for `client_id` and the URL a client starts with.
+pub(crate) fn mint(shared: &Shared, protocol: Protocol, client_id: &str) -> (String, url::Url) {
+    let token = shared.tokens.mint(protocol, client_id);
+    let url = match protocol {
+        Protocol::Compass => shared.compass_token_url(),
+        Protocol::KymaRest => shared.rest_info_url(&token),
+    };
+    (token, url)
+}
+
+fn mint_json(shared: &Shared, protocol: Protocol, client_id: &str) -> Minted {
+    let (token, url) = mint(shared, protocol, client_id);
+    Minted {
+        token,
+        url: url.into(),
+    }
+}
+
+fn index(shared: &Shared) -> Index {
+    Index {
+        app: shared.app.clone(),
+        compass_token_url: shared.compass_token_url().into(),
+        compass_mtls_url: shared.compass_mtls_url().into(),
+        rest_management_info_url: shared
+            .rest_mtls_url("/v1/applications/management/info")
+            .into(),
+        server_ca_path: shared.server_ca_path().display().to_string(),
+        client_ca_path: shared.client_ca_path().display().to_string(),
+        endpoints: [
+            "GET /server-ca.pem",
+            "GET /client-ca.pem",
+            "POST /tokens/{compass|kyma-rest}[?client_id=]",
+            "GET /certificates[/{fingerprint}]",
+            "GET /revocations",
+            "POST /revocations/{fingerprint}",
+            "GET|PUT|DELETE /fault",
+            "GET /counters",
+            "GET /",
+        ],
+    }
+}
