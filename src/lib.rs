@@ -25,3 +25,6 @@ pub mod subject;
 pub mod systemd;
 pub mod verify;
 pub mod x509;
+
+#[cfg(test)]
+mod testutil;
