@@ -102,8 +102,9 @@ impl VerifyError {
     }
 }
 
-/// Material that passed every check, ready for `Store::swap`.
-#[derive(Debug, Clone)]
+/// Material that passed every check, ready for `Store::swap`. `Debug` shows the
+/// certificate facts only, never a PEM body or the key.
+#[derive(Clone)]
 pub struct VerifiedMaterial {
     /// The leaf certificate, PEM.
     pub cert_pem: String,
@@ -115,6 +116,16 @@ pub struct VerifiedMaterial {
     /// Facts about the leaf.
     pub info: CertInfo,
     pub warnings: Vec<VerifyWarning>,
+}
+
+impl fmt::Debug for VerifiedMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedMaterial")
+            .field("info", &self.info)
+            .field("key", &self.key)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs every check of DESIGN.md section 4 on what a connector returned for `key`.
@@ -315,6 +326,8 @@ mod tests {
         );
         assert_eq!(material.key.public_key_der(), key.public_key_der());
         assert!(material.warnings.is_empty());
+        let debug = format!("{material:?}");
+        assert!(!debug.contains("BEGIN"), "{debug}");
     }
 
     #[test]
