@@ -202,12 +202,20 @@ pub fn verify(
 /// largest jitter (`jitter` × lifetime subtracted): the deterministic bound used to
 /// refuse certificates that would need renewing at once.
 pub fn worst_case_renewal_time(info: &CertInfo, renew: RenewPolicy, jitter: f64) -> SystemTime {
+    // Clamped (and NaN made zero) so that `mul_f64` cannot panic.
+    let fraction = |x: f64| {
+        if x.is_finite() {
+            x.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
     let lifetime = info.lifetime();
-    let jitter = lifetime.mul_f64(jitter.clamp(0.0, 1.0));
+    let jitter = lifetime.mul_f64(fraction(jitter));
     let due = match renew {
-        RenewPolicy::At(fraction) => info
+        RenewPolicy::At(at) => info
             .not_before
-            .checked_add(lifetime.mul_f64(fraction.clamp(0.0, 1.0)))
+            .checked_add(lifetime.mul_f64(fraction(at)))
             .unwrap_or(info.not_after),
         RenewPolicy::Before(before) => info
             .not_after
@@ -491,6 +499,10 @@ mod tests {
         );
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
+            start
+        );
+        assert_eq!(
+            worst_case_renewal_time(&info, RenewPolicy::At(f64::NAN), f64::INFINITY),
             start
         );
     }
