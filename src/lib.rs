@@ -3,10 +3,10 @@
 
 pub mod config;
 pub mod keys;
+pub mod store;
 pub mod subject;
 pub mod verify;
 pub mod x509;
 
-pub mod store;
 #[cfg(test)]
 mod testutil;
