@@ -39,9 +39,21 @@ fn run(cli: Cli) -> CommandResult {
             init_logging(LogFormat::Text, "warn")?;
             commands::status(&cli.config, name.as_deref(), json)
         }
-        Command::Enroll { name, token, token_file, url, if_needed } => {
+        Command::Enroll {
+            name,
+            token,
+            token_file,
+            url,
+            if_needed,
+        } => {
             init_logging(LogFormat::Text, "warn")?;
-            let args = commands::EnrollArgs { name, token, token_file, url, if_needed };
+            let args = commands::EnrollArgs {
+                name,
+                token,
+                token_file,
+                url,
+                if_needed,
+            };
             block_on(commands::enroll(&cli.config, args))
         }
         Command::Renew { name, force } => {
@@ -57,9 +69,17 @@ fn run(cli: Cli) -> CommandResult {
             init_logging(config.daemon.log_format, &config.daemon.log_level)?;
             block_on(crate::daemon::run(config))
         }
-        Command::Demo { validity, protocol, duration } => {
+        Command::Demo {
+            validity,
+            protocol,
+            duration,
+        } => {
             init_logging(LogFormat::Text, "info")?;
-            block_on(crate::demo::run(crate::demo::DemoOptions { validity, protocol, duration }))
+            block_on(crate::demo::run(crate::demo::DemoOptions {
+                validity,
+                protocol,
+                duration,
+            }))
         }
     }
 }

@@ -31,7 +31,9 @@ pub async fn run(options: DemoOptions) -> CommandResult {
     use crate::store::Store;
 
     if options.validity < Duration::from_secs(10) {
-        return Err(CommandError::usage(anyhow::anyhow!("--validity must be at least 10s")));
+        return Err(CommandError::usage(anyhow::anyhow!(
+            "--validity must be at least 10s"
+        )));
     }
     let folder = tempfile::Builder::new()
         .prefix("kyma-certd-demo-")
@@ -96,19 +98,35 @@ timeout = "5s"
 
     println!();
     println!("kyma-certd demo");
-    println!("  connector simulator ({protocol}): {}", enroll_url_display(&enroll_url));
-    println!("  certificates live {}; the daemon renews at 60% of the lifetime, less up to 5% jitter", humantime::format_duration(options.validity));
+    println!(
+        "  connector simulator ({protocol}): {}",
+        enroll_url_display(&enroll_url)
+    );
+    println!(
+        "  certificates live {}; the daemon renews at 60% of the lifetime, less up to 5% jitter",
+        humantime::format_duration(options.validity)
+    );
     println!("  working folder:  {}", folder.path().display());
     println!("  configuration:   {}", config_path.display());
-    println!("  certificate:     {}/cert.pem (key.pem, chain.pem, ca.pem beside it)", cert_dir.display());
+    println!(
+        "  certificate:     {}/cert.pem (key.pem, chain.pem, ca.pem beside it)",
+        cert_dir.display()
+    );
     println!("  Ctrl-C stops the demo and removes the folder.");
     println!();
 
     let store = Store::new(&cert);
     let url = (protocol == "kyma-rest").then(|| enroll_url.to_string());
-    let info = flow::enroll(&cert, &store, EnrollRequest { url, token: Some(Token::new(token)) })
-        .await
-        .map_err(|e| crate::commands::flow_error(&cert.name, e))?;
+    let info = flow::enroll(
+        &cert,
+        &store,
+        EnrollRequest {
+            url,
+            token: Some(Token::new(token)),
+        },
+    )
+    .await
+    .map_err(|e| crate::commands::flow_error(&cert.name, e))?;
     println!(
         "enrolled with a one-time token: {} (sha256 {}…), valid until {}",
         info.subject,
@@ -124,13 +142,21 @@ timeout = "5s"
     };
     let result = crate::daemon::run_until(config, stop, |addr| {
         println!("metrics: curl http://{addr}/metrics   readiness: curl http://{addr}/readyz");
-        println!("status:  kyma-certd --config {} status", config_path.display());
+        println!(
+            "status:  kyma-certd --config {} status",
+            config_path.display()
+        );
         println!();
     })
     .await;
     sim.shutdown().await;
-    let renewals = std::fs::read_to_string(&marker).map(|t| t.lines().count()).unwrap_or(0);
-    println!("demo finished: {renewals} renewal(s) with hook runs; removing {}", folder.path().display());
+    let renewals = std::fs::read_to_string(&marker)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    println!(
+        "demo finished: {renewals} renewal(s) with hook runs; removing {}",
+        folder.path().display()
+    );
     result
 }
 

@@ -21,15 +21,24 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn failed(error: impl Into<anyhow::Error>) -> Self {
-        Self { exit: Exit::Failed, error: error.into() }
+        Self {
+            exit: Exit::Failed,
+            error: error.into(),
+        }
     }
 
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Self { exit: Exit::Usage, error: error.into() }
+        Self {
+            exit: Exit::Usage,
+            error: error.into(),
+        }
     }
 
     pub fn reenroll(error: impl Into<anyhow::Error>) -> Self {
-        Self { exit: Exit::ReenrollmentNeeded, error: error.into() }
+        Self {
+            exit: Exit::ReenrollmentNeeded,
+            error: error.into(),
+        }
     }
 
     pub fn code(&self) -> u8 {

@@ -102,8 +102,9 @@ impl VerifyError {
     }
 }
 
-/// Material that passed every check, ready for `Store::swap`.
-#[derive(Debug, Clone)]
+/// Material that passed every check, ready for `Store::swap`. `Debug` shows the
+/// certificate facts only, never a PEM body or the key.
+#[derive(Clone)]
 pub struct VerifiedMaterial {
     /// The leaf certificate, PEM.
     pub cert_pem: String,
@@ -115,6 +116,16 @@ pub struct VerifiedMaterial {
     /// Facts about the leaf.
     pub info: CertInfo,
     pub warnings: Vec<VerifyWarning>,
+}
+
+impl fmt::Debug for VerifiedMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedMaterial")
+            .field("info", &self.info)
+            .field("key", &self.key)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs every check of DESIGN.md section 4 on what a connector returned for `key`.
@@ -191,12 +202,20 @@ pub fn verify(
 /// largest jitter (`jitter` × lifetime subtracted): the deterministic bound used to
 /// refuse certificates that would need renewing at once.
 pub fn worst_case_renewal_time(info: &CertInfo, renew: RenewPolicy, jitter: f64) -> SystemTime {
+    // Clamped (and NaN made zero) so that `mul_f64` cannot panic.
+    let fraction = |x: f64| {
+        if x.is_finite() {
+            x.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
     let lifetime = info.lifetime();
-    let jitter = lifetime.mul_f64(jitter.clamp(0.0, 1.0));
+    let jitter = lifetime.mul_f64(fraction(jitter));
     let due = match renew {
-        RenewPolicy::At(fraction) => info
+        RenewPolicy::At(at) => info
             .not_before
-            .checked_add(lifetime.mul_f64(fraction.clamp(0.0, 1.0)))
+            .checked_add(lifetime.mul_f64(fraction(at)))
             .unwrap_or(info.not_after),
         RenewPolicy::Before(before) => info
             .not_after
@@ -315,6 +334,8 @@ mod tests {
         );
         assert_eq!(material.key.public_key_der(), key.public_key_der());
         assert!(material.warnings.is_empty());
+        let debug = format!("{material:?}");
+        assert!(!debug.contains("BEGIN"), "{debug}");
     }
 
     #[test]
@@ -478,6 +499,10 @@ mod tests {
         );
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
+            start
+        );
+        assert_eq!(
+            worst_case_renewal_time(&info, RenewPolicy::At(f64::NAN), f64::INFINITY),
             start
         );
     }

@@ -24,8 +24,8 @@ pub enum X509Error {
     TrailingData { index: usize },
 }
 
-/// What the daemon knows about one certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the daemon knows about one certificate. `Debug` leaves out the DER.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CertInfo {
     /// The subject for display, RFC 4514 style (`CN=..., O=...`).
     pub subject: String,
@@ -43,6 +43,19 @@ pub struct CertInfo {
     pub spki_der: Vec<u8>,
     /// The whole certificate DER.
     pub der: Vec<u8>,
+}
+
+impl std::fmt::Debug for CertInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertInfo")
+            .field("subject", &self.subject)
+            .field("issuer", &self.issuer)
+            .field("fingerprint_sha256", &self.fingerprint_sha256)
+            .field("serial", &self.serial)
+            .field("not_before", &crate::verify::timestamp(self.not_before))
+            .field("not_after", &crate::verify::timestamp(self.not_after))
+            .finish_non_exhaustive()
+    }
 }
 
 impl CertInfo {
@@ -232,6 +245,9 @@ mod tests {
         assert!(info.subject_matches(&Subject::parse("CN=orders,C=DE,O=Org").unwrap()));
         assert!(!info.subject_matches(&Subject::parse("CN=orders,C=DE").unwrap()));
         assert_eq!(info.to_pem(), cert.pem().replace("\r\n", "\n"));
+        let debug = format!("{info:?}");
+        assert!(debug.contains(&info.fingerprint_sha256));
+        assert!(!debug.contains("der: ["), "{debug}");
     }
 
     #[test]

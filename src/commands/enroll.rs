@@ -22,7 +22,9 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     let config = super::load_config(config_path)?;
     let cert = super::certificate(&config, &args.name)?;
     let store = Store::new(cert);
-    store.recover().map_err(|e| super::flow_error(&cert.name, e.into()))?;
+    store
+        .recover()
+        .map_err(|e| super::flow_error(&cert.name, e.into()))?;
     if args.if_needed {
         match flow::usable_current(cert, &store) {
             Ok(current) => {
@@ -43,13 +45,22 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
         (None, None) => None,
     };
     if token.as_ref().is_some_and(Token::is_empty) {
-        return Err(CommandError::usage(anyhow::anyhow!("the one-time token is empty")));
+        return Err(CommandError::usage(anyhow::anyhow!(
+            "the one-time token is empty"
+        )));
     }
     let span = tracing::info_span!("enroll", name = %cert.name, protocol = cert.protocol.as_str());
     let _guard = span.enter();
-    let info = flow::enroll(cert, &store, EnrollRequest { url: args.url, token })
-        .await
-        .map_err(|e| super::flow_error(&cert.name, e))?;
+    let info = flow::enroll(
+        cert,
+        &store,
+        EnrollRequest {
+            url: args.url,
+            token,
+        },
+    )
+    .await
+    .map_err(|e| super::flow_error(&cert.name, e))?;
     println!(
         "enrolled {}: {} (sha256 {}), valid until {}",
         cert.name,

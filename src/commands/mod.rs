@@ -32,17 +32,28 @@ pub fn certificate<'a>(config: &'a Config, name: &str) -> CommandResult<&'a Cert
         .iter()
         .find(|c| c.name == name)
         .ok_or_else(|| {
-            let known: Vec<&str> = config.certificates.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<&str> = config
+                .certificates
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
             CommandError::usage(anyhow::anyhow!(
                 "no [[certificate]] named {name:?} in {} (known: {})",
                 config.path.display(),
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
             ))
         })
 }
 
 /// The certificates a `--name` selects: one, or all when absent.
-pub fn selected<'a>(config: &'a Config, name: Option<&str>) -> CommandResult<Vec<&'a CertificateConfig>> {
+pub fn selected<'a>(
+    config: &'a Config,
+    name: Option<&str>,
+) -> CommandResult<Vec<&'a CertificateConfig>> {
     match name {
         Some(name) => Ok(vec![certificate(config, name)?]),
         None => Ok(config.certificates.iter().collect()),
@@ -53,5 +64,9 @@ pub fn selected<'a>(config: &'a Config, name: Option<&str>) -> CommandResult<Vec
 pub fn flow_error(name: &str, error: FlowError) -> CommandError {
     let reenroll = error.needs_reenrollment();
     let error = anyhow::Error::new(error).context(format!("certificate {name:?}"));
-    if reenroll { CommandError::reenroll(error) } else { CommandError::failed(error) }
+    if reenroll {
+        CommandError::reenroll(error)
+    } else {
+        CommandError::failed(error)
+    }
 }

@@ -12,7 +12,8 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
     let config = super::load_config(config_path)?;
     let mut worst: Option<CommandError> = None;
     for cert in super::selected(&config, name)? {
-        let span = tracing::info_span!("renew", name = %cert.name, protocol = cert.protocol.as_str());
+        let span =
+            tracing::info_span!("renew", name = %cert.name, protocol = cert.protocol.as_str());
         let _guard = span.enter();
         let store = Store::new(cert);
         if let Err(e) = store.recover() {
@@ -24,7 +25,11 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
                 Ok(Some(current)) => {
                     let due = flow::scheduled_renewal(cert, &current.info);
                     if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
-                        println!("{}: not due until {} (use --force to renew now)", cert.name, timestamp(due));
+                        println!(
+                            "{}: not due until {} (use --force to renew now)",
+                            cert.name,
+                            timestamp(due)
+                        );
                         continue;
                     }
                 }
@@ -61,7 +66,9 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
 fn keep_worst(worst: &mut Option<CommandError>, error: CommandError) {
     let replace = match worst {
         None => true,
-        Some(current) => error.exit == Exit::ReenrollmentNeeded && current.exit != Exit::ReenrollmentNeeded,
+        Some(current) => {
+            error.exit == Exit::ReenrollmentNeeded && current.exit != Exit::ReenrollmentNeeded
+        }
     };
     if replace {
         if let Some(previous) = worst.replace(error) {

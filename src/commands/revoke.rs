@@ -11,7 +11,9 @@ pub async fn revoke(config_path: &Path, name: &str, yes: bool) -> CommandResult 
     let config = super::load_config(config_path)?;
     let cert = super::certificate(&config, name)?;
     if !yes && !confirm(name)? {
-        return Err(CommandError::usage(anyhow::anyhow!("not confirmed; nothing was revoked")));
+        return Err(CommandError::usage(anyhow::anyhow!(
+            "not confirmed; nothing was revoked"
+        )));
     }
     let store = Store::new(cert);
     let span = tracing::info_span!("revoke", name = %cert.name, protocol = cert.protocol.as_str());

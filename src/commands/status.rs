@@ -61,10 +61,13 @@ pub fn status(config_path: &Path, name: Option<&str>, json: bool) -> CommandResu
     }
 }
 
-fn inspect(cert: &CertificateConfig, now: SystemTime) -> Result<CertificateStatus, flow::FlowError> {
+fn inspect(
+    cert: &CertificateConfig,
+    now: SystemTime,
+) -> Result<CertificateStatus, flow::FlowError> {
     let store = Store::new(cert);
     let current = store.load_current()?;
-    let state = store.load_state()?;
+    let state = store.read_state()?;
     let mut status = CertificateStatus {
         name: cert.name.clone(),
         protocol: cert.protocol.as_str(),
@@ -85,7 +88,7 @@ fn inspect(cert: &CertificateConfig, now: SystemTime) -> Result<CertificateStatu
         return Ok(status);
     };
     let info = &current.info;
-    status.state = if state.revoked {
+    status.state = if state.is_revoked(&info.fingerprint_sha256) {
         "revoked"
     } else if info.not_after <= now {
         "expired"
@@ -122,7 +125,11 @@ fn signed_seconds(t: SystemTime, now: SystemTime) -> i64 {
 pub fn human_left(seconds: i64) -> String {
     let abs = Duration::from_secs(seconds.unsigned_abs());
     let text = two_units(abs);
-    if seconds < 0 { format!("expired {text} ago") } else { text }
+    if seconds < 0 {
+        format!("expired {text} ago")
+    } else {
+        text
+    }
 }
 
 fn two_units(d: Duration) -> String {
@@ -159,8 +166,14 @@ fn table(statuses: &[CertificateStatus], colour: bool) -> String {
             paint(s.state),
             s.protocol,
             s.seconds_left.map(human_left).unwrap_or_else(|| "-".into()),
-            s.next_renewal.as_deref().map(in_from_now).unwrap_or_else(|| "-".into()),
-            s.fingerprint_sha256.as_deref().map(|f| &f[..f.len().min(16)]).unwrap_or("-"),
+            s.next_renewal
+                .as_deref()
+                .map(in_from_now)
+                .unwrap_or_else(|| "-".into()),
+            s.fingerprint_sha256
+                .as_deref()
+                .map(|f| &f[..f.len().min(16)])
+                .unwrap_or("-"),
         ));
     }
     for s in statuses {
@@ -184,11 +197,17 @@ fn table(statuses: &[CertificateStatus], colour: bool) -> String {
 }
 
 fn in_from_now(rfc3339: &str) -> String {
-    let Ok(t) = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339) else {
+    let Ok(t) =
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+    else {
         return rfc3339.to_owned();
     };
     let seconds = (t - time::OffsetDateTime::now_utc()).whole_seconds();
-    if seconds <= 0 { "now".to_owned() } else { format!("in {}", two_units(Duration::from_secs(seconds as u64))) }
+    if seconds <= 0 {
+        "now".to_owned()
+    } else {
+        format!("in {}", two_units(Duration::from_secs(seconds as u64)))
+    }
 }
 
 #[cfg(test)]

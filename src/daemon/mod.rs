@@ -48,7 +48,9 @@ pub async fn run_until(
 
     let mut server = None;
     if let Some(addr) = config.metrics.listen {
-        let listener = report_http::bind(addr).await.map_err(CommandError::failed)?;
+        let listener = report_http::bind(addr)
+            .await
+            .map_err(CommandError::failed)?;
         let local = listener.local_addr().map_err(CommandError::failed)?;
         info!("metrics on http://{local}/metrics, health on /healthz and /readyz");
         on_listen(local);
@@ -58,9 +60,11 @@ pub async fn run_until(
             limits: HttpLimits::default(),
         };
         let stop = shutdown.clone();
-        server = Some(tokio::spawn(report_http::serve(listener, state, async move {
-            stop.cancelled().await
-        })));
+        server = Some(tokio::spawn(report_http::serve(
+            listener,
+            state,
+            async move { stop.cancelled().await },
+        )));
     }
 
     let signals = signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
@@ -87,7 +91,9 @@ pub async fn run_until(
         supervisor.announce();
     }
 
-    supervisor.event_loop(signals, changes, reports, health, stop).await;
+    supervisor
+        .event_loop(signals, changes, reports, health, stop)
+        .await;
 
     systemd::stopping();
     info!("stopping");
@@ -190,7 +196,15 @@ impl Supervisor {
         };
         let span = info_span!("cert", name = %cfg.name, protocol = cfg.protocol.as_str());
         let join = tokio::spawn(task::run(ctx).instrument(span));
-        self.tasks.insert(cfg.name.clone(), TaskHandle { cfg, control, cancel, join });
+        self.tasks.insert(
+            cfg.name.clone(),
+            TaskHandle {
+                cfg,
+                control,
+                cancel,
+                join,
+            },
+        );
     }
 
     async fn stop(&mut self, name: &str) {
@@ -209,7 +223,11 @@ impl Supervisor {
         for handle in self.tasks.values() {
             handle.cancel.cancel();
         }
-        let joins: Vec<_> = names.iter().filter_map(|n| self.tasks.remove(n)).map(|h| h.join).collect();
+        let joins: Vec<_> = names
+            .iter()
+            .filter_map(|n| self.tasks.remove(n))
+            .map(|h| h.join)
+            .collect();
         let _ = tokio::time::timeout(DRAIN, futures::future::join_all(joins)).await;
     }
 
@@ -221,7 +239,9 @@ impl Supervisor {
             Ok(new) => new,
             Err(e) => {
                 self.metrics.config_reload(false);
-                error!("the new configuration is invalid and was not applied; still running on the previous one:\n{e}");
+                error!(
+                    "the new configuration is invalid and was not applied; still running on the previous one:\n{e}"
+                );
                 systemd::ready();
                 return;
             }
@@ -230,10 +250,18 @@ impl Supervisor {
         if new.daemon != self.config.daemon || new.metrics != self.config.metrics {
             warn!("changes to [daemon] and [metrics] take effect at the next restart");
         }
-        let old: HashMap<String, CertificateConfig> =
-            self.config.certificates.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        let old: HashMap<String, CertificateConfig> = self
+            .config
+            .certificates
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect();
         let wanted: HashSet<&str> = new.certificates.iter().map(|c| c.name.as_str()).collect();
-        let removed: Vec<String> = old.keys().filter(|n| !wanted.contains(n.as_str())).cloned().collect();
+        let removed: Vec<String> = old
+            .keys()
+            .filter(|n| !wanted.contains(n.as_str()))
+            .cloned()
+            .collect();
         let mut restart = Vec::new();
         for cert in &new.certificates {
             match old.get(&cert.name) {
@@ -243,7 +271,11 @@ impl Supervisor {
         }
         let daemon = self.config.daemon.clone();
         let metrics_settings = self.config.metrics.clone();
-        self.config = Config { daemon, metrics: metrics_settings, ..new };
+        self.config = Config {
+            daemon,
+            metrics: metrics_settings,
+            ..new
+        };
         // Stopping is quick (tasks abandon between awaits), so the loop stays responsive.
         for name in &removed {
             info!(name = %name, "certificate removed from the configuration");
@@ -265,7 +297,8 @@ impl Supervisor {
     }
 
     fn record(&mut self, report: Report) {
-        self.schedule.insert(report.name, (report.state, report.next));
+        self.schedule
+            .insert(report.name, (report.state, report.next));
         self.announce();
     }
 
@@ -282,7 +315,11 @@ impl Supervisor {
             .filter_map(|(name, (_, next))| next.map(|t| (name, t)))
             .min_by_key(|(_, t)| *t)
             .map(|(name, t)| (name.as_str(), t.duration_since(now).unwrap_or_default()));
-        let broken = self.schedule.values().filter(|(state, _)| !state.is_usable()).count();
+        let broken = self
+            .schedule
+            .values()
+            .filter(|(state, _)| !state.is_usable())
+            .count();
         let line = systemd::status_line(self.tasks.len(), next, broken);
         if line != self.last_status {
             systemd::status(&line);
@@ -300,7 +337,12 @@ impl Supervisor {
 fn watched_dirs(cfg: &CertificateConfig) -> Vec<PathBuf> {
     let mut dirs = vec![cfg.dir.clone()];
     if let Layout::Files(paths) = &cfg.layout {
-        for file in [&paths.cert_file, &paths.key_file, &paths.chain_file, &paths.ca_file] {
+        for file in [
+            &paths.cert_file,
+            &paths.key_file,
+            &paths.chain_file,
+            &paths.ca_file,
+        ] {
             if let Some(parent) = file.parent() {
                 if !dirs.iter().any(|d| d == parent) {
                     dirs.push(parent.to_path_buf());

@@ -63,10 +63,20 @@ enum Standing {
 
 pub async fn run(mut ctx: TaskContext) {
     let store = Store::new(&ctx.cfg);
-    let recover = store.clone();
+    let recover = Store::new(&ctx.cfg);
     match tokio::task::spawn_blocking(move || recover.recover()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => error!(error = %flow::error_chain(&e), "cannot recover the certificate directory"),
+        Ok(Ok(report)) => {
+            if report.completed_journal || !report.removed.is_empty() {
+                info!(
+                    completed_journal = report.completed_journal,
+                    removed = report.removed.len(),
+                    "recovered from an interrupted swap"
+                );
+            }
+        }
+        Ok(Err(e)) => {
+            error!(error = %flow::error_chain(&e), "cannot recover the certificate directory")
+        }
         Err(_) => error!("recovery was interrupted"),
     }
     let backoff = match Backoff::new(ctx.cfg.retry_min, ctx.cfg.retry_max) {
@@ -74,10 +84,11 @@ pub async fn run(mut ctx: TaskContext) {
         Err(e) => {
             // The config validation rules this out; fall back rather than spin.
             error!(error = %e, "invalid retry bounds; using 30s..1h");
-            Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)).expect("constant bounds are valid")
+            Backoff::new(Duration::from_secs(30), Duration::from_secs(3600))
+                .expect("constant bounds are valid")
         }
     };
-    let persisted = store.load_state().unwrap_or_default();
+    let persisted = store.read_state().unwrap_or_default();
     let mut failures = persisted.consecutive_failures;
     let mut retry_at = persisted.next_attempt.filter(|_| failures > 0);
     let mut known: Option<String> = None;
@@ -96,7 +107,10 @@ pub async fn run(mut ctx: TaskContext) {
                     .as_ref()
                     .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
                 if !repeat {
-                    error!(state = state.as_str(), "{why}; waiting for `kyma-certd enroll` with a new one-time token");
+                    error!(
+                        state = state.as_str(),
+                        "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                    );
                     last_complaint = Some((Instant::now(), why));
                 }
                 let wake = SystemTime::now() + COMPLAINT_INTERVAL;
@@ -118,7 +132,8 @@ pub async fn run(mut ctx: TaskContext) {
                 retry_at = None;
             }
             known = Some(info.fingerprint_sha256.clone());
-            ctx.metrics.cert_loaded(&ctx.cfg.name, info.not_before, info.not_after);
+            ctx.metrics
+                .cert_loaded(&ctx.cfg.name, info.not_before, info.not_after);
         }
 
         let (state, due) = match retry_at {
@@ -151,25 +166,38 @@ pub async fn run(mut ctx: TaskContext) {
                 failures = 0;
                 retry_at = None;
                 known = Some(renewed.info.fingerprint_sha256.clone());
-                ctx.metrics.cert_loaded(&ctx.cfg.name, renewed.info.not_before, renewed.info.not_after);
+                ctx.metrics.cert_loaded(
+                    &ctx.cfg.name,
+                    renewed.info.not_before,
+                    renewed.info.not_after,
+                );
                 ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
                 notify_dependents(&ctx, &renewed).await;
             }
             Err(e) if e.needs_reenrollment() => {
-                let state = if matches!(e, FlowError::Expired { .. }) { CertState::Expired } else { CertState::Revoked };
+                let state = if matches!(e, FlowError::Expired { .. }) {
+                    CertState::Expired
+                } else {
+                    CertState::Revoked
+                };
                 if state == CertState::Revoked {
-                    mark_revoked(&store);
+                    mark_revoked(&store, &info.fingerprint_sha256);
                 }
                 error!(error = %flow::error_chain(&e), "the connector refused the certificate");
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let delay = backoff.delay(failures, SystemTime::now(), info.not_after, rand::random::<f64>());
+                let delay = backoff.delay(
+                    failures,
+                    SystemTime::now(),
+                    info.not_after,
+                    rand::random::<f64>(),
+                );
                 let at = SystemTime::now() + delay;
                 retry_at = Some(at);
                 persist_retry(&store, at);
                 warn!(
-                    reason = e.reason(),
+                    reason = e.reason().as_str(),
                     consecutive_failures = failures,
                     retry_in_seconds = delay.as_secs(),
                     error = %flow::error_chain(&e),
@@ -219,7 +247,7 @@ async fn renew_once(
                 timestamp(renewed.info.not_after)
             );
         }
-        Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.failure_reason(), took),
+        Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.reason(), took),
     }
     Some(result)
 }
@@ -238,16 +266,19 @@ async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
         not_after: timestamp(renewed.info.not_after),
     };
     for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
-        ctx.metrics.hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
+        ctx.metrics
+            .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
         match &outcome.error {
             None => info!(hook = outcome.kind.as_label(), "hook ran"),
-            Some(error) => warn!(hook = outcome.kind.as_label(), %error, "hook failed; the renewed certificate stays in place"),
+            Some(error) => {
+                warn!(hook = outcome.kind.as_label(), %error, "hook failed; the renewed certificate stays in place")
+            }
         }
     }
 }
 
 fn inspect(store: &Store) -> Standing {
-    let revoked = store.load_state().map(|s| s.revoked).unwrap_or(false);
+    let state = store.read_state().unwrap_or_default();
     match store.load_current() {
         Ok(None) => Standing::NeedsEnrollment {
             state: CertState::Missing,
@@ -255,16 +286,26 @@ fn inspect(store: &Store) -> Standing {
         },
         Err(e) => Standing::NeedsEnrollment {
             state: CertState::Missing,
-            why: format!("the certificate on disk is unusable: {}", flow::error_chain(&e)),
+            why: format!(
+                "the certificate on disk is unusable: {}",
+                flow::error_chain(&e)
+            ),
         },
-        Ok(Some(_)) if revoked => Standing::NeedsEnrollment {
-            state: CertState::Revoked,
-            why: "the certificate was revoked".to_owned(),
-        },
-        Ok(Some(current)) if current.info.not_after <= SystemTime::now() => Standing::NeedsEnrollment {
-            state: CertState::Expired,
-            why: format!("the certificate expired at {}", timestamp(current.info.not_after)),
-        },
+        Ok(Some(current)) if state.is_revoked(&current.info.fingerprint_sha256) => {
+            Standing::NeedsEnrollment {
+                state: CertState::Revoked,
+                why: "the certificate was revoked".to_owned(),
+            }
+        }
+        Ok(Some(current)) if current.info.not_after <= SystemTime::now() => {
+            Standing::NeedsEnrollment {
+                state: CertState::Expired,
+                why: format!(
+                    "the certificate expired at {}",
+                    timestamp(current.info.not_after)
+                ),
+            }
+        }
         Ok(Some(current)) => Standing::Valid(current.info),
     }
 }
@@ -289,13 +330,20 @@ async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
 }
 
 fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
-    let _ = ctx.reports.send(Report { name: ctx.cfg.name.clone(), state, next });
+    let _ = ctx.reports.send(Report {
+        name: ctx.cfg.name.clone(),
+        state,
+        next,
+    });
 }
 
-fn mark_revoked(store: &Store) {
-    let result = store.load_state().and_then(|mut state| {
-        state.revoked = true;
-        store.save_state(&state)
+fn mark_revoked(store: &Store, fingerprint: &str) {
+    let result = store.read_state().and_then(|mut state| {
+        state.revoked = Some(crate::store::Revocation {
+            at: SystemTime::now(),
+            fingerprint: fingerprint.to_owned(),
+        });
+        store.write_state(&state)
     });
     if let Err(e) = result {
         warn!(error = %flow::error_chain(&e), "cannot record the revocation in state.json");
@@ -303,9 +351,9 @@ fn mark_revoked(store: &Store) {
 }
 
 fn persist_retry(store: &Store, at: SystemTime) {
-    let result = store.load_state().and_then(|mut state| {
+    let result = store.read_state().and_then(|mut state| {
         state.next_attempt = Some(at);
-        store.save_state(&state)
+        store.write_state(&state)
     });
     if let Err(e) = result {
         debug!(error = %flow::error_chain(&e), "cannot record the retry time in state.json");

@@ -35,13 +35,23 @@ impl DirWatcher {
                 let _ = tx.send(path);
             }
         })?;
-        Ok((Self { watcher, dirs: HashMap::new() }, rx))
+        Ok((
+            Self {
+                watcher,
+                dirs: HashMap::new(),
+            },
+            rx,
+        ))
     }
 
     /// Watches `dir` (not recursively: generations are renamed into it) for `name`.
     /// A directory that does not exist yet is watched through its parent.
     pub fn watch(&mut self, name: &str, dir: &Path) -> notify::Result<()> {
-        let target = if dir.exists() { dir } else { dir.parent().unwrap_or(dir) };
+        let target = if dir.exists() {
+            dir
+        } else {
+            dir.parent().unwrap_or(dir)
+        };
         self.watcher.watch(target, RecursiveMode::NonRecursive)?;
         self.dirs.insert(dir.to_path_buf(), name.to_owned());
         Ok(())

@@ -74,18 +74,20 @@ pub async fn enroll(
         warn!(%warning, "suspicious but allowed certificate");
     }
     let info = verified.info.clone();
-    let store_for_swap = store.clone();
+    let store_for_swap = Store::new(cfg);
     tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
         .await
         .map_err(|_| FlowError::Interrupted)??;
 
-    let mut state = store.load_state()?;
+    let mut state = store.read_state()?;
     state.renewal_url = plan.renewal_url.clone();
-    state.revoked = false;
+    state.revoked = None;
+    state.protocol = Some(cfg.protocol);
+    state.next_attempt = None;
     state.enrolled_at = Some(SystemTime::now());
     state.last_error = None;
     state.consecutive_failures = 0;
-    store.save_state(&state)?;
+    store.write_state(&state)?;
     if state.renewal_url.is_none() && cfg.renewal_url.is_none() {
         warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
     }

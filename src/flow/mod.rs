@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use crate::config::CertificateConfig;
 use crate::keys::{KeyError, PrivateKey};
 use crate::protocol::{self, AnyConnector, HttpSettings, Identity, ProtocolError};
+use crate::report::FailureReason;
 use crate::store::{CurrentMaterial, StoreError};
 use crate::subject::SubjectError;
 use crate::verify::VerifyError;
@@ -57,27 +58,32 @@ pub enum FlowError {
 
 impl FlowError {
     /// The `reason` label of `kyma_certd_renewal_failures_total`.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> FailureReason {
         match self {
-            FlowError::Protocol(e) => e.reason(),
-            FlowError::Verify(_) | FlowError::Subject(_) | FlowError::Key(_) => "verify",
-            FlowError::Store(_) | FlowError::Interrupted => "write",
-            FlowError::ServerCa { .. } => "tls",
+            FlowError::Protocol(e) => match e.reason() {
+                "network" => FailureReason::Network,
+                "tls" => FailureReason::Tls,
+                "http" => FailureReason::Http,
+                _ => FailureReason::Protocol,
+            },
+            FlowError::Verify(_) | FlowError::Subject(_) | FlowError::Key(_) => {
+                FailureReason::Verify
+            }
+            FlowError::Store(_) | FlowError::Interrupted => FailureReason::Write,
+            FlowError::ServerCa { .. } => FailureReason::Tls,
             FlowError::NotEnrolled { .. }
             | FlowError::Expired { .. }
             | FlowError::Revoked
             | FlowError::NoRenewalUrl
             | FlowError::NoEnrollUrl
-            | FlowError::BadEnrollUrl(_) => "protocol",
+            | FlowError::BadEnrollUrl(_) => FailureReason::Protocol,
         }
     }
 
     /// Only a new one-time token helps: exit code 3, states expired/revoked/missing.
     pub fn needs_reenrollment(&self) -> bool {
         match self {
-            FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked => {
-                true
-            }
+            FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked => true,
             FlowError::Protocol(e) => e.needs_reenrollment(),
             _ => false,
         }
@@ -103,7 +109,10 @@ pub(crate) fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, Flo
 
 /// The current certificate as an mTLS identity.
 pub(crate) fn identity_of(current: &CurrentMaterial) -> Identity {
-    Identity::new(current.chain_pem.clone(), zeroize::Zeroizing::new(current.key.to_pem().to_owned()))
+    Identity::new(
+        current.chain_pem.clone(),
+        zeroize::Zeroizing::new(current.key.to_pem().to_owned()),
+    )
 }
 
 /// Generates a key off the async thread: RSA-4096 takes about half a second.
@@ -116,21 +125,17 @@ pub(crate) async fn generate_key(
         .map_err(FlowError::from)
 }
 
-/// Seconds since the epoch, for `state.json` and messages.
-pub(crate) fn now() -> SystemTime {
-    SystemTime::now()
-}
-
 /// When `info` (a certificate of `cfg`) is due, with this host's stable jitter.
 pub fn scheduled_renewal(cfg: &CertificateConfig, info: &crate::x509::CertInfo) -> SystemTime {
-    let seed = crate::schedule::jitter_seed(&info.fingerprint_sha256, &crate::schedule::host_name());
+    let seed =
+        crate::schedule::jitter_seed(&info.fingerprint_sha256, &crate::schedule::host_name());
     crate::schedule::renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
 }
 
 /// Records an attempt's outcome in `state.json` (what `status` shows). Failing to write
 /// the record is logged, never fatal: the certificate itself is what matters.
 pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowError>) {
-    let result = store.load_state().and_then(|mut state| {
+    let result = store.read_state().and_then(|mut state| {
         let now = SystemTime::now();
         state.last_attempt = Some(now);
         match outcome {
@@ -141,10 +146,10 @@ pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowErro
             }
             Err(error) => {
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                state.last_error = Some(error_chain(error));
+                state.set_error(&error_chain(error));
             }
         }
-        store.save_state(&state)
+        store.write_state(&state)
     });
     if let Err(error) = result {
         tracing::warn!(error = %format!("{:#}", anyhow::Error::new(error)), "cannot record the attempt in state.json");

@@ -25,7 +25,7 @@ pub struct Renewed {
 /// Renews `cfg`'s certificate now, whatever the schedule says.
 pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
     let current = usable_current(cfg, store)?;
-    let state = store.load_state()?;
+    let state = store.read_state()?;
     let renewal_url = cfg
         .renewal_url
         .clone()
@@ -45,7 +45,9 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     };
     let csr = build_csr(&key, &subject)?;
     debug!("sending the signing request");
-    let issued = connector.sign(&plan, &csr_base64(&csr), Some(&identity)).await?;
+    let issued = connector
+        .sign(&plan, &csr_base64(&csr), Some(&identity))
+        .await?;
 
     let verified = verify(
         ReturnedPems {
@@ -67,8 +69,8 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     }
     let info = verified.info.clone();
     let warnings = verified.warnings.clone();
-    let store_for_swap = store.clone();
-    let report = tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
+    let store_for_swap = Store::new(cfg);
+    tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
         .await
         .map_err(|_| FlowError::Interrupted)??;
     info!(
@@ -81,7 +83,7 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
         info,
         previous: current.info,
         warnings,
-        paths: report.paths,
+        paths: store.consumer_paths(),
     })
 }
 
@@ -90,10 +92,15 @@ pub fn usable_current(
     cfg: &CertificateConfig,
     store: &Store,
 ) -> Result<CurrentMaterial, FlowError> {
-    let current = store.load_current()?.ok_or_else(|| FlowError::NotEnrolled {
-        dir: cfg.dir.clone(),
-    })?;
-    if store.load_state()?.revoked {
+    let current = store
+        .load_current()?
+        .ok_or_else(|| FlowError::NotEnrolled {
+            dir: cfg.dir.clone(),
+        })?;
+    if store
+        .read_state()?
+        .is_revoked(&current.info.fingerprint_sha256)
+    {
         return Err(FlowError::Revoked);
     }
     if current.info.not_after <= SystemTime::now() {

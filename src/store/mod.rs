@@ -83,8 +83,9 @@ pub struct ConsumerPaths {
     pub ca: PathBuf,
 }
 
-/// The material currently on disk. `Debug` never shows the key.
-#[derive(Debug, Clone)]
+/// The material currently on disk. `Debug` shows the certificate facts only, never a
+/// PEM body or the key.
+#[derive(Clone)]
 pub struct CurrentMaterial {
     pub cert_pem: String,
     pub key: PrivateKey,
@@ -94,6 +95,16 @@ pub struct CurrentMaterial {
     pub info: CertInfo,
     /// The generation directory name (symlink layout).
     pub generation: Option<String>,
+}
+
+impl std::fmt::Debug for CurrentMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentMaterial")
+            .field("info", &self.info)
+            .field("key", &self.key)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a swap did, so the caller can log it and its file watcher can recognise its own
