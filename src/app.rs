@@ -74,7 +74,7 @@ fn run(cli: Cli) -> CommandResult {
             protocol,
             duration,
         } => {
-            init_logging(LogFormat::Text, "info")?;
+            init_logging(LogFormat::Text, "kyma_certd=info,kyma_connector_sim=warn")?;
             block_on(crate::demo::run(crate::demo::DemoOptions {
                 validity,
                 protocol,

@@ -78,18 +78,19 @@ timeout = "10s"
 [[certificate]]
 name = "demo"
 protocol = "{protocol}"
-dir = {dir:?}
-server_ca_file = {ca:?}
+dir = {dir}
+server_ca_file = {ca}
 connector_url = "{connector}"
 
 [[certificate.on_renew]]
-command = ["sh", "-c", "echo \"the application would reload now: $KYMA_CERTD_NAME is $KYMA_CERTD_FINGERPRINT until $KYMA_CERTD_NOT_AFTER\" | tee -a {marker:?}"]
+command = ["sh", "-c", {script}, {marker}]
 timeout = "5s"
 "#,
-        dir = cert_dir.display().to_string(),
-        ca = sim.server_ca_path().display().to_string(),
+        dir = toml_string(&cert_dir.display().to_string()),
+        ca = toml_string(&sim.server_ca_path().display().to_string()),
         connector = sim.compass_token_url(),
-        marker = marker.display().to_string(),
+        script = toml_string(DEMO_HOOK),
+        marker = toml_string(&marker.display().to_string()),
     );
     std::fs::write(&config_path, text).map_err(CommandError::failed)?;
     let config = config::load(&config_path).map_err(CommandError::usage)?;
@@ -158,6 +159,15 @@ timeout = "5s"
         folder.path().display()
     );
     result
+}
+
+/// The demo's dependent: in real life a reload of the application using the certificate.
+#[cfg(feature = "demo")]
+const DEMO_HOOK: &str = "echo \"hook: the application would reload now ($KYMA_CERTD_NAME is $KYMA_CERTD_FINGERPRINT until $KYMA_CERTD_NOT_AFTER)\" | tee -a \"$0\"";
+
+#[cfg(feature = "demo")]
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }
 
 #[cfg(feature = "demo")]

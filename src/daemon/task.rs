@@ -93,6 +93,7 @@ pub async fn run(mut ctx: TaskContext) {
     let mut retry_at = persisted.next_attempt.filter(|_| failures > 0);
     let mut known: Option<String> = None;
     let mut last_complaint: Option<(Instant, String)> = None;
+    let mut announced: Option<SystemTime> = None;
 
     loop {
         let standing = inspect(&store);
@@ -144,13 +145,16 @@ pub async fn run(mut ctx: TaskContext) {
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
         report(&ctx, state, Some(due));
         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
-        info!(
+        if announced != Some(due) {
+            announced = Some(due);
+            info!(
             next_renewal = %timestamp(due),
             in_seconds = wait.as_secs(),
             not_after = %timestamp(info.not_after),
             "next renewal in {}",
             humantime::format_duration(Duration::from_secs(wait.as_secs()))
-        );
+            );
+        }
 
         match wait_until(due, &mut ctx).await {
             Woke::Cancelled => return,
