@@ -194,7 +194,7 @@ impl Supervisor {
             reports: self.reports_tx.clone(),
             cancel: cancel.clone(),
         };
-        let span = info_span!("cert", name = %cfg.name, protocol = cfg.protocol.as_str());
+        let span = info_span!("cert", cert = %cfg.name, protocol = cfg.protocol.as_str());
         let join = tokio::spawn(task::run(ctx).instrument(span));
         self.tasks.insert(
             cfg.name.clone(),
