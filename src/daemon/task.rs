@@ -55,6 +55,13 @@ enum Woke {
     Cancelled,
 }
 
+/// A certificate the connector refused (revoked, expired or foreign).
+struct Refusal {
+    fingerprint: String,
+    state: CertState,
+    cause: String,
+}
+
 /// What the files say about the certificate.
 enum Standing {
     Valid(CertInfo),
@@ -94,9 +101,20 @@ pub async fn run(mut ctx: TaskContext) {
     let mut known: Option<String> = None;
     let mut last_complaint: Option<(Instant, String)> = None;
     let mut announced: Option<SystemTime> = None;
+    // The certificate the connector refused: never offered again, even if state.json
+    // could not record the revocation, until the files change.
+    let mut refused: Option<Refusal> = None;
 
     loop {
-        let standing = inspect(&store);
+        let standing = match (inspect(&store), &refused) {
+            (Standing::Valid(info), Some(r)) if info.fingerprint_sha256 == r.fingerprint => {
+                Standing::NeedsEnrollment {
+                    state: r.state,
+                    why: "the connector refused the certificate".to_owned(),
+                }
+            }
+            (standing, _) => standing,
+        };
         let info = match standing {
             Standing::Valid(info) => info,
             Standing::NeedsEnrollment { state, why } => {
@@ -108,10 +126,18 @@ pub async fn run(mut ctx: TaskContext) {
                     .as_ref()
                     .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
                 if !repeat {
-                    error!(
-                        state = state.as_str(),
-                        "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                    );
+                    // One line per complaint, with the connector's answer when it refused.
+                    match refused.as_ref() {
+                        Some(r) => error!(
+                            state = state.as_str(),
+                            error = %r.cause,
+                            "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                        ),
+                        None => error!(
+                            state = state.as_str(),
+                            "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                        ),
+                    }
                     last_complaint = Some((Instant::now(), why));
                 }
                 let wake = SystemTime::now() + COMPLAINT_INTERVAL;
@@ -126,6 +152,7 @@ pub async fn run(mut ctx: TaskContext) {
             }
         };
         last_complaint = None;
+        refused = None;
         if known.as_deref() != Some(info.fingerprint_sha256.as_str()) {
             if known.is_some() {
                 info!(fingerprint = %info.fingerprint_sha256, "the certificate was replaced on disk; rescheduling");
@@ -187,7 +214,12 @@ pub async fn run(mut ctx: TaskContext) {
                 if state == CertState::Revoked {
                     mark_revoked(&store, &info.fingerprint_sha256);
                 }
-                error!(error = %flow::error_chain(&e), "the connector refused the certificate");
+                // Logged once, by the complaint at the top of the loop.
+                refused = Some(Refusal {
+                    fingerprint: info.fingerprint_sha256.clone(),
+                    state,
+                    cause: flow::error_chain(&e),
+                });
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
