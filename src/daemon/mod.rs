@@ -155,6 +155,7 @@ impl Supervisor {
                     }
                 },
                 Some(path) = changes.recv() => {
+                    self.watcher.appeared(&path);
                     if let Some(name) = self.watcher.owner_of(&path) {
                         pending.insert(name.to_owned(), Instant::now() + DEBOUNCE);
                     }
