@@ -242,6 +242,17 @@ fn command_hooks_get_the_new_files_in_their_environment_and_a_hanging_or_failing
             .is_some_and(|e| e.contains("exited with status 3"))
     });
     assert_eq!(failed.level(), "WARN");
+    let warnings = daemon
+        .log()
+        .into_iter()
+        .filter(|l| l.level() == "WARN")
+        .count();
+    assert_eq!(
+        warnings,
+        2,
+        "one warning per failed hook\n{}",
+        daemon.log_text()
+    );
 
     // Hook failures never cost the renewed certificate nor cause a retry.
     std::thread::sleep(Duration::from_secs(1));

@@ -301,15 +301,10 @@ async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
         fingerprint: renewed.info.fingerprint_sha256.clone(),
         not_after: timestamp(renewed.info.not_after),
     };
+    // `run_hooks` logs each outcome; a failure never touches the renewed certificate.
     for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
         ctx.metrics
             .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
-        match &outcome.error {
-            None => info!(hook = outcome.kind.as_label(), "hook ran"),
-            Some(error) => {
-                warn!(hook = outcome.kind.as_label(), %error, "hook failed; the renewed certificate stays in place")
-            }
-        }
     }
 }
 
