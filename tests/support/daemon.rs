@@ -4,7 +4,7 @@
 //! small readers for `/metrics`, `/readyz`, `status --json` and the files on disk.
 //! Synchronous on purpose: tests poll with deadlines while the simulator serves on its
 //! own runtime. Does not assert anything itself beyond "the helper worked".
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
