@@ -557,3 +557,51 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_restart_during_an_outage_keeps_the_backoff_and_the_failure_streak() {
+    let world = World::new(LIFETIME);
+    world.write_config(&[CertSpec::compass("orders").with("renew_at", "\"30%\"")]);
+    world.enroll("orders", "compass");
+    world
+        .sim
+        .set_fault(Fault::Unavailable, FaultScope::UntilCleared);
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    wait_for("two failed attempts", Duration::from_secs(12), || {
+        (daemon.lines_with("renewal failed; retrying in").len() >= 2).then_some(())
+    });
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+    let streak = world.status()["orders"]["consecutive_failures"]
+        .as_u64()
+        .unwrap();
+    assert!(streak >= 2, "{streak}");
+
+    // The new process starts where the old one stopped: in backoff, with the same streak.
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    let scrape = daemon.metrics();
+    assert_eq!(
+        scrape.state("orders").as_deref(),
+        Some("backoff"),
+        "{}",
+        scrape.0
+    );
+    let failures = scrape
+        .value("kyma_certd_consecutive_failures", &[("name", "orders")])
+        .unwrap();
+    assert!(
+        failures >= streak as f64,
+        "streak {streak}, gauge {failures}"
+    );
+    let next = daemon.wait_for_message("renewal failed; retrying in", Duration::from_secs(5));
+    assert!(
+        next.field("consecutive_failures").as_u64().unwrap() > streak,
+        "{}",
+        next.text
+    );
+    world.sim.clear_fault();
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}

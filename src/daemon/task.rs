@@ -97,6 +97,9 @@ pub async fn run(mut ctx: TaskContext) {
     };
     let persisted = store.read_state().unwrap_or_default();
     let mut failures = persisted.consecutive_failures;
+    if failures > 0 {
+        ctx.metrics.restore_failures(&ctx.cfg.name, failures);
+    }
     let mut retry_at = persisted.next_attempt.filter(|_| failures > 0);
     let mut known: Option<String> = None;
     let mut last_complaint: Option<(Instant, String)> = None;
