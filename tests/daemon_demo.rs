@@ -67,10 +67,12 @@ fn demo(protocol: &str) {
     let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200);
     assert!(body.contains("kyma_certd_build_info"), "{body}");
-    assert!(
-        body.contains("kyma_certd_certificate_state{name=\"demo\",state=\"valid\"} 1"),
-        "{body}"
-    );
+    let valid = eventually(Duration::from_secs(5), || {
+        http_get(addr, "/metrics")
+            .1
+            .contains("kyma_certd_certificate_state{name=\"demo\",state=\"valid\"} 1")
+    });
+    assert!(valid, "{}", http_get(addr, "/metrics").1);
 
     let status = child.wait().expect("wait for the demo");
     let took = started.elapsed();
