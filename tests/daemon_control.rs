@@ -476,3 +476,33 @@ fn a_revoked_certificate_waits_quietly_until_enrolled_then_renews() {
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn run_refuses_to_start_on_a_taken_port_or_a_bad_config_with_one_sentence_and_its_exit_code() {
+    let world = World::new(LONG);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text = world
+        .config_text(&[spec("orders")])
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&world.config, text).unwrap();
+    let output = world.command(&["run"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    std::fs::write(
+        &world.config,
+        world.config_text(&[spec("orders")]) + "no_such_key = 1\n",
+    )
+    .unwrap();
+    let output = world.command(&["run"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no_such_key"), "{stderr}");
+    assert_eq!(world.sim.request_counts().total(), 0);
+}
