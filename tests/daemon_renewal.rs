@@ -357,6 +357,8 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
         status["last_error"].as_str().unwrap().contains("503"),
         "{status}"
     );
+    let state_file = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    assert!(!state_file.contains("-----BEGIN"), "{state_file}");
 
     // It keeps trying, spaced by the backoff, and the files stay exactly as they were.
     let retries = wait_for("three failed attempts", Duration::from_secs(10), || {

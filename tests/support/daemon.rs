@@ -560,14 +560,28 @@ impl Daemon {
         status
     }
 
-    /// SIGTERM, then the exit status and how long the exit took.
+    /// SIGTERM, then the exit status and how long the exit took. Also checks that the
+    /// whole log held no secret material.
     pub fn terminate(&mut self) -> (ExitStatus, Duration) {
         let asked = Instant::now();
         self.signal(Signal::TERM);
         let status = self
             .wait_exit(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("kyma-certd did not exit on SIGTERM:\n{}", self.log_text()));
-        (status, asked.elapsed())
+        let took = asked.elapsed();
+        self.assert_no_secrets();
+        (status, took)
+    }
+
+    /// No PEM body and no key in any line logged so far.
+    pub fn assert_no_secrets(&self) {
+        for line in self.log() {
+            assert!(
+                !line.text.contains("-----BEGIN") && !line.text.contains("PRIVATE KEY"),
+                "secret material in the log: {}",
+                line.text
+            );
+        }
     }
 }
 
