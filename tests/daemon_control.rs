@@ -92,6 +92,31 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
     );
     let alpha_fingerprint = fingerprint_on_disk(&world.cert_dir("alpha"));
 
+    // Changed: beta is restarted with its new policy and rescheduled at once.
+    world.write_config(&[CertSpec::compass("beta").with("renew_at", "\"25%\"")]);
+    daemon.signal(Signal::HUP);
+    daemon.wait_for_line("beta restarted", Duration::from_secs(5), |l| {
+        l.message()
+            .contains("certificate changed in the configuration")
+            && l.field("name") == "beta"
+    });
+    let labels = [("name", "beta")];
+    let rescheduled = eventually(Duration::from_secs(5), || {
+        let scrape = daemon.metrics();
+        let nb = scrape.value(
+            "kyma_certd_certificate_not_before_timestamp_seconds",
+            &labels,
+        );
+        let next = scrape.value(
+            "kyma_certd_certificate_next_renewal_timestamp_seconds",
+            &labels,
+        );
+        // 25% of 20 s, less up to 5% jitter.
+        matches!((nb, next), (Some(nb), Some(next)) if next >= nb + 3.999 && next <= nb + 5.001)
+    });
+    assert!(rescheduled, "{}", daemon.metrics().0);
+    assert_eq!(reloads(&mut daemon, "success"), 3.0);
+
     // Broken: rejected, logged, counted; the old configuration stays in force.
     let good_text = std::fs::read_to_string(&world.config).unwrap();
     std::fs::write(
@@ -112,18 +137,25 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
         rejected.text
     );
     assert_eq!(reloads(&mut daemon, "failure"), 1.0);
-    assert_eq!(reloads(&mut daemon, "success"), 2.0);
+    assert_eq!(reloads(&mut daemon, "success"), 3.0);
     assert!(daemon.alive());
 
-    // Still renewing beta on the old configuration.
-    let renewed = eventually(Duration::from_secs(12), || {
-        fingerprint_on_disk(&world.cert_dir("beta")).is_some_and(|f| f != beta)
-    });
-    assert!(
-        renewed,
-        "beta was not renewed after the bad reload\n{}",
-        daemon.log_text()
+    // Still renewing beta, on the configuration in force before the bad one.
+    let renewed = daemon.wait_for_line(
+        "beta renewed after the bad reload",
+        Duration::from_secs(25),
+        |l| {
+            l.cert() == Some("beta")
+                && l.message().starts_with("renewed ")
+                && l.seen > rejected.seen
+        },
     );
+    let new_fingerprint = renewed.field("new").as_str().unwrap().to_owned();
+    assert_ne!(new_fingerprint, beta);
+    assert!(eventually(Duration::from_secs(2), || {
+        fingerprint_on_disk(&world.cert_dir("beta")).as_deref() == Some(new_fingerprint.as_str())
+            || world.sim.renewals().len() > renewals_before + 1
+    }));
     assert!(world.sim.renewals().len() > renewals_before);
     assert_eq!(
         fingerprint_on_disk(&world.cert_dir("alpha")),
