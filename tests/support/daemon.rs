@@ -398,9 +398,7 @@ impl LogLine {
     /// The event's own timestamp.
     pub fn timestamp(&self) -> SystemTime {
         let text = self.json["timestamp"].as_str().expect("a timestamp");
-        humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
-            .or_else(|_| humantime::parse_rfc3339(text))
-            .expect("an RFC 3339 timestamp")
+        humantime::parse_rfc3339(text).expect("an RFC 3339 timestamp")
     }
 }
 
@@ -469,7 +467,7 @@ impl Daemon {
             .collect()
     }
 
-    /// Waits for a line (after the first `skip` lines) matching `matches`.
+    /// Waits for a line matching `matches` and returns the first one.
     pub fn wait_for_line(
         &self,
         what: &str,
