@@ -6,11 +6,12 @@
 mod harness;
 
 use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Signal, World, eventually};
+use harness::{BIN, CertSpec, Daemon, Signal, World, eventually};
 
 /// The receiving end of `NOTIFY_SOCKET`: every datagram with when it arrived.
 struct Manager {
@@ -164,7 +165,7 @@ fn tells_the_service_manager_ready_status_watchdog_reloading_and_stopping() {
 }
 
 #[test]
-fn watchdog_meant_for_another_process_is_left_alone_and_without_a_socket_it_runs_the_same() {
+fn watchdog_pings_follow_watchdog_pid_and_without_a_socket_the_daemon_runs_the_same() {
     let world = World::new(Duration::from_secs(3600));
     world.write_config(&[CertSpec::compass("orders")]);
     world.enroll("orders", "compass");
@@ -184,6 +185,29 @@ fn watchdog_meant_for_another_process_is_left_alone_and_without_a_socket_it_runs
         "{:#?}",
         manager.messages()
     );
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+
+    // WATCHDOG_PID names the daemon itself (set before `exec`, as systemd does): pings.
+    let socket = world.path("notify-own.sock");
+    let manager = Manager::bind(&socket);
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"WATCHDOG_PID=$$ exec "$0" --config "$1" run"#, BIN])
+        .arg(&world.config)
+        .env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut daemon = Daemon::spawn(command);
+    manager.wait_for("READY=1", 0);
+    let pinged = eventually(Duration::from_secs(3), || {
+        manager.with("WATCHDOG=1").len() >= 3
+    });
+    assert!(pinged, "{:#?}", manager.messages());
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
 

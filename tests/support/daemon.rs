@@ -414,7 +414,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn spawn(mut command: Command) -> Daemon {
+    /// Starts `command` (a `kyma-certd run`, possibly behind an `exec`) with stderr piped.
+    pub fn spawn(mut command: Command) -> Daemon {
         let started = Instant::now();
         let mut child = command.spawn().expect("start kyma-certd run");
         let stderr = child.stderr.take().expect("stderr is piped");
