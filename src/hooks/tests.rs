@@ -243,6 +243,32 @@ async fn command_hook_that_hangs_is_killed_at_its_timeout_with_its_children() {
 }
 
 #[tokio::test]
+async fn an_abandoned_command_hook_takes_its_children_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let hook = sh(
+        "sleep 30 & echo $$ $! > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; wait",
+        &pids,
+        Duration::from_secs(30),
+    );
+    let env = env_for(dir.path());
+    let mut running = Box::pin(run_hooks("orders", std::slice::from_ref(&hook), &env));
+    tokio::select! {
+        _ = &mut running => panic!("the hook ended on its own"),
+        () = eventually("the hook to start", || pids.exists()) => {}
+    }
+    // Dropped while it runs, as when the daemon stops.
+    drop(running);
+    let pids: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    eventually("the hook to die", || is_gone(pids[0])).await;
+    eventually("the hook's child to die", || is_gone(pids[1])).await;
+}
+
+#[tokio::test]
 async fn command_hook_with_a_non_zero_exit_fails_with_the_status() {
     let dir = tempfile::tempdir().unwrap();
     let hook = command(
