@@ -538,3 +538,40 @@ fn run_refuses_to_start_on_a_taken_port_or_a_bad_config_with_one_sentence_and_it
     assert!(stderr.contains("no_such_key"), "{stderr}");
     assert_eq!(world.sim.request_counts().total(), 0);
 }
+
+#[test]
+fn sigterm_while_a_hook_hangs_exits_at_once_and_takes_the_hook_along() {
+    let world = World::new(LONG);
+    let pids = world.path("hook.pids");
+    // The shell and its child `sleep` form the hook's process group.
+    let hang = r#"echo $$ >> "$0"; sleep 60 & echo $! >> "$0"; wait"#;
+    world.write_config(&[spec("orders").hook(&[
+        format!(
+            "command = {}",
+            harness::toml_argv(&["sh", "-c", hang, pids.to_str().unwrap()])
+        ),
+        "timeout = \"30s\"".to_owned(),
+    ])]);
+    world.enroll("orders", "compass");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    daemon.signal(Signal::USR1);
+    let hook_pids: Vec<String> = wait_for("the hook to start", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&pids).ok()?;
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() == 2).then_some(lines)
+    });
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    for pid in hook_pids {
+        let proc_entry = std::path::PathBuf::from(format!("/proc/{pid}"));
+        let gone = eventually(Duration::from_secs(2), || {
+            // Gone, or a zombie waiting for a parent that is gone too.
+            std::fs::read_to_string(proc_entry.join("stat"))
+                .map(|stat| stat.split_whitespace().nth(2) == Some("Z"))
+                .unwrap_or(true)
+        });
+        assert!(gone, "hook process {pid} outlived the daemon");
+    }
+}
