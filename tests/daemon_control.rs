@@ -282,6 +282,30 @@ fn sigusr1_renews_every_certificate_now() {
             Some(1.0)
         );
     }
+
+    // A second SIGUSR1 while those renewals are in flight asks for nothing more.
+    world.sim.set_fault(
+        Fault::Latency {
+            delay: Duration::from_millis(700),
+        },
+        FaultScope::UntilCleared,
+    );
+    let requests = world.sim.request_counts().total();
+    daemon.signal(Signal::USR1);
+    wait_for("both renewals in flight", Duration::from_secs(5), || {
+        (world.sim.request_counts().total() >= requests + 2).then_some(())
+    });
+    daemon.signal(Signal::USR1);
+    let done = eventually(Duration::from_secs(10), || world.sim.renewals().len() == 4);
+    assert!(done, "{}", daemon.log_text());
+    world.sim.clear_fault();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        world.sim.renewals().len(),
+        4,
+        "a SIGUSR1 during a renewal renewed again\n{}",
+        daemon.log_text()
+    );
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
 }

@@ -195,6 +195,9 @@ pub async fn run(mut ctx: TaskContext) {
         let Some(outcome) = renew_once(&mut ctx, &store).await else {
             return;
         };
+        // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
+        // to the files (its own swap, say) by the look at the top of the loop.
+        while ctx.control.try_recv().is_ok() {}
         match outcome {
             Ok(renewed) => {
                 failures = 0;
