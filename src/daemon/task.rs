@@ -101,6 +101,9 @@ pub async fn run(mut ctx: TaskContext) {
             Standing::Valid(info) => info,
             Standing::NeedsEnrollment { state, why } => {
                 known = None;
+                if state == CertState::Missing {
+                    ctx.metrics.cert_unloaded(&ctx.cfg.name);
+                }
                 ctx.metrics.set_state(&ctx.cfg.name, state);
                 ctx.metrics.next_renewal(&ctx.cfg.name, None);
                 report(&ctx, state, None);
