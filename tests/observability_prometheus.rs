@@ -49,7 +49,11 @@ fn renewed_daemon(sim: &Sim) -> (Setup, Daemon) {
         s.renewals("orders", "success") == 1.0
             && s.get(
                 "kyma_certd_hook_runs_total",
-                &[("name", "orders"), ("hook", "command"), ("result", "success")],
+                &[
+                    ("name", "orders"),
+                    ("hook", "command"),
+                    ("result", "success"),
+                ],
             ) == Some(1.0)
     });
     (setup, daemon)
@@ -109,7 +113,10 @@ fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_rene
     let open = http_get(
         daemon.addr,
         "/metrics",
-        &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")],
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
     );
     assert_eq!(
         open.header("content-type"),
@@ -143,7 +150,10 @@ impl Prometheus {
         let log = dir.join("prometheus.log");
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.console.templates=")
             .arg("--web.console.libraries=")
@@ -275,10 +285,8 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
         1.0
     );
     assert_eq!(
-        prometheus.wait_value(
-            r#"sum(kyma_certd_certificate_state{name="orders"})"#,
-            |v| v == 1.0
-        ),
+        prometheus.wait_value(r#"sum(kyma_certd_certificate_state{name="orders"})"#, |v| v
+            == 1.0),
         1.0,
         "exactly one state is set"
     );

@@ -424,10 +424,7 @@ impl Daemon {
         };
         daemon.addr = wait_for(Duration::from_secs(30), "the metrics address", || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!(
-                    "the daemon exited early ({status}):\n{}",
-                    daemon.logs()
-                );
+                panic!("the daemon exited early ({status}):\n{}", daemon.logs());
             }
             metrics_addr(&daemon.logs())
         });
@@ -477,7 +474,12 @@ impl Daemon {
     }
 
     /// Scrapes until `check` accepts a scrape; returns that scrape.
-    pub fn wait_scrape(&self, limit: Duration, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
+    pub fn wait_scrape(
+        &self,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
         let mut last = String::new();
         let found = {
             let deadline = Instant::now() + limit;
@@ -557,8 +559,7 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
@@ -692,7 +693,10 @@ impl Scrape {
     /// The one sample named `name` with `labels`, if there is one; panics on several.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found = self.matching(name, labels);
-        assert!(found.len() <= 1, "several samples match {name} {labels:?}: {found:?}");
+        assert!(
+            found.len() <= 1,
+            "several samples match {name} {labels:?}: {found:?}"
+        );
         found.first().map(|s| s.value)
     }
 
@@ -792,7 +796,6 @@ pub fn prometheus_tool_available(tool: &str) -> bool {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
