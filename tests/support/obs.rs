@@ -582,6 +582,10 @@ pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> io::Resu
     stream.write_all(request)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
+    if request.starts_with(b"HEAD ") {
+        // The headers describe the body a GET would get; none follows.
+        return parse(&raw, false);
+    }
     parse_response(&raw)
 }
 
@@ -591,6 +595,10 @@ fn invalid(what: &str) -> io::Error {
 
 /// Parses one HTTP/1.x response: status, headers, and a body by length, chunks or EOF.
 pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
+    parse(raw, true)
+}
+
+fn parse(raw: &[u8], has_body: bool) -> io::Result<Response> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -614,7 +622,12 @@ pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let bytes = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    let bytes = if !has_body {
+        if !body.is_empty() {
+            return Err(invalid("a body after a HEAD response"));
+        }
+        Vec::new()
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut out = Vec::new();
         loop {
             let end = body
