@@ -290,6 +290,26 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
         1.0,
         "exactly one state is set"
     );
+    // Prometheus asked for OpenMetrics and parsed it: it knows the counter family by its
+    // OpenMetrics name, without `_total` (the classic format would name it with).
+    let metadata = http_get(
+        prometheus.addr,
+        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22kyma-certd%22%7D",
+        &[],
+    )
+    .json();
+    let families: Vec<(&str, &str)> = metadata["data"]
+        .as_array()
+        .expect("target metadata")
+        .iter()
+        .map(|m| (m["metric"].as_str().unwrap_or(""), m["type"].as_str().unwrap_or("")))
+        .collect();
+    assert!(
+        families.contains(&("kyma_certd_renewals", "counter"))
+            && families.contains(&("kyma_certd_renewal_duration_seconds", "histogram"))
+            && families.contains(&("kyma_certd_certificate_state", "gauge")),
+        "{families:?}"
+    );
     // The alert expressions work on what was scraped: nothing is about to expire.
     assert!(
         prometheus
