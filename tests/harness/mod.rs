@@ -61,7 +61,18 @@ impl Env {
 
     /// Writes the config file: fast RSA keys, short timeouts, `defaults` lines first.
     pub fn write_config(&self, defaults: &[&str], certs: &[Cert]) {
-        let mut text = String::from("[metrics]\nlisten = \"\"\n\n[defaults]\nkey_algorithm = \"rsa2048\"\ntimeout = \"3s\"\nretry_min = \"1s\"\nretry_max = \"4s\"\n");
+        let mut text = String::from("[metrics]\nlisten = \"\"\n\n[defaults]\n");
+        let base = [
+            "key_algorithm = \"rsa2048\"",
+            "timeout = \"3s\"",
+            "retry_min = \"1s\"",
+            "retry_max = \"4s\"",
+        ];
+        let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
+        for line in base.iter().filter(|b| !defaults.iter().any(|d| key(d) == key(b))) {
+            text.push_str(line);
+            text.push('\n');
+        }
         for line in defaults {
             text.push_str(line);
             text.push('\n');
