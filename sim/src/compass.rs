@@ -121,10 +121,16 @@ fn parse(shared: &Shared, method: &Method, body: &[u8]) -> Result<Parsed, Refusa
             "the connector accepts only POST requests",
         ));
     }
+    // The position only: serde's message may quote the input, which may hold a CSR.
     let request: GraphQlRequest = serde_json::from_slice(body).map_err(|error| {
         Refusal::one(
             StatusCode::BAD_REQUEST,
-            format!("json body could not be decoded: {error}"),
+            format!(
+                "json body could not be decoded: {:?} error at line {} column {}",
+                error.classify(),
+                error.line(),
+                error.column()
+            ),
         )
     })?;
     let document =
