@@ -2,12 +2,13 @@
 //! connector schema, authentication (one-time token or client certificate), and execution with
 //! apollo-compiler's resolvers. Does not issue certificates itself (see `shared`).
 
+use std::sync::Arc;
+
 use apollo_compiler::ExecutableDocument;
 use apollo_compiler::executable::{Operation, OperationType};
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use apollo_compiler::validation::Valid;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
