@@ -27,7 +27,7 @@ mod rest;
 mod server;
 mod shared;
 mod simulator;
-pub mod subject;
+mod subject;
 mod tokens;
 
 pub use compass::TOKEN_HEADER;
