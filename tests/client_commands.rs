@@ -12,15 +12,30 @@ const LONG: Duration = Duration::from_secs(3600);
 
 async fn full_cycle(protocol: &'static str) {
     let env = Env::start(LONG).await;
-    let cert = if protocol == "compass" { Cert::compass("app") } else { Cert::rest("app") };
+    let cert = if protocol == "compass" {
+        Cert::compass("app")
+    } else {
+        Cert::rest("app")
+    };
     env.write_config(&[], &[cert]);
 
     let enrolled = env.enroll("app", protocol).ok();
-    assert!(enrolled.stdout().contains("enrolled app"), "{}", enrolled.stdout());
+    assert!(
+        enrolled.stdout().contains("enrolled app"),
+        "{}",
+        enrolled.stdout()
+    );
     let first = env.files("app");
-    assert_eq!(cert_spki(&first["cert.pem"]), key_spki(&first["key.pem"]), "key matches cert");
+    assert_eq!(
+        cert_spki(&first["cert.pem"]),
+        key_spki(&first["key.pem"]),
+        "key matches cert"
+    );
     let first_fp = fingerprint(&first["cert.pem"]);
-    assert!(env.sim.issued_certificate(&first_fp).is_some(), "the simulator issued it");
+    assert!(
+        env.sim.issued_certificate(&first_fp).is_some(),
+        "the simulator issued it"
+    );
     let status = env.status("app");
     assert_eq!(status["state"], "valid");
     assert_eq!(status["fingerprint_sha256"], first_fp.as_str());
@@ -31,7 +46,11 @@ async fn full_cycle(protocol: &'static str) {
     let before = env.sim.request_counts().total();
     let not_due = env.run(&["renew", "--name", "app"]).ok();
     assert!(not_due.stdout().contains("not due"), "{}", not_due.stdout());
-    assert_eq!(env.sim.request_counts().total(), before, "no request when not due");
+    assert_eq!(
+        env.sim.request_counts().total(),
+        before,
+        "no request when not due"
+    );
 
     // Forced renewal rotates the key and keeps the consumer paths.
     env.run(&["renew", "--name", "app", "--force"]).ok();
@@ -43,20 +62,34 @@ async fn full_cycle(protocol: &'static str) {
     let dir = env.cert_dir("app");
     for f in ["cert.pem", "key.pem", "chain.pem", "ca.pem"] {
         let link = std::fs::read_link(dir.join(f)).expect("consumer path is a symlink");
-        assert_eq!(link, std::path::Path::new("current").join(f), "stable consumer path {f}");
+        assert_eq!(
+            link,
+            std::path::Path::new("current").join(f),
+            "stable consumer path {f}"
+        );
     }
     let previous = std::fs::read_link(dir.join("previous")).expect("previous generation kept");
-    assert_eq!(std::fs::read(dir.join(&previous).join("cert.pem")).unwrap(), first["cert.pem"]);
-    let renewal = env.sim.issued_certificate(&second_fp).expect("issued by the simulator");
+    assert_eq!(
+        std::fs::read(dir.join(&previous).join("cert.pem")).unwrap(),
+        first["cert.pem"]
+    );
+    let renewal = env
+        .sim
+        .issued_certificate(&second_fp)
+        .expect("issued by the simulator");
     assert!(renewal.renewal, "issued over mTLS as a renewal");
 
     // Revocation, then every renewal needs a new enrollment.
     env.run(&["revoke", "--name", "app", "--yes"]).ok();
     assert!(env.sim.revocations().contains(&second_fp));
-    let status_run = env.run(&["status", "--name", "app", "--json"]).fails_with(3);
+    let status_run = env
+        .run(&["status", "--name", "app", "--json"])
+        .fails_with(3);
     let status: serde_json::Value = serde_json::from_str(&status_run.stdout()).unwrap();
     assert_eq!(status[0]["state"], "revoked");
-    let refused = env.run(&["renew", "--name", "app", "--force"]).fails_with(3);
+    let refused = env
+        .run(&["renew", "--name", "app", "--force"])
+        .fails_with(3);
     assert!(refused.stderr().contains("revoked"), "{}", refused.stderr());
     assert_eq!(env.files("app"), second, "nothing changed on disk");
 
@@ -85,7 +118,10 @@ async fn rotate_key_false_keeps_the_key() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     env.run(&["renew", "--force"]).ok();
     let second = env.files("app");
-    assert_ne!(fingerprint(&second["cert.pem"]), fingerprint(&first["cert.pem"]));
+    assert_ne!(
+        fingerprint(&second["cert.pem"]),
+        fingerprint(&first["cert.pem"])
+    );
     assert_eq!(second["key.pem"], first["key.pem"]);
 }
 
@@ -126,13 +162,28 @@ async fn files_layout_writes_plain_files_at_the_configured_paths() {
     env.enroll("app", "kyma-rest").ok();
     let cert = std::fs::read(out.join("client.crt")).unwrap();
     let key = std::fs::read(out.join("client.key")).unwrap();
-    assert!(!std::fs::symlink_metadata(out.join("client.crt")).unwrap().file_type().is_symlink());
+    assert!(
+        !std::fs::symlink_metadata(out.join("client.crt"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(cert_spki(&cert), key_spki(&key));
     env.run(&["renew", "--force"]).ok();
     let renewed = std::fs::read(out.join("client.crt")).unwrap();
     assert_ne!(renewed, cert);
-    assert_eq!(cert_spki(&renewed), key_spki(&std::fs::read(out.join("client.key")).unwrap()));
-    assert_eq!(std::fs::metadata(out.join("client.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        cert_spki(&renewed),
+        key_spki(&std::fs::read(out.join("client.key")).unwrap())
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,10 +191,17 @@ async fn a_used_token_is_refused_with_a_clear_error() {
     let env = Env::start(LONG).await;
     env.write_config(&[], &[Cert::compass("app")]);
     let token = env.sim.mint_compass_token();
-    env.run(&["enroll", "--name", "app", "--token", &token]).ok();
+    env.run(&["enroll", "--name", "app", "--token", &token])
+        .ok();
     let before = env.files("app");
-    let again = env.run(&["enroll", "--name", "app", "--token", &token]).fails_with(1);
-    assert!(again.stderr().contains("token"), "names the token problem: {}", again.stderr());
+    let again = env
+        .run(&["enroll", "--name", "app", "--token", &token])
+        .fails_with(1);
+    assert!(
+        again.stderr().contains("token"),
+        "names the token problem: {}",
+        again.stderr()
+    );
     assert!(!again.stderr().contains(&token), "never prints the token");
     assert_eq!(env.files("app"), before);
 }
@@ -160,11 +218,22 @@ async fn an_expired_token_is_refused_for_both_protocols() {
     let token = env.sim.mint_compass_token();
     let (_, url) = env.sim.mint_rest_token();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let compass = env.run(&["enroll", "--name", "a", "--token", &token]).fails_with(1);
+    let compass = env
+        .run(&["enroll", "--name", "a", "--token", &token])
+        .fails_with(1);
     assert!(compass.stderr().contains("token"), "{}", compass.stderr());
-    let rest = env.run(&["enroll", "--name", "b", "--url", url.as_str()]).fails_with(1);
-    assert!(rest.stderr().contains("403") || rest.stderr().contains("token"), "{}", rest.stderr());
-    assert!(!rest.stderr().contains(url.query().unwrap()), "never prints the token");
+    let rest = env
+        .run(&["enroll", "--name", "b", "--url", url.as_str()])
+        .fails_with(1);
+    assert!(
+        rest.stderr().contains("403") || rest.stderr().contains("token"),
+        "{}",
+        rest.stderr()
+    );
+    assert!(
+        !rest.stderr().contains(url.query().unwrap()),
+        "never prints the token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,10 +252,12 @@ async fn enroll_if_needed_keeps_a_valid_certificate_and_the_token() {
     env.enroll("app", "compass").ok();
     let before = env.files("app");
     let token = env.sim.mint_compass_token();
-    env.run(&["enroll", "--name", "app", "--token", &token, "--if-needed"]).ok();
+    env.run(&["enroll", "--name", "app", "--token", &token, "--if-needed"])
+        .ok();
     assert_eq!(env.files("app"), before);
     // The token was not used, so it still works.
-    env.run(&["enroll", "--name", "app", "--token", &token]).ok();
+    env.run(&["enroll", "--name", "app", "--token", &token])
+        .ok();
     assert_ne!(env.files("app"), before);
 }
 

@@ -12,7 +12,12 @@ use kyma_connector_sim::{Fault, FaultScope};
 /// failure to verify (so the request reached the signing step).
 fn faults() -> Vec<(Fault, &'static [&'static str])> {
     vec![
-        (Fault::Latency { delay: Duration::from_secs(6) }, &["timed out", "timeout"]),
+        (
+            Fault::Latency {
+                delay: Duration::from_secs(6),
+            },
+            &["timed out", "timeout"],
+        ),
         (Fault::InternalError, &["500"]),
         (Fault::Unavailable, &["503"]),
         (Fault::MalformedJson, &["json", "JSON"]),
@@ -21,15 +26,30 @@ fn faults() -> Vec<(Fault, &'static [&'static str])> {
         (Fault::WrongSubject, &["subject"]),
         (Fault::ExpiredCertificate, &["expired"]),
         (Fault::UnrelatedCa, &["chain", "CA"]),
-        (Fault::Stall { duration: Duration::from_secs(8) }, &["timed out", "timeout"]),
-        (Fault::OversizedBody { bytes: 40 << 20 }, &["large", "MiB", "size"]),
-        (Fault::DropHandshake, &["connect", "handshake", "closed", "reset", "eof", "EOF"]),
+        (
+            Fault::Stall {
+                duration: Duration::from_secs(8),
+            },
+            &["timed out", "timeout"],
+        ),
+        (
+            Fault::OversizedBody { bytes: 40 << 20 },
+            &["large", "MiB", "size"],
+        ),
+        (
+            Fault::DropHandshake,
+            &["connect", "handshake", "closed", "reset", "eof", "EOF"],
+        ),
     ]
 }
 
 async fn every_fault_keeps_the_old_files(protocol: &'static str) {
     let env = Env::start(Duration::from_secs(3600)).await;
-    let cert = if protocol == "compass" { Cert::compass("app") } else { Cert::rest("app") };
+    let cert = if protocol == "compass" {
+        Cert::compass("app")
+    } else {
+        Cert::rest("app")
+    };
     env.write_config(&["timeout = \"2s\""], &[cert]);
     env.enroll("app", protocol).ok();
     let before = env.files("app");
@@ -45,10 +65,19 @@ async fn every_fault_keeps_the_old_files(protocol: &'static str) {
             words.iter().any(|w| stderr.contains(w)),
             "{fault:?}: the error says what happened ({words:?}): {stderr}"
         );
-        assert!(stderr.lines().count() <= 3, "{fault:?}: a short message, not a dump: {stderr}");
+        assert!(
+            stderr.lines().count() <= 3,
+            "{fault:?}: a short message, not a dump: {stderr}"
+        );
         assert_eq!(env.files("app"), before, "{fault:?}: files byte-identical");
-        assert!(env.sim.request_counts().total() > requests, "{fault:?}: the request was made");
-        assert!(started.elapsed() < Duration::from_secs(12), "{fault:?}: bounded by the timeout");
+        assert!(
+            env.sim.request_counts().total() > requests,
+            "{fault:?}: the request was made"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "{fault:?}: bounded by the timeout"
+        );
     }
     // And once the connector is healthy again, renewal works.
     env.run(&["renew", "--force"]).ok();

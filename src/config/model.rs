@@ -115,11 +115,17 @@ pub enum HookSignal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HookConfig {
     /// Send `signal` to the PID read from `pid_file`.
-    Signal { signal: HookSignal, pid_file: PathBuf },
+    Signal {
+        signal: HookSignal,
+        pid_file: PathBuf,
+    },
     /// `systemctl try-reload-or-restart <unit>`.
     SystemdUnit { unit: String, timeout: Duration },
     /// Run argv (no shell) with the `KYMA_CERTD_*` environment.
-    Command { argv: Vec<String>, timeout: Duration },
+    Command {
+        argv: Vec<String>,
+        timeout: Duration,
+    },
 }
 
 /// One `[[certificate]]`, with `[defaults]` already applied.

@@ -27,11 +27,19 @@ pub struct Cert {
 
 impl Cert {
     pub fn compass(name: &str) -> Cert {
-        Cert { name: name.to_owned(), protocol: "compass", extra: Vec::new() }
+        Cert {
+            name: name.to_owned(),
+            protocol: "compass",
+            extra: Vec::new(),
+        }
     }
 
     pub fn rest(name: &str) -> Cert {
-        Cert { name: name.to_owned(), protocol: "kyma-rest", extra: Vec::new() }
+        Cert {
+            name: name.to_owned(),
+            protocol: "kyma-rest",
+            extra: Vec::new(),
+        }
     }
 
     pub fn with(mut self, line: &str) -> Cert {
@@ -43,7 +51,11 @@ impl Cert {
 impl Env {
     /// A simulator issuing certificates of `validity`.
     pub async fn start(validity: Duration) -> Env {
-        Env::start_with(SimConfig { validity, ..SimConfig::default() }).await
+        Env::start_with(SimConfig {
+            validity,
+            ..SimConfig::default()
+        })
+        .await
     }
 
     pub async fn start_with(mut config: SimConfig) -> Env {
@@ -69,7 +81,10 @@ impl Env {
             "retry_max = \"4s\"",
         ];
         let key = |line: &str| line.split('=').next().unwrap_or("").trim().to_owned();
-        for line in base.iter().filter(|b| !defaults.iter().any(|d| key(d) == key(b))) {
+        for line in base
+            .iter()
+            .filter(|b| !defaults.iter().any(|d| key(d) == key(b)))
+        {
             text.push_str(line);
             text.push('\n');
         }
@@ -107,7 +122,11 @@ impl Env {
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -116,7 +135,12 @@ impl Env {
         let mut child = command.spawn().expect("kyma-certd starts");
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("stdin written");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("stdin written");
         }
         Run(child.wait_with_output().expect("kyma-certd finishes"))
     }
@@ -126,7 +150,11 @@ impl Env {
         match protocol {
             "compass" => {
                 let token = self.sim.mint_compass_token();
-                self.run_with(&["enroll", "--name", name, "--token-file", "-"], Some(&token), &[])
+                self.run_with(
+                    &["enroll", "--name", name, "--token-file", "-"],
+                    Some(&token),
+                    &[],
+                )
             }
             _ => {
                 let (_, url) = self.sim.mint_rest_token();
@@ -148,7 +176,11 @@ impl Env {
     pub fn status(&self, name: &str) -> serde_json::Value {
         let run = self.run(&["status", "--name", name, "--json"]);
         let all: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
-            panic!("status --json is JSON ({e}): {}{}", run.stdout(), run.stderr())
+            panic!(
+                "status --json is JSON ({e}): {}{}",
+                run.stdout(),
+                run.stderr()
+            )
         });
         all[0].clone()
     }
@@ -172,12 +204,24 @@ impl Run {
 
     /// Asserts success, showing the output otherwise.
     pub fn ok(self) -> Run {
-        assert_eq!(self.code(), 0, "expected success\nstdout: {}\nstderr: {}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 
     pub fn fails_with(self, code: i32) -> Run {
-        assert_eq!(self.code(), code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "expected exit {code}\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
@@ -195,7 +239,8 @@ pub fn cert_spki(pem: &[u8]) -> Vec<u8> {
 
 /// The SPKI of a PKCS#8 PEM key.
 pub fn key_spki(pem: &[u8]) -> Vec<u8> {
-    let key = kyma_certd::keys::PrivateKey::from_pem(std::str::from_utf8(pem).expect("utf-8")).expect("a key");
+    let key = kyma_certd::keys::PrivateKey::from_pem(std::str::from_utf8(pem).expect("utf-8"))
+        .expect("a key");
     key.public_key_der().to_vec()
 }
 
