@@ -1,5 +1,5 @@
 //! The tutorials' manual flow, run with the real `openssl`, `base64` and `curl` binaries
-//! against the simulator, for both protocols (docs/manual-way.md shows the same steps).
+//! against the simulator, for both protocols (README.md, "The manual way", shows the same steps).
 //! Skips with a message when one of the tools is missing.
 
 use std::path::Path;
@@ -122,7 +122,10 @@ const SIGN_MUTATION: &str = "mutation { result: signCertificateSigningRequest(cs
 async fn compass_manual_flow_with_openssl_and_curl() {
     if let Some(tool) = tools_missing() {
         // CI installs the tools: there, a skip is a failure.
-        assert!(std::env::var_os("CI").is_none(), "`{tool}` is not installed");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is not installed"
+        );
         eprintln!("skipped: `{tool}` is not installed");
         return;
     }
@@ -222,7 +225,10 @@ async fn compass_manual_flow_with_openssl_and_curl() {
 async fn kyma_rest_manual_flow_with_openssl_and_curl() {
     if let Some(tool) = tools_missing() {
         // CI installs the tools: there, a skip is a failure.
-        assert!(std::env::var_os("CI").is_none(), "`{tool}` is not installed");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is not installed"
+        );
         eprintln!("skipped: `{tool}` is not installed");
         return;
     }

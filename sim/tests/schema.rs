@@ -47,7 +47,10 @@ fn shape(sdl: &str, name: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 fn the_schema_copy_has_the_upstream_types_fields_and_field_types() {
     let Ok(upstream) = std::fs::read_to_string(UPSTREAM) else {
         // CI always has the upstream files beside the repository: there, a skip is a failure.
-        assert!(std::env::var_os("CI").is_none(), "the upstream schema is not at {UPSTREAM}");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the upstream schema is not at {UPSTREAM}"
+        );
         eprintln!("skipped: the upstream schema is not at {UPSTREAM}");
         return;
     };
