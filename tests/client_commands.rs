@@ -270,3 +270,74 @@ async fn revoke_without_yes_and_without_a_terminal_refuses() {
     assert!(run.stderr().contains("--yes"), "{}", run.stderr());
     assert!(env.sim.revocations().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_keeps_the_token_off_the_command_line() {
+    let env = Env::start(LONG).await;
+    env.write_config(&[], &[Cert::compass("app")]);
+    let file = env.dir.path().join("token");
+    std::fs::write(&file, format!("{}\n", env.sim.mint_compass_token())).unwrap();
+    env.run(&[
+        "enroll",
+        "--name",
+        "app",
+        "--token-file",
+        file.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(env.status("app")["state"], "valid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdsa_keys_work_where_the_connector_accepts_them_and_fail_clearly_elsewhere() {
+    let accepting = Env::start_with(kyma_connector_sim::SimConfig {
+        validity: LONG,
+        accept_ecdsa: true,
+        ..Default::default()
+    })
+    .await;
+    accepting.write_config(&["key_algorithm = \"ecdsa-p256\""], &[Cert::rest("app")]);
+    accepting.enroll("app", "kyma-rest").ok();
+    let key = String::from_utf8(accepting.files("app")["key.pem"].clone()).unwrap();
+    assert_eq!(
+        kyma_certd::keys::PrivateKey::from_pem(&key)
+            .unwrap()
+            .algorithm()
+            .as_str(),
+        "ecdsa-p256"
+    );
+
+    let strict = Env::start(LONG).await;
+    strict.write_config(&["key_algorithm = \"ecdsa-p256\""], &[Cert::rest("app")]);
+    let run = strict.enroll("app", "kyma-rest").fails_with(1);
+    assert!(
+        run.stderr().contains("400") || run.stderr().to_lowercase().contains("rsa"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_and_group_are_applied_when_running_as_root() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: ownership cannot be changed here");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::start(LONG).await;
+    env.write_config(
+        &[],
+        &[Cert::compass("app")
+            .with("owner = \"65534\"")
+            .with("group = \"65534\"")],
+    );
+    env.enroll("app", "compass").ok();
+    for f in ["cert.pem", "key.pem", "chain.pem", "ca.pem"] {
+        let meta = std::fs::metadata(env.cert_dir("app").join(f)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "{f} owned as configured"
+        );
+    }
+}
