@@ -341,3 +341,43 @@ async fn owner_and_group_are_applied_when_running_as_root() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_renewals_in_one_directory_never_leave_a_mismatch() {
+    let env = Env::start(LONG).await;
+    env.write_config(&[], &[Cert::compass("app")]);
+    env.enroll("app", "compass").ok();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kyma-certd"))
+                .arg("--config")
+                .arg(&env.config)
+                .args(["renew", "--force"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "every renewal succeeds");
+    }
+    let files = env.files("app");
+    assert_eq!(cert_spki(&files["cert.pem"]), key_spki(&files["key.pem"]));
+    assert!(
+        env.sim
+            .issued_certificate(&fingerprint(&files["cert.pem"]))
+            .is_some()
+    );
+    let generations = std::fs::read_dir(env.cert_dir("app"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("gen-")
+        })
+        .count();
+    assert_eq!(generations, 2, "current and previous only");
+}
