@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use kyma_certd::keys::{PrivateKey, build_csr, csr_base64};
 use kyma_certd::subject::Subject;
-use kyma_connector_sim::subject::ExpectedSubject;
+use kyma_connector_sim::ExpectedSubject;
 use obs::{Cert, Daemon, QUIET_DEFAULTS, Setup, Sim, http_get, pem_bodies, slices};
 
 const SHORT: Duration = Duration::from_secs(30);

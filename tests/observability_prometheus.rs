@@ -302,7 +302,12 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
         .as_array()
         .expect("target metadata")
         .iter()
-        .map(|m| (m["metric"].as_str().unwrap_or(""), m["type"].as_str().unwrap_or("")))
+        .map(|m| {
+            (
+                m["metric"].as_str().unwrap_or(""),
+                m["type"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert!(
         families.contains(&("kyma_certd_renewals", "counter"))
