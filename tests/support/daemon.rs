@@ -725,6 +725,8 @@ pub fn temporary_leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        // `.lock` is the store's permanent lock file, not a leftover.
+        .filter(|n| n != ".lock")
         .filter(|n| n.contains(".tmp") || n.contains("tmp-") || n.starts_with('.'))
         .collect()
 }
