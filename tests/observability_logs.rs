@@ -130,7 +130,7 @@ fn assert_json_log_shape(log: &str, protocol: &str) {
         .any(|prefix| target.starts_with(prefix));
         if certificate_work {
             about_certificate += 1;
-            assert_eq!(event["name"], "orders", "no certificate name: {line}");
+            assert_eq!(event["cert"], "orders", "no certificate name: {line}");
             assert_eq!(event["protocol"], protocol, "no protocol: {line}");
         }
         let message = event["message"].as_str().unwrap_or_default();

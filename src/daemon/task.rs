@@ -174,8 +174,9 @@ pub async fn run(mut ctx: TaskContext) {
             Some(at) if failures > 0 => (CertState::Backoff, at),
             _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, &info)),
         };
-        ctx.metrics.set_state(&ctx.cfg.name, state);
+        // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
+        ctx.metrics.set_state(&ctx.cfg.name, state);
         report(&ctx, state, Some(due));
         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
         if announced != Some(due) {
@@ -208,7 +209,7 @@ pub async fn run(mut ctx: TaskContext) {
                     renewed.info.not_before,
                     renewed.info.not_after,
                 );
-                ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
+                // The state turns "valid" at the top of the loop, with the new schedule.
                 notify_dependents(&ctx, &renewed).await;
             }
             // The files expired, were revoked or vanished since they were inspected:

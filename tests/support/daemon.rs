@@ -387,7 +387,8 @@ impl LogLine {
 
     /// The certificate the line is about: the span's `cert` field.
     pub fn cert(&self) -> Option<&str> {
-        self.json["span"]["cert"].as_str()
+        // Span fields are flattened into every event.
+        self.json["cert"].as_str()
     }
 
     /// An event field (flattened to the top level).
