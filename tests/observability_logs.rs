@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use kyma_certd::keys::{PrivateKey, build_csr, csr_base64};
 use kyma_certd::subject::Subject;
-use kyma_connector_sim::subject::ExpectedSubject;
+use kyma_connector_sim::ExpectedSubject;
 use obs::{Cert, Daemon, QUIET_DEFAULTS, Setup, Sim, http_get, pem_bodies, slices};
 
 const SHORT: Duration = Duration::from_secs(30);
@@ -130,7 +130,7 @@ fn assert_json_log_shape(log: &str, protocol: &str) {
         .any(|prefix| target.starts_with(prefix));
         if certificate_work {
             about_certificate += 1;
-            assert_eq!(event["name"], "orders", "no certificate name: {line}");
+            assert_eq!(event["cert"], "orders", "no certificate name: {line}");
             assert_eq!(event["protocol"], protocol, "no protocol: {line}");
         }
         let message = event["message"].as_str().unwrap_or_default();

@@ -55,6 +55,13 @@ enum Woke {
     Cancelled,
 }
 
+/// A certificate the connector refused (revoked, expired or foreign).
+struct Refusal {
+    fingerprint: String,
+    state: CertState,
+    cause: String,
+}
+
 /// What the files say about the certificate.
 enum Standing {
     Valid(CertInfo),
@@ -90,13 +97,27 @@ pub async fn run(mut ctx: TaskContext) {
     };
     let persisted = store.read_state().unwrap_or_default();
     let mut failures = persisted.consecutive_failures;
+    if failures > 0 {
+        ctx.metrics.restore_failures(&ctx.cfg.name, failures);
+    }
     let mut retry_at = persisted.next_attempt.filter(|_| failures > 0);
     let mut known: Option<String> = None;
     let mut last_complaint: Option<(Instant, String)> = None;
     let mut announced: Option<SystemTime> = None;
+    // The certificate the connector refused: never offered again, even if state.json
+    // could not record the revocation, until the files change.
+    let mut refused: Option<Refusal> = None;
 
     loop {
-        let standing = inspect(&store);
+        let standing = match (inspect(&store), &refused) {
+            (Standing::Valid(info), Some(r)) if info.fingerprint_sha256 == r.fingerprint => {
+                Standing::NeedsEnrollment {
+                    state: r.state,
+                    why: "the connector refused the certificate".to_owned(),
+                }
+            }
+            (standing, _) => standing,
+        };
         let info = match standing {
             Standing::Valid(info) => info,
             Standing::NeedsEnrollment { state, why } => {
@@ -111,10 +132,18 @@ pub async fn run(mut ctx: TaskContext) {
                     .as_ref()
                     .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
                 if !repeat {
-                    error!(
-                        state = state.as_str(),
-                        "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                    );
+                    // One line per complaint, with the connector's answer when it refused.
+                    match refused.as_ref() {
+                        Some(r) => error!(
+                            state = state.as_str(),
+                            error = %r.cause,
+                            "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                        ),
+                        None => error!(
+                            state = state.as_str(),
+                            "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                        ),
+                    }
                     last_complaint = Some((Instant::now(), why));
                 }
                 let wake = SystemTime::now() + COMPLAINT_INTERVAL;
@@ -129,6 +158,7 @@ pub async fn run(mut ctx: TaskContext) {
             }
         };
         last_complaint = None;
+        refused = None;
         if known.as_deref() != Some(info.fingerprint_sha256.as_str()) {
             if known.is_some() {
                 info!(fingerprint = %info.fingerprint_sha256, "the certificate was replaced on disk; rescheduling");
@@ -144,8 +174,9 @@ pub async fn run(mut ctx: TaskContext) {
             Some(at) if failures > 0 => (CertState::Backoff, at),
             _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, &info)),
         };
-        ctx.metrics.set_state(&ctx.cfg.name, state);
+        // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
+        ctx.metrics.set_state(&ctx.cfg.name, state);
         report(&ctx, state, Some(due));
         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
         if announced != Some(due) {
@@ -178,7 +209,7 @@ pub async fn run(mut ctx: TaskContext) {
                     renewed.info.not_before,
                     renewed.info.not_after,
                 );
-                ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
+                // The state turns "valid" at the top of the loop, with the new schedule.
                 notify_dependents(&ctx, &renewed).await;
             }
             // The files expired, were revoked or vanished since they were inspected:
@@ -193,7 +224,12 @@ pub async fn run(mut ctx: TaskContext) {
                 if state == CertState::Revoked {
                     mark_revoked(&store, &info.fingerprint_sha256);
                 }
-                error!(error = %flow::error_chain(&e), "the connector refused the certificate");
+                // Logged once, by the complaint at the top of the loop.
+                refused = Some(Refusal {
+                    fingerprint: info.fingerprint_sha256.clone(),
+                    state,
+                    cause: flow::error_chain(&e),
+                });
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -291,15 +327,10 @@ async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
         fingerprint: renewed.info.fingerprint_sha256.clone(),
         not_after: timestamp(renewed.info.not_after),
     };
+    // `run_hooks` logs each outcome; a failure never touches the renewed certificate.
     for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
         ctx.metrics
             .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
-        match &outcome.error {
-            None => info!(hook = outcome.kind.as_label(), "hook ran"),
-            Some(error) => {
-                warn!(hook = outcome.kind.as_label(), %error, "hook failed; the renewed certificate stays in place")
-            }
-        }
     }
 }
 

@@ -307,6 +307,16 @@ impl Metrics {
         self.changed();
     }
 
+    /// The failure streak remembered from before a restart (`state.json`), so the gauge
+    /// keeps counting since the last success rather than since the process started.
+    pub fn restore_failures(&self, name: &str, consecutive: u32) {
+        self.touch(name);
+        self.consecutive_failures
+            .get_or_create(&name_labels(name))
+            .set(i64::from(consecutive));
+        self.changed();
+    }
+
     /// One `on_renew` hook of `kind` ran for `name`.
     pub fn hook_ran(&self, name: &str, kind: HookKind, ok: bool) {
         self.touch(name);

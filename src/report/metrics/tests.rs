@@ -196,6 +196,17 @@ fn a_success_counts_once_resets_the_streak_and_records_the_time() {
 }
 
 #[test]
+fn a_restored_streak_is_shown_and_grows_from_there() {
+    let metrics = Metrics::new("1");
+    metrics.restore_failures("orders", 4);
+    let s = samples(&encoded(&metrics, Format::Classic));
+    assert_eq!(s["kyma_certd_consecutive_failures{name=\"orders\"}"], 4.0);
+    metrics.renewal_failed("orders", FailureReason::Http, Duration::from_secs(1));
+    let s = samples(&encoded(&metrics, Format::Classic));
+    assert_eq!(s["kyma_certd_consecutive_failures{name=\"orders\"}"], 5.0);
+}
+
+#[test]
 fn next_renewal_is_set_and_removed() {
     let metrics = Metrics::new("1");
     let series = "kyma_certd_certificate_next_renewal_timestamp_seconds{name=\"orders\"}";
