@@ -61,7 +61,7 @@ fn renewed_daemon(sim: &Sim) -> (Setup, Daemon) {
 
 #[test]
 fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_renewal() {
-    if !obs::prometheus_tool_available(PROMTOOL) {
+    if !obs::prometheus_installed(PROMTOOL) {
         return;
     }
     let sim = Sim::start(Duration::from_secs(3600));
@@ -238,7 +238,7 @@ impl Drop for Prometheus {
 
 #[test]
 fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
-    if !obs::prometheus_tool_available(PROMETHEUS) {
+    if !obs::prometheus_installed(PROMETHEUS) {
         return;
     }
     let sim = Sim::start(Duration::from_secs(3600));

@@ -19,7 +19,7 @@ fn alerts_file() -> PathBuf {
 
 #[test]
 fn alert_rules_pass_check_sh_with_their_unit_tests() {
-    if !obs::prometheus_tool_available("promtool") {
+    if !obs::prometheus_installed("promtool") {
         return;
     }
     let out = Command::new("bash")
@@ -103,7 +103,7 @@ fn promtool_test(dir: &Path, file: &str, text: &str) -> Output {
 
 #[test]
 fn expiring_soon_alert_fires_for_a_certificate_with_two_days_left_and_not_for_a_fresh_one() {
-    if !obs::prometheus_tool_available("promtool") {
+    if !obs::prometheus_installed("promtool") {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary folder");

@@ -792,23 +792,23 @@ fn parse_sample(line: &str) -> Option<Sample> {
     })
 }
 
-/// Whether `tool` can be run; else, unless `KYMA_CERTD_NO_PROMETHEUS=1`, fails the test
+/// Whether `program` can be run; else, unless `KYMA_CERTD_NO_PROMETHEUS=1`, fails the test
 /// with what to install. Returns `false` when the test should be skipped.
-pub fn prometheus_tool_available(tool: &str) -> bool {
-    if Path::new(tool).is_file() || which(tool) {
+pub fn prometheus_installed(program: &str) -> bool {
+    if Path::new(program).is_file() || which(program) {
         return true;
     }
     if std::env::var("KYMA_CERTD_NO_PROMETHEUS").as_deref() == Ok("1") {
-        eprintln!("skipped: {tool} is not installed and KYMA_CERTD_NO_PROMETHEUS=1");
+        eprintln!("skipped: {program} is not installed and KYMA_CERTD_NO_PROMETHEUS=1");
         return false;
     }
     panic!(
-        "{tool} is not installed: install Debian's `prometheus` package (it ships prometheus \
+        "{program} is not installed: install Debian's `prometheus` package (it ships prometheus \
          and promtool), or set KYMA_CERTD_NO_PROMETHEUS=1 to skip the tests that need it"
     );
 }
 
-fn which(tool: &str) -> bool {
+fn which(program: &str) -> bool {
     std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
