@@ -122,6 +122,9 @@ pub async fn run(mut ctx: TaskContext) {
             Standing::Valid(info) => info,
             Standing::NeedsEnrollment { state, why } => {
                 known = None;
+                if state == CertState::Missing {
+                    ctx.metrics.cert_unloaded(&ctx.cfg.name);
+                }
                 ctx.metrics.set_state(&ctx.cfg.name, state);
                 ctx.metrics.next_renewal(&ctx.cfg.name, None);
                 report(&ctx, state, None);
@@ -171,8 +174,9 @@ pub async fn run(mut ctx: TaskContext) {
             Some(at) if failures > 0 => (CertState::Backoff, at),
             _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, &info)),
         };
-        ctx.metrics.set_state(&ctx.cfg.name, state);
+        // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
+        ctx.metrics.set_state(&ctx.cfg.name, state);
         report(&ctx, state, Some(due));
         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
         if announced != Some(due) {
@@ -208,9 +212,12 @@ pub async fn run(mut ctx: TaskContext) {
                     renewed.info.not_before,
                     renewed.info.not_after,
                 );
-                ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
+                // The state turns "valid" at the top of the loop, with the new schedule.
                 notify_dependents(&ctx, &renewed).await;
             }
+            // The files expired, were revoked or vanished since they were inspected:
+            // the next inspection says which.
+            Err(e) if !reached_connector(&e) => {}
             Err(e) if e.needs_reenrollment() => {
                 let state = if matches!(e, FlowError::Expired { .. }) {
                     CertState::Expired
@@ -275,6 +282,13 @@ async fn renew_once(
         }
     };
     let took = started.elapsed();
+    if let Err(e) = &result
+        && !reached_connector(e)
+    {
+        // Nothing was attempted: no counter moves and state.json keeps its record.
+        debug!(error = %flow::error_chain(e), "not renewing");
+        return Some(result);
+    }
     flow::record_attempt(store, result.as_ref().map(|_| ()));
     match &result {
         Ok(renewed) => {
@@ -292,6 +306,15 @@ async fn renew_once(
         Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.reason(), took),
     }
     Some(result)
+}
+
+/// Whether a renewal got as far as asking the connector. It stops before when the
+/// current certificate expired, was revoked or disappeared since it was inspected.
+fn reached_connector(error: &FlowError) -> bool {
+    !matches!(
+        error,
+        FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
+    )
 }
 
 async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {

@@ -231,6 +231,16 @@ impl Metrics {
         self.changed();
     }
 
+    /// No certificate is on disk (any more): its validity series disappear, so no alert
+    /// reads the notAfter of files that are gone.
+    pub fn cert_unloaded(&self, name: &str) {
+        self.touch(name);
+        let labels = name_labels(name);
+        self.not_before.remove(&labels);
+        self.not_after.remove(&labels);
+        self.changed();
+    }
+
     /// The next attempt is scheduled at `at`; `None` (waiting for enrollment) removes the
     /// series.
     pub fn next_renewal(&self, name: &str, at: Option<SystemTime>) {

@@ -387,7 +387,8 @@ impl LogLine {
 
     /// The certificate the line is about: the span's `cert` field.
     pub fn cert(&self) -> Option<&str> {
-        self.json["span"]["cert"].as_str()
+        // Span fields are flattened into every event.
+        self.json["cert"].as_str()
     }
 
     /// An event field (flattened to the top level).
@@ -738,6 +739,8 @@ pub fn temporary_leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        // `.lock` is the store's permanent lock file, not a leftover.
+        .filter(|n| n != ".lock")
         .filter(|n| n.contains(".tmp") || n.contains("tmp-") || n.starts_with('.'))
         .collect()
 }

@@ -217,6 +217,29 @@ fn next_renewal_is_set_and_removed() {
 }
 
 #[test]
+fn unloading_a_certificate_removes_its_validity_but_keeps_its_state_and_counters() {
+    let metrics = Metrics::new("1");
+    metrics.cert_loaded("orders", t(1_750_000_000), t(1_757_776_000));
+    metrics.renewal_succeeded("orders", Duration::from_secs(1));
+    metrics.cert_unloaded("orders");
+    metrics.set_state("orders", CertState::Missing);
+    let s = samples(&encoded(&metrics, Format::Classic));
+    assert!(
+        !s.keys()
+            .any(|k| k.contains("_not_after_") || k.contains("_not_before_")),
+        "{s:?}"
+    );
+    assert_eq!(
+        s["kyma_certd_renewals_total{name=\"orders\",result=\"success\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["kyma_certd_certificate_state{name=\"orders\",state=\"missing\"}"],
+        1.0
+    );
+}
+
+#[test]
 fn hook_runs_and_reloads_count_by_label() {
     let metrics = Metrics::new("1");
     metrics.hook_ran("orders", HookKind::Signal, true);
