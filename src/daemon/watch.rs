@@ -45,7 +45,8 @@ impl DirWatcher {
     }
 
     /// Watches `dir` (not recursively: generations are renamed into it) for `name`.
-    /// A directory that does not exist yet is watched through its parent.
+    /// A directory that does not exist yet is watched through its parent. Calling it again
+    /// after the directory was removed or replaced watches what is there now.
     pub fn watch(&mut self, name: &str, dir: &Path) -> notify::Result<()> {
         let target = if dir.exists() {
             dir
