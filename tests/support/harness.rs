@@ -733,22 +733,22 @@ impl Tmpfs {
             path: path.to_owned(),
         })
     }
+}
 
-    /// Writes filler files until the file system reports it is full; returns them.
-    pub fn fill(&self) -> Vec<PathBuf> {
-        let mut fillers = Vec::new();
-        for chunk in [64 * 1024, 4096, 512, 1] {
-            loop {
-                let path = self.path.join(format!(".filler-{}", fillers.len()));
-                let written = fs::write(&path, vec![0u8; chunk]);
-                fillers.push(path.clone());
-                if written.is_err() {
-                    break;
-                }
+/// Writes filler files into `dir` until its file system reports it is full; returns them.
+pub fn fill_file_system(dir: &Path) -> Vec<PathBuf> {
+    let mut fillers = Vec::new();
+    for chunk in [64 * 1024, 4096, 512, 1] {
+        loop {
+            let path = dir.join(format!(".filler-{}", fillers.len()));
+            let written = fs::write(&path, vec![0u8; chunk]);
+            fillers.push(path);
+            if written.is_err() {
+                break;
             }
         }
-        fillers
     }
+    fillers
 }
 
 impl Drop for Tmpfs {
