@@ -528,6 +528,16 @@ impl Daemon {
         daemon
     }
 
+    /// Waits for the `ready` log line: every certificate has a schedule and the signal
+    /// handlers are installed.
+    pub fn wait_ready(&self) {
+        poll("the daemon to be ready", Duration::from_secs(20), || {
+            self.log_text()
+                .contains(" ready certificates=")
+                .then_some(())
+        });
+    }
+
     pub fn start(workspace: &Workspace, name: &str) -> Daemon {
         Daemon::spawn(
             workspace.command(&["run"]),

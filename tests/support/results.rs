@@ -22,7 +22,10 @@ pub fn record(id: &str, scenario: &str, asserted: &str, numbers: &[(&str, String
         "id": id,
         "scenario": scenario,
         "asserted": asserted,
-        "numbers": numbers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "numbers": numbers
+            .iter()
+            .map(|(k, v)| json!([k, without_local_paths(v)]))
+            .collect::<Vec<_>>(),
         "recorded": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
     });
     let path = dir.join(format!("{id}.json"));
@@ -32,6 +35,24 @@ pub fn record(id: &str, scenario: &str, asserted: &str, numbers: &[(&str, String
     )
     .expect("writing a result");
     eprintln!("[reliability] {id}: {}", numbers_text(&row));
+}
+
+/// Replaces the test workspaces' temporary paths (`/tmp/kyma-certd-rel-XXXXXX`) by
+/// `<workspace>`, so that the report holds no path of the machine it ran on.
+pub fn without_local_paths(text: &str) -> String {
+    let prefix = std::env::temp_dir().join("kyma-certd-rel-");
+    let prefix = prefix.to_string_lossy();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix.as_ref()) {
+        out.push_str(&rest[..at]);
+        out.push_str("<workspace>");
+        let after = &rest[at + prefix.len()..];
+        let end = after.find('/').unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn numbers_text(row: &Value) -> String {
