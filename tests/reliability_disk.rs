@@ -264,7 +264,14 @@ fn full_file_system_fails_clearly_keeps_old_files_and_the_daemon_retries() {
 #[test]
 fn unwritable_directories_fail_clearly_keep_old_files_and_the_daemon_retries() {
     if !is_root() {
-        eprintln!("skipped: needs root to run the binary as another user");
+        let reason = "needs root to run the binary as another user".to_owned();
+        eprintln!("skipped: {reason}");
+        results::record(
+            "2b-disk-unwritable",
+            "unwritable directories",
+            "skipped",
+            &[("skipped", reason)],
+        );
         return;
     }
     let started = Instant::now();
@@ -368,7 +375,14 @@ fn read_only_mount_fails_clearly_and_keeps_old_files() {
     }
     let mount = Unmount(cert.dir.clone());
     if !bound {
-        eprintln!("skipped: cannot bind-mount read-only here");
+        let reason = "cannot bind-mount read-only here".to_owned();
+        eprintln!("skipped: {reason}");
+        results::record(
+            "2c-disk-readonly-mount",
+            "a read-only mount",
+            "skipped",
+            &[("skipped", reason)],
+        );
         return;
     }
     let error = renew_fails_naming(
