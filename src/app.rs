@@ -94,5 +94,9 @@ fn block_on<F: std::future::Future<Output = CommandResult>>(future: F) -> Comman
         .enable_all()
         .build()
         .map_err(CommandError::failed)?;
-    runtime.block_on(future)
+    let result = runtime.block_on(future);
+    // A key generation abandoned at shutdown may still run on the blocking pool: do not
+    // wait for it. A swap in flight is atomic, and `recover` tidies up at the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }

@@ -240,6 +240,7 @@ impl Shared {
             fingerprint = %issued.fingerprint,
             subject = %issued.subject,
             protocol = protocol.as_str(),
+            key = ?checked.key,
             renewal,
             fault = ?fault,
             "issued a client certificate"

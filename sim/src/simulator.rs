@@ -144,7 +144,7 @@ impl Simulator {
             mtls = %addresses.mtls,
             admin = %addresses.admin,
             app = %config.app,
-            validity = %humantime::format_duration(config.validity),
+            validity_secs = config.validity.as_secs(),
             "connector simulator listening"
         );
         Ok(Simulator {

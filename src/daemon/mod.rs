@@ -155,6 +155,7 @@ impl Supervisor {
                     }
                 },
                 Some(path) = changes.recv() => {
+                    self.watcher.appeared(&path);
                     if let Some(name) = self.watcher.owner_of(&path) {
                         pending.insert(name.to_owned(), Instant::now() + DEBOUNCE);
                     }
@@ -209,7 +210,7 @@ impl Supervisor {
             reports: self.reports_tx.clone(),
             cancel: cancel.clone(),
         };
-        let span = info_span!("cert", name = %cfg.name, protocol = cfg.protocol.as_str());
+        let span = info_span!("cert", cert = %cfg.name, protocol = cfg.protocol.as_str());
         let join = tokio::spawn(task::run(ctx).instrument(span));
         self.tasks.insert(
             cfg.name.clone(),

@@ -107,6 +107,54 @@ pub(crate) fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, Flo
     Ok(protocol::connector(cfg.protocol, http)?)
 }
 
+/// Checks what the connector returned (DESIGN.md section 4) and, only if it passes,
+/// swaps it in on the blocking pool. Returns the new certificate and any warnings.
+pub(crate) async fn verify_and_swap(
+    cfg: &CertificateConfig,
+    issued: &crate::protocol::IssuedPems,
+    key: PrivateKey,
+    subject: &crate::subject::Subject,
+    previous_lifetime: Option<std::time::Duration>,
+) -> Result<(crate::x509::CertInfo, Vec<crate::verify::VerifyWarning>), FlowError> {
+    use crate::verify::{Expectations, ReturnedPems, verify};
+    let verified = verify(
+        ReturnedPems {
+            client_cert: &issued.client_pem,
+            ca: &issued.ca_pem,
+            chain: &issued.chain_pem,
+        },
+        key,
+        &Expectations {
+            subject,
+            now: SystemTime::now(),
+            renew: cfg.renew,
+            jitter: cfg.jitter,
+            previous_lifetime,
+        },
+    )?;
+    for warning in &verified.warnings {
+        tracing::warn!(%warning, "suspicious but allowed certificate");
+    }
+    let info = verified.info.clone();
+    let warnings = verified.warnings.clone();
+    let store = crate::store::Store::new(cfg);
+    tokio::task::spawn_blocking(move || store.swap(&verified))
+        .await
+        .map_err(|_| FlowError::Interrupted)??;
+    Ok((info, warnings))
+}
+
+/// Where renewals and revocations go: the configured override, else what enrollment learned.
+pub(crate) fn renewal_url(
+    cfg: &CertificateConfig,
+    state: &crate::store::StateFile,
+) -> Result<url::Url, FlowError> {
+    cfg.renewal_url
+        .clone()
+        .or_else(|| state.renewal_url.clone())
+        .ok_or(FlowError::NoRenewalUrl)
+}
+
 /// The current certificate as an mTLS identity.
 pub(crate) fn identity_of(current: &CurrentMaterial) -> Identity {
     Identity::new(

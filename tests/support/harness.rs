@@ -282,7 +282,8 @@ impl CertSpec {
     }
 
     /// Entries that should not be there after recovery: temporary files, journals,
-    /// generations other than the current and the previous one.
+    /// generations other than the current and the previous one. (`.lock` is the store's
+    /// lock file and stays.)
     pub fn leftovers(&self) -> Vec<String> {
         let mut unexpected = Vec::new();
         let names = list(&self.dir);
@@ -300,6 +301,7 @@ impl CertSpec {
                 .map(|s| s.to_string())
                 .collect();
                 allowed.insert("state.json".into());
+                allowed.insert(".lock".into());
                 for link in ["current", "previous"] {
                     if let Ok(target) = fs::read_link(self.dir.join(link)) {
                         allowed.insert(target.to_string_lossy().into_owned());
@@ -308,7 +310,11 @@ impl CertSpec {
                 unexpected.extend(names.into_iter().filter(|n| !allowed.contains(n)));
             }
             Layout::Files => {
-                unexpected.extend(names.into_iter().filter(|n| n != "state.json"));
+                unexpected.extend(
+                    names
+                        .into_iter()
+                        .filter(|n| n != "state.json" && n != ".lock"),
+                );
                 let files: Vec<String> = list(&self.files_dir);
                 unexpected.extend(
                     files
