@@ -49,7 +49,8 @@ impl DirWatcher {
 
     /// Watches `dir` (not recursively: generations are renamed into it) for `name`.
     /// A directory that does not exist yet is watched through its parent until
-    /// [`DirWatcher::appeared`] sees it created.
+    /// [`DirWatcher::appeared`] sees it created. Calling it again after the directory was
+    /// removed or replaced watches what is there now.
     pub fn watch(&mut self, name: &str, dir: &Path) -> notify::Result<()> {
         if dir.is_dir() {
             self.watcher.watch(dir, RecursiveMode::NonRecursive)?;

@@ -183,6 +183,13 @@ pub fn scheduled_renewal(cfg: &CertificateConfig, info: &crate::x509::CertInfo) 
 /// Records an attempt's outcome in `state.json` (what `status` shows). Failing to write
 /// the record is logged, never fatal: the certificate itself is what matters.
 pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowError>) {
+    // A directory that is gone has nothing to record: writing state.json would create it
+    // again (perhaps as the wrong owner, or under an unmounted volume) and the operator
+    // restoring it would find a stray directory in the way.
+    if !store.dir().is_dir() {
+        tracing::debug!(dir = %store.dir().display(), "not recording the attempt: the directory does not exist");
+        return;
+    }
     let result = store.read_state().and_then(|mut state| {
         let now = SystemTime::now();
         state.last_attempt = Some(now);
@@ -214,4 +221,35 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_an_attempt_never_creates_a_vanished_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("orders");
+        let text = format!(
+            "[[certificate]]\nname = \"orders\"\nprotocol = \"compass\"\ndir = {:?}\n",
+            dir.to_str().unwrap()
+        );
+        let config = crate::config::parse_with(
+            &text,
+            std::path::Path::new("t.toml"),
+            crate::config::Checks::Syntax,
+        )
+        .unwrap();
+        let store = crate::store::Store::new(&config.certificates[0]);
+        let error = FlowError::NotEnrolled { dir: dir.clone() };
+        record_attempt(&store, Err(&error));
+        assert!(!dir.exists(), "the attempt recreated {}", dir.display());
+
+        std::fs::create_dir(&dir).unwrap();
+        record_attempt(&store, Err(&error));
+        let state = store.read_state().unwrap();
+        assert_eq!(state.consecutive_failures, 1);
+        assert!(state.last_error.unwrap().contains("no certificate"));
+    }
 }

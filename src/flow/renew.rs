@@ -69,7 +69,12 @@ pub fn usable_current(
     let current = store
         .load_current()?
         .ok_or_else(|| FlowError::NotEnrolled {
-            dir: cfg.dir.clone(),
+            // Where the certificate is expected: `dir`, or the files layout's folder.
+            dir: store
+                .consumer_paths()
+                .cert
+                .parent()
+                .map_or_else(|| cfg.dir.clone(), ToOwned::to_owned),
         })?;
     if store
         .read_state()?

@@ -352,6 +352,8 @@ fn assemble(
     generation: Option<String>,
 ) -> Result<CurrentMaterial, StoreError> {
     let [cert_pem, key_pem, chain_pem, ca_pem] = texts;
+    // The key's text as read from disk is wiped once parsed.
+    let key_pem = zeroize::Zeroizing::new(key_pem);
     let info = CertInfo::from_pem(&cert_pem).map_err(|e| StoreError::Corrupt {
         path: paths.cert.clone(),
         reason: e.to_string(),
