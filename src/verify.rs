@@ -222,7 +222,13 @@ pub fn worst_case_renewal_time(info: &CertInfo, renew: RenewPolicy, jitter: f64)
             .checked_sub(before)
             .unwrap_or(info.not_before),
     };
-    due.checked_sub(jitter)
+    // The same floor as the schedule: never due before 10% of the lifetime has passed.
+    let floor = info
+        .not_before
+        .checked_add(lifetime.mul_f64(crate::schedule::MIN_ELAPSED_FRACTION))
+        .unwrap_or(info.not_after);
+    due.max(floor)
+        .checked_sub(jitter)
         .unwrap_or(info.not_before)
         .max(info.not_before)
 }
@@ -422,11 +428,15 @@ mod tests {
         let got = issued(&ca, &key, now - DAY.mul_f64(6.6), 10 * DAY);
         let err = verify(pems(&got), key.clone(), &expect(&subject, now)).unwrap_err();
         assert!(err.is_renewal_window(), "{err}");
-        // renew_before 30 days on a 10-day certificate: due at once.
-        let fresh = issued(&ca, &key, now, 10 * DAY);
+        // renew_before 30 days on a 10-day certificate: due at the schedule's floor, 10%
+        // of the lifetime (1 day), so a fresh one is fine and a 1.5-day-old one is not.
         let mut e = expect(&subject, now);
         e.renew = RenewPolicy::Before(30 * DAY);
-        let err = verify(pems(&fresh), key, &e).unwrap_err();
+        e.jitter = 0.0;
+        let fresh = issued(&ca, &key, now, 10 * DAY);
+        verify(pems(&fresh), key.clone(), &e).expect("a fresh certificate is not yet due");
+        let older = issued(&ca, &key, now - DAY.mul_f64(1.5), 10 * DAY);
+        let err = verify(pems(&older), key, &e).unwrap_err();
         assert!(err.is_renewal_window(), "{err}");
     }
 
@@ -497,13 +507,14 @@ mod tests {
             worst_case_renewal_time(&info, RenewPolicy::Before(30 * DAY), 0.05),
             start + 65 * DAY
         );
+        // Never earlier than the schedule's floor, 10% of the lifetime.
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
-            start
+            start + 10 * DAY
         );
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::At(f64::NAN), f64::INFINITY),
-            start
+            start + 10 * DAY
         );
     }
 
