@@ -263,7 +263,7 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
     for (label, _, _, _, cert) in &cases_run {
         let line = log
             .lines()
-            .find(|l| l.contains("renewal failed") && l.contains(&format!("name={}", cert.name)))
+            .find(|l| l.contains("renewal failed") && l.contains(&format!("={}", cert.name)))
             .unwrap_or_else(|| panic!("{}: no log line for the failure", cert.name));
         eprintln!("{label}: {}", line.split("error=").nth(1).unwrap_or(line));
     }
