@@ -100,8 +100,10 @@ while :; do sleep 1 & wait $!; done"#;
         assert_eq!(outcome.kind, HookKind::Signal);
         assert!(outcome.ok, "{:?}", outcome.error);
     }
-    eventually("two HUPs handled", || read_lines(&log) >= 2).await;
-    assert_eq!(read_lines(&log), 2);
+    // Two signals sent back to back may merge into one (standard signals are not
+    // queued): the delivery is what matters.
+    eventually("a HUP handled", || read_lines(&log) >= 1).await;
+    assert!(read_lines(&log) <= 2);
 }
 
 #[tokio::test]
