@@ -12,5 +12,5 @@ for file in tests/reliability_*.rs; do
   [ "$name" = reliability_report ] || suite+=(--test "$name")
 done
 cargo test "${suite[@]}" -- --include-ignored
-cargo test --test reliability_report -- --ignored
+KYMA_CERTD_WRITE_REPORT=1 cargo test --test reliability_report -- --ignored
 git --no-pager diff --stat -- docs/reliability.md || true
