@@ -199,7 +199,8 @@ pub async fn run(mut ctx: TaskContext) {
                 );
                 let at = SystemTime::now() + delay;
                 retry_at = Some(at);
-                persist_retry(&store, at);
+                let record = Store::new(&ctx.cfg);
+                let _ = tokio::task::spawn_blocking(move || persist_retry(&record, at)).await;
                 warn!(
                     reason = e.reason().as_str(),
                     consecutive_failures = failures,
@@ -237,7 +238,15 @@ async fn renew_once(
         }
     };
     let took = started.elapsed();
-    flow::record_attempt(store, result.as_ref().map(|_| ()));
+    // state.json is written with fsyncs: off the event loop, so that scrapes, health
+    // checks and the other certificates never wait for the disk.
+    let record = Store::new(&ctx.cfg);
+    let result = tokio::task::spawn_blocking(move || {
+        flow::record_attempt(&record, result.as_ref().map(|_| ()));
+        result
+    })
+    .await
+    .ok()?;
     match &result {
         Ok(renewed) => {
             ctx.metrics.renewal_succeeded(&ctx.cfg.name, took);
