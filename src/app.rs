@@ -114,5 +114,9 @@ fn block_on_with<F: std::future::Future<Output = CommandResult>>(
         .max_blocking_threads(max_blocking_threads)
         .build()
         .map_err(CommandError::failed)?;
-    runtime.block_on(future)
+    let result = runtime.block_on(future);
+    // A key generation abandoned at shutdown may still run on the blocking pool: do not
+    // wait for it. A swap in flight is atomic, and `recover` tidies up at the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }

@@ -316,6 +316,7 @@ async fn run_command(
             source,
         })?;
     let pid = child.id();
+    let mut group = GroupGuard { pid, armed: true };
     let stdout = child
         .stdout
         .take()
@@ -326,6 +327,7 @@ async fn run_command(
         .map(|err| spawn_capture(err, name, kind, Stream::Stderr));
 
     let waited = tokio::time::timeout_at(deadline, child.wait()).await;
+    group.armed = false;
     let status = match waited {
         Ok(Ok(status)) => Ok(status),
         Ok(Err(source)) => Err(HookError::Wait {
@@ -364,6 +366,22 @@ async fn run_command(
         program: program.clone(),
         status,
     })
+}
+
+/// Kills a hook's process group when the hook is abandoned before it ended (the daemon
+/// stops and drops the running hook): `kill_on_drop` alone would reach only the child,
+/// leaving whatever it started running after the daemon is gone.
+struct GroupGuard {
+    pid: Option<u32>,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_group(self.pid);
+        }
+    }
 }
 
 /// SIGKILLs the process group led by `pid` (the hook and anything it started).

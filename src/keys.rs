@@ -78,9 +78,11 @@ impl PrivateKey {
     /// Reads the first private key of a PEM text: PKCS#8 (`PRIVATE KEY`), PKCS#1 RSA
     /// (`RSA PRIVATE KEY`) or SEC1 EC (`EC PRIVATE KEY`). Encrypted keys are refused.
     pub fn from_pem(text: &str) -> Result<PrivateKey, KeyError> {
-        let der =
-            PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|_| KeyError::NoKeyInPem)?;
-        let pkcs8: Zeroizing<Vec<u8>> = match &der {
+        // The decoded key is wiped when this function returns, whatever it returns.
+        let der = Zeroizing::new(
+            PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|_| KeyError::NoKeyInPem)?,
+        );
+        let pkcs8: Zeroizing<Vec<u8>> = match &*der {
             PrivateKeyDer::Pkcs8(key) => Zeroizing::new(key.secret_pkcs8_der().to_vec()),
             PrivateKeyDer::Pkcs1(key) => {
                 let pair = aws_lc_rs::rsa::KeyPair::from_der(key.secret_pkcs1_der())
@@ -163,7 +165,12 @@ impl PrivateKey {
     }
 
     pub(crate) fn key_pair(&self) -> Result<rcgen::KeyPair, KeyError> {
-        rcgen::KeyPair::from_pem(&self.pem).map_err(|_| KeyError::Parse { format: "PKCS#8" })
+        // Decoded here rather than by `KeyPair::from_pem`, whose buffers are not wiped.
+        let der = Zeroizing::new(
+            PrivateKeyDer::from_pem_slice(self.pem.as_bytes())
+                .map_err(|_| KeyError::Parse { format: "PKCS#8" })?,
+        );
+        rcgen::KeyPair::try_from(&*der).map_err(|_| KeyError::Parse { format: "PKCS#8" })
     }
 }
 

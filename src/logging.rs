@@ -1,12 +1,19 @@
 //! Installs the process-wide tracing subscriber: one event per line on stderr, as text or
-//! JSON, colours only on a terminal, `RUST_LOG` over the configured filter. Does not decide
-//! what is logged.
+//! JSON, colours only on a terminal, `RUST_LOG` over the configured filter. In JSON, the
+//! fields of the enclosing spans (the certificate's `name` and `protocol`) are flattened
+//! into every event, so each line stands on its own. Does not decide what is logged.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 
-use tracing::Subscriber;
+use serde_json::Value;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
@@ -68,12 +75,113 @@ where
         LogFormat::Json => Box::new(
             builder
                 .with_ansi(false)
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
+                .fmt_fields(JsonFields::new())
+                .event_format(FlatJson)
                 .finish(),
         ),
+    }
+}
+
+/// One JSON object per event: `timestamp`, `level`, the event's fields (`message` among
+/// them), `target`, `span` (the innermost span's name), then the fields of every enclosing
+/// span, inner before outer. A key appears once: the event's own field wins over a span's,
+/// an inner span's over an outer one's. (tracing-subscriber's own JSON nests span fields
+/// under `span` and writes the span's name as a second `name` key, which hides a
+/// certificate's `name` from every JSON parser.)
+struct FlatJson;
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let meta = event.metadata();
+        let mut fields = Fields(Vec::with_capacity(16));
+        fields.add("timestamp", Value::String(timestamp));
+        fields.add("level", Value::String(meta.level().as_str().to_owned()));
+        event.record(&mut fields);
+        fields.add("target", Value::String(meta.target().to_owned()));
+        if let Some(scope) = ctx.event_scope() {
+            for (depth, span) in scope.enumerate() {
+                if depth == 0 {
+                    fields.add("span", Value::String(span.name().to_owned()));
+                }
+                let extensions = span.extensions();
+                let Some(recorded) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                // JsonFields records a span's fields as one JSON object.
+                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&recorded.fields) {
+                    for (key, value) in map {
+                        fields.add(&key, value);
+                    }
+                }
+            }
+        }
+        let line = serde_json::to_string(&fields).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{line}")
+    }
+}
+
+/// An event's fields in the order they were added; a repeated key is ignored.
+struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    fn add(&mut self, key: &str, value: Value) {
+        if !self.0.iter().any(|(k, _)| k == key) {
+            self.0.push((key.to_owned(), value));
+        }
+    }
+}
+
+impl serde::Serialize for Fields {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Visit for Fields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let value = serde_json::Number::from_f64(value)
+            .map_or_else(|| Value::String(value.to_string()), Value::Number);
+        self.add(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.add(field.name(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.add(field.name(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.add(field.name(), Value::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.add(field.name(), Value::String(value.to_owned()));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.add(field.name(), Value::String(value.to_string()));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.add(field.name(), Value::String(format!("{value:?}")));
     }
 }
 
@@ -179,8 +287,51 @@ mod tests {
         assert_eq!(event["message"], "renewed\nFAKE line");
         assert_eq!(event["attempt"], 2);
         assert_eq!(event["level"], "INFO");
-        assert_eq!(event["span"]["cert"], "orders");
+        assert_eq!(event["cert"], "orders");
+        assert_eq!(event["span"], "renew");
+        assert!(event["timestamp"].as_str().unwrap().ends_with('Z'), "{out}");
         assert!(!out.contains('\u{1b}'), "no colour codes in JSON");
+    }
+
+    #[test]
+    fn json_logs_flatten_every_enclosing_span_and_keep_one_value_per_key() {
+        let out = log_with(LogFormat::Json, "trace", false, || {
+            let cert = tracing::info_span!("cert", name = "orders", protocol = "compass");
+            let _cert = cert.enter();
+            let inner = tracing::debug_span!("hook_output", stream = "stdout", protocol = "x");
+            let _inner = inner.enter();
+            tracing::info!(took_ms = 12u64, ok = true, ratio = 0.5, "hook said hi");
+            tracing::info!(name = "override", "own field");
+        });
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        let first = &lines[0];
+        assert_eq!(
+            first["name"], "orders",
+            "the span's name field, not its name"
+        );
+        assert_eq!(first["protocol"], "x", "the inner span wins: {out}");
+        assert_eq!(first["stream"], "stdout");
+        assert_eq!(first["span"], "hook_output");
+        assert_eq!(first["took_ms"], 12);
+        assert_eq!(first["ok"], true);
+        assert_eq!(first["ratio"], 0.5);
+        assert_eq!(first["target"], module_path!());
+        assert_eq!(lines[1]["name"], "override", "the event's own field wins");
+        for line in out.lines() {
+            assert_eq!(line.matches("\"name\":").count(), 1, "one key each: {line}");
+        }
+    }
+
+    #[test]
+    fn json_events_outside_any_span_have_no_span_key() {
+        let out = log_with(LogFormat::Json, "info", false, || tracing::info!("alone"));
+        let event: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(event["message"], "alone");
+        assert!(event.get("span").is_none(), "{out}");
     }
 
     #[test]

@@ -477,9 +477,37 @@ mod tests {
     }
 
     proptest! {
+        // Cheap: many inputs.
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
         #[test]
-        fn parsing_arbitrary_text_never_panics(text in ".{0,80}") {
-            let _ = Subject::parse(&text);
+        fn arbitrary_text_yields_a_subject_that_round_trips_or_a_clear_error(text in ".{0,80}") {
+            match Subject::parse(&text) {
+                Ok(subject) => prop_assert_eq!(Subject::parse(&subject.to_string()), Ok(subject)),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+    }
+
+    proptest! {
+        // Structured inputs cost more to generate.
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn subject_like_text_yields_a_subject_that_round_trips_or_a_clear_error(
+            parts in prop::collection::vec(("(?i)(c|st|l|o|ou|cn|x| cn )", "[=, ]{0,2}", "[a-zA-Z0-9 ,=\\\\é]{0,8}"), 0..8),
+            separator in "(,|, | ,|,,)",
+        ) {
+            let text = parts
+                .iter()
+                .map(|(k, eq, v)| format!("{k}{eq}{v}"))
+                .collect::<Vec<_>>()
+                .join(&separator);
+            match Subject::parse(&text) {
+                Ok(subject) => prop_assert_eq!(Subject::parse(&subject.to_string()), Ok(subject)),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
         }
 
         #[test]

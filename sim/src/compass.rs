@@ -2,12 +2,13 @@
 //! connector schema, authentication (one-time token or client certificate), and execution with
 //! apollo-compiler's resolvers. Does not issue certificates itself (see `shared`).
 
+use std::sync::Arc;
+
 use apollo_compiler::ExecutableDocument;
 use apollo_compiler::executable::{Operation, OperationType};
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use apollo_compiler::validation::Valid;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -121,10 +122,16 @@ fn parse(shared: &Shared, method: &Method, body: &[u8]) -> Result<Parsed, Refusa
             "the connector accepts only POST requests",
         ));
     }
+    // The position only: serde's message may quote the input, which may hold a CSR.
     let request: GraphQlRequest = serde_json::from_slice(body).map_err(|error| {
         Refusal::one(
             StatusCode::BAD_REQUEST,
-            format!("json body could not be decoded: {error}"),
+            format!(
+                "json body could not be decoded: {:?} error at line {} column {}",
+                error.classify(),
+                error.line(),
+                error.column()
+            ),
         )
     })?;
     let document =

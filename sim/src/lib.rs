@@ -17,7 +17,7 @@
 mod admin;
 mod compass;
 mod config;
-pub mod csr;
+mod csr;
 mod error;
 mod fault;
 mod pki;
@@ -27,7 +27,7 @@ mod rest;
 mod server;
 mod shared;
 mod simulator;
-pub mod subject;
+mod subject;
 mod tokens;
 
 pub use compass::TOKEN_HEADER;
@@ -37,4 +37,5 @@ pub use fault::{ActiveFault, DEFAULT_OVERSIZED_BYTES, Fault, FaultScope};
 pub use pki::{ISSUED_SERIAL, fingerprint};
 pub use registry::{Endpoint, IssuedCertificate, RequestCounts};
 pub use simulator::Simulator;
+pub use subject::ExpectedSubject;
 pub use tokens::{Protocol, TokenError};

@@ -1,5 +1,6 @@
 //! `kyma-connector-sim`: parses the command line, starts the simulator, prints where to reach
-//! it and a fresh token per protocol, and serves until Ctrl-C. Everything else is in the library.
+//! it and a fresh token per protocol, and serves until Ctrl-C or SIGTERM. Everything else is in
+//! the library.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal as _;
@@ -86,12 +87,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .context("cannot start the connector simulator")?;
         print_banner(&sim);
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot wait for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
         sim.shutdown().await;
         Ok(())
     })
+}
+
+/// `90d`, `36h`, `60s`: the largest unit that divides the duration (humantime would print
+/// 90 days as months).
+fn whole_unit(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 fn print_banner(sim: &Simulator) {
@@ -100,7 +117,7 @@ fn print_banner(sim: &Simulator) {
     println!(
         "kyma-connector-sim: app {:?}, certificates valid for {}",
         sim.app(),
-        humantime::format_duration(sim.validity())
+        whole_unit(sim.validity())
     );
     println!(
         "server CA (trust it):    {}",

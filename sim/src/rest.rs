@@ -268,10 +268,12 @@ fn client_of_token(shared: &Shared, token: Option<&str>) -> Result<String, AppEr
 
 /// `GET signingRequests/info?token=`: replaces the token with a fresh one for `csrUrl`.
 fn info(shared: &Shared, token: Option<&str>) -> Result<Response<Body>, AppError> {
-    let application = client_of_token(shared, token)?;
-    if let Some(token) = token {
-        shared.tokens.remove(token);
-    }
+    let token = token.ok_or_else(|| AppError::new(StatusCode::FORBIDDEN, "Token not provided."))?;
+    // Info cannot fail once the token is valid: consuming it at once keeps the swap atomic.
+    let application = shared
+        .tokens
+        .burn(Protocol::KymaRest, token)
+        .map_err(|_| AppError::new(StatusCode::FORBIDDEN, "Invalid token."))?;
     let fresh = shared.tokens.mint(Protocol::KymaRest, &application);
     let (metadata_url, events_url) = application_urls(shared, &application);
     let body = InfoResponse {

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apollo_compiler::Schema;
@@ -32,7 +32,8 @@ pub(crate) struct Addresses {
 
 pub(crate) struct Shared {
     pub app: String,
-    pub validity: Duration,
+    /// Lifetime of issued certificates; switchable at run time.
+    pub validity: Mutex<Duration>,
     pub accept_ecdsa: bool,
     pub addresses: Addresses,
     /// Where the CA certificates were written.
@@ -109,6 +110,13 @@ pub(crate) const SERVER_CA_FILE: &str = "server-ca.pem";
 pub(crate) const CLIENT_CA_FILE: &str = "client-ca.pem";
 
 impl Shared {
+    pub fn validity(&self) -> Duration {
+        *self
+            .validity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn server_ca_path(&self) -> PathBuf {
         self.out_dir.join(SERVER_CA_FILE)
     }
@@ -225,13 +233,14 @@ impl Shared {
         let checked = csr::check(csr_b64, expected, self.accept_ecdsa)?;
         let fault = self.faults.take(Stage::Issuance);
         let deviation = fault.as_ref().and_then(Fault::deviation);
-        let issued = self
-            .authority
-            .issue(&checked.spki_der, expected, self.validity, deviation)?;
+        let issued =
+            self.authority
+                .issue(&checked.spki_der, expected, self.validity(), deviation)?;
         tracing::info!(
             fingerprint = %issued.fingerprint,
             subject = %issued.subject,
             protocol = protocol.as_str(),
+            key = ?checked.key,
             renewal,
             fault = ?fault,
             "issued a client certificate"

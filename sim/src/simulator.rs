@@ -96,7 +96,7 @@ impl Simulator {
 
         let shared = Arc::new(Shared {
             app: config.app.clone(),
-            validity: config.validity,
+            validity: std::sync::Mutex::new(config.validity),
             accept_ecdsa: config.accept_ecdsa,
             addresses,
             out_dir: out_dir.clone(),
@@ -144,7 +144,7 @@ impl Simulator {
             mtls = %addresses.mtls,
             admin = %addresses.admin,
             app = %config.app,
-            validity = %humantime::format_duration(config.validity),
+            validity_secs = config.validity.as_secs(),
             "connector simulator listening"
         );
         Ok(Simulator {
@@ -235,7 +235,23 @@ impl Simulator {
 
     /// Lifetime of issued certificates.
     pub fn validity(&self) -> Duration {
-        self.shared.validity
+        self.shared.validity()
+    }
+
+    /// Changes the lifetime of the certificates issued from now on (at least one second,
+    /// at most about 100 years, like [`SimConfig::validity`]).
+    pub fn set_validity(&self, validity: Duration) -> Result<(), SimError> {
+        SimConfig {
+            validity,
+            ..SimConfig::default()
+        }
+        .validate()?;
+        *self
+            .shared
+            .validity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = validity;
+        Ok(())
     }
 
     /// A one-time Compass token for the configured app (use with [`Self::compass_token_url`]).

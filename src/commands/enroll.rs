@@ -49,7 +49,7 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
             "the one-time token is empty"
         )));
     }
-    let span = tracing::info_span!("enroll", name = %cert.name, protocol = cert.protocol.as_str());
+    let span = tracing::info_span!("enroll", cert = %cert.name, protocol = cert.protocol.as_str());
     let _guard = span.enter();
     let info = flow::enroll(
         cert,

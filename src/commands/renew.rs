@@ -13,7 +13,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
     let mut worst: Option<CommandError> = None;
     for cert in super::selected(&config, name)? {
         let span =
-            tracing::info_span!("renew", name = %cert.name, protocol = cert.protocol.as_str());
+            tracing::info_span!("renew", cert = %cert.name, protocol = cert.protocol.as_str());
         let _guard = span.enter();
         let store = Store::new(cert);
         if let Err(e) = store.recover() {

@@ -16,7 +16,7 @@ pub async fn revoke(config_path: &Path, name: &str, yes: bool) -> CommandResult 
         )));
     }
     let store = Store::new(cert);
-    let span = tracing::info_span!("revoke", name = %cert.name, protocol = cert.protocol.as_str());
+    let span = tracing::info_span!("revoke", cert = %cert.name, protocol = cert.protocol.as_str());
     let _guard = span.enter();
     let info = flow::revoke(cert, &store)
         .await

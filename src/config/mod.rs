@@ -164,7 +164,16 @@ pub fn parse_with(text: &str, path: &Path, checks: Checks) -> Result<Config, Con
     if !errors.is_empty() {
         for error in errors {
             let span = error.span().unwrap_or(0..0);
-            problems.at(span, None, None, error.message().to_owned());
+            // Syntax errors such as "duplicate key" point at the key: name it.
+            let key = text
+                .get(span.clone())
+                .map(|t| t.trim().trim_matches('"'))
+                .filter(|t| !t.is_empty() && t.len() <= 64)
+                .filter(|t| {
+                    t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                });
+            problems.at(span, None, key, error.message().to_owned());
         }
         return Err(problems.into_error());
     }

@@ -588,12 +588,35 @@ fn deeply_nested_values_are_refused_not_overflowed() {
     assert!(!problems(&dotted).is_empty());
 }
 
+/// A refusal that names the file and a position inside the text, with a message.
+fn assert_clear(text: &str, result: &Result<Config, ConfigError>) -> Result<(), TestCaseError> {
+    let Err(error) = result else {
+        return Ok(());
+    };
+    let ConfigError::Invalid { problems, .. } = error else {
+        return Err(TestCaseError::fail(format!(
+            "not a list of problems: {error}"
+        )));
+    };
+    prop_assert!(!problems.is_empty());
+    let lines = text.lines().count() + 1;
+    for problem in problems {
+        prop_assert_eq!(&problem.path, Path::new("config.toml"));
+        prop_assert!(!problem.message.trim().is_empty(), "{problem}");
+        if let Some((line, column)) = problem.position {
+            prop_assert!(line >= 1 && line <= lines && column >= 1, "{problem}");
+        }
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
 
     #[test]
-    fn parser_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
-        let _ = syntax(&text);
+    fn parser_yields_a_config_or_clear_problems_on_arbitrary_text(text in "\\PC{0,200}") {
+        let result = syntax(&text);
+        assert_clear(&text, &result)?;
     }
 
     #[test]
@@ -610,6 +633,8 @@ proptest! {
             0..30,
         )
     ) {
-        let _ = syntax(&lines.join("\n"));
+        let text = lines.join("\n");
+        let result = syntax(&text);
+        assert_clear(&text, &result)?;
     }
 }

@@ -427,25 +427,57 @@ mod tests {
         assert!(parse_signal("KILL").is_err());
     }
 
+    /// A refusal a person can read: one non-empty line.
+    fn clear(reason: &str) -> bool {
+        !reason.trim().is_empty() && !reason.contains('\n')
+    }
+
     proptest! {
+        // Cheap: many inputs.
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
         #[test]
-        fn duration_parser_never_panics(text in ".{0,40}") {
-            let _ = parse_duration(&text);
+        fn duration_parser_yields_a_positive_duration_or_a_clear_error(text in ".{0,40}") {
+            match parse_duration(&text) {
+                Ok(d) => prop_assert!(!d.is_zero()),
+                Err(reason) => prop_assert!(clear(&reason), "{reason:?}"),
+            }
         }
 
         #[test]
-        fn duration_like_text_never_panics(n in any::<u64>(), unit in "(ns|us|ms|s|m|h|d|w|M|y| )*") {
-            let _ = parse_duration(&format!("{n}{unit}"));
+        fn duration_like_text_yields_a_duration_or_a_clear_error(n in any::<u64>(), unit in "(ns|us|ms|s|m|h|d|w|M|y| ){0,4}") {
+            match parse_duration(&format!("{n}{unit}")) {
+                Ok(d) => prop_assert!(!d.is_zero()),
+                Err(reason) => prop_assert!(clear(&reason), "{reason:?}"),
+            }
         }
 
         #[test]
-        fn percent_parser_never_panics(text in ".{0,40}") {
-            let _ = parse_percent(&text);
+        fn percent_parser_yields_a_finite_fraction_or_a_clear_error(text in ".{0,40}") {
+            match parse_percent(&text) {
+                Ok(f) => prop_assert!(f.is_finite()),
+                Err(reason) => prop_assert!(clear(&reason), "{reason:?}"),
+            }
         }
 
         #[test]
-        fn mode_parser_never_panics(text in ".{0,12}") {
-            let _ = parse_mode(&text, ModeKind::Key);
+        fn percent_like_text_yields_a_finite_fraction_or_a_clear_error(n in any::<f64>(), sign in "[-+ ]?", tail in "(%| %|%%|e9%|)") {
+            match parse_percent(&format!("{sign}{n}{tail}")) {
+                Ok(f) => prop_assert!(f.is_finite()),
+                Err(reason) => prop_assert!(clear(&reason), "{reason:?}"),
+            }
+        }
+
+        #[test]
+        fn mode_parser_yields_a_safe_key_mode_or_a_clear_error(text in "[0-7x+-]{0,6}|.{0,12}") {
+            match parse_mode(&text, ModeKind::Key) {
+                Ok(mode) => {
+                    prop_assert!(mode <= 0o777, "{mode:o}");
+                    prop_assert_eq!(mode & 0o007, 0, "others may read the key: {:o}", mode);
+                    prop_assert!(mode & 0o400 != 0, "{mode:o}");
+                }
+                Err(reason) => prop_assert!(clear(&reason), "{reason:?}"),
+            }
         }
 
         #[test]

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::{self, CertificateConfig, Config, Layout};
 use crate::exit::{CommandError, CommandResult};
@@ -155,27 +155,43 @@ impl Supervisor {
                     }
                 },
                 Some(path) = changes.recv() => {
+                    self.watcher.appeared(&path);
                     if let Some(name) = self.watcher.owner_of(&path) {
                         pending.insert(name.to_owned(), Instant::now() + DEBOUNCE);
                     }
                 }
                 () = sleep_until_opt(next_debounce) => {
                     let now = Instant::now();
-                    pending.retain(|name, at| {
-                        if *at > now {
-                            return true;
-                        }
-                        if let Some(handle) = self.tasks.get(name) {
-                            let _ = handle.control.send(Control::FilesChanged);
-                        }
-                        false
-                    });
+                    let due: Vec<String> = pending
+                        .iter()
+                        .filter(|(_, at)| **at <= now)
+                        .map(|(name, _)| name.clone())
+                        .collect();
+                    for name in due {
+                        pending.remove(&name);
+                        self.files_changed(&name);
+                    }
                 }
                 Some(report) = reports.recv() => self.record(report),
                 Some(ping) = health.recv() => { let _ = ping.send(()); }
                 _ = tick(&mut watchdog) => systemd::watchdog(),
             }
         }
+    }
+
+    /// A burst of changes to `name`'s directories settled: watch them again (a directory
+    /// that was removed is watched through its parent until it is back, and a new one
+    /// in its place is watched itself), then tell the task to look.
+    fn files_changed(&mut self, name: &str) {
+        let Some(handle) = self.tasks.get(name) else {
+            return;
+        };
+        for dir in watched_dirs(&handle.cfg) {
+            if let Err(e) = self.watcher.watch(name, &dir) {
+                debug!(name = %name, dir = %dir.display(), error = %e, "cannot watch the directory again");
+            }
+        }
+        let _ = handle.control.send(Control::FilesChanged);
     }
 
     fn start(&mut self, cfg: CertificateConfig) {
@@ -194,7 +210,7 @@ impl Supervisor {
             reports: self.reports_tx.clone(),
             cancel: cancel.clone(),
         };
-        let span = info_span!("cert", name = %cfg.name, protocol = cfg.protocol.as_str());
+        let span = info_span!("cert", cert = %cfg.name, protocol = cfg.protocol.as_str());
         let join = tokio::spawn(task::run(ctx).instrument(span));
         self.tasks.insert(
             cfg.name.clone(),

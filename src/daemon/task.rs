@@ -55,6 +55,13 @@ enum Woke {
     Cancelled,
 }
 
+/// A certificate the connector refused (revoked, expired or foreign).
+struct Refusal {
+    fingerprint: String,
+    state: CertState,
+    cause: String,
+}
+
 /// What the files say about the certificate.
 enum Standing {
     Valid(CertInfo),
@@ -90,17 +97,34 @@ pub async fn run(mut ctx: TaskContext) {
     };
     let persisted = store.read_state().unwrap_or_default();
     let mut failures = persisted.consecutive_failures;
+    if failures > 0 {
+        ctx.metrics.restore_failures(&ctx.cfg.name, failures);
+    }
     let mut retry_at = persisted.next_attempt.filter(|_| failures > 0);
     let mut known: Option<String> = None;
     let mut last_complaint: Option<(Instant, String)> = None;
     let mut announced: Option<SystemTime> = None;
+    // The certificate the connector refused: never offered again, even if state.json
+    // could not record the revocation, until the files change.
+    let mut refused: Option<Refusal> = None;
 
     loop {
-        let standing = inspect(&store);
+        let standing = match (inspect(&store), &refused) {
+            (Standing::Valid(info), Some(r)) if info.fingerprint_sha256 == r.fingerprint => {
+                Standing::NeedsEnrollment {
+                    state: r.state,
+                    why: "the connector refused the certificate".to_owned(),
+                }
+            }
+            (standing, _) => standing,
+        };
         let info = match standing {
             Standing::Valid(info) => info,
             Standing::NeedsEnrollment { state, why } => {
                 known = None;
+                if state == CertState::Missing {
+                    ctx.metrics.cert_unloaded(&ctx.cfg.name);
+                }
                 ctx.metrics.set_state(&ctx.cfg.name, state);
                 ctx.metrics.next_renewal(&ctx.cfg.name, None);
                 report(&ctx, state, None);
@@ -108,10 +132,18 @@ pub async fn run(mut ctx: TaskContext) {
                     .as_ref()
                     .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
                 if !repeat {
-                    error!(
-                        state = state.as_str(),
-                        "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                    );
+                    // One line per complaint, with the connector's answer when it refused.
+                    match refused.as_ref() {
+                        Some(r) => error!(
+                            state = state.as_str(),
+                            error = %r.cause,
+                            "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                        ),
+                        None => error!(
+                            state = state.as_str(),
+                            "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+                        ),
+                    }
                     last_complaint = Some((Instant::now(), why));
                 }
                 let wake = SystemTime::now() + COMPLAINT_INTERVAL;
@@ -126,6 +158,7 @@ pub async fn run(mut ctx: TaskContext) {
             }
         };
         last_complaint = None;
+        refused = None;
         if known.as_deref() != Some(info.fingerprint_sha256.as_str()) {
             if known.is_some() {
                 info!(fingerprint = %info.fingerprint_sha256, "the certificate was replaced on disk; rescheduling");
@@ -141,8 +174,9 @@ pub async fn run(mut ctx: TaskContext) {
             Some(at) if failures > 0 => (CertState::Backoff, at),
             _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, &info)),
         };
-        ctx.metrics.set_state(&ctx.cfg.name, state);
+        // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
+        ctx.metrics.set_state(&ctx.cfg.name, state);
         report(&ctx, state, Some(due));
         let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
         if announced != Some(due) {
@@ -165,6 +199,9 @@ pub async fn run(mut ctx: TaskContext) {
         let Some(outcome) = renew_once(&mut ctx, &store).await else {
             return;
         };
+        // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
+        // to the files (its own swap, say) by the look at the top of the loop.
+        while ctx.control.try_recv().is_ok() {}
         match outcome {
             Ok(renewed) => {
                 failures = 0;
@@ -175,9 +212,12 @@ pub async fn run(mut ctx: TaskContext) {
                     renewed.info.not_before,
                     renewed.info.not_after,
                 );
-                ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
+                // The state turns "valid" at the top of the loop, with the new schedule.
                 notify_dependents(&ctx, &renewed).await;
             }
+            // The files expired, were revoked or vanished since they were inspected:
+            // the next inspection says which.
+            Err(e) if !reached_connector(&e) => {}
             Err(e) if e.needs_reenrollment() => {
                 let state = if matches!(e, FlowError::Expired { .. }) {
                     CertState::Expired
@@ -187,7 +227,12 @@ pub async fn run(mut ctx: TaskContext) {
                 if state == CertState::Revoked {
                     mark_revoked(&store, &info.fingerprint_sha256);
                 }
-                error!(error = %flow::error_chain(&e), "the connector refused the certificate");
+                // Logged once, by the complaint at the top of the loop.
+                refused = Some(Refusal {
+                    fingerprint: info.fingerprint_sha256.clone(),
+                    state,
+                    cause: flow::error_chain(&e),
+                });
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -238,6 +283,13 @@ async fn renew_once(
         }
     };
     let took = started.elapsed();
+    if let Err(e) = &result
+        && !reached_connector(e)
+    {
+        // Nothing was attempted: no counter moves and state.json keeps its record.
+        debug!(error = %flow::error_chain(e), "not renewing");
+        return Some(result);
+    }
     // state.json is written with fsyncs: off the event loop, so that scrapes, health
     // checks and the other certificates never wait for the disk.
     let record = Store::new(&ctx.cfg);
@@ -265,6 +317,15 @@ async fn renew_once(
     Some(result)
 }
 
+/// Whether a renewal got as far as asking the connector. It stops before when the
+/// current certificate expired, was revoked or disappeared since it was inspected.
+fn reached_connector(error: &FlowError) -> bool {
+    !matches!(
+        error,
+        FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
+    )
+}
+
 async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
     if ctx.cfg.on_renew.is_empty() {
         return;
@@ -278,15 +339,10 @@ async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
         fingerprint: renewed.info.fingerprint_sha256.clone(),
         not_after: timestamp(renewed.info.not_after),
     };
+    // `run_hooks` logs each outcome; a failure never touches the renewed certificate.
     for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
         ctx.metrics
             .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
-        match &outcome.error {
-            None => info!(hook = outcome.kind.as_label(), "hook ran"),
-            Some(error) => {
-                warn!(hook = outcome.kind.as_label(), %error, "hook failed; the renewed certificate stays in place")
-            }
-        }
     }
 }
 

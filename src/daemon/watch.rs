@@ -3,7 +3,7 @@
 //! decide whether a change matters: the certificate's task compares fingerprints, so the
 //! daemon's own swaps settle without a loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 pub struct DirWatcher {
     watcher: RecommendedWatcher,
     dirs: HashMap<PathBuf, String>,
+    /// Directories that did not exist yet, watched through their parent until they appear.
+    via_parent: HashSet<PathBuf>,
 }
 
 impl DirWatcher {
@@ -39,26 +41,45 @@ impl DirWatcher {
             Self {
                 watcher,
                 dirs: HashMap::new(),
+                via_parent: HashSet::new(),
             },
             rx,
         ))
     }
 
     /// Watches `dir` (not recursively: generations are renamed into it) for `name`.
-    /// A directory that does not exist yet is watched through its parent.
+    /// A directory that does not exist yet is watched through its parent until
+    /// [`DirWatcher::appeared`] sees it created. Calling it again after the directory was
+    /// removed or replaced watches what is there now.
     pub fn watch(&mut self, name: &str, dir: &Path) -> notify::Result<()> {
-        let target = if dir.exists() {
-            dir
+        if dir.is_dir() {
+            self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
         } else {
-            dir.parent().unwrap_or(dir)
-        };
-        self.watcher.watch(target, RecursiveMode::NonRecursive)?;
+            self.watcher
+                .watch(dir.parent().unwrap_or(dir), RecursiveMode::NonRecursive)?;
+            self.via_parent.insert(dir.to_path_buf());
+        }
         self.dirs.insert(dir.to_path_buf(), name.to_owned());
         Ok(())
     }
 
+    /// Called for every changed path: when it is a watched directory that has just been
+    /// created, watch it directly, so changes inside it are seen from now on. (Whatever
+    /// was written before this point is found by the look the change itself triggers.)
+    pub fn appeared(&mut self, path: &Path) {
+        if self.via_parent.contains(path)
+            && path.is_dir()
+            && self
+                .watcher
+                .watch(path, RecursiveMode::NonRecursive)
+                .is_ok()
+        {
+            self.via_parent.remove(path);
+        }
+    }
+
     pub fn unwatch(&mut self, dir: &Path) {
-        if self.dirs.remove(dir).is_some() {
+        if self.dirs.remove(dir).is_some() && !self.via_parent.remove(dir) {
             let _ = self.watcher.unwatch(dir);
         }
     }

@@ -6,14 +6,13 @@ use std::time::SystemTime;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::{FlowError, connector_for, generate_key};
+use super::{FlowError, connector_for, generate_key, verify_and_swap};
 use crate::config::{CertificateConfig, Protocol};
 use crate::keys::{build_csr, csr_base64};
 use crate::protocol::Connector;
 use crate::secret::Token;
 use crate::store::Store;
 use crate::subject::Subject;
-use crate::verify::{Expectations, ReturnedPems, verify};
 use crate::x509::CertInfo;
 
 /// What `enroll` was given.
@@ -55,29 +54,7 @@ pub async fn enroll(
     let csr = build_csr(&key, &subject)?;
     debug!("sending the signing request");
     let issued = connector.sign(&plan, &csr_base64(&csr), None).await?;
-    let verified = verify(
-        ReturnedPems {
-            client_cert: &issued.client_pem,
-            ca: &issued.ca_pem,
-            chain: &issued.chain_pem,
-        },
-        key,
-        &Expectations {
-            subject: &subject,
-            now: SystemTime::now(),
-            renew: cfg.renew,
-            jitter: cfg.jitter,
-            previous_lifetime: None,
-        },
-    )?;
-    for warning in &verified.warnings {
-        warn!(%warning, "suspicious but allowed certificate");
-    }
-    let info = verified.info.clone();
-    let store_for_swap = Store::new(cfg);
-    tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
-        .await
-        .map_err(|_| FlowError::Interrupted)??;
+    let (info, _) = verify_and_swap(cfg, &issued, key, &subject, None).await?;
 
     let mut state = store.read_state()?;
     state.renewal_url = plan.renewal_url.clone();

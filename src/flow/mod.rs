@@ -107,6 +107,54 @@ pub(crate) fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, Flo
     Ok(protocol::connector(cfg.protocol, http)?)
 }
 
+/// Checks what the connector returned (DESIGN.md section 4) and, only if it passes,
+/// swaps it in on the blocking pool. Returns the new certificate and any warnings.
+pub(crate) async fn verify_and_swap(
+    cfg: &CertificateConfig,
+    issued: &crate::protocol::IssuedPems,
+    key: PrivateKey,
+    subject: &crate::subject::Subject,
+    previous_lifetime: Option<std::time::Duration>,
+) -> Result<(crate::x509::CertInfo, Vec<crate::verify::VerifyWarning>), FlowError> {
+    use crate::verify::{Expectations, ReturnedPems, verify};
+    let verified = verify(
+        ReturnedPems {
+            client_cert: &issued.client_pem,
+            ca: &issued.ca_pem,
+            chain: &issued.chain_pem,
+        },
+        key,
+        &Expectations {
+            subject,
+            now: SystemTime::now(),
+            renew: cfg.renew,
+            jitter: cfg.jitter,
+            previous_lifetime,
+        },
+    )?;
+    for warning in &verified.warnings {
+        tracing::warn!(%warning, "suspicious but allowed certificate");
+    }
+    let info = verified.info.clone();
+    let warnings = verified.warnings.clone();
+    let store = crate::store::Store::new(cfg);
+    tokio::task::spawn_blocking(move || store.swap(&verified))
+        .await
+        .map_err(|_| FlowError::Interrupted)??;
+    Ok((info, warnings))
+}
+
+/// Where renewals and revocations go: the configured override, else what enrollment learned.
+pub(crate) fn renewal_url(
+    cfg: &CertificateConfig,
+    state: &crate::store::StateFile,
+) -> Result<url::Url, FlowError> {
+    cfg.renewal_url
+        .clone()
+        .or_else(|| state.renewal_url.clone())
+        .ok_or(FlowError::NoRenewalUrl)
+}
+
 /// The current certificate as an mTLS identity.
 pub(crate) fn identity_of(current: &CurrentMaterial) -> Identity {
     Identity::new(
@@ -135,6 +183,13 @@ pub fn scheduled_renewal(cfg: &CertificateConfig, info: &crate::x509::CertInfo) 
 /// Records an attempt's outcome in `state.json` (what `status` shows). Failing to write
 /// the record is logged, never fatal: the certificate itself is what matters.
 pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowError>) {
+    // A directory that is gone has nothing to record: writing state.json would create it
+    // again (perhaps as the wrong owner, or under an unmounted volume) and the operator
+    // restoring it would find a stray directory in the way.
+    if !store.dir().is_dir() {
+        tracing::debug!(dir = %store.dir().display(), "not recording the attempt: the directory does not exist");
+        return;
+    }
     let result = store.read_state().and_then(|mut state| {
         let now = SystemTime::now();
         state.last_attempt = Some(now);
@@ -166,4 +221,35 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_an_attempt_never_creates_a_vanished_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("orders");
+        let text = format!(
+            "[[certificate]]\nname = \"orders\"\nprotocol = \"compass\"\ndir = {:?}\n",
+            dir.to_str().unwrap()
+        );
+        let config = crate::config::parse_with(
+            &text,
+            std::path::Path::new("t.toml"),
+            crate::config::Checks::Syntax,
+        )
+        .unwrap();
+        let store = crate::store::Store::new(&config.certificates[0]);
+        let error = FlowError::NotEnrolled { dir: dir.clone() };
+        record_attempt(&store, Err(&error));
+        assert!(!dir.exists(), "the attempt recreated {}", dir.display());
+
+        std::fs::create_dir(&dir).unwrap();
+        record_attempt(&store, Err(&error));
+        let state = store.read_state().unwrap();
+        assert_eq!(state.consecutive_failures, 1);
+        assert!(state.last_error.unwrap().contains("no certificate"));
+    }
 }

@@ -2,15 +2,15 @@
 
 use std::time::SystemTime;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::{FlowError, connector_for, generate_key, identity_of};
+use super::{FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_swap};
 use crate::config::CertificateConfig;
 use crate::keys::{build_csr, csr_base64};
 use crate::protocol::Connector;
 use crate::store::{ConsumerPaths, CurrentMaterial, Store};
 use crate::subject::Subject;
-use crate::verify::{Expectations, ReturnedPems, VerifyWarning, verify};
+use crate::verify::VerifyWarning;
 use crate::x509::CertInfo;
 
 /// A completed renewal: the new certificate is on disk.
@@ -26,11 +26,7 @@ pub struct Renewed {
 pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
     let current = usable_current(cfg, store)?;
     let state = store.read_state()?;
-    let renewal_url = cfg
-        .renewal_url
-        .clone()
-        .or(state.renewal_url.clone())
-        .ok_or(FlowError::NoRenewalUrl)?;
+    let renewal_url = renewal_url(cfg, &state)?;
 
     let connector = connector_for(cfg)?;
     let identity = identity_of(&current);
@@ -49,30 +45,8 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
         .sign(&plan, &csr_base64(&csr), Some(&identity))
         .await?;
 
-    let verified = verify(
-        ReturnedPems {
-            client_cert: &issued.client_pem,
-            ca: &issued.ca_pem,
-            chain: &issued.chain_pem,
-        },
-        key,
-        &Expectations {
-            subject: &subject,
-            now: SystemTime::now(),
-            renew: cfg.renew,
-            jitter: cfg.jitter,
-            previous_lifetime: Some(current.info.lifetime()),
-        },
-    )?;
-    for warning in &verified.warnings {
-        warn!(%warning, "suspicious but allowed certificate");
-    }
-    let info = verified.info.clone();
-    let warnings = verified.warnings.clone();
-    let store_for_swap = Store::new(cfg);
-    tokio::task::spawn_blocking(move || store_for_swap.swap(&verified))
-        .await
-        .map_err(|_| FlowError::Interrupted)??;
+    let (info, warnings) =
+        verify_and_swap(cfg, &issued, key, &subject, Some(current.info.lifetime())).await?;
     info!(
         old = %current.info.fingerprint_sha256,
         new = %info.fingerprint_sha256,
@@ -95,7 +69,12 @@ pub fn usable_current(
     let current = store
         .load_current()?
         .ok_or_else(|| FlowError::NotEnrolled {
-            dir: cfg.dir.clone(),
+            // Where the certificate is expected: `dir`, or the files layout's folder.
+            dir: store
+                .consumer_paths()
+                .cert
+                .parent()
+                .map_or_else(|| cfg.dir.clone(), ToOwned::to_owned),
         })?;
     if store
         .read_state()?

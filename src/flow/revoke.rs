@@ -3,7 +3,7 @@
 use tracing::info;
 
 use super::renew::usable_current;
-use super::{FlowError, connector_for, identity_of};
+use super::{FlowError, connector_for, identity_of, renewal_url};
 use crate::config::CertificateConfig;
 use crate::protocol::Connector;
 use crate::store::Store;
@@ -13,11 +13,7 @@ use crate::x509::CertInfo;
 pub async fn revoke(cfg: &CertificateConfig, store: &Store) -> Result<CertInfo, FlowError> {
     let current = usable_current(cfg, store)?;
     let mut state = store.read_state()?;
-    let renewal_url = cfg
-        .renewal_url
-        .clone()
-        .or(state.renewal_url.clone())
-        .ok_or(FlowError::NoRenewalUrl)?;
+    let renewal_url = renewal_url(cfg, &state)?;
     let connector = connector_for(cfg)?;
     connector
         .revoke(&renewal_url, &identity_of(&current))

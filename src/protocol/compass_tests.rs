@@ -212,6 +212,8 @@ fn success_without_data_result_is_malformed() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
     #[test]
     fn decoders_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512), status in 100u16..600, mtls: bool) {
         let response = Response {

@@ -421,4 +421,72 @@ mod tests {
         assert!(resolve_url(&base, "file:///etc/passwd", &["csrUrl"]).is_err());
         assert!(resolve_url(&base, "javascript:alert(1)", &["csrUrl"]).is_err());
     }
+
+    /// A real certificate, PEM, to mutate.
+    fn real_pem() -> String {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        rcgen::CertificateParams::new(vec!["x.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem()
+    }
+
+    /// The field's value must never be echoed in the error (it may be a secret).
+    fn check_refusal(
+        field: &str,
+        result: Result<String, DecodeError>,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prelude::*;
+        match result {
+            Ok(text) => prop_assert!(text.contains("-----BEGIN CERTIFICATE-----")),
+            Err(e) => {
+                let shown = e.to_string();
+                prop_assert!(shown.contains("clientCertificate"), "{shown}");
+                if field.len() >= 8 {
+                    prop_assert!(!shown.contains(field), "{shown}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn pem_field_yields_certificates_or_an_error_naming_only_the_field(field in ".{0,200}") {
+            let root = json!({ "clientCertificate": field.clone() });
+            check_refusal(&field, require_pem(&root, &["clientCertificate"]))?;
+        }
+
+        #[test]
+        fn base64_of_any_text_yields_certificates_or_an_error_naming_only_the_field(text in ".{0,300}") {
+            let field = b64(&text);
+            let root = json!({ "clientCertificate": field.clone() });
+            check_refusal(&field, require_pem(&root, &["clientCertificate"]))?;
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn damaged_certificate_pem_yields_certificates_or_an_error(
+            cut in 0usize..1000,
+            flip in 0usize..1000,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            use std::sync::OnceLock;
+            static PEM: OnceLock<String> = OnceLock::new();
+            let pem = PEM.get_or_init(real_pem);
+            let mut bytes = pem.as_bytes().to_vec();
+            let at = flip % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            let field = STANDARD.encode(&bytes);
+            let root = json!({ "clientCertificate": field.clone() });
+            check_refusal(&field, require_pem(&root, &["clientCertificate"]))?;
+        }
+    }
 }

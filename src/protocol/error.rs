@@ -239,6 +239,11 @@ fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -
                 CertificateError::UnknownIssuer => {
                     "issued by an authority not in the trusted set".into()
                 }
+                // An authority of the trusted one's name but with another key: rustls
+                // only says "BadSignature".
+                CertificateError::BadSignature => {
+                    "its signature does not verify with the trusted authority's key (another authority of the same name?)".into()
+                }
                 other => bounded(&other.to_string()),
             },
         },
@@ -381,6 +386,19 @@ mod tests {
             mtls: false,
         };
         assert!(!graphql_token.needs_reenrollment());
+    }
+
+    #[test]
+    fn a_server_certificate_with_a_bad_signature_is_explained_in_words() {
+        let bad = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
+        let err = classify_tls(&bad, RedactedUrl::new(&url()), &url(), false);
+        let text = err.to_string();
+        assert!(
+            matches!(err, ProtocolError::UntrustedServer { .. }),
+            "{text}"
+        );
+        assert!(text.contains("signature does not verify"), "{text}");
+        assert!(!text.contains("BadSignature"), "{text}");
     }
 
     #[test]

@@ -209,6 +209,8 @@ fn errors_echoing_the_url_token_are_scrubbed() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
     #[test]
     fn decoders_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512), status in 100u16..600, mtls: bool) {
         let response = Response {

@@ -231,6 +231,16 @@ impl Metrics {
         self.changed();
     }
 
+    /// No certificate is on disk (any more): its validity series disappear, so no alert
+    /// reads the notAfter of files that are gone.
+    pub fn cert_unloaded(&self, name: &str) {
+        self.touch(name);
+        let labels = name_labels(name);
+        self.not_before.remove(&labels);
+        self.not_after.remove(&labels);
+        self.changed();
+    }
+
     /// The next attempt is scheduled at `at`; `None` (waiting for enrollment) removes the
     /// series.
     pub fn next_renewal(&self, name: &str, at: Option<SystemTime>) {
@@ -294,6 +304,16 @@ impl Metrics {
         self.duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+        self.changed();
+    }
+
+    /// The failure streak remembered from before a restart (`state.json`), so the gauge
+    /// keeps counting since the last success rather than since the process started.
+    pub fn restore_failures(&self, name: &str, consecutive: u32) {
+        self.touch(name);
+        self.consecutive_failures
+            .get_or_create(&name_labels(name))
+            .set(i64::from(consecutive));
         self.changed();
     }
 

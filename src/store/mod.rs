@@ -16,7 +16,9 @@ mod symlink;
 #[cfg(test)]
 mod tests;
 
+use std::fs;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -33,6 +35,10 @@ use fsio::Ownership;
 pub const STATE_FILE: &str = "state.json";
 /// The files-layout journal inside `dir`.
 pub const JOURNAL_FILE: &str = "journal.json";
+
+/// Held (flock) while a swap or a recovery runs, so a one-shot `renew` or `enroll` and a
+/// running daemon never interleave their writes in one directory.
+pub const LOCK_FILE: &str = ".lock";
 
 /// Why the store could not read or write. Every variant names the path involved; none
 /// carries file contents.
@@ -194,6 +200,10 @@ impl Store {
     /// prunes old generations and repairs missing consumer symlinks.
     pub fn recover(&self) -> Result<RecoveryReport, StoreError> {
         let mut report = RecoveryReport::default();
+        if !self.dir.exists() {
+            return Ok(report);
+        }
+        let _lock = self.lock()?;
         for name in fsio::list_dir(&self.dir)? {
             if name.starts_with(&format!("{STATE_FILE}.tmp-"))
                 || name.starts_with(&format!("{JOURNAL_FILE}.tmp-"))
@@ -224,6 +234,7 @@ impl Store {
     /// Replaces the material on disk with `material` as one unit. On error the previous
     /// material is still in place and complete.
     pub fn swap(&self, material: &VerifiedMaterial) -> Result<SwapReport, StoreError> {
+        let _lock = self.lock()?;
         match &self.layout {
             Layout::Symlink => symlink::swap(self, material),
             Layout::Files(files) => files::swap(self, files, material),
@@ -243,9 +254,35 @@ impl Store {
         path.parent() == Some(self.dir.as_path())
             && (name == STATE_FILE
                 || name == JOURNAL_FILE
+                || name == LOCK_FILE
                 || name == symlink::CURRENT
                 || name == symlink::PREVIOUS
                 || name.starts_with(symlink::GEN_PREFIX))
+    }
+
+    /// Waits for and takes the directory's exclusive lock; released when dropped.
+    fn lock(&self) -> Result<fs::File, StoreError> {
+        fsio::ensure_dir(&self.dir, self.ownership)?;
+        let path = self.dir.join(LOCK_FILE);
+        let io_error = |op, source| StoreError::Io {
+            op,
+            path: path.clone(),
+            source,
+        };
+        // flock works on a read-only descriptor: whoever may write the directory may lock it.
+        let file = match fs::File::open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o644)
+                .open(&path),
+            other => other,
+        }
+        .map_err(|e| io_error("opening the lock file", e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_error("locking", e.into()))?;
+        Ok(file)
     }
 
     /// `dir/state.json`, or the default state when it does not exist yet.
@@ -315,6 +352,8 @@ fn assemble(
     generation: Option<String>,
 ) -> Result<CurrentMaterial, StoreError> {
     let [cert_pem, key_pem, chain_pem, ca_pem] = texts;
+    // The key's text as read from disk is wiped once parsed.
+    let key_pem = zeroize::Zeroizing::new(key_pem);
     let info = CertInfo::from_pem(&cert_pem).map_err(|e| StoreError::Corrupt {
         path: paths.cert.clone(),
         reason: e.to_string(),

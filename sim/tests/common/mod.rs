@@ -270,3 +270,12 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The message of the first GraphQL error, after checking that `data` is null.
+pub fn error_message(body: &Value) -> String {
+    assert!(body["data"].is_null(), "data should be null: {body}");
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("errors[0].message missing: {body}"))
+        .to_owned()
+}

@@ -196,6 +196,17 @@ fn a_success_counts_once_resets_the_streak_and_records_the_time() {
 }
 
 #[test]
+fn a_restored_streak_is_shown_and_grows_from_there() {
+    let metrics = Metrics::new("1");
+    metrics.restore_failures("orders", 4);
+    let s = samples(&encoded(&metrics, Format::Classic));
+    assert_eq!(s["kyma_certd_consecutive_failures{name=\"orders\"}"], 4.0);
+    metrics.renewal_failed("orders", FailureReason::Http, Duration::from_secs(1));
+    let s = samples(&encoded(&metrics, Format::Classic));
+    assert_eq!(s["kyma_certd_consecutive_failures{name=\"orders\"}"], 5.0);
+}
+
+#[test]
 fn next_renewal_is_set_and_removed() {
     let metrics = Metrics::new("1");
     let series = "kyma_certd_certificate_next_renewal_timestamp_seconds{name=\"orders\"}";
@@ -203,6 +214,29 @@ fn next_renewal_is_set_and_removed() {
     assert_eq!(value(&metrics, series), Some(1_750_000_000.0));
     metrics.next_renewal("orders", None);
     assert_eq!(value(&metrics, series), None);
+}
+
+#[test]
+fn unloading_a_certificate_removes_its_validity_but_keeps_its_state_and_counters() {
+    let metrics = Metrics::new("1");
+    metrics.cert_loaded("orders", t(1_750_000_000), t(1_757_776_000));
+    metrics.renewal_succeeded("orders", Duration::from_secs(1));
+    metrics.cert_unloaded("orders");
+    metrics.set_state("orders", CertState::Missing);
+    let s = samples(&encoded(&metrics, Format::Classic));
+    assert!(
+        !s.keys()
+            .any(|k| k.contains("_not_after_") || k.contains("_not_before_")),
+        "{s:?}"
+    );
+    assert_eq!(
+        s["kyma_certd_renewals_total{name=\"orders\",result=\"success\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["kyma_certd_certificate_state{name=\"orders\",state=\"missing\"}"],
+        1.0
+    );
 }
 
 #[test]

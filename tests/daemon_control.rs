@@ -1,0 +1,601 @@
+//! Controlling a running `kyma-certd run`: SIGHUP reloads, SIGTERM in the middle of a
+//! renewal, SIGUSR1, files replaced by an operator, and certificates that only a new
+//! enrollment can save. The real binary against the in-process simulator over TLS.
+
+#[path = "support/daemon.rs"]
+mod harness;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use harness::{
+    CertSpec, Endpoint, Fault, FaultScope, OnDisk, Signal, World, eventually, fingerprint_on_disk,
+    temporary_leftovers, unix, wait_for,
+};
+use kyma_certd::keys::PrivateKey;
+use kyma_certd::store::Store;
+use kyma_certd::verify::VerifiedMaterial;
+use kyma_certd::x509::CertInfo;
+
+const SHORT: Duration = Duration::from_secs(20);
+/// Long enough that nothing is due during a test: every renewal is one the test asked for.
+const LONG: Duration = Duration::from_secs(3600);
+
+fn spec(name: &str) -> CertSpec {
+    CertSpec::compass(name).with("renew_at", "\"30%\"")
+}
+
+/// Generation folders in `dir` that lack one of the four files.
+fn incomplete_generations(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("gen-"))
+        .filter(|p| {
+            ["cert.pem", "key.pem", "chain.pem", "ca.pem"]
+                .iter()
+                .any(|f| !p.join(f).is_file())
+        })
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+#[test]
+fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
+    let world = World::new(SHORT);
+    world.write_config(&[spec("alpha")]);
+    world.enroll("alpha", "compass");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    let reloads = |daemon: &mut harness::Daemon, result: &str| {
+        daemon
+            .metrics()
+            .value("kyma_certd_config_reloads_total", &[("result", result)])
+            .unwrap()
+    };
+    assert_eq!(reloads(&mut daemon, "success"), 0.0);
+
+    // Added: an enrolled certificate is tracked with its schedule, a new one as missing.
+    world.write_config(&[spec("alpha"), spec("beta"), spec("gamma")]);
+    let beta = world.enroll("beta", "compass");
+    daemon.signal(Signal::HUP);
+    daemon.wait_for_line("beta added", Duration::from_secs(5), |l| {
+        l.message() == "certificate added to the configuration" && l.field("name") == "beta"
+    });
+    let tracked = eventually(Duration::from_secs(5), || {
+        let scrape = daemon.metrics();
+        scrape.state("beta").as_deref() == Some("valid")
+            && scrape.state("gamma").as_deref() == Some("missing")
+            && scrape
+                .value(
+                    "kyma_certd_certificate_next_renewal_timestamp_seconds",
+                    &[("name", "beta")],
+                )
+                .is_some()
+    });
+    assert!(tracked, "{}", daemon.metrics().0);
+    assert_eq!(reloads(&mut daemon, "success"), 1.0);
+
+    // Removed: every series of alpha and gamma leaves /metrics.
+    world.write_config(&[spec("beta")]);
+    daemon.signal(Signal::HUP);
+    let gone = eventually(Duration::from_secs(5), || {
+        let scrape = daemon.metrics();
+        !scrape.mentions("alpha") && !scrape.mentions("gamma") && scrape.mentions("beta")
+    });
+    assert!(gone, "{}", daemon.metrics().0);
+    assert_eq!(reloads(&mut daemon, "success"), 2.0);
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(
+        status, 200,
+        "readiness only counts configured certificates: {body}"
+    );
+    let alpha_fingerprint = fingerprint_on_disk(&world.cert_dir("alpha"));
+
+    // Changed: beta is restarted with its new policy and rescheduled at once.
+    world.write_config(&[CertSpec::compass("beta").with("renew_at", "\"25%\"")]);
+    daemon.signal(Signal::HUP);
+    daemon.wait_for_line("beta restarted", Duration::from_secs(5), |l| {
+        l.message()
+            .contains("certificate changed in the configuration")
+            && l.field("name") == "beta"
+    });
+    let labels = [("name", "beta")];
+    let rescheduled = eventually(Duration::from_secs(5), || {
+        let scrape = daemon.metrics();
+        let nb = scrape.value(
+            "kyma_certd_certificate_not_before_timestamp_seconds",
+            &labels,
+        );
+        let next = scrape.value(
+            "kyma_certd_certificate_next_renewal_timestamp_seconds",
+            &labels,
+        );
+        // 25% of 20 s, less up to 5% jitter.
+        matches!((nb, next), (Some(nb), Some(next)) if next >= nb + 3.999 && next <= nb + 5.001)
+    });
+    assert!(rescheduled, "{}", daemon.metrics().0);
+    assert_eq!(reloads(&mut daemon, "success"), 3.0);
+
+    // Broken: rejected, logged, counted; the old configuration stays in force.
+    let good_text = std::fs::read_to_string(&world.config).unwrap();
+    std::fs::write(
+        &world.config,
+        good_text.replace("[metrics]", "[metrics]\nno_such_key = 1"),
+    )
+    .unwrap();
+    let renewals_before = world.sim.renewals().len();
+    daemon.signal(Signal::HUP);
+    let rejected = daemon.wait_for_message(
+        "the new configuration is invalid and was not applied",
+        Duration::from_secs(5),
+    );
+    assert_eq!(rejected.level(), "ERROR");
+    assert!(
+        rejected.message().contains("no_such_key"),
+        "{}",
+        rejected.text
+    );
+    assert_eq!(reloads(&mut daemon, "failure"), 1.0);
+    assert_eq!(reloads(&mut daemon, "success"), 3.0);
+    assert!(daemon.alive());
+
+    // Still renewing beta, on the configuration in force before the bad one.
+    let renewed = daemon.wait_for_line(
+        "beta renewed after the bad reload",
+        Duration::from_secs(25),
+        |l| {
+            l.cert() == Some("beta")
+                && l.message().starts_with("renewed ")
+                && l.seen > rejected.seen
+        },
+    );
+    let new_fingerprint = renewed.field("new").as_str().unwrap().to_owned();
+    assert_ne!(new_fingerprint, beta);
+    assert!(eventually(Duration::from_secs(2), || {
+        fingerprint_on_disk(&world.cert_dir("beta")).as_deref() == Some(new_fingerprint.as_str())
+            || world.sim.renewals().len() > renewals_before + 1
+    }));
+    assert!(world.sim.renewals().len() > renewals_before);
+    assert_eq!(
+        fingerprint_on_disk(&world.cert_dir("alpha")),
+        alpha_fingerprint,
+        "a removed certificate was renewed"
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn sigterm_during_a_renewal_exits_at_once_and_leaves_one_complete_generation() {
+    let world = World::new(LONG);
+    world.write_config(&[spec("orders")]);
+    let enrolled = world.enroll("orders", "compass");
+    let dir = world.cert_dir("orders");
+    // Hold each request for 3 s; stop once in the first request and once in the signing one.
+    world.sim.set_fault(
+        Fault::Latency {
+            delay: Duration::from_secs(3),
+        },
+        FaultScope::UntilCleared,
+    );
+    for (endpoint, stage) in [
+        (
+            Endpoint::CompassConfiguration,
+            "asking for the signing info",
+        ),
+        (Endpoint::CompassSign, "signing"),
+    ] {
+        let mut daemon = world.run();
+        daemon.wait_ready();
+        let before = world.sim.request_counts().get(endpoint);
+        daemon.signal(Signal::USR1);
+        wait_for(
+            "the request to reach the connector",
+            Duration::from_secs(10),
+            || (world.sim.request_counts().get(endpoint) > before).then_some(()),
+        );
+        let (status, took) = daemon.terminate();
+        eprintln!("SIGTERM while {stage}: exited in {took:?} with {status}");
+        assert!(status.success(), "{status}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "took {took:?} to stop while {stage}"
+        );
+        let files = OnDisk::read(&dir);
+        assert!(files.key_matches(), "key and certificate mismatch");
+        assert_eq!(
+            files.fingerprint(),
+            enrolled,
+            "an abandoned renewal changed the files"
+        );
+        assert_eq!(temporary_leftovers(&dir), Vec::<String>::new());
+        assert_eq!(incomplete_generations(&dir), Vec::<String>::new());
+    }
+    world.sim.clear_fault();
+
+    // Without latency a renewal takes a few tens of milliseconds: stopping at staggered
+    // points lands before, inside or after the swap. Each time one generation is whole.
+    let mut outcomes = Vec::new();
+    for offset_ms in [0u64, 15, 30, 45, 60, 90] {
+        let mut daemon = world.run();
+        daemon.wait_ready();
+        let before = fingerprint_on_disk(&dir).unwrap();
+        daemon.signal(Signal::USR1);
+        std::thread::sleep(Duration::from_millis(offset_ms));
+        let (status, took) = daemon.terminate();
+        assert!(status.success(), "{status}");
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+        let files = OnDisk::read(&dir);
+        assert!(
+            files.key_matches(),
+            "key and certificate mismatch at {offset_ms} ms"
+        );
+        let now = files.fingerprint();
+        let renewed = world.sim.renewals().iter().any(|c| c.fingerprint == now);
+        assert!(
+            now == before || renewed,
+            "a certificate from nowhere at {offset_ms} ms"
+        );
+        assert_eq!(temporary_leftovers(&dir), Vec::<String>::new());
+        assert_eq!(incomplete_generations(&dir), Vec::<String>::new());
+        outcomes.push(if now == before { "old" } else { "new" });
+    }
+    eprintln!("SIGTERM at 0..90 ms into a renewal left: {outcomes:?}");
+}
+
+#[test]
+fn sigusr1_renews_every_certificate_now() {
+    let world = World::new(LONG);
+    let certs = [spec("orders"), CertSpec::kyma_rest("billing")];
+    world.write_config(&certs);
+    let orders = world.enroll("orders", "compass");
+    let billing = world.enroll("billing", "kyma-rest");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    assert!(world.sim.renewals().is_empty());
+
+    let asked = Instant::now();
+    daemon.signal(Signal::USR1);
+    let both = eventually(Duration::from_secs(10), || {
+        fingerprint_on_disk(&world.cert_dir("orders")).is_some_and(|f| f != orders)
+            && fingerprint_on_disk(&world.cert_dir("billing")).is_some_and(|f| f != billing)
+    });
+    assert!(both, "not both renewed\n{}", daemon.log_text());
+    eprintln!("SIGUSR1 renewed 2 certificates in {:?}", asked.elapsed());
+    daemon.wait_for_message("SIGUSR1: renewing every certificate now", Duration::ZERO);
+    let renewals = world.sim.renewals();
+    assert_eq!(renewals.len(), 2, "{renewals:#?}");
+    for name in ["orders", "billing"] {
+        assert!(OnDisk::read(&world.cert_dir(name)).key_matches());
+    }
+    // Once each: nothing more follows.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(world.sim.renewals().len(), 2);
+    let scrape = daemon.metrics();
+    for name in ["orders", "billing"] {
+        assert_eq!(
+            scrape.value(
+                "kyma_certd_renewals_total",
+                &[("name", name), ("result", "success")]
+            ),
+            Some(1.0)
+        );
+    }
+
+    // A second SIGUSR1 while those renewals are in flight asks for nothing more.
+    world.sim.set_fault(
+        Fault::Latency {
+            delay: Duration::from_millis(700),
+        },
+        FaultScope::UntilCleared,
+    );
+    let requests = world.sim.request_counts().total();
+    daemon.signal(Signal::USR1);
+    wait_for("both renewals in flight", Duration::from_secs(5), || {
+        (world.sim.request_counts().total() >= requests + 2).then_some(())
+    });
+    daemon.signal(Signal::USR1);
+    let done = eventually(Duration::from_secs(10), || world.sim.renewals().len() == 4);
+    assert!(done, "{}", daemon.log_text());
+    world.sim.clear_fault();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        world.sim.renewals().len(),
+        4,
+        "a SIGUSR1 during a renewal renewed again\n{}",
+        daemon.log_text()
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop() {
+    let world = World::new(LONG);
+    world.write_config(&[spec("orders")]);
+    world.enroll("orders", "compass");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    let labels = [("name", "orders")];
+    let first_due = daemon
+        .metrics()
+        .value(
+            "kyma_certd_certificate_next_renewal_timestamp_seconds",
+            &labels,
+        )
+        .unwrap();
+
+    // An operator enrolls again into the same folder while the daemon runs.
+    std::thread::sleep(Duration::from_millis(1100)); // a new notBefore second
+    let signing_before = world.sim.signing_requests();
+    let replaced = world.enroll("orders", "compass");
+    let enrolled_at = Instant::now();
+    let line = daemon.wait_for_line("the replacement noticed", Duration::from_secs(3), |l| {
+        l.message().contains("replaced on disk") && l.field("fingerprint") == replaced.as_str()
+    });
+    let noticed = line.seen.saturating_duration_since(enrolled_at);
+    eprintln!("a replacement on disk was noticed {noticed:?} after enroll exited");
+    assert!(
+        noticed < Duration::from_secs(1),
+        "noticed after {noticed:?}"
+    );
+    let info = OnDisk::read(&world.cert_dir("orders")).info();
+    let rescheduled = eventually(Duration::from_secs(2), || {
+        let scrape = daemon.metrics();
+        scrape.value(
+            "kyma_certd_certificate_not_before_timestamp_seconds",
+            &labels,
+        ) == Some(unix(info.not_before))
+            && scrape
+                .value(
+                    "kyma_certd_certificate_next_renewal_timestamp_seconds",
+                    &labels,
+                )
+                .is_some_and(|next| next != first_due && next > unix(info.not_before))
+    });
+    assert!(rescheduled, "{}", daemon.metrics().0);
+    assert_eq!(
+        world.status()["orders"]["fingerprint_sha256"],
+        replaced.as_str()
+    );
+    // The operator's enrollment made one signing request; the daemon adds none.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(world.sim.signing_requests(), signing_before + 1);
+
+    // The daemon's own swap: exactly one signing request over a quiet period.
+    let signing_before = world.sim.signing_requests();
+    daemon.signal(Signal::USR1);
+    daemon.wait_for_message("renewed ", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        world.sim.signing_requests(),
+        signing_before + 1,
+        "the daemon's own swap caused more renewals\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        daemon.lines_with("replaced on disk").len(),
+        1,
+        "its own swap was taken for a replacement"
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+/// Waits a few seconds and checks that the certificate stays put in `state`: not ready,
+/// at most one error line, and no request to the connector.
+fn assert_waits_for_enrollment(world: &World, daemon: &mut harness::Daemon, state: &str) {
+    let reached = eventually(Duration::from_secs(15), || {
+        daemon.metrics().state("orders").as_deref() == Some(state)
+    });
+    assert!(reached, "never {state}\n{}", daemon.metrics().0);
+    let requests = world.sim.request_counts().total();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        world.sim.request_counts().total(),
+        requests,
+        "requests while {state}"
+    );
+    let scrape = daemon.metrics();
+    assert_eq!(scrape.state("orders").as_deref(), Some(state));
+    assert_eq!(
+        scrape.value(
+            "kyma_certd_certificate_next_renewal_timestamp_seconds",
+            &[("name", "orders")]
+        ),
+        None,
+        "nothing is scheduled while {state}"
+    );
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(state), "{body}");
+    assert_eq!(daemon.get("/healthz").0, 200);
+    let errors: Vec<String> = daemon
+        .log()
+        .into_iter()
+        .filter(|l| l.level() == "ERROR")
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(errors.len(), 1, "error lines while {state}: {errors:#?}");
+    assert!(
+        errors[0].contains("kyma-certd enroll"),
+        "the error says what to do: {}",
+        errors[0]
+    );
+}
+
+/// After an operator's enrollment the certificate is valid again and renews on schedule.
+/// Leaves the daemon running.
+fn assert_back_to_normal(world: &World, daemon: &mut harness::Daemon) {
+    let renewals = world.sim.renewals().len();
+    let enrolled = world.enroll("orders", "compass");
+    let valid = eventually(Duration::from_secs(3), || {
+        daemon.metrics().state("orders").as_deref() == Some("valid")
+    });
+    assert!(valid, "{}", daemon.log_text());
+    assert_eq!(daemon.get("/readyz").0, 200);
+    let renewed = eventually(Duration::from_secs(12), || {
+        fingerprint_on_disk(&world.cert_dir("orders")).is_some_and(|f| f != enrolled)
+    });
+    assert!(
+        renewed,
+        "no renewal after the new enrollment\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(world.sim.renewals().len(), renewals + 1);
+}
+
+#[test]
+fn a_missing_certificate_waits_quietly_until_enrolled_then_renews() {
+    let world = World::new(SHORT);
+    std::fs::create_dir_all(world.cert_dir("orders").parent().unwrap()).unwrap();
+    world.write_config(&[spec("orders")]);
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    assert_waits_for_enrollment(&world, &mut daemon, "missing");
+    assert_back_to_normal(&world, &mut daemon);
+    // The folder did not exist when the daemon started: it is watched now all the same.
+    let replaced = world.enroll("orders", "compass");
+    let enrolled_at = Instant::now();
+    let line = daemon.wait_for_line("the replacement noticed", Duration::from_secs(3), |l| {
+        l.message().contains("replaced on disk") && l.field("fingerprint") == replaced.as_str()
+    });
+    assert!(line.seen.saturating_duration_since(enrolled_at) < Duration::from_secs(1));
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+/// Writes an expired certificate into `name`'s folder, as a previous enrollment would
+/// have left it, with the connector's renewal URL in `state.json`.
+fn write_expired(world: &World, name: &str) {
+    let config = kyma_certd::config::load(&world.config).unwrap();
+    let cfg = config.certificates.iter().find(|c| c.name == name).unwrap();
+    let key = PrivateKey::generate(kyma_certd::config::KeyAlgorithm::EcdsaP256).unwrap();
+    let pair = rcgen::KeyPair::from_pem(key.to_pem()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "orders-app");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::seconds(80);
+    params.not_after = now - time::Duration::seconds(60);
+    let cert_pem = params.self_signed(&pair).unwrap().pem();
+    let info = CertInfo::from_pem(&cert_pem).unwrap();
+    let store = Store::new(cfg);
+    store
+        .swap(&VerifiedMaterial {
+            chain_pem: format!("{cert_pem}{cert_pem}"),
+            ca_pem: cert_pem.clone(),
+            cert_pem,
+            key,
+            info,
+            warnings: Vec::new(),
+        })
+        .unwrap();
+    let mut state = store.read_state().unwrap();
+    state.renewal_url = Some(world.sim.compass_mtls_url());
+    state.enrolled_at = Some(SystemTime::now() - Duration::from_secs(80));
+    store.write_state(&state).unwrap();
+}
+
+#[test]
+fn an_expired_certificate_waits_quietly_until_enrolled_then_renews() {
+    let world = World::new(SHORT);
+    world.write_config(&[spec("orders")]);
+    write_expired(&world, "orders");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    assert_waits_for_enrollment(&world, &mut daemon, "expired");
+    assert_back_to_normal(&world, &mut daemon);
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_revoked_certificate_waits_quietly_until_enrolled_then_renews() {
+    let world = World::new(SHORT);
+    world.write_config(&[spec("orders")]);
+    let enrolled = world.enroll("orders", "compass");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    // Revoked at the connector: the daemon learns it at its next renewal.
+    world.sim.revoke(&enrolled);
+    assert_waits_for_enrollment(&world, &mut daemon, "revoked");
+    assert_eq!(
+        fingerprint_on_disk(&world.cert_dir("orders")),
+        Some(enrolled),
+        "the refused certificate stays in place"
+    );
+    assert_eq!(world.status()["orders"]["state"], "revoked");
+    assert_back_to_normal(&world, &mut daemon);
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn run_refuses_to_start_on_a_taken_port_or_a_bad_config_with_one_sentence_and_its_exit_code() {
+    let world = World::new(LONG);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text = world
+        .config_text(&[spec("orders")])
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&world.config, text).unwrap();
+    let output = world.command(&["run"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    std::fs::write(
+        &world.config,
+        world.config_text(&[spec("orders")]) + "no_such_key = 1\n",
+    )
+    .unwrap();
+    let output = world.command(&["run"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no_such_key"), "{stderr}");
+    assert_eq!(world.sim.request_counts().total(), 0);
+}
+
+#[test]
+fn sigterm_while_a_hook_hangs_exits_at_once_and_takes_the_hook_along() {
+    let world = World::new(LONG);
+    let pids = world.path("hook.pids");
+    // The shell and its child `sleep` form the hook's process group.
+    let hang = r#"echo $$ >> "$0"; sleep 60 & echo $! >> "$0"; wait"#;
+    world.write_config(&[spec("orders").hook(&[
+        format!(
+            "command = {}",
+            harness::toml_argv(&["sh", "-c", hang, pids.to_str().unwrap()])
+        ),
+        "timeout = \"30s\"".to_owned(),
+    ])]);
+    world.enroll("orders", "compass");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    daemon.signal(Signal::USR1);
+    let hook_pids: Vec<String> = wait_for("the hook to start", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&pids).ok()?;
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() == 2).then_some(lines)
+    });
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    for pid in hook_pids {
+        let proc_entry = std::path::PathBuf::from(format!("/proc/{pid}"));
+        let gone = eventually(Duration::from_secs(2), || {
+            // Gone, or a zombie waiting for a parent that is gone too.
+            std::fs::read_to_string(proc_entry.join("stat"))
+                .map(|stat| stat.split_whitespace().nth(2) == Some("Z"))
+                .unwrap_or(true)
+        });
+        assert!(gone, "hook process {pid} outlived the daemon");
+    }
+}

@@ -1,0 +1,139 @@
+//! `kyma-certd demo`: the built-in simulator and the daemon in a temporary folder, for
+//! both protocols. What a new user sees must be there: the enrollment, the schedule,
+//! renewals old → new, the hook, a metrics URL that answers; then a clean exit that
+//! leaves nothing behind.
+
+#[path = "support/daemon.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::{BIN, eventually, http_get};
+
+fn demo(protocol: &str) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--duration",
+            "40s",
+            "--validity",
+            "20s",
+            "--protocol",
+            protocol,
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let output = Arc::new(Mutex::new(String::new()));
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        })
+    })
+    .collect();
+    let text = || output.lock().unwrap().clone();
+
+    // The metrics URL it prints answers while the demo runs.
+    let mut metrics_url = None;
+    eventually(Duration::from_secs(20), || {
+        metrics_url = text()
+            .lines()
+            .find_map(|l| l.strip_prefix("metrics: curl http://"))
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok());
+        metrics_url.is_some()
+    });
+    let addr = metrics_url.unwrap_or_else(|| panic!("no metrics URL printed:\n{}", text()));
+    let (status, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("kyma_certd_build_info"), "{body}");
+    let valid = eventually(Duration::from_secs(5), || {
+        http_get(addr, "/metrics")
+            .1
+            .contains("kyma_certd_certificate_state{name=\"demo\",state=\"valid\"} 1")
+    });
+    assert!(valid, "{}", http_get(addr, "/metrics").1);
+
+    let status = child.wait().expect("wait for the demo");
+    let took = started.elapsed();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    let out = text();
+    assert!(status.success(), "demo exited with {status}:\n{out}");
+    assert!(
+        took >= Duration::from_secs(40) && took < Duration::from_secs(50),
+        "the demo ran {took:?}"
+    );
+    eprintln!("demo --protocol {protocol}: {took:?}");
+
+    assert!(
+        out.contains(&format!("connector simulator ({protocol})")),
+        "{out}"
+    );
+    assert!(out.contains("enrolled with a one-time token"), "{out}");
+    assert!(out.contains("next renewal in"), "{out}");
+    let renewed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("renewed ") && l.contains(" -> "))
+        .collect();
+    assert!(
+        renewed.len() >= 2,
+        "fewer than two renewals in 40 s:\n{out}"
+    );
+    assert!(out.contains("hook succeeded"), "{out}");
+    assert!(
+        out.contains("hook: the application would reload now (demo is "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "demo finished: {} renewal(s) with hook runs",
+            renewed.len()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("-----BEGIN"), "a PEM body in the output");
+    assert!(!out.contains("token="), "a token in the output");
+
+    let folder: PathBuf = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("working folder:"))
+        .map(|p| PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("no working folder printed:\n{out}"));
+    assert!(
+        folder.is_absolute() && !folder.exists(),
+        "{} was left behind",
+        folder.display()
+    );
+}
+
+#[test]
+fn demo_with_compass_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up() {
+    demo("compass");
+}
+
+#[test]
+fn demo_with_kyma_rest_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up() {
+    demo("kyma-rest");
+}

@@ -1,0 +1,355 @@
+//! Crash consistency: renewals killed with SIGKILL at random moments, in both layouts, as
+//! one-shot `renew --force` runs and as a renewing daemon. After every kill the consumer
+//! paths must hold a key and a certificate that belong together (the files layout may
+//! be mid-journal, which the next start completes), and after a restart everything is
+//! consistent, issued by the simulator, and free of leftovers.
+//!
+//! Long by design, so `#[ignore]`d: `cargo test --workspace -- --ignored` runs it.
+//! `KYMA_CERTD_KILLS` sets the kills per layout (default 200);
+//! `KYMA_CERTD_KILL_SEED` replays a sequence of delays.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/results.rs"]
+mod results;
+
+use std::collections::HashSet;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use harness::{CertSpec, Daemon, Layout, Proto, Sim, Workspace, poll};
+
+/// A small deterministic generator for the kill delays (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A delay in `[0, 1.2 * typical)`, half of the time packed into the last fifth of
+    /// a typical run, where the swap happens.
+    fn delay(&mut self, typical: Duration) -> Duration {
+        let fraction = if self.next() % 2 == 0 {
+            self.unit() * 1.2
+        } else {
+            0.8 + self.unit() * 0.25
+        };
+        typical.mul_f64(fraction)
+    }
+}
+
+/// What a kill interrupted, judged from the disk before recovery.
+#[derive(Debug, Default)]
+struct Tally {
+    kills: usize,
+    /// The process was still running when the signal arrived.
+    killed_running: usize,
+    /// Leftovers (temporary files, an extra generation, a journal) were on disk.
+    mid_swap: usize,
+    /// The new certificate was in place although the process never finished.
+    after_swap: usize,
+    /// Files layout: key and certificate disagreed until the journal was completed.
+    journal_completed: usize,
+}
+
+struct Setup {
+    sim: Sim,
+    workspace: Workspace,
+    certs: Vec<CertSpec>,
+    issued_at_start: usize,
+}
+
+fn setup() -> Setup {
+    let sim = Sim::ecdsa(Duration::from_secs(3600));
+    let workspace = Workspace::new();
+    let certs = vec![
+        workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink),
+        workspace.cert("files", &sim, Proto::Rest, Layout::Files),
+    ];
+    workspace.write_config(&certs);
+    for cert in &certs {
+        workspace.enroll(&sim, cert);
+    }
+    let issued_at_start = sim.issued_certificates().len();
+    Setup {
+        sim,
+        workspace,
+        certs,
+        issued_at_start,
+    }
+}
+
+/// Right after a kill, before anything recovers: the symlink layout is always
+/// consistent; the files layout is, unless its journal says a swap is half done.
+/// `killed`: the signal found the process still running.
+fn check_after_kill(
+    cert: &CertSpec,
+    issued: &HashSet<String>,
+    before: &str,
+    killed: bool,
+    tally: &mut Tally,
+) {
+    tally.kills += 1;
+    if killed {
+        tally.killed_running += 1;
+    }
+    let journal = cert.dir.join("journal.json").exists();
+    let leftovers = cert.leftovers();
+    match cert.consistent_pair() {
+        Ok(fingerprint) => {
+            assert!(
+                issued.contains(&fingerprint),
+                "{}: after a kill the certificate {fingerprint} is not one the simulator issued",
+                cert.name
+            );
+            if killed && leftovers.is_empty() && fingerprint != before {
+                tally.after_swap += 1;
+            }
+        }
+        Err(problem) => {
+            assert!(
+                cert.layout == Layout::Files && journal,
+                "{}: after a kill the consumer files are inconsistent without a journal to finish: {problem}",
+                cert.name
+            );
+            tally.journal_completed += 1;
+        }
+    }
+    if !leftovers.is_empty() {
+        tally.mid_swap += 1;
+    }
+}
+
+/// After a restart has recovered: consistent, issued by the simulator, nothing left over.
+fn check_recovered(cert: &CertSpec, issued: &HashSet<String>) -> String {
+    let fingerprint = cert
+        .consistent_pair()
+        .unwrap_or_else(|e| panic!("{}: inconsistent after recovery: {e}", cert.name));
+    assert!(
+        issued.contains(&fingerprint),
+        "{}: {fingerprint} was not issued by the simulator",
+        cert.name
+    );
+    let leftovers = cert.leftovers();
+    assert!(
+        leftovers.is_empty(),
+        "{}: leftovers after recovery: {leftovers:?}",
+        cert.name
+    );
+    assert!(
+        !cert.dir.join("journal.json").exists(),
+        "{}: the journal was not completed",
+        cert.name
+    );
+    if let Some(state) = cert.state_json() {
+        serde_json::from_str::<serde_json::Value>(&state)
+            .unwrap_or_else(|e| panic!("{}: state.json is not JSON after a kill: {e}", cert.name));
+    }
+    fingerprint
+}
+
+/// Runs `renew --name` without `--force`: recovery, then "not due".
+fn restart_one_shot(setup: &Setup, cert: &CertSpec) {
+    let output = setup.workspace.run(&["renew", "--name", &cert.name]);
+    assert!(
+        output.status.success(),
+        "{}: the restart after a kill failed: {}",
+        cert.name,
+        harness::text(&output)
+    );
+}
+
+/// Median wall time of an uninterrupted `renew --force --name`.
+fn typical_renewal(setup: &Setup, cert: &CertSpec) -> Duration {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            let output = setup
+                .workspace
+                .run(&["renew", "--force", "--name", &cert.name]);
+            assert!(output.status.success(), "{}", harness::text(&output));
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn kill_one_shot(
+    setup: &Setup,
+    cert: &CertSpec,
+    rng: &mut Rng,
+    typical: Duration,
+    tally: &mut Tally,
+) {
+    let before = cert.consistent_pair().expect("consistent before the kill");
+    let stderr = setup.workspace.path(&format!("{}.stderr", cert.name));
+    let mut child = setup
+        .workspace
+        .command(&["renew", "--force", "--name", &cert.name])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("renew starts");
+    std::thread::sleep(rng.delay(typical));
+    let _ = child.kill();
+    let status = child.wait().expect("renew is reaped");
+    let killed = status.signal() == Some(9);
+    if !killed {
+        assert!(
+            status.success(),
+            "{}: an unkilled renewal failed: {}",
+            cert.name,
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+    }
+    let issued = setup.sim.issued_fingerprints();
+    check_after_kill(cert, &issued, &before, killed, tally);
+    restart_one_shot(setup, cert);
+    check_recovered(cert, &issued);
+}
+
+/// One daemon life: start (which recovers), wait until both certificates are valid,
+/// SIGUSR1, kill at a random moment of the renewals.
+fn kill_daemon(setup: &Setup, rng: &mut Rng, typical: Duration, tallies: &mut [Tally]) {
+    let befores: Vec<String> = setup
+        .certs
+        .iter()
+        .map(|c| c.consistent_pair().expect("consistent before the kill"))
+        .collect();
+    let mut daemon = Daemon::start(&setup.workspace, "daemon");
+    let issued = setup.sim.issued_fingerprints();
+    poll(
+        "both certificates valid in the daemon",
+        Duration::from_secs(20),
+        || {
+            let (_, body) = daemon.get("/metrics")?;
+            let scrape = harness::Scrape::parse(&body);
+            setup
+                .certs
+                .iter()
+                .all(|c| scrape.state(&c.name).as_deref() == Some("valid"))
+                .then_some(())
+        },
+    );
+    // The daemon recovered at its start: what the previous kill left is gone.
+    for cert in &setup.certs {
+        check_recovered(cert, &issued);
+    }
+    daemon.signal(rustix::process::Signal::USR1);
+    std::thread::sleep(rng.delay(typical));
+    let running = daemon.is_running();
+    drop(daemon);
+    let issued = setup.sim.issued_fingerprints();
+    for ((cert, tally), before) in setup.certs.iter().zip(tallies.iter_mut()).zip(&befores) {
+        check_after_kill(cert, &issued, before, running, tally);
+    }
+}
+
+fn kills_per_layout() -> usize {
+    std::env::var("KYMA_CERTD_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+#[test]
+#[ignore = "long: run with `cargo test --workspace -- --ignored`"]
+fn renewals_survive_sigkill_at_random_moments_in_both_layouts() {
+    let started = Instant::now();
+    let setup = setup();
+    let seed = std::env::var("KYMA_CERTD_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("kill delays from KYMA_CERTD_KILL_SEED={seed}");
+    let mut rng = Rng(seed);
+    let per_layout = kills_per_layout();
+    let daemon_kills = per_layout / 4;
+    let one_shot_kills = per_layout - daemon_kills;
+
+    let typical: Vec<Duration> = setup
+        .certs
+        .iter()
+        .map(|c| typical_renewal(&setup, c))
+        .collect();
+    let mut tallies: Vec<Tally> = setup.certs.iter().map(|_| Tally::default()).collect();
+    for round in 0..one_shot_kills {
+        for (index, cert) in setup.certs.iter().enumerate() {
+            kill_one_shot(&setup, cert, &mut rng, typical[index], &mut tallies[index]);
+        }
+        if round % 50 == 49 {
+            eprintln!(
+                "{} one-shot kills per layout, {:.0}s",
+                round + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    // A daemon renewing on SIGUSR1: its renewal starts after start-up and readiness.
+    let daemon_typical = typical.iter().max().copied().unwrap_or_default() * 2;
+    for _ in 0..daemon_kills {
+        kill_daemon(&setup, &mut rng, daemon_typical, &mut tallies);
+    }
+    let issued = setup.sim.issued_fingerprints();
+    for cert in &setup.certs {
+        restart_one_shot(&setup, cert);
+        check_recovered(cert, &issued);
+        let status = setup.workspace.run(&["status", "--name", &cert.name]);
+        assert!(status.status.success(), "{}", harness::text(&status));
+    }
+
+    let elapsed = started.elapsed();
+    let renewed = setup.sim.issued_certificates().len() - setup.issued_at_start;
+    for (cert, tally) in setup.certs.iter().zip(&tallies) {
+        eprintln!("{} layout: {tally:?}", cert.layout.as_str());
+    }
+    let sym = &tallies[0];
+    let files = &tallies[1];
+    let total: usize = tallies.iter().map(|t| t.kills).sum();
+    eprintln!(
+        "survived {total} kills ({} symlink, {} files) in {:.1}s; {renewed} certificates issued",
+        sym.kills,
+        files.kills,
+        elapsed.as_secs_f64()
+    );
+    let layout_numbers = |t: &Tally| {
+        format!(
+            "{} kills, {} mid-run, {} mid-swap, {} after the swap",
+            t.kills, t.killed_running, t.mid_swap, t.after_swap
+        )
+    };
+    results::record(
+        "1-crash",
+        "SIGKILL at random moments of `renew --force` and of a daemon renewing on SIGUSR1, symlink (compass) and files (kyma-rest) layouts",
+        "after each kill: key and certificate belong together (files layout: unless its journal is pending) and were issued by the simulator; after each restart (`renew`, or the daemon's own start): consistent, issued, no temporary file, journal or generation beyond current and previous",
+        &[
+            ("kills survived", total.to_string()),
+            ("symlink", layout_numbers(sym)),
+            ("files", layout_numbers(files)),
+            (
+                "journals completed at restart",
+                files.journal_completed.to_string(),
+            ),
+            ("certificates issued", renewed.to_string()),
+            ("time", format!("{:.0} s", elapsed.as_secs_f64())),
+        ],
+    );
+}

@@ -1,0 +1,719 @@
+//! Secrets and least privilege through the real binary: key files get their final mode
+//! whatever the umask, and no file ever shows a key with a wider mode while it is being
+//! written; no secret appears in the output, errors, `status` or `state.json` of any
+//! command, at trace level, under every fault; the metrics port serves its three paths
+//! and nothing else, and outlives garbage and slow clients.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/results.rs"]
+mod results;
+#[path = "support/secrets.rs"]
+mod secrets;
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, mode_of, poll};
+use kyma_connector_sim::{Fault, FaultScope};
+use rustix::fs::inotify;
+
+/// Records the mode of every file created under some directories, as soon as inotify
+/// reports it (new subdirectories are watched as they appear).
+struct ModeWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(PathBuf, u32)>>,
+}
+
+impl ModeWatch {
+    fn start(dirs: &[PathBuf]) -> ModeWatch {
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
+            .expect("inotify");
+        let flags = inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO;
+        let mut watched: HashMap<i32, PathBuf> = HashMap::new();
+        for dir in dirs {
+            let wd = inotify::add_watch(&fd, dir, flags).expect("watching a directory");
+            watched.insert(wd, dir.clone());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [MaybeUninit::uninit(); 8192];
+            let mut reader = inotify::Reader::new(&fd, &mut buf);
+            loop {
+                let mut new_dirs = Vec::new();
+                match reader.next() {
+                    Ok(event) => {
+                        let (Some(dir), Some(name)) = (watched.get(&event.wd()), event.file_name())
+                        else {
+                            continue;
+                        };
+                        let path = dir.join(name.to_string_lossy().as_ref());
+                        match std::fs::symlink_metadata(&path) {
+                            Ok(meta) if meta.is_dir() => new_dirs.push(path),
+                            Ok(meta) if meta.is_file() => {
+                                use std::os::unix::fs::PermissionsExt as _;
+                                seen.push((path, meta.permissions().mode() & 0o7777));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Err(rustix::io::Errno::WOULDBLOCK) => {
+                        if stopping.load(Ordering::SeqCst) {
+                            return seen;
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(e) => panic!("reading inotify events: {e}"),
+                }
+                for dir in new_dirs {
+                    if let Ok(wd) = inotify::add_watch(&fd, &dir, flags) {
+                        watched.insert(wd, dir.clone());
+                    }
+                    // Files made before the watch was in place.
+                    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                        if let Ok(meta) = entry.metadata()
+                            && meta.is_file()
+                        {
+                            use std::os::unix::fs::PermissionsExt as _;
+                            seen.push((entry.path(), meta.permissions().mode() & 0o7777));
+                        }
+                    }
+                }
+            }
+        });
+        ModeWatch { stop, thread }
+    }
+
+    fn finish(self) -> Vec<(PathBuf, u32)> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the watcher thread")
+    }
+}
+
+fn run_with_umask(command: &Command, umask: u32) -> Output {
+    let output = harness::with_umask(command, umask)
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success(), "{}", harness::text(&output));
+    output
+}
+
+/// Modes of every file of a certificate: (path, mode, is the key).
+fn modes(cert: &CertSpec) -> Vec<(PathBuf, u32, bool)> {
+    let mut out = Vec::new();
+    match cert.layout {
+        Layout::Symlink => {
+            for name in harness::list(&cert.dir) {
+                let gen_dir = cert.dir.join(&name);
+                if name.starts_with("gen-") {
+                    for file in harness::FILE_NAMES {
+                        let path = gen_dir.join(file);
+                        out.push((path.clone(), mode_of(&path), file == "key.pem"));
+                    }
+                }
+            }
+        }
+        Layout::Files => {
+            for (i, path) in cert.consumer_paths().into_iter().enumerate() {
+                out.push((path.clone(), mode_of(&path), i == 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider() {
+    let sim = Sim::ecdsa(Duration::from_secs(3600));
+    let mut observed = 0;
+    let mut widest_key = 0;
+    for umask in [0o000, 0o077] {
+        let workspace = Workspace::new();
+        let sym = workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink);
+        let files = workspace
+            .cert("files", &sim, Proto::Rest, Layout::Files)
+            .with("cert_mode = \"0640\"")
+            .with("key_mode = \"0400\"");
+        let certs = [sym, files];
+        workspace.write_config(&certs);
+        for cert in &certs {
+            std::fs::create_dir_all(&cert.dir).unwrap();
+            std::fs::create_dir_all(&cert.files_dir).unwrap();
+        }
+        let watch = ModeWatch::start(&[
+            certs[0].dir.clone(),
+            certs[1].dir.clone(),
+            certs[1].files_dir.clone(),
+        ]);
+        for cert in &certs {
+            run_with_umask(&workspace.enroll_command(&sim, cert), umask);
+            for _ in 0..5 {
+                run_with_umask(
+                    &workspace.command(&["renew", "--force", "--name", &cert.name]),
+                    umask,
+                );
+            }
+        }
+        // The daemon too, renewing both on SIGUSR1.
+        let daemon = Daemon::spawn(
+            harness::with_umask(&workspace.command(&["run"]), umask),
+            workspace.path("daemon.log"),
+        );
+        daemon.wait_ready();
+        daemon.signal(rustix::process::Signal::USR1);
+        poll(
+            "two renewals in the daemon",
+            Duration::from_secs(30),
+            || {
+                let (_, body) = daemon.get("/metrics")?;
+                let scrape = Scrape::parse(&body);
+                certs
+                    .iter()
+                    .all(|c| scrape.successes(&c.name) >= 1.0)
+                    .then_some(())
+            },
+        );
+        drop(daemon);
+        let seen = watch.finish();
+
+        let (key_mode, cert_mode) = ([0o600, 0o400], [0o644, 0o640]);
+        for (index, cert) in certs.iter().enumerate() {
+            for (path, mode, is_key) in modes(cert) {
+                let want = if is_key {
+                    key_mode[index]
+                } else {
+                    cert_mode[index]
+                };
+                assert_eq!(mode, want, "umask {umask:03o}: {}", path.display());
+            }
+        }
+        assert_eq!(mode_of(&certs[0].dir), 0o755, "umask {umask:03o}");
+        assert_eq!(
+            mode_of(&certs[0].dir.join("state.json")),
+            0o644,
+            "umask {umask:03o}"
+        );
+        // Every file seen while it was written, temporary ones included: a key never
+        // had a bit its final mode lacks, nor did anything else.
+        for (path, mode) in &seen {
+            let name = path.file_name().unwrap().to_string_lossy();
+            let is_files_layout = path.starts_with(&certs[1].files_dir);
+            let allowed = if name.contains("key.pem") {
+                widest_key |= *mode;
+                if is_files_layout { 0o400 } else { 0o600 }
+            } else if name.starts_with("state.json") || name.starts_with("journal.json") {
+                0o644
+            } else if is_files_layout {
+                0o640
+            } else {
+                0o644
+            };
+            assert_eq!(
+                mode & !allowed,
+                0,
+                "umask {umask:03o}: {} was created with mode {mode:04o}",
+                path.display()
+            );
+        }
+        let keys_seen = seen
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("key.pem"))
+            .count();
+        assert!(
+            keys_seen >= 10,
+            "umask {umask:03o}: only {keys_seen} key files were seen being written"
+        );
+        observed += seen.len();
+    }
+    results::record(
+        "7a-modes",
+        "enroll, 5 × `renew --force` and a daemon renewal per layout under umask 000 and 077 (symlink: default modes; files: cert_mode 0640, key_mode 0400), with an inotify watcher stat-ing every file as it is created",
+        "keys exactly key_mode and certificates exactly cert_mode in every generation; directories 0755, state.json 0644; no file, temporary ones included, ever had a mode bit beyond its final mode",
+        &[
+            ("files observed as they were created", observed.to_string()),
+            ("union of key modes observed", format!("{widest_key:04o}")),
+        ],
+    );
+}
+
+/// A command run at trace level and its output, for the scan at the end.
+struct Seen {
+    what: String,
+    text: String,
+}
+
+fn traced(workspace: &Workspace, args: &[&str]) -> Command {
+    let mut command = workspace.command(args);
+    command.env("RUST_LOG", "trace");
+    command
+}
+
+/// `enroll --name` arguments for `cert` (with the URL for kyma-rest), and a fresh token.
+fn enroll_parts(workspace: &Workspace, sim: &Sim, cert: &CertSpec) -> (Vec<String>, String) {
+    let mut args = vec![
+        "--config".to_owned(),
+        workspace.config.to_string_lossy().into_owned(),
+        "enroll".to_owned(),
+        "--name".to_owned(),
+        cert.name.clone(),
+    ];
+    let token = match cert.protocol {
+        Proto::Compass => sim.mint_compass_token(),
+        Proto::Rest => {
+            let (token, mut url) = sim.mint_rest_token();
+            url.set_query(None);
+            args.extend(["--url".to_owned(), url.to_string()]);
+            token
+        }
+    };
+    (args, token)
+}
+
+fn traced_bin(args: &[String]) -> Command {
+    let mut command = Command::new(harness::BIN);
+    command
+        .args(args)
+        .env("RUST_LOG", "trace")
+        .env_remove("KYMA_CERTD_CONFIG")
+        .stdin(Stdio::null());
+    command
+}
+
+fn record(seen: &mut Vec<Seen>, what: &str, output: Output) -> Output {
+    seen.push(Seen {
+        what: what.to_owned(),
+        text: harness::text(&output),
+    });
+    output
+}
+
+fn faults() -> Vec<Fault> {
+    vec![
+        Fault::Latency {
+            delay: Duration::from_secs(3),
+        },
+        Fault::InternalError,
+        Fault::Unavailable,
+        Fault::MalformedJson,
+        Fault::InvalidBase64,
+        Fault::ForeignKey,
+        Fault::WrongSubject,
+        Fault::ExpiredCertificate,
+        Fault::UnrelatedCa,
+        Fault::Stall {
+            duration: Duration::from_secs(3600),
+        },
+        Fault::OversizedBody { bytes: 4 << 20 },
+        Fault::DropHandshake,
+    ]
+}
+
+#[test]
+fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
+    let compass = Sim::ecdsa(Duration::from_secs(3600));
+    let rest = Sim::ecdsa(Duration::from_secs(3600));
+    let workspace = Workspace::new();
+    let certs = [
+        workspace.cert("c", &compass, Proto::Compass, Layout::Symlink),
+        workspace.cert("r", &rest, Proto::Rest, Layout::Files),
+    ];
+    let sims = [&compass, &rest];
+    workspace.write_config(&certs);
+    let mut secrets = secrets::Secrets::new();
+    let mut seen = Vec::new();
+    let mut state_files = Vec::new();
+    let collect = |secrets: &mut secrets::Secrets, state_files: &mut Vec<String>| {
+        secrets.add_keys_under(workspace.root.path());
+        for cert in &certs {
+            state_files.push(cert.state_json().unwrap_or_default());
+        }
+    };
+
+    record(
+        &mut seen,
+        "check-config",
+        traced(&workspace, &["check-config"]).output().unwrap(),
+    );
+    // Enrollment: a wrong token (which a server might echo), then right ones from a
+    // file, from standard input, on the command line, and an unneeded one.
+    let bogus_token = "Bogus0Token1With2Digits3And4Case5Xy";
+    secrets.add("a rejected one-time token", bogus_token);
+    let bogus = workspace.path("bogus.token");
+    std::fs::write(&bogus, bogus_token).unwrap();
+    let token_file = workspace.path("enroll.token");
+    for (cert, sim) in certs.iter().zip(sims) {
+        let (args, _) = enroll_parts(&workspace, sim, cert);
+        let mut command = traced_bin(&args);
+        command.arg("--token-file").arg(&bogus);
+        let output = record(
+            &mut seen,
+            "enroll with a wrong token",
+            command.output().unwrap(),
+        );
+        assert!(!output.status.success(), "{}", harness::text(&output));
+
+        let (args, token) = enroll_parts(&workspace, sim, cert);
+        secrets.add("a one-time token", &token);
+        std::fs::write(&token_file, &token).unwrap();
+        let mut command = traced_bin(&args);
+        command.arg("--token-file").arg(&token_file);
+        let output = record(&mut seen, "enroll --token-file", command.output().unwrap());
+        assert!(output.status.success(), "{}", harness::text(&output));
+        collect(&mut secrets, &mut state_files);
+
+        let (args, token) = enroll_parts(&workspace, sim, cert);
+        secrets.add("a one-time token", &token);
+        let mut command = traced_bin(&args);
+        command
+            .args(["--token-file", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{token}\n").as_bytes())
+            .unwrap();
+        let output = record(
+            &mut seen,
+            "enroll --token-file -",
+            child.wait_with_output().unwrap(),
+        );
+        assert!(output.status.success(), "{}", harness::text(&output));
+        collect(&mut secrets, &mut state_files);
+
+        let (args, token) = enroll_parts(&workspace, sim, cert);
+        secrets.add("a one-time token", &token);
+        let mut command = traced_bin(&args);
+        command.args(["--token", &token]);
+        let output = record(&mut seen, "enroll --token", command.output().unwrap());
+        assert!(output.status.success(), "{}", harness::text(&output));
+        collect(&mut secrets, &mut state_files);
+
+        let (args, token) = enroll_parts(&workspace, sim, cert);
+        secrets.add("an unused one-time token", &token);
+        std::fs::write(&token_file, &token).unwrap();
+        let mut command = traced_bin(&args);
+        command
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--if-needed");
+        let output = record(&mut seen, "enroll --if-needed", command.output().unwrap());
+        assert!(output.status.success(), "{}", harness::text(&output));
+    }
+
+    // Renewals: not due, forced, and forced under every fault.
+    let mut faulted = 0;
+    for (cert, sim) in certs.iter().zip(sims) {
+        for args in [
+            &["renew", "--name", &cert.name][..],
+            &["renew", "--force", "--name", &cert.name],
+        ] {
+            let output = record(
+                &mut seen,
+                &args.join(" "),
+                traced(&workspace, args).output().unwrap(),
+            );
+            assert!(output.status.success(), "{}", harness::text(&output));
+            collect(&mut secrets, &mut state_files);
+        }
+        for fault in faults() {
+            sim.set_fault(fault.clone(), FaultScope::UntilCleared);
+            let output = record(
+                &mut seen,
+                &format!("renew --force under {fault:?}"),
+                traced(&workspace, &["renew", "--force", "--name", &cert.name])
+                    .output()
+                    .unwrap(),
+            );
+            sim.clear_fault();
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{fault:?}: {}",
+                harness::text(&output)
+            );
+            faulted += 1;
+            collect(&mut secrets, &mut state_files);
+            for args in [&["status"][..], &["status", "--json"]] {
+                record(
+                    &mut seen,
+                    &args.join(" "),
+                    traced(&workspace, args).output().unwrap(),
+                );
+            }
+        }
+    }
+    // Revocation, and what comes after it.
+    let output = record(
+        &mut seen,
+        "revoke --yes",
+        traced(&workspace, &["revoke", "--name", "c", "--yes"])
+            .output()
+            .unwrap(),
+    );
+    assert!(output.status.success(), "{}", harness::text(&output));
+    let output = record(
+        &mut seen,
+        "renew after revoke",
+        traced(&workspace, &["renew", "--force", "--name", "c"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", harness::text(&output));
+    for args in [&["status"][..], &["status", "--json"]] {
+        record(
+            &mut seen,
+            &args.join(" "),
+            traced(&workspace, args).output().unwrap(),
+        );
+    }
+    collect(&mut secrets, &mut state_files);
+    // The demo, briefly.
+    let demo = record(
+        &mut seen,
+        "demo",
+        Command::new(harness::BIN)
+            .args(["demo", "--duration", "4s", "--validity", "20s"])
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    assert!(demo.status.success(), "{}", harness::text(&demo));
+
+    for sim in sims {
+        secrets.add_issued(sim);
+    }
+    for entry in &seen {
+        secrets.assert_clean(&format!("the output of `{}`", entry.what), &entry.text);
+    }
+    for state in &state_files {
+        secrets.assert_clean("state.json", state);
+    }
+    results::record(
+        "7b-secrets-commands",
+        "every command at RUST_LOG=trace: check-config, enroll (wrong token, --token-file, stdin, --token, --if-needed), renew (not due, forced, forced under each of the 12 faults), status and status --json after each, revoke, renew after revoke, demo; both protocols",
+        "no PEM armour, no base64 of PEM text, no key or certificate body, no token (rejected ones included) and no long mixed-case base64 run in any output or state.json",
+        &[
+            ("command runs", seen.len().to_string()),
+            ("faulted renewals", faulted.to_string()),
+            (
+                "texts scanned",
+                format!("{} ({} KiB)", secrets.scanned, secrets.scanned_bytes / 1024),
+            ),
+        ],
+    );
+}
+
+/// Sends `request` on a fresh connection and returns the status code (0 when the
+/// server answered nothing before closing).
+fn raw(addr: SocketAddr, request: &[u8]) -> u16 {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_clients() {
+    let sim = Sim::ecdsa(Duration::from_secs(3600));
+    let workspace = Workspace::new();
+    let cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
+    workspace.write_config(std::slice::from_ref(&cert));
+    workspace.enroll(&sim, &cert);
+    let mut daemon = Daemon::start(&workspace, "daemon");
+    daemon.wait_ready();
+    let addr = daemon.metrics_addr;
+    let fds_before = open_fds(daemon.pid());
+    let (_, hwm_before) = daemon.memory_kib();
+
+    // Only GET and HEAD of the three paths succeed.
+    let get =
+        |target: &str| format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    for ok in ["/metrics", "/healthz", "/readyz", "/metrics?x=1"] {
+        assert_eq!(raw(addr, get(ok).as_bytes()), 200, "{ok}");
+    }
+    let mut refused = 0;
+    for target in [
+        "/",
+        "/metrics/",
+        "/metricsx",
+        "/Metrics",
+        "//metrics",
+        "/metrics/../healthz",
+        "/../../etc/passwd",
+        "/debug/pprof",
+        "/favicon.ico",
+        "/healthz/",
+        "*",
+        "/%6detrics",
+    ] {
+        let status = raw(addr, get(target).as_bytes());
+        assert!(
+            matches!(status, 400 | 404),
+            "GET {target} answered {status}"
+        );
+        refused += 1;
+    }
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"] {
+        let request = format!(
+            "{method} /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let status = raw(addr, request.as_bytes());
+        assert_eq!(status, 405, "{method} /metrics answered {status}");
+        refused += 1;
+    }
+
+    // A burst of garbage: none of it is answered with 200, and the port stays up.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut garbage_sent = 0;
+    let long_header = format!(
+        "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let shapes: Vec<Vec<u8>> = vec![
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), // a TLS ClientHello
+        b"GET /metrics\r\n\r\n".to_vec(),                         // HTTP/0.9
+        b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
+            .to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+        b"\r\n\r\n\r\n\r\n".to_vec(),
+        long_header.into_bytes(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+    ];
+    let mut handles = Vec::new();
+    for i in 0..300 {
+        let payload = if i % 3 == 0 {
+            (0..512)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect()
+        } else {
+            shapes[i % shapes.len()].clone()
+        };
+        garbage_sent += 1;
+        handles.push(std::thread::spawn(move || (raw(addr, &payload), payload)));
+    }
+    for handle in handles {
+        let (status, payload) = handle.join().unwrap();
+        assert_ne!(
+            status,
+            200,
+            "garbage was answered with 200: {:?}",
+            String::from_utf8_lossy(&payload[..payload.len().min(120)])
+        );
+    }
+    assert_eq!(raw(addr, get("/healthz").as_bytes()), 200);
+
+    // Slow clients: more than the connection limit, trickling a request byte by byte.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let stop = Arc::clone(&stop);
+        slow.push(std::thread::spawn(move || {
+            let Ok(mut stream) = TcpStream::connect(addr) else {
+                return Duration::ZERO;
+            };
+            let started = Instant::now();
+            for byte in b"GET /metrics HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+                .iter()
+                .cycle()
+            {
+                if stop.load(Ordering::SeqCst) || stream.write_all(&[*byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            started.elapsed()
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let answer = harness::http_get(addr, "/healthz", Duration::from_secs(20));
+    let waited = asked.elapsed();
+    assert_eq!(
+        answer.map(|a| a.0),
+        Some(200),
+        "no answer while slow clients held the port"
+    );
+    assert!(
+        waited < Duration::from_secs(12),
+        "a scrape waited {waited:?} behind slow clients"
+    );
+    // The server cuts slow clients off; they do not hold connections forever.
+    poll(
+        "the slow clients to be cut off",
+        Duration::from_secs(30),
+        || slow.iter().all(|h| h.is_finished()).then_some(()),
+    );
+    stop.store(true, Ordering::SeqCst);
+    let held: Vec<Duration> = slow.into_iter().map(|h| h.join().unwrap()).collect();
+    let longest = held.iter().max().copied().unwrap_or_default();
+
+    assert!(daemon.is_running());
+    assert_eq!(daemon.get("/metrics").map(|r| r.0), Some(200));
+    let fds_after = poll(
+        "descriptors to be released",
+        Duration::from_secs(15),
+        || {
+            let n = open_fds(daemon.pid());
+            (n <= fds_before + 2).then_some(n)
+        },
+    );
+    let (_, hwm_after) = daemon.memory_kib();
+    assert!(
+        hwm_after <= hwm_before + 16 * 1024,
+        "peak memory grew from {hwm_before} to {hwm_after} KiB"
+    );
+    results::record(
+        "7c-metrics-port",
+        "the metrics port under wrong paths and methods, 300 garbage requests (random bytes, TLS, HTTP/0.9 and 2.0 prefaces, bad and doubled Content-Length, a 64 KiB header) and 100 slow clients trickling a request (more than its 64-connection limit)",
+        "only GET/HEAD of /metrics, /healthz, /readyz answer 200; others 400/404/405; garbage never 200; a scrape during the slow clients is answered within 12 s; slow clients are cut off; descriptors return to their count before; the daemon keeps running",
+        &[
+            ("refused requests", refused.to_string()),
+            ("garbage requests", garbage_sent.to_string()),
+            (
+                "scrape during slow clients",
+                format!("{:.1} s", waited.as_secs_f64()),
+            ),
+            (
+                "longest a slow client was kept",
+                format!("{:.1} s", longest.as_secs_f64()),
+            ),
+            ("descriptors", format!("{fds_before} -> {fds_after}")),
+            ("VmHWM", format!("{hwm_before} -> {hwm_after} KiB")),
+        ],
+    );
+}

@@ -1,0 +1,795 @@
+//! Harness for the daemon tests: an in-process connector simulator on its own thread, a
+//! temporary world (configuration, certificate folders, token files), the real
+//! `kyma-certd` binary as a child process with its JSON log captured line by line, and
+//! small readers for `/metrics`, `/readyz`, `status --json` and the files on disk.
+//! Synchronous on purpose: tests poll with deadlines while the simulator serves on its
+//! own runtime. Does not assert anything itself beyond "the helper worked".
+#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kyma_certd::x509::CertInfo;
+pub use kyma_connector_sim::{Endpoint, Fault, FaultScope, IssuedCertificate};
+use kyma_connector_sim::{SimConfig, Simulator};
+pub use rustix::process::Signal;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_kyma-certd");
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Like [`eventually`], but yields the first `Some` and panics with `what` on timeout.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Seconds since the Unix epoch, as the metrics show times.
+pub fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+/// The connector simulator, served by a current-thread runtime on a thread of its own.
+pub struct Sim {
+    sim: Option<Arc<Simulator>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sim {
+    /// A simulator issuing certificates valid for `validity`, signing ECDSA too (fast
+    /// keys keep many short-lived certificates cheap), writing its CA files into `out_dir`.
+    pub fn start(validity: Duration, out_dir: &Path) -> Sim {
+        let config = SimConfig {
+            validity,
+            accept_ecdsa: true,
+            app: "orders-app".to_owned(),
+            out_dir: Some(out_dir.to_owned()),
+            ..SimConfig::default()
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("simulator".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the simulator");
+                runtime.block_on(async move {
+                    let sim = Arc::new(Simulator::start(config).await.expect("simulator starts"));
+                    ready_tx.send(Arc::clone(&sim)).expect("the test waits");
+                    let _ = stop_rx.await;
+                });
+            })
+            .expect("spawn the simulator thread");
+        let sim = ready_rx.recv().expect("the simulator started");
+        Sim {
+            sim: Some(sim),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Certificates issued on renewal (mTLS), oldest first.
+    pub fn renewals(&self) -> Vec<IssuedCertificate> {
+        self.issued_certificates()
+            .into_iter()
+            .filter(|c| c.renewal)
+            .collect()
+    }
+
+    /// Signing requests seen so far (both protocols, enrollments included).
+    pub fn signing_requests(&self) -> u64 {
+        let counts = self.request_counts();
+        counts.get(Endpoint::CompassSign)
+            + counts.get(Endpoint::RestSign)
+            + counts.get(Endpoint::RestRenew)
+    }
+}
+
+impl std::ops::Deref for Sim {
+    type Target = Simulator;
+
+    fn deref(&self) -> &Simulator {
+        self.sim.as_ref().expect("running")
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.sim.take();
+    }
+}
+
+/// One `[[certificate]]` of a test configuration.
+#[derive(Clone, Debug)]
+pub struct CertSpec {
+    pub name: String,
+    pub protocol: &'static str,
+    /// Extra TOML lines inside the `[[certificate]]` table.
+    pub extra: Vec<String>,
+    /// Complete `[[certificate.on_renew]]` tables.
+    pub hooks: Vec<String>,
+}
+
+impl CertSpec {
+    pub fn compass(name: &str) -> CertSpec {
+        CertSpec {
+            name: name.to_owned(),
+            protocol: "compass",
+            extra: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+
+    pub fn kyma_rest(name: &str) -> CertSpec {
+        CertSpec {
+            protocol: "kyma-rest",
+            ..CertSpec::compass(name)
+        }
+    }
+
+    /// Adds `key = value` (value already TOML) to the table.
+    pub fn with(mut self, key: &str, value: &str) -> CertSpec {
+        self.extra.push(format!("{key} = {value}"));
+        self
+    }
+
+    /// Adds a `[[certificate.on_renew]]` table with these `key = value` lines.
+    pub fn hook(mut self, lines: &[String]) -> CertSpec {
+        self.hooks.push(lines.join("\n"));
+        self
+    }
+}
+
+/// A TOML string literal for `text`.
+pub fn toml_str(text: impl AsRef<str>) -> String {
+    toml::Value::String(text.as_ref().to_owned()).to_string()
+}
+
+/// A TOML string literal for a path.
+pub fn toml_path(path: &Path) -> String {
+    toml_str(path.to_str().expect("temporary paths are UTF-8"))
+}
+
+/// A TOML array of strings.
+pub fn toml_argv(argv: &[&str]) -> String {
+    let items: Vec<String> = argv.iter().map(toml_str).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A temporary folder with a simulator, a configuration file and certificate folders.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub sim: Sim,
+    pub config: PathBuf,
+    /// Extra lines for `[daemon]`.
+    pub daemon_extra: Vec<String>,
+    /// Extra lines for `[defaults]`.
+    pub defaults_extra: Vec<String>,
+}
+
+impl World {
+    /// A world whose simulator issues certificates valid for `validity`.
+    pub fn new(validity: Duration) -> World {
+        let tmp = tempfile::Builder::new()
+            .prefix("kyma-certd-daemon-test-")
+            .tempdir()
+            .expect("temporary folder");
+        let sim = Sim::start(validity, &tmp.path().join("simulator"));
+        let config = tmp.path().join("config.toml");
+        World {
+            tmp,
+            sim,
+            config,
+            daemon_extra: Vec::new(),
+            defaults_extra: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// The folder of certificate `name`.
+    pub fn cert_dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join("certs").join(name)
+    }
+
+    /// The configuration text for `certs`: JSON logs, metrics on an OS-chosen port, fast
+    /// ECDSA keys, short retries and timeouts, the simulator's server CA trusted.
+    pub fn config_text(&self, certs: &[CertSpec]) -> String {
+        let mut text = String::new();
+        text.push_str("[daemon]\nlog_format = \"json\"\nlog_level = \"info\"\n");
+        for line in &self.daemon_extra {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[defaults]\n");
+        text.push_str("key_algorithm = \"ecdsa-p256\"\nretry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n");
+        text.push_str(&format!(
+            "server_ca_file = {}\n",
+            toml_path(&self.sim.server_ca_path())
+        ));
+        for line in &self.defaults_extra {
+            text.push_str(line);
+            text.push('\n');
+        }
+        for cert in certs {
+            text.push_str(&format!(
+                "\n[[certificate]]\nname = {}\nprotocol = {}\ndir = {}\n",
+                toml_str(&cert.name),
+                toml_str(cert.protocol),
+                toml_path(&self.cert_dir(&cert.name))
+            ));
+            if cert.protocol == "compass" {
+                text.push_str(&format!(
+                    "connector_url = {}\n",
+                    toml_str(self.sim.compass_token_url().as_str())
+                ));
+            }
+            for line in &cert.extra {
+                text.push_str(line);
+                text.push('\n');
+            }
+            for hook in &cert.hooks {
+                text.push_str("\n[[certificate.on_renew]]\n");
+                text.push_str(hook);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// Writes the configuration for `certs`.
+    pub fn write_config(&self, certs: &[CertSpec]) {
+        std::fs::write(&self.config, self.config_text(certs)).expect("write the configuration");
+    }
+
+    /// A `kyma-certd --config <config> args...` command.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("KYMA_CERTD_CONFIG");
+        command
+    }
+
+    /// Enrolls certificate `name` (as configured) with a fresh one-time token through the
+    /// binary; returns the new certificate's SHA-256 fingerprint.
+    pub fn enroll(&self, name: &str, protocol: &str) -> String {
+        let token_file = self.path(&format!("token-{name}"));
+        let mut command = match protocol {
+            "compass" => {
+                std::fs::write(&token_file, self.sim.mint_compass_token()).unwrap();
+                let mut c = self.command(&["enroll", "--name", name, "--token-file"]);
+                c.arg(&token_file);
+                c
+            }
+            _ => {
+                let (token, url) = self.sim.mint_rest_token();
+                std::fs::write(&token_file, token).unwrap();
+                let mut c = self.command(&["enroll", "--name", name, "--token-file"]);
+                c.arg(&token_file).arg("--url").arg(url.as_str());
+                c
+            }
+        };
+        let output = command.output().expect("run enroll");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "enroll {name} failed: {}\n{stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let fingerprint = stdout
+            .split("sha256 ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("no fingerprint in {stdout:?}"));
+        fingerprint.to_owned()
+    }
+
+    /// `status --json` for every certificate, by name.
+    pub fn status(&self) -> BTreeMap<String, serde_json::Value> {
+        let output = self
+            .command(&["status", "--json"])
+            .output()
+            .expect("run status");
+        let all: Vec<serde_json::Value> =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "status --json printed no JSON ({e}): {}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        all.into_iter()
+            .map(|s| (s["name"].as_str().unwrap().to_owned(), s))
+            .collect()
+    }
+
+    /// Starts `kyma-certd run` on the current configuration.
+    pub fn run(&self) -> Daemon {
+        self.run_with(|_| {})
+    }
+
+    /// Starts `kyma-certd run`, letting `setup` adjust the command (environment).
+    pub fn run_with(&self, setup: impl FnOnce(&mut Command)) -> Daemon {
+        let mut command = self.command(&["run"]);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        setup(&mut command);
+        Daemon::spawn(command)
+    }
+}
+
+/// One line the daemon logged, with when the test saw it.
+#[derive(Clone, Debug)]
+pub struct LogLine {
+    pub seen: Instant,
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+impl LogLine {
+    pub fn message(&self) -> &str {
+        self.json["message"].as_str().unwrap_or_default()
+    }
+
+    pub fn level(&self) -> &str {
+        self.json["level"].as_str().unwrap_or_default()
+    }
+
+    /// The certificate the line is about: the span's `cert` field.
+    pub fn cert(&self) -> Option<&str> {
+        // Span fields are flattened into every event.
+        self.json["cert"].as_str()
+    }
+
+    /// An event field (flattened to the top level).
+    pub fn field(&self, key: &str) -> &serde_json::Value {
+        &self.json[key]
+    }
+
+    /// The event's own timestamp.
+    pub fn timestamp(&self) -> SystemTime {
+        let text = self.json["timestamp"].as_str().expect("a timestamp");
+        humantime::parse_rfc3339(text).expect("an RFC 3339 timestamp")
+    }
+}
+
+/// A running `kyma-certd run`. Dropping it kills the process; when the test is failing,
+/// the captured log is printed to help.
+pub struct Daemon {
+    pub child: Child,
+    pub started: Instant,
+    log: Arc<Mutex<Vec<LogLine>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    metrics_addr: Option<SocketAddr>,
+    exited: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts `command` (a `kyma-certd run`, possibly behind an `exec`) with stderr piped.
+    pub fn spawn(mut command: Command) -> Daemon {
+        let started = Instant::now();
+        let mut child = command.spawn().expect("start kyma-certd run");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(text) = line else { break };
+                let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                sink.lock().unwrap().push(LogLine {
+                    seen: Instant::now(),
+                    text,
+                    json,
+                });
+            }
+        });
+        Daemon {
+            child,
+            started,
+            log,
+            reader: Some(reader),
+            metrics_addr: None,
+            exited: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> Vec<LogLine> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The log so far as text, for failure messages.
+    pub fn log_text(&self) -> String {
+        self.log()
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Lines whose message contains `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<LogLine> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.message().contains(needle))
+            .collect()
+    }
+
+    /// Waits for a line matching `matches` and returns the first one.
+    pub fn wait_for_line(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&LogLine) -> bool,
+    ) -> LogLine {
+        let found = eventually(timeout, || self.log().iter().any(&matches));
+        assert!(
+            found,
+            "no log line {what} within {timeout:?}:\n{}",
+            self.log_text()
+        );
+        self.log().into_iter().find(matches).expect("found above")
+    }
+
+    /// Waits for a line whose message contains `needle`.
+    pub fn wait_for_message(&self, needle: &str, timeout: Duration) -> LogLine {
+        self.wait_for_line(&format!("{needle:?}"), timeout, |l| {
+            l.message().contains(needle)
+        })
+    }
+
+    /// Waits for the `ready` line (every certificate has its first schedule).
+    pub fn wait_ready(&self) {
+        self.wait_for_line("ready", Duration::from_secs(15), |l| l.message() == "ready");
+    }
+
+    /// The metrics address, from the startup line.
+    pub fn metrics_addr(&mut self) -> SocketAddr {
+        if let Some(addr) = self.metrics_addr {
+            return addr;
+        }
+        let line = self.wait_for_message("metrics on http://", Duration::from_secs(15));
+        let addr = line
+            .message()
+            .trim_start_matches("metrics on http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("a socket address");
+        self.metrics_addr = Some(addr);
+        addr
+    }
+
+    /// One scrape of `/metrics`.
+    pub fn metrics(&mut self) -> Scrape {
+        let addr = self.metrics_addr();
+        let (status, body) = http_get(addr, "/metrics");
+        assert_eq!(status, 200, "{body}");
+        Scrape(body)
+    }
+
+    /// `GET path` on the metrics port: (status, body).
+    pub fn get(&mut self, path: &str) -> (u16, String) {
+        let addr = self.metrics_addr();
+        http_get(addr, path)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a positive pid");
+        rustix::process::kill_process(pid, signal).expect("signal the daemon");
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        match self.child.try_wait().expect("try_wait") {
+            Some(status) => {
+                self.exited = Some(status);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        eventually(timeout, || !self.alive());
+        let status = self.exited;
+        if status.is_some()
+            && let Some(reader) = self.reader.take()
+        {
+            let _ = reader.join();
+        }
+        status
+    }
+
+    /// SIGTERM, then the exit status and how long the exit took. Also checks that the
+    /// whole log held no secret material.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let asked = Instant::now();
+        self.signal(Signal::TERM);
+        let status = self
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("kyma-certd did not exit on SIGTERM:\n{}", self.log_text()));
+        let took = asked.elapsed();
+        self.assert_no_secrets();
+        (status, took)
+    }
+
+    /// No PEM body and no key in any line logged so far.
+    pub fn assert_no_secrets(&self) {
+        for line in self.log() {
+            assert!(
+                !line.text.contains("-----BEGIN") && !line.text.contains("PRIVATE KEY"),
+                "secret material in the log: {}",
+                line.text
+            );
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- kyma-certd log ----\n{}\n----", self.log_text());
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET on 127.0.0.1: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect to /metrics");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or((response.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    (status, body.to_owned())
+}
+
+/// The text of one `/metrics` scrape.
+#[derive(Clone, Debug)]
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// The value of the sample `metric` whose labels include all of `labels`.
+    pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(metric)
+            .into_iter()
+            .find(|(have, _)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, value)| value)
+    }
+
+    /// Every sample of `metric`: (labels, value).
+    pub fn samples(&self, metric: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let mut out = Vec::new();
+        for line in self.0.lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (series, value) = match line.rsplit_once(' ') {
+                Some(split) => split,
+                None => continue,
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if name != metric {
+                continue;
+            }
+            let mut map = BTreeMap::new();
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                if let Some((k, v)) = pair.split_once('=') {
+                    map.insert(k.to_owned(), v.trim_matches('"').to_owned());
+                }
+            }
+            if let Ok(value) = value.parse() {
+                out.push((map, value));
+            }
+        }
+        out
+    }
+
+    /// The state whose `kyma_certd_certificate_state` gauge is 1 for `name`.
+    pub fn state(&self, name: &str) -> Option<String> {
+        self.samples("kyma_certd_certificate_state")
+            .into_iter()
+            .find(|(labels, value)| {
+                labels.get("name").map(String::as_str) == Some(name) && *value == 1.0
+            })
+            .map(|(labels, _)| labels["state"].clone())
+    }
+
+    /// Whether any series carries `name="<name>"`.
+    pub fn mentions(&self, name: &str) -> bool {
+        self.0.contains(&format!("name=\"{name}\""))
+    }
+}
+
+/// What is on disk for a symlink-layout certificate folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnDisk {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub chain: Vec<u8>,
+    pub ca: Vec<u8>,
+}
+
+impl OnDisk {
+    /// Reads the four consumer paths of `dir`.
+    pub fn read(dir: &Path) -> OnDisk {
+        let read = |file: &str| {
+            std::fs::read(dir.join(file))
+                .unwrap_or_else(|e| panic!("read {file} in {}: {e}", dir.display()))
+        };
+        OnDisk {
+            cert: read("cert.pem"),
+            key: read("key.pem"),
+            chain: read("chain.pem"),
+            ca: read("ca.pem"),
+        }
+    }
+
+    pub fn info(&self) -> CertInfo {
+        CertInfo::from_pem(std::str::from_utf8(&self.cert).unwrap()).expect("a certificate")
+    }
+
+    pub fn fingerprint(&self) -> String {
+        self.info().fingerprint_sha256
+    }
+
+    /// Whether the key belongs to the certificate.
+    pub fn key_matches(&self) -> bool {
+        let key = kyma_certd::keys::PrivateKey::from_pem(std::str::from_utf8(&self.key).unwrap())
+            .expect("a private key");
+        key.matches_spki(&self.info().spki_der)
+    }
+}
+
+/// The fingerprint of the certificate at `dir/cert.pem`, if one is readable.
+pub fn fingerprint_on_disk(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("cert.pem")).ok()?;
+    CertInfo::from_pem(&text).ok().map(|i| i.fingerprint_sha256)
+}
+
+/// Names in `dir` that only exist in the middle of a write.
+pub fn temporary_leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        // `.lock` is the store's permanent lock file, not a leftover.
+        .filter(|n| n != ".lock")
+        .filter(|n| n.contains(".tmp") || n.contains("tmp-") || n.starts_with('.'))
+        .collect()
+}
+
+/// A dependent process: `sh` that writes its pid file once its HUP trap is set and
+/// appends a line to `hups` for every SIGHUP. Killed on drop.
+pub struct Dependent {
+    child: Child,
+    pub pid_file: PathBuf,
+    pub hups: PathBuf,
+}
+
+impl Dependent {
+    pub fn start(dir: &Path) -> Dependent {
+        let pid_file = dir.join("dependent.pid");
+        let hups = dir.join("dependent.hups");
+        std::fs::write(&hups, "").unwrap();
+        let script = r#"trap 'echo hup >> "$2"' HUP; echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; while :; do sleep 1 & wait $!; done"#;
+        let child = Command::new("sh")
+            .args(["-c", script, "dependent"])
+            .arg(&pid_file)
+            .arg(&hups)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sh");
+        let ready = eventually(Duration::from_secs(5), || pid_file.exists());
+        assert!(ready, "the dependent did not write its pid file");
+        Dependent {
+            child,
+            pid_file,
+            hups,
+        }
+    }
+
+    /// How many SIGHUPs it has received.
+    pub fn hups(&self) -> usize {
+        std::fs::read_to_string(&self.hups)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for Dependent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

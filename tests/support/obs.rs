@@ -1,0 +1,814 @@
+//! Harness for the observability tests: the connector simulator on a thread of its own,
+//! a temporary configuration, the real `kyma-certd` binary as a child process (stopped on
+//! drop), a small HTTP/1.1 client and a reader for the classic Prometheus text format.
+//! Tests stay synchronous; only the simulator runs async, on its own runtime.
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kyma_connector_sim::{SimConfig, Simulator};
+
+/// The daemon under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_kyma-certd");
+
+/// Calls `check` every 25 ms until it gives a value; fails the test with `what` (and the
+/// last state `check` reported through `last`) after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The simulator
+
+/// A connector simulator serving on its own thread and runtime until dropped.
+pub struct Sim {
+    sim: Arc<Simulator>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sim {
+    /// A simulator whose certificates live `validity`.
+    pub fn start(validity: Duration) -> Sim {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("simulator".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the simulator");
+                runtime.block_on(async move {
+                    let config = SimConfig {
+                        validity,
+                        ..SimConfig::default()
+                    };
+                    let sim = Arc::new(Simulator::start(config).await.expect("simulator starts"));
+                    let _ = started_tx.send(Arc::clone(&sim));
+                    let _ = stopped.await;
+                });
+            })
+            .expect("a thread for the simulator");
+        let sim = started.recv().expect("the simulator started");
+        Sim {
+            sim,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Deref for Sim {
+    type Target = Simulator;
+
+    fn deref(&self) -> &Simulator {
+        &self.sim
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration and the command line
+
+/// One `[[certificate]]` of the generated configuration.
+#[derive(Debug, Clone)]
+pub struct Cert {
+    pub name: String,
+    pub protocol: &'static str,
+    /// More keys for this certificate, as TOML lines.
+    pub extra: String,
+}
+
+impl Cert {
+    pub fn compass(name: &str) -> Cert {
+        Cert {
+            name: name.to_owned(),
+            protocol: "compass",
+            extra: String::new(),
+        }
+    }
+
+    pub fn rest(name: &str) -> Cert {
+        Cert {
+            name: name.to_owned(),
+            protocol: "kyma-rest",
+            extra: String::new(),
+        }
+    }
+
+    pub fn of(protocol: &'static str, name: &str) -> Cert {
+        Cert {
+            name: name.to_owned(),
+            protocol,
+            extra: String::new(),
+        }
+    }
+
+    pub fn with(mut self, toml: &str) -> Cert {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
+    }
+}
+
+/// The policy most tests want: RSA-2048 (fast), no jitter, renewal at 70% of the lifetime,
+/// and retries far enough apart that only the test triggers attempts.
+pub const QUIET_DEFAULTS: &str = r#"key_algorithm = "rsa2048"
+renew_at = "70%"
+jitter = "0%"
+retry_min = "20m"
+retry_max = "20m"
+timeout = "10s"
+"#;
+
+/// A temporary folder with `config.toml` and one directory per certificate.
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub config: PathBuf,
+    pub certs: Vec<Cert>,
+    server_ca: Option<PathBuf>,
+}
+
+/// A TOML string literal.
+pub fn toml_str(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+impl Setup {
+    /// Writes a configuration: JSON logs at `info`, metrics on an OS-chosen loopback port,
+    /// `defaults` as `[defaults]`, and `certs` (trusting `sim`'s server CA when given).
+    pub fn new(sim: Option<&Sim>, defaults: &str, certs: &[Cert]) -> Setup {
+        let tmp = tempfile::Builder::new()
+            .prefix("kyma-certd-obs-")
+            .tempdir()
+            .expect("a temporary folder");
+        // Readable by an unprivileged daemon too (see `Daemon::start_as_nobody`).
+        chmod(tmp.path(), 0o755);
+        let server_ca = sim.map(|sim| {
+            let copy = tmp.path().join("server-ca.pem");
+            fs::write(&copy, sim.server_ca_pem()).expect("copy of the server CA");
+            copy
+        });
+        let mut text = String::from(
+            "[daemon]\nlog_format = \"json\"\nlog_level = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n",
+        );
+        text.push_str("[defaults]\n");
+        text.push_str(defaults);
+        text.push('\n');
+        for cert in certs {
+            let dir = tmp.path().join(&cert.name);
+            text.push_str(&format!(
+                "[[certificate]]\nname = {}\nprotocol = {}\ndir = {}\n",
+                toml_str(&cert.name),
+                toml_str(cert.protocol),
+                toml_str(dir.to_str().expect("temporary paths are UTF-8")),
+            ));
+            if let Some(ca) = &server_ca {
+                text.push_str(&format!(
+                    "server_ca_file = {}\n",
+                    toml_str(ca.to_str().expect("UTF-8"))
+                ));
+            }
+            if let (Some(sim), "compass") = (sim, cert.protocol) {
+                text.push_str(&format!(
+                    "connector_url = {}\n",
+                    toml_str(sim.compass_token_url().as_str())
+                ));
+            }
+            text.push_str(&cert.extra);
+            text.push('\n');
+        }
+        let config = tmp.path().join("config.toml");
+        fs::write(&config, text).expect("config.toml");
+        Setup {
+            tmp,
+            config,
+            certs: certs.to_vec(),
+            server_ca,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The directory of certificate `name`.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn cert(&self, name: &str) -> &Cert {
+        self.certs
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no certificate {name} in this setup"))
+    }
+
+    /// A `kyma-certd` command with this configuration and a clean environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("KYMA_CERTD_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a one-shot command to completion.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        command.output().expect("kyma-certd runs")
+    }
+
+    /// Enrolls `name` with a fresh one-time token from `sim` (from a token file for
+    /// compass, in the configuration URL for kyma-rest); returns the token and the output.
+    pub fn enroll_with(&self, sim: &Sim, name: &str, env: &[(&str, &str)]) -> (String, Output) {
+        let output = match self.cert(name).protocol {
+            "compass" => {
+                let token = sim.mint_compass_token();
+                let file = self.tmp.path().join(format!("{name}.token"));
+                fs::write(&file, &token).expect("token file");
+                let out = self.run(
+                    &[
+                        "enroll",
+                        "--name",
+                        name,
+                        "--token-file",
+                        file.to_str().expect("UTF-8"),
+                    ],
+                    env,
+                );
+                let _ = fs::remove_file(&file);
+                (token, out)
+            }
+            _ => {
+                let (token, url) = sim.mint_rest_token();
+                let out = self.run(&["enroll", "--name", name, "--url", url.as_str()], env);
+                (token, out)
+            }
+        };
+        assert!(
+            output.1.status.success(),
+            "enroll {name} failed: {}",
+            describe(&output.1)
+        );
+        output
+    }
+
+    /// Enrolls `name`; returns the one-time token it used.
+    pub fn enroll(&self, sim: &Sim, name: &str) -> String {
+        self.enroll_with(sim, name, &[]).0
+    }
+
+    /// `status --json` for one certificate.
+    pub fn status(&self, name: &str) -> serde_json::Value {
+        let out = self.run(&["status", "--json", "--name", name], &[]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("status --json is JSON ({e}): {}", describe(&out)));
+        list[0].clone()
+    }
+
+    /// The certificate on disk for `name`.
+    pub fn cert_pem(&self, name: &str) -> String {
+        fs::read_to_string(self.dir(name).join("cert.pem")).expect("cert.pem")
+    }
+}
+
+/// Exit status, stdout and stderr of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificates on disk
+
+/// notBefore and notAfter of the first certificate in `pem`, in Unix seconds.
+pub fn validity_of(pem: &str) -> (i64, i64) {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("a PEM block");
+    let cert = block.parse_x509().expect("an X.509 certificate");
+    (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    )
+}
+
+/// The base64 body of every PEM block in `pem`, one string per block, without line breaks.
+pub fn pem_bodies(pem: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines() {
+        let line = line.trim();
+        if line.starts_with("-----BEGIN ") {
+            current = Some(String::new());
+        } else if line.starts_with("-----END ") {
+            bodies.extend(current.take());
+        } else if let Some(body) = current.as_mut() {
+            body.push_str(line);
+        }
+    }
+    bodies
+}
+
+/// Three 40-character slices of `text` (start, middle, end): enough to recognise it
+/// anywhere, short enough not to depend on line breaks.
+pub fn slices(text: &str) -> Vec<String> {
+    const LEN: usize = 40;
+    assert!(text.len() >= LEN, "too short to slice: {}", text.len());
+    let middle = (text.len() - LEN) / 2;
+    [0, middle, text.len() - LEN]
+        .into_iter()
+        .map(|at| text[at..at + LEN].to_owned())
+        .collect()
+}
+
+/// Unix seconds of an RFC 3339 timestamp.
+pub fn unix_of(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{rfc3339:?} is not RFC 3339: {e}"))
+        .unix_timestamp()
+}
+
+// ---------------------------------------------------------------------------------------
+// The daemon
+
+static LOG_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// `kyma-certd run` as a child process; SIGKILLed on drop if still running.
+pub struct Daemon {
+    child: Child,
+    pub stderr: PathBuf,
+    pub stdout: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts the daemon with `setup`'s configuration and `env`, and waits until its
+    /// metrics endpoint is bound.
+    pub fn start(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
+        Self::spawn(setup, env, false)
+    }
+
+    /// Like [`Daemon::start`], but as user and group 65534 when the tests run as root, so
+    /// that file permissions apply to it. Everything in `setup` is handed to that user.
+    pub fn start_unprivileged(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
+        Self::spawn(setup, env, true)
+    }
+
+    fn spawn(setup: &Setup, env: &[(&str, &str)], unprivileged: bool) -> Daemon {
+        let n = LOG_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let stderr = setup.path().join(format!("daemon-{n}.stderr"));
+        let stdout = setup.path().join(format!("daemon-{n}.stdout"));
+        let mut command = setup.command(&["run"]);
+        command
+            .envs(env.iter().copied())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        if unprivileged && rustix::process::geteuid().is_root() {
+            use std::os::unix::process::CommandExt as _;
+            chown_tree(setup.path(), 65534);
+            command.uid(65534).gid(65534);
+        }
+        let child = command.spawn().expect("kyma-certd run starts");
+        let mut daemon = Daemon {
+            child,
+            stderr,
+            stdout,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        daemon.addr = wait_for(Duration::from_secs(30), "the metrics address", || {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("the daemon exited early ({status}):\n{}", daemon.logs());
+            }
+            metrics_addr(&daemon.logs())
+        });
+        daemon
+    }
+
+    pub fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_raw(self.child.id() as i32).expect("a child has a pid")
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::kill_process(self.pid(), signal).expect("signal the daemon");
+    }
+
+    /// SIGUSR1: renew every certificate now.
+    pub fn renew_now(&self) {
+        self.signal(rustix::process::Signal::USR1);
+    }
+
+    /// SIGTERM, then waits (10 s at most) for a clean exit; returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status;
+        }
+        self.signal(rustix::process::Signal::TERM);
+        let child = &mut self.child;
+        wait_for(Duration::from_secs(10), "the daemon to stop", || {
+            child.try_wait().expect("wait for the daemon")
+        })
+    }
+
+    /// `GET path` on the metrics endpoint.
+    pub fn get(&self, path: &str) -> Response {
+        http_get(self.addr, path, &[])
+    }
+
+    /// One scrape in the classic text format.
+    pub fn scrape(&self) -> Scrape {
+        let response = self.get("/metrics");
+        assert_eq!(response.status, 200, "{}", response.body);
+        Scrape::parse(&response.body)
+    }
+
+    /// Scrapes until `check` accepts a scrape; returns that scrape.
+    pub fn wait_scrape(
+        &self,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
+        let mut last = String::new();
+        let found = {
+            let deadline = Instant::now() + limit;
+            loop {
+                let scrape = self.scrape();
+                if check(&scrape) {
+                    break Some(scrape);
+                }
+                last = scrape.text.clone();
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        };
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n--- last scrape\n{last}\n--- daemon log\n{}",
+                self.logs()
+            )
+        })
+    }
+
+    /// Waits until the state gauge of `name` says `state`.
+    pub fn wait_state(&self, name: &str, state: &str, limit: Duration) -> Scrape {
+        self.wait_scrape(limit, &format!("{name} to be {state}"), |s| {
+            s.state(name).as_deref() == Some(state)
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The address in the daemon's "metrics on http://ADDR/metrics" line, text or JSON.
+fn metrics_addr(logs: &str) -> Option<SocketAddr> {
+    let start = logs.find("metrics on http://")? + "metrics on http://".len();
+    let rest = &logs[start..];
+    let end = rest.find("/metrics")?;
+    rest[..end].parse().ok()
+}
+
+fn chown_tree(path: &Path, id: u32) {
+    let raw = Some(rustix::fs::Uid::from_raw(id));
+    let group = Some(rustix::fs::Gid::from_raw(id));
+    rustix::fs::chown(path, raw, group).expect("chown");
+    if path.is_dir() && !path.is_symlink() {
+        for entry in fs::read_dir(path).expect("read_dir") {
+            chown_tree(&entry.expect("entry").path(), id);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+/// A whole HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `GET path` with `Connection: close` and `headers`; panics on a transport error.
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(addr, request.as_bytes(), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+/// Sends `request` as is and reads the response until the server closes the connection.
+pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(request)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    if request.starts_with(b"HEAD ") {
+        // The headers describe the body a GET would get; none follows.
+        return parse(&raw, false);
+    }
+    parse_response(&raw)
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// Parses one HTTP/1.x response: status, headers, and a body by length, chunks or EOF.
+pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
+    parse(raw, true)
+}
+
+fn parse(raw: &[u8], has_body: bool) -> io::Result<Response> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of the response head"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| invalid("head is not UTF-8"))?;
+    let mut body = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("no status code"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let bytes = if !has_body {
+        if !body.is_empty() {
+            return Err(invalid("a body after a HEAD response"));
+        }
+        Vec::new()
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut out = Vec::new();
+        loop {
+            let end = body
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| invalid("no chunk size"))?;
+            let size_text = std::str::from_utf8(&body[..end]).map_err(|_| invalid("chunk"))?;
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| invalid("chunk size"))?;
+            body = &body[end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(body.get(..size).ok_or_else(|| invalid("short chunk"))?);
+            body = body.get(size + 2..).ok_or_else(|| invalid("short chunk"))?;
+        }
+        out
+    } else if let Some(length) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.get(..length)
+            .ok_or_else(|| invalid("body shorter than its content-length"))?
+            .to_vec()
+    } else {
+        body.to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8(bytes).map_err(|_| invalid("body is not UTF-8"))?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The classic text format
+
+/// One sample line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed scrape in the classic text format.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| parse_sample(l).unwrap_or_else(|| panic!("unparsable sample line {l:?}")))
+            .collect();
+        Scrape {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// The samples named `name` whose labels include all of `labels`.
+    pub fn matching(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// The one sample named `name` with `labels`, if there is one; panics on several.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found = self.matching(name, labels);
+        assert!(
+            found.len() <= 1,
+            "several samples match {name} {labels:?}: {found:?}"
+        );
+        found.first().map(|s| s.value)
+    }
+
+    /// Like [`Scrape::get`], but the sample must exist.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in\n{}", self.text))
+    }
+
+    /// The state whose `certificate_state` sample is 1 for `name`; `None` when there is
+    /// not exactly one.
+    pub fn state(&self, name: &str) -> Option<String> {
+        let on: Vec<&Sample> = self
+            .matching("kyma_certd_certificate_state", &[("name", name)])
+            .into_iter()
+            .filter(|s| s.value == 1.0)
+            .collect();
+        match on.as_slice() {
+            [one] => one.labels.get("state").cloned(),
+            _ => None,
+        }
+    }
+
+    /// Every `renewal_failures_total` of `name`, by reason.
+    pub fn failures(&self, name: &str) -> BTreeMap<String, f64> {
+        self.matching("kyma_certd_renewal_failures_total", &[("name", name)])
+            .into_iter()
+            .map(|s| (s.labels["reason"].clone(), s.value))
+            .collect()
+    }
+
+    pub fn renewals(&self, name: &str, result: &str) -> f64 {
+        self.value(
+            "kyma_certd_renewals_total",
+            &[("name", name), ("result", result)],
+        )
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name_end, mut rest) = match line.find(['{', ' ']) {
+        Some(i) => (i, &line[i..]),
+        None => return None,
+    };
+    let name = line[..name_end].to_owned();
+    let mut labels = BTreeMap::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        rest = inner;
+        loop {
+            if let Some(after) = rest.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let eq = rest.find('=')?;
+            let key = rest[..eq].trim().to_owned();
+            rest = rest[eq + 1..].strip_prefix('"')?;
+            let mut value = String::new();
+            let mut chars = rest.char_indices();
+            let end = loop {
+                let (i, c) = chars.next()?;
+                match c {
+                    '"' => break i,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    other => value.push(other),
+                }
+            };
+            labels.insert(key, value);
+            rest = &rest[end + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+    }
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Whether `program` can be run; else, unless `KYMA_CERTD_NO_PROMETHEUS=1`, fails the test
+/// with what to install. Returns `false` when the test should be skipped.
+pub fn prometheus_installed(program: &str) -> bool {
+    if Path::new(program).is_file() || which(program) {
+        return true;
+    }
+    if std::env::var("KYMA_CERTD_NO_PROMETHEUS").as_deref() == Ok("1") {
+        eprintln!("skipped: {program} is not installed and KYMA_CERTD_NO_PROMETHEUS=1");
+        return false;
+    }
+    panic!(
+        "{program} is not installed: install Debian's `prometheus` package (it ships prometheus \
+         and promtool), or set KYMA_CERTD_NO_PROMETHEUS=1 to skip the tests that need it"
+    );
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
