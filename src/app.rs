@@ -67,7 +67,8 @@ fn run(cli: Cli) -> CommandResult {
         Command::Run => {
             let config = commands::load_config(&cli.config)?;
             init_logging(config.daemon.log_format, &config.daemon.log_level)?;
-            block_on(crate::daemon::run(config))
+            let blocking = daemon_blocking_threads(config.daemon.max_concurrent_renewals);
+            block_on_with(crate::daemon::run(config), blocking)
         }
         Command::Demo {
             validity,
@@ -90,8 +91,27 @@ fn init_logging(format: LogFormat, filter: &str) -> CommandResult {
 
 /// One thread runs the event loop; key generation and disk writes go to the blocking pool.
 fn block_on<F: std::future::Future<Output = CommandResult>>(future: F) -> CommandResult {
+    block_on_with(future, ONE_SHOT_BLOCKING_THREADS)
+}
+
+/// Blocking threads of the one-shot commands: they handle one certificate at a time.
+const ONE_SHOT_BLOCKING_THREADS: usize = 4;
+
+/// Blocking threads of the daemon: one per renewal that may run at once (key generation,
+/// the durable swap), plus two for start-up recovery and `state.json` writes. Without a
+/// bound, tokio's default of 512 lets the start-up recovery of many certificates spawn
+/// hundreds of threads at once.
+fn daemon_blocking_threads(max_concurrent_renewals: usize) -> usize {
+    max_concurrent_renewals.max(1).saturating_add(2)
+}
+
+fn block_on_with<F: std::future::Future<Output = CommandResult>>(
+    future: F,
+    max_blocking_threads: usize,
+) -> CommandResult {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(max_blocking_threads)
         .build()
         .map_err(CommandError::failed)?;
     let result = runtime.block_on(future);

@@ -36,6 +36,15 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// A scrape is answered from the cached text when that misses at most this much recent
+/// history; an older text is re-encoded by the scrape itself.
+pub const MAX_STALENESS: Duration = Duration::from_secs(1);
+
+/// After an event, the scraped formats are re-encoded this much later, off the event
+/// loop: a burst of events costs one encoding, and scrapes find a recent text instead of
+/// encoding thousands of series themselves.
+const REFRESH_DELAY: Duration = Duration::from_millis(250);
+
 /// Bounds that keep slow or hostile clients from holding the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -116,6 +125,10 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 /// Serves `listener` until `shutdown` completes, then lets open connections finish for a
 /// few seconds and returns. Failed accepts and broken connections are logged, never fatal.
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Future<Output = ()>) {
+    let refresher = tokio::spawn(
+        refresh_after_changes(Arc::clone(&state.metrics))
+            .instrument(tracing::debug_span!("metrics_refresh")),
+    );
     let slots = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
@@ -154,9 +167,21 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
         );
     }
     stop.cancel();
+    refresher.abort();
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::debug!("metrics connections still open at shutdown were closed");
+    }
+}
+
+/// Keeps the cached encodings recent while events happen; sleeps while nothing changes.
+/// Encodes on the event loop, like a scrape would: a blocking-pool thread would keep
+/// megabytes of its own allocator arena for every thread that ever encoded.
+async fn refresh_after_changes(metrics: Arc<Metrics>) {
+    loop {
+        metrics.wait_for_change().await;
+        tokio::time::sleep(REFRESH_DELAY).await;
+        metrics.refresh_stale();
     }
 }
 
@@ -222,7 +247,7 @@ async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Ful
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
             let format = negotiate(accept);
-            let body = state.metrics.encode(format);
+            let body = state.metrics.encode_recent(format, MAX_STALENESS);
             with_type(StatusCode::OK, format.content_type(), body)
         }
         Route::Health => {
@@ -309,3 +334,6 @@ fn with_type(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod refresh_tests;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
 
 use super::format::{Format, openmetrics_to_classic};
 use super::state::{CertState, FailureReason};
@@ -104,8 +105,18 @@ pub struct Metrics {
     states: Mutex<BTreeMap<String, CertState>>,
     /// Bumped after every event; the encodings below are valid for one value of it.
     generation: AtomicU64,
-    /// The last encoding of each format, with the generation it was made at.
-    encoded: Mutex<[Option<(u64, Bytes)>; 2]>,
+    /// The last encoding of each format.
+    encoded: Mutex<[Option<Encoded>; 2]>,
+    /// Woken by every event, for a background refresher of the encodings.
+    changes: Notify,
+}
+
+/// One cached encoding: the registry at `generation`, read at `as_of` (every event
+/// before `as_of` is in the text).
+struct Encoded {
+    generation: u64,
+    as_of: Instant,
+    text: Bytes,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,6 +146,7 @@ impl Metrics {
             states: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             encoded: Mutex::new([None, None]),
+            changes: Notify::new(),
             registry: Registry::default(),
         };
         let build_info = Family::<VersionLabels, Gauge>::default();
@@ -228,7 +240,7 @@ impl Metrics {
         self.not_after
             .get_or_create(&labels)
             .set(unix_seconds(not_after));
-        self.changed();
+        self.changed_now();
     }
 
     /// No certificate is on disk (any more): its validity series disappear, so no alert
@@ -238,7 +250,7 @@ impl Metrics {
         let labels = name_labels(name);
         self.not_before.remove(&labels);
         self.not_after.remove(&labels);
-        self.changed();
+        self.changed_now();
     }
 
     /// The next attempt is scheduled at `at`; `None` (waiting for enrollment) removes the
@@ -256,7 +268,7 @@ impl Metrics {
                 self.next_renewal.remove(&labels);
             }
         }
-        self.changed();
+        self.changed_now();
     }
 
     /// `name` is now in `state`: its state gauge moves and `/readyz` follows.
@@ -265,7 +277,7 @@ impl Metrics {
         self.touch_locked(&mut states, name);
         states.insert(name.to_owned(), state);
         self.write_state(name, state);
-        self.changed();
+        self.changed_now();
     }
 
     /// A renewal succeeded after `took`: one success counted, the failure streak reset,
@@ -283,7 +295,7 @@ impl Metrics {
         self.duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
-        self.changed();
+        self.changed_now();
     }
 
     /// A renewal failed for `reason` after `took`: one failure counted, by result and by
@@ -304,7 +316,7 @@ impl Metrics {
         self.duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
-        self.changed();
+        self.changed_now();
     }
 
     /// The failure streak remembered from before a restart (`state.json`), so the gauge
@@ -314,7 +326,7 @@ impl Metrics {
         self.consecutive_failures
             .get_or_create(&name_labels(name))
             .set(i64::from(consecutive));
-        self.changed();
+        self.changed_now();
     }
 
     /// One `on_renew` hook of `kind` ran for `name`.
@@ -327,7 +339,7 @@ impl Metrics {
                 result: result_label(ok),
             })
             .inc();
-        self.changed();
+        self.changed_now();
     }
 
     /// A configuration reload was applied (`ok`) or rejected.
@@ -337,7 +349,7 @@ impl Metrics {
                 result: result_label(ok),
             })
             .inc();
-        self.changed();
+        self.changed_now();
     }
 
     /// `name` left the configuration: all its series and its readiness entry disappear.
@@ -370,7 +382,7 @@ impl Metrics {
                 reason: reason.as_str(),
             });
         }
-        self.changed();
+        self.changed_now();
     }
 
     /// Every known certificate and its state, sorted by name.
@@ -386,29 +398,76 @@ impl Metrics {
         self.lock_states().get(name).copied()
     }
 
-    /// The whole registry in `format`.
+    /// The whole registry in `format`, as it is now.
     ///
     /// The text is cached per format until the next event, so repeated scrapes of an
     /// unchanged registry cost a reference count.
     pub fn encode(&self, format: Format) -> Bytes {
-        let slot = match format {
-            Format::OpenMetrics => 0,
-            Format::Classic => 1,
-        };
+        self.encode_recent(format, Duration::ZERO)
+    }
+
+    /// The registry in `format`, allowing the cached text when it misses only the events
+    /// of the last `max_age`: with thousands of certificates an encoding takes
+    /// milliseconds, and a scrape during a burst of renewals should not pay for it each
+    /// time (see [`Metrics::refresh_stale`]). `Duration::ZERO` is [`Metrics::encode`].
+    pub fn encode_recent(&self, format: Format, max_age: Duration) -> Bytes {
+        let slot = slot(format);
         // Read before encoding: an event during the encoding bumps it past this value.
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some((cached, text)) = &self.lock_cache()[slot]
-            && *cached == generation
+        let now = Instant::now();
+        if let Some(cached) = &self.lock_cache()[slot]
+            && (cached.generation == generation
+                || (!max_age.is_zero() && now.duration_since(cached.as_of) <= max_age))
         {
-            return text.clone();
+            return cached.text.clone();
         }
-        let text = Bytes::from(self.encode_uncached(format));
-        self.lock_cache()[slot] = Some((generation, text.clone()));
+        self.encode_into_cache(format, generation, now)
+    }
+
+    /// Re-encodes the formats that were encoded before (someone scrapes them) and are
+    /// out of date. Takes milliseconds with many certificates: call it off the event loop.
+    pub fn refresh_stale(&self) {
+        for format in [Format::OpenMetrics, Format::Classic] {
+            let generation = self.generation.load(Ordering::Acquire);
+            let stale = matches!(
+                &self.lock_cache()[slot(format)],
+                Some(cached) if cached.generation != generation
+            );
+            if stale {
+                self.encode_into_cache(format, generation, Instant::now());
+            }
+        }
+    }
+
+    /// Completes once an event has happened since the previous call completed (or
+    /// since the start): what a background refresher waits for.
+    pub async fn wait_for_change(&self) {
+        self.changes.notified().await;
+    }
+
+    fn encode_into_cache(&self, format: Format, generation: u64, as_of: Instant) -> Bytes {
+        let slot = slot(format);
+        let size_hint = self.lock_cache()[slot]
+            .as_ref()
+            .map_or(4096, |cached| cached.text.len() + cached.text.len() / 8);
+        let text = Bytes::from(self.encode_uncached(format, size_hint));
+        let mut cache = self.lock_cache();
+        // Two encoders may race (a scrape and the refresher): keep the newer text.
+        if cache[slot]
+            .as_ref()
+            .is_none_or(|cached| cached.generation <= generation)
+        {
+            cache[slot] = Some(Encoded {
+                generation,
+                as_of,
+                text: text.clone(),
+            });
+        }
         text
     }
 
-    fn encode_uncached(&self, format: Format) -> String {
-        let mut text = String::with_capacity(4096);
+    fn encode_uncached(&self, format: Format, size_hint: usize) -> String {
+        let mut text = String::with_capacity(size_hint);
         // Writing into a String cannot fail, and every metric here encodes without error.
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             tracing::error!("encoding the metrics failed");
@@ -419,15 +478,16 @@ impl Metrics {
         }
     }
 
-    fn lock_cache(&self) -> MutexGuard<'_, [Option<(u64, Bytes)>; 2]> {
+    fn lock_cache(&self) -> MutexGuard<'_, [Option<Encoded>; 2]> {
         self.encoded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Marks the cached encodings stale; called after every event.
-    fn changed(&self) {
+    /// Marks the cached encodings stale and wakes the refresher; called after every event.
+    fn changed_now(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+        self.changes.notify_one();
     }
 
     fn lock_states(&self) -> MutexGuard<'_, BTreeMap<String, CertState>> {
@@ -488,6 +548,13 @@ where
     drop(family.get_or_create(labels));
 }
 
+fn slot(format: Format) -> usize {
+    match format {
+        Format::OpenMetrics => 0,
+        Format::Classic => 1,
+    }
+}
+
 fn name_labels(name: &str) -> NameLabels {
     NameLabels {
         name: name.to_owned(),
@@ -518,3 +585,6 @@ fn hook_labels(name: &str, kind: HookKind, ok: bool) -> HookLabels {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -107,9 +107,13 @@ pub(super) fn swap(store: &Store, material: &VerifiedMaterial) -> Result<SwapRep
     touched.push(dir.join(CURRENT));
     fsio::sync_dir(dir)?;
 
-    // The swap is committed; what follows is housekeeping.
-    touched.extend(ensure_consumer_links(dir)?);
-    fsio::sync_dir(dir)?;
+    // The swap is committed; what follows is housekeeping. The links already exist after
+    // the first swap: then there is nothing new in `dir` to make durable.
+    let links = ensure_consumer_links(dir)?;
+    if !links.is_empty() {
+        fsio::sync_dir(dir)?;
+    }
+    touched.extend(links);
     let keep = [Some(name.clone()), old];
     let pruned = prune(store, &keep);
     touched.extend(pruned.iter().map(|p| dir.join(p)));
