@@ -88,6 +88,10 @@ fn unix_seconds(t: SystemTime) -> f64 {
 /// Every method is cheap and synchronous and holds no lock across an await, so scrapes
 /// never block renewals. A certificate's series appear (counters at zero, state `missing`)
 /// the first time any method names it, and disappear with [`Metrics::forget`].
+/// Below this size a scrape always encodes afresh: exact values cost under a millisecond.
+/// Above it (about a hundred certificates) a text at most `max_age` old may be served.
+const STALE_TEXT_MIN_BYTES: usize = 256 * 1024;
+
 pub struct Metrics {
     registry: Registry,
     not_after: TimeGauge,
@@ -417,7 +421,9 @@ impl Metrics {
         let now = Instant::now();
         if let Some(cached) = &self.lock_cache()[slot]
             && (cached.generation == generation
-                || (!max_age.is_zero() && now.duration_since(cached.as_of) <= max_age))
+                || (!max_age.is_zero()
+                    && cached.text.len() >= STALE_TEXT_MIN_BYTES
+                    && now.duration_since(cached.as_of) <= max_age))
         {
             return cached.text.clone();
         }

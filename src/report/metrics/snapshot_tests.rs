@@ -9,9 +9,31 @@ fn text(bytes: &Bytes) -> &str {
     std::str::from_utf8(bytes).expect("the encoding is UTF-8")
 }
 
+/// A registry whose text is large enough that scrapes may be served a recent copy.
+fn large_registry() -> Arc<Metrics> {
+    let metrics = Metrics::new("1");
+    let now = std::time::SystemTime::now();
+    for i in 0..200 {
+        metrics.cert_loaded(&format!("cert-{i}"), now, now + Duration::from_secs(3600));
+    }
+    assert!(metrics.encode(Format::Classic).len() >= STALE_TEXT_MIN_BYTES);
+    metrics
+}
+
+#[test]
+fn a_small_registry_is_always_encoded_exactly() {
+    let metrics = Metrics::new("1");
+    metrics.encode(Format::Classic);
+    metrics.config_reload(true);
+
+    let served = metrics.encode_recent(Format::Classic, Duration::from_secs(3600));
+
+    assert!(text(&served).contains(RELOADED_ONCE), "{}", text(&served));
+}
+
 #[test]
 fn a_text_younger_than_the_allowed_age_is_served_although_an_event_followed() {
-    let metrics = Metrics::new("1");
+    let metrics = large_registry();
     let before = metrics.encode(Format::Classic);
     metrics.config_reload(true);
 
@@ -23,7 +45,7 @@ fn a_text_younger_than_the_allowed_age_is_served_although_an_event_followed() {
 
 #[test]
 fn a_text_older_than_the_allowed_age_is_encoded_afresh() {
-    let metrics = Metrics::new("1");
+    let metrics = large_registry();
     metrics.encode(Format::Classic);
     metrics.config_reload(true);
     // Ages the cached text past the allowed millisecond.
