@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -198,7 +198,9 @@ pub async fn run(mut ctx: TaskContext) {
 
         // Boxed: the renewal's state (TLS, key, verification) exists only while it runs,
         // instead of enlarging every resting certificate task (5.5 KiB to 3 KiB each).
-        let Some(outcome) = Box::pin(renew_once(&mut ctx, &store)).await else {
+        // The permit is held until the outcome is logged, so that the log shows at most
+        // `max_concurrent_renewals` attempts between "renewing" and their outcome.
+        let Some((outcome, permit)) = Box::pin(renew_once(&mut ctx, &store)).await else {
             return;
         };
         // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
@@ -214,6 +216,8 @@ pub async fn run(mut ctx: TaskContext) {
                     renewed.info.not_before,
                     renewed.info.not_after,
                 );
+                // Hooks may take their whole timeout: they do not hold up other renewals.
+                drop(permit);
                 // The state turns "valid" at the top of the loop, with the new schedule.
                 Box::pin(notify_dependents(&ctx, &renewed)).await;
             }
@@ -256,6 +260,7 @@ pub async fn run(mut ctx: TaskContext) {
                     "renewal failed; retrying in {}",
                     humantime::format_duration(Duration::from_secs(delay.as_secs()))
                 );
+                drop(permit);
             }
         }
     }
@@ -265,9 +270,9 @@ pub async fn run(mut ctx: TaskContext) {
 async fn renew_once(
     ctx: &mut TaskContext,
     store: &Store,
-) -> Option<Result<flow::Renewed, FlowError>> {
+) -> Option<(Result<flow::Renewed, FlowError>, OwnedSemaphorePermit)> {
     let permits = Arc::clone(&ctx.permits);
-    let _permit = tokio::select! {
+    let permit = tokio::select! {
         permit = permits.acquire_owned() => permit.ok()?,
         () = ctx.cancel.cancelled() => return None,
     };
@@ -290,7 +295,7 @@ async fn renew_once(
     {
         // Nothing was attempted: no counter moves and state.json keeps its record.
         debug!(error = %flow::error_chain(e), "not renewing");
-        return Some(result);
+        return Some((result, permit));
     }
     // state.json is written with fsyncs: off the event loop, so that scrapes, health
     // checks and the other certificates never wait for the disk.
@@ -316,7 +321,7 @@ async fn renew_once(
         }
         Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.reason(), took),
     }
-    Some(result)
+    Some((result, permit))
 }
 
 /// Whether a renewal got as far as asking the connector. It stops before when the
