@@ -10,7 +10,7 @@ RELEASE="$ROOT/target/release"
 # Copies of the two builds of the daemon: the packaged one (no simulator inside) is
 # what the daemon benchmarks run; the default one (with `demo`) is only measured for size.
 BIN="$ROOT/target/bench"
-CERTD="$BIN/kyma-certd-packaged"
+CERTD="${CERTD:-$BIN/kyma-certd-packaged}"
 SIM="$RELEASE/kyma-connector-sim"
 
 log() { printf '%s\n' "$*" >&2; }

@@ -4,10 +4,10 @@
 # floors: bare in-process key generation, one mTLS loopback round trip as the daemon makes
 # it, and the whole flow in-process (no process start-up).
 #
-# Usage: bench/renewal.sh   (N_RSA, default 20, and N_EC, default 40, set the run counts)
+# Usage: bench/renewal.sh   (N_RSA, default 30, and N_EC, default 40, set the run counts)
 source "$(dirname "$0")/lib.sh"
 
-N_RSA=${N_RSA:-20}
+N_RSA=${N_RSA:-30}
 N_EC=${N_EC:-40}
 ALGS=(rsa2048 rsa4096 ecdsa-p256)
 runs_for() { [[ $1 == ecdsa-p256 ]] && echo "$N_EC" || echo "$N_RSA"; }
@@ -72,6 +72,7 @@ for alg in "${ALGS[@]}"; do
   "$RELEASE/examples/keygen" "$alg" "$n" | awk '{print $2}' >"$R/keygen-$alg"
   "$RELEASE/examples/roundtrip" rtt "$config" "certd-$alg" "$n" | awk '{print $2}' >"$R/rtt-$alg"
   "$RELEASE/examples/roundtrip" renew "$config" "certd-$alg" "$n" | awk '{print $2}' >"$R/inproc-$alg"
+  "$RELEASE/examples/roundtrip" steps "$config" "certd-$alg" "$n" >"$R/steps-$alg"
   case $alg in
     rsa2048) gen=(openssl genrsa 2048) ;;
     rsa4096) gen=(openssl genrsa 4096) ;;
@@ -114,4 +115,27 @@ for alg in "${ALGS[@]}"; do
   over=$(awk -v c="$certd" -v f="$floor" 'BEGIN { printf "%.2f", c / f }')
   verdict=$(awk -v o="$over" 'BEGIN { print (o <= 1.3) ? "met" : "MISSED" }')
   echo "| $alg | $(cell "$R/keygen-$alg" "$f") | $(cell "$R/rtt-$alg" %.1f) | $(printf "$f" "$floor") | $over | $verdict | $(cell "$R/inproc-$alg" "$f") | $(cell "$R/openssl-$alg" "$f") |"
+done
+
+STEPS=(load connector first-request keygen csr sign-request verify swap state)
+echo
+echo "Where an in-process renewal spends its time: median milliseconds per step"
+echo "(bench/examples/roundtrip.rs \`steps\`, the same code path as src/flow/renew.rs). swap and"
+echo "state.json are the durable writes (fsync of every file and directory entry)."
+echo
+printf '| key |'
+for step in "${STEPS[@]}"; do printf ' %s |' "$step"; done
+printf ' sum |\n|---|'
+for _ in "${STEPS[@]}"; do printf -- '---:|'; done
+printf -- '---:|\n'
+for alg in "${ALGS[@]}"; do
+  printf '| %s |' "$alg"
+  total=0
+  for step in "${STEPS[@]}"; do
+    awk -v s="$step" '$2 == s { print $3 }' "$R/steps-$alg" >"$R/step"
+    m=$(median "$R/step" %.2f)
+    total=$(awk -v a="$total" -v b="$m" 'BEGIN { print a + b }')
+    printf ' %s |' "$m"
+  done
+  printf ' %.1f |\n' "$total"
 done

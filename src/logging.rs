@@ -67,8 +67,11 @@ fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // A failed write is dropped silently: tracing-subscriber would report it with
+    // `eprintln!`, which panics when the writer that failed is stderr (a closed pipe).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(OneLine(writer));
     match format {
         LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),

@@ -40,9 +40,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// history; an older text is re-encoded by the scrape itself.
 pub const MAX_STALENESS: Duration = Duration::from_secs(1);
 
-/// After an event, the scraped formats are re-encoded this much later, off the event
-/// loop: a burst of events costs one encoding, and scrapes find a recent text instead of
-/// encoding thousands of series themselves.
+/// After an event, the server re-encodes the scraped formats this much later: a burst of
+/// events costs one encoding, and scrapes find a recent text instead of encoding
+/// thousands of series themselves.
 const REFRESH_DELAY: Duration = Duration::from_millis(250);
 
 /// Bounds that keep slow or hostile clients from holding the endpoint.
