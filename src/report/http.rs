@@ -175,13 +175,63 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
 }
 
 /// Keeps the cached encodings recent while events happen; sleeps while nothing changes.
-/// Encodes on the event loop, like a scrape would: a blocking-pool thread would keep
-/// megabytes of its own allocator arena for every thread that ever encoded.
+/// Small registries are re-encoded on the event loop (microseconds). Large ones take
+/// milliseconds per format, which would delay every scrape, signal and renewal step
+/// queued behind them; they are re-encoded on one dedicated thread, started when first
+/// needed (one thread, so one allocator arena, not one per blocking-pool thread).
 async fn refresh_after_changes(metrics: Arc<Metrics>) {
+    let mut encoder: Option<EncoderThread> = None;
     loop {
         metrics.wait_for_change().await;
         tokio::time::sleep(REFRESH_DELAY).await;
-        metrics.refresh_stale();
+        if !metrics.has_large_encoding() {
+            metrics.refresh_stale();
+            continue;
+        }
+        if encoder.is_none() {
+            encoder = EncoderThread::spawn(Arc::clone(&metrics));
+        }
+        match &encoder {
+            Some(thread) if thread.refresh().await => {}
+            _ => {
+                // No thread (it could not start or it died): encode here, slower scrapes
+                // rather than stale ones.
+                encoder = None;
+                metrics.refresh_stale();
+            }
+        }
+    }
+}
+
+/// The thread that re-encodes large registries. It ends when this handle is dropped.
+struct EncoderThread {
+    requests: std::sync::mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl EncoderThread {
+    fn spawn(metrics: Arc<Metrics>) -> Option<Self> {
+        let (requests, queue) = std::sync::mpsc::channel::<oneshot::Sender<()>>();
+        let started = std::thread::Builder::new()
+            .name("metrics-encoder".into())
+            .spawn(move || {
+                for done in queue {
+                    metrics.refresh_stale();
+                    let _ = done.send(());
+                }
+            });
+        match started {
+            Ok(_) => Some(Self { requests }),
+            Err(err) => {
+                tracing::warn!(%err, "cannot start the metrics encoder thread");
+                None
+            }
+        }
+    }
+
+    /// Re-encodes the stale formats on the thread; false if the thread is gone.
+    async fn refresh(&self) -> bool {
+        let (done, finished) = oneshot::channel();
+        self.requests.send(done).is_ok() && finished.await.is_ok()
     }
 }
 

@@ -83,15 +83,15 @@ fn unix_seconds(t: SystemTime) -> f64 {
     }
 }
 
+/// Below this size a scrape always encodes afresh: exact values cost under a millisecond.
+/// Above it (about a hundred certificates) a text at most `max_age` old may be served.
+const STALE_TEXT_MIN_BYTES: usize = 256 * 1024;
+
 /// All metrics of the daemon, and the current state of every known certificate.
 ///
 /// Every method is cheap and synchronous and holds no lock across an await, so scrapes
 /// never block renewals. A certificate's series appear (counters at zero, state `missing`)
 /// the first time any method names it, and disappear with [`Metrics::forget`].
-/// Below this size a scrape always encodes afresh: exact values cost under a millisecond.
-/// Above it (about a hundred certificates) a text at most `max_age` old may be served.
-const STALE_TEXT_MIN_BYTES: usize = 256 * 1024;
-
 pub struct Metrics {
     registry: Registry,
     not_after: TimeGauge,
@@ -443,6 +443,15 @@ impl Metrics {
                 self.encode_into_cache(format, generation, Instant::now());
             }
         }
+    }
+
+    /// Whether a cached encoding is large enough that re-encoding it takes milliseconds
+    /// (and a slightly old one may be served meanwhile).
+    pub fn has_large_encoding(&self) -> bool {
+        self.lock_cache()
+            .iter()
+            .flatten()
+            .any(|cached| cached.text.len() >= STALE_TEXT_MIN_BYTES)
     }
 
     /// Completes once an event has happened since the previous call completed (or

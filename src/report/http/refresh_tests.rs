@@ -7,14 +7,60 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
+const RELOADED_ONCE: &str = "kyma_certd_config_reloads_total{result=\"success\"} 1\n";
+
 #[tokio::test]
 async fn after_an_event_the_scraped_text_is_refreshed_without_another_scrape() {
+    let metrics = Metrics::new("1");
+    let server = scrape_event_and_wait_for_refresh(&metrics).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_registry_is_refreshed_on_its_own_thread() {
+    let metrics = Metrics::new("1");
+    let now = std::time::SystemTime::now();
+    for i in 0..200 {
+        metrics.cert_loaded(&format!("cert-{i}"), now, now + Duration::from_secs(3600));
+    }
+    let server = scrape_event_and_wait_for_refresh(&metrics).await;
+    assert!(metrics.has_large_encoding());
+    assert!(
+        thread_names().iter().any(|name| name == "metrics-encoder"),
+        "threads: {:?}",
+        thread_names()
+    );
+    server.stop().await;
+}
+
+struct RunningServer {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+/// Serves `metrics`, scrapes once (so the classic format is cached), records a config
+/// reload and waits until the cached text shows it without another scrape.
+async fn scrape_event_and_wait_for_refresh(metrics: &Arc<Metrics>) -> RunningServer {
     let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let metrics = Metrics::new("1");
     let (probe, _health) = health_channel();
     let state = HttpState {
-        metrics: Arc::clone(&metrics),
+        metrics: Arc::clone(metrics),
         health: probe,
         limits: HttpLimits::default(),
     };
@@ -42,7 +88,7 @@ async fn after_an_event_the_scraped_text_is_refreshed_without_another_scrape() {
         let cached = metrics.encode_recent(Format::Classic, Duration::from_secs(3600));
         if std::str::from_utf8(&cached)
             .unwrap()
-            .contains("kyma_certd_config_reloads_total{result=\"success\"} 1\n")
+            .contains(RELOADED_ONCE)
         {
             break;
         }
@@ -53,6 +99,5 @@ async fn after_an_event_the_scraped_text_is_refreshed_without_another_scrape() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let _ = stop.send(());
-    server.await.unwrap();
+    RunningServer { stop, task: server }
 }
