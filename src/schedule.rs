@@ -119,10 +119,11 @@ impl Backoff {
         self.max
     }
 
-    /// The ceiling after `consecutive_failures` failures: `min` × 2^(n−1), at most `max`
-    /// (the first failure, n = 1, and n = 0 both give `min`).
+    /// The ceiling after `consecutive_failures` failures: `min` × 2^n, at most `max`.
+    /// Already the first failure spreads retries over [`min`, 2 × `min`]: hosts that
+    /// failed in the same second (a connector outage) do not all retry in the same second.
     pub fn ceiling(&self, consecutive_failures: u32) -> Duration {
-        let doublings = consecutive_failures.saturating_sub(1);
+        let doublings = consecutive_failures;
         if doublings >= 32 {
             return self.max;
         }
@@ -273,7 +274,7 @@ mod tests {
     fn backoff_ceiling_doubles_per_failure_up_to_the_maximum() {
         let b = Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)).unwrap();
         let ceilings: Vec<u64> = (0..10).map(|n| b.ceiling(n).as_secs()).collect();
-        assert_eq!(ceilings, [30, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(ceilings, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
         assert_eq!(b.ceiling(u32::MAX), b.max());
     }
 
@@ -282,8 +283,10 @@ mod tests {
         let b = Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)).unwrap();
         let (now, na) = ninety_days();
         assert_eq!(b.delay(4, now, na, 0.0), Duration::from_secs(30));
-        assert_eq!(b.delay(4, now, na, 1.0), Duration::from_secs(240));
-        assert_eq!(b.delay(4, now, na, 0.5), Duration::from_secs(135));
+        assert_eq!(b.delay(4, now, na, 1.0), Duration::from_secs(480));
+        assert_eq!(b.delay(4, now, na, 0.5), Duration::from_secs(255));
+        // The first retry is spread too: a fleet that failed together retries apart.
+        assert_eq!(b.delay(1, now, na, 1.0), Duration::from_secs(60));
     }
 
     #[test]
