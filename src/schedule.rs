@@ -274,7 +274,10 @@ mod tests {
     fn backoff_ceiling_doubles_per_failure_up_to_the_maximum() {
         let b = Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)).unwrap();
         let ceilings: Vec<u64> = (0..10).map(|n| b.ceiling(n).as_secs()).collect();
-        assert_eq!(ceilings, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(
+            ceilings,
+            [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
+        );
         assert_eq!(b.ceiling(u32::MAX), b.max());
     }
 
