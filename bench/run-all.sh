@@ -31,9 +31,9 @@ tables below (median and min–max of several runs). The daemon measured is the 
 build (\`--no-default-features\`: no simulator inside).
 
 Machine: ${cpu}, $(nproc) cores, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM,
-$(uname -sr), ext4 on a virtual disk. The two cores are shared with three other engineers'
-builds and test suites, so the load average is printed at the start of each part:
-absolute times are noisy, ratios taken pair by pair within one run much less so.
+$(uname -sr), ext4 on a virtual disk. The machine is a shared virtual machine, so the load
+average is printed at the start of each part: absolute times are noisy, ratios taken pair
+by pair within one run much less so.
 
 | target | part |
 |---|---|

@@ -47,6 +47,7 @@ fn run(cli: Cli) -> CommandResult {
             if_needed,
         } => {
             init_logging(LogFormat::Text, "warn")?;
+            race_key_searches();
             let args = commands::EnrollArgs {
                 name,
                 token,
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> CommandResult {
         }
         Command::Renew { name, force } => {
             init_logging(LogFormat::Text, "warn")?;
+            race_key_searches();
             block_on(commands::renew(&cli.config, name.as_deref(), force))
         }
         Command::Revoke { name, yes } => {
@@ -91,6 +93,13 @@ fn run(cli: Cli) -> CommandResult {
 
 fn init_logging(format: LogFormat, filter: &str) -> CommandResult {
     crate::logging::init(format, filter).map_err(CommandError::usage)
+}
+
+/// Someone waits for a one-shot command: its RSA key generation may race one search per
+/// CPU (the daemon keeps one, see `keys::set_parallel_searches`).
+fn race_key_searches() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    crate::keys::set_parallel_searches(cpus);
 }
 
 /// One thread runs the event loop; key generation and disk writes go to the blocking pool.

@@ -3,6 +3,7 @@
 //! connector nor write files.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_lc_rs::encoding::AsDer;
 use base64::Engine as _;
@@ -49,9 +50,34 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// How many RSA prime searches one key generation runs at once (see
+/// [`set_parallel_searches`]).
+static PARALLEL_SEARCHES: AtomicUsize = AtomicUsize::new(1);
+
+/// The most searches worth racing: the gain of a fifth or later search is a few percent.
+const MAX_PARALLEL_SEARCHES: usize = 4;
+
+/// Lets every later RSA key generation in this process race up to `searches` independent
+/// searches on their own threads and keep the first key found. An RSA key's time is the
+/// search for two primes, which varies tenfold from one run to the next; the fastest of
+/// two searches takes about two thirds of one (median). For the one-shot commands, where
+/// a person or a script waits; the daemon keeps one search per key, since it has days of
+/// slack and shares the host with the application it serves.
+pub fn set_parallel_searches(searches: usize) {
+    PARALLEL_SEARCHES.store(searches.clamp(1, MAX_PARALLEL_SEARCHES), Ordering::Relaxed);
+}
+
 impl PrivateKey {
     /// Generates a fresh key. RSA takes up to a second: call from a blocking thread.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
+        let searches = PARALLEL_SEARCHES.load(Ordering::Relaxed);
+        if searches <= 1 || algorithm == KeyAlgorithm::EcdsaP256 {
+            return Self::generate_one(algorithm);
+        }
+        first_success(searches, move || Self::generate_one(algorithm))
+    }
+
+    fn generate_one(algorithm: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
         let failed = |_| KeyError::Generate {
             algorithm: algorithm.as_str(),
         };
@@ -174,6 +200,45 @@ impl PrivateKey {
     }
 }
 
+/// Runs `search` on `searches` threads at once and returns the first key found. The
+/// other searches are abandoned: they finish in the background and their keys are wiped
+/// when dropped. Fails only when every search failed (or none could start a thread and
+/// the search on this thread failed).
+fn first_success<F>(searches: usize, search: F) -> Result<PrivateKey, KeyError>
+where
+    F: Fn() -> Result<PrivateKey, KeyError> + Send + Clone + 'static,
+{
+    let (found, results) = std::sync::mpsc::channel();
+    let mut started = 0;
+    for _ in 0..searches {
+        let found = found.clone();
+        let search = search.clone();
+        let spawned = std::thread::Builder::new()
+            .name("keygen".into())
+            .spawn(move || {
+                // The receiver is gone once another search won: nothing to report.
+                let _ = found.send(search());
+            });
+        started += usize::from(spawned.is_ok());
+    }
+    drop(found);
+    if started == 0 {
+        return search();
+    }
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok(key) => return Ok(key),
+            Err(err) => failure = Some(err),
+        }
+    }
+    match failure {
+        Some(err) => Err(err),
+        // Every search thread ended without a result (it panicked): search here instead.
+        None => search(),
+    }
+}
+
 /// Whether two SubjectPublicKeyInfo DER blobs hold the same public key.
 pub fn spki_equal(a: &[u8], b: &[u8]) -> bool {
     use x509_parser::x509::SubjectPublicKeyInfo;
@@ -255,6 +320,8 @@ pub fn csr_base64(csr: &CsrPem) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
 
     fn subject() -> Subject {
@@ -268,6 +335,61 @@ mod tests {
         let again = PrivateKey::from_pem(key.to_pem()).unwrap();
         assert_eq!(again.algorithm(), KeyAlgorithm::EcdsaP256);
         assert_eq!(again.public_key_der(), key.public_key_der());
+    }
+
+    #[test]
+    fn racing_searches_returns_the_first_key_found_without_waiting_for_the_others() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (release_slow, slow_released) = std::sync::mpsc::channel::<()>();
+        let slow_released = Arc::new(Mutex::new(slow_released));
+        let fast_key = Arc::new(Mutex::new(None));
+        let search = {
+            let (calls, fast_key) = (Arc::clone(&calls), Arc::clone(&fast_key));
+            move || {
+                let key = PrivateKey::generate_one(KeyAlgorithm::EcdsaP256)?;
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // The first search is slow: it waits until the test has its answer.
+                    let _ = slow_released
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(std::time::Duration::from_secs(10));
+                } else {
+                    fast_key
+                        .lock()
+                        .unwrap()
+                        .get_or_insert(key.public_key_der.clone());
+                }
+                Ok(key)
+            }
+        };
+
+        let key = first_success(2, search).unwrap();
+        release_slow.send(()).unwrap();
+
+        assert_eq!(Some(key.public_key_der), fast_key.lock().unwrap().clone());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn racing_searches_fails_only_when_every_search_fails() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let one_fails = {
+            let calls = Arc::clone(&calls);
+            move || {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(KeyError::Generate { algorithm: "test" })
+                } else {
+                    PrivateKey::generate_one(KeyAlgorithm::EcdsaP256)
+                }
+            }
+        };
+        assert!(first_success(2, one_fails).is_ok());
+
+        let all_fail = || Err(KeyError::Generate { algorithm: "test" });
+        assert!(matches!(
+            first_success(3, all_fail),
+            Err(KeyError::Generate { algorithm: "test" })
+        ));
     }
 
     #[test]
