@@ -416,7 +416,12 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
         .push("max_concurrent_renewals = 2".to_owned());
     let good: Vec<String> = (1..=6).map(|i| format!("c{i}")).collect();
     let broken = ["unreachable", "untrusted"];
-    let spec = |name: &str| CertSpec::compass(name).with("renew_at", "\"30%\"");
+    // A slow hook: a certificate whose hook runs holds no permit and is not "renewing".
+    let spec = |name: &str| {
+        CertSpec::compass(name)
+            .with("renew_at", "\"30%\"")
+            .hook(&[format!("command = {}", toml_argv(&["sleep", "1"]))])
+    };
     let mut certs: Vec<CertSpec> = broken
         .iter()
         .copied()
@@ -459,7 +464,14 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
     let mut daemon = world.run();
     daemon.wait_ready();
 
+    let mut most_renewing_scraped = 0;
     let all_renewed = eventually(Duration::from_secs(20), || {
+        let scrape = daemon.metrics();
+        let renewing = certs
+            .iter()
+            .filter(|c| scrape.state(&c.name).as_deref() == Some("renewing"))
+            .count();
+        most_renewing_scraped = most_renewing_scraped.max(renewing);
         good.iter().all(|n| {
             fingerprint_on_disk(&world.cert_dir(n)).as_deref() != Some(enrolled[n].as_str())
         })
@@ -495,6 +507,10 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
         most <= 2,
         "{most} renewals in flight at once\n{}",
         daemon.log_text()
+    );
+    assert!(
+        (1..=2).contains(&most_renewing_scraped),
+        "{most_renewing_scraped} certificates in state renewing in one scrape"
     );
     assert_eq!(
         most, 2,

@@ -216,9 +216,14 @@ pub async fn run(mut ctx: TaskContext) {
                     renewed.info.not_before,
                     renewed.info.not_after,
                 );
+                // The certificate leaves "renewing" with its permit: a scrape never
+                // sees more than `max_concurrent_renewals` certificates renewing.
+                let due = flow::scheduled_renewal(&ctx.cfg, &renewed.info);
+                ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
+                ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
+                report(&ctx, CertState::Valid, Some(due));
                 // Hooks may take their whole timeout: they do not hold up other renewals.
                 drop(permit);
-                // The state turns "valid" at the top of the loop, with the new schedule.
                 Box::pin(notify_dependents(&ctx, &renewed)).await;
             }
             // The files expired, were revoked or vanished since they were inspected:
