@@ -176,7 +176,9 @@ impl ProtocolError {
                 client_certificate_refused,
                 ..
             } => *client_certificate_refused,
-            ProtocolError::GraphQl { mtls, .. } => *mtls,
+            ProtocolError::GraphQl { mtls, message, .. } => {
+                *mtls && refuses_the_certificate(message)
+            }
             _ => false,
         }
     }
@@ -258,6 +260,23 @@ fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -
             detail: bounded(&other.to_string()),
         },
     }
+}
+
+/// Whether a GraphQL error on the certificate-secured URL says that our certificate itself
+/// is refused. Any other error there (an internal error, a database timeout) is retried
+/// with backoff: taking it for a revocation would stop renewing for good, across a whole
+/// fleet, after one bad hour of the connector.
+fn refuses_the_certificate(message: &str) -> bool {
+    const REFUSALS: [&str; 6] = [
+        "revoked",
+        "unauthorized",
+        "unauthenticated",
+        "not authorized",
+        "forbidden",
+        "access denied",
+    ];
+    let message = message.to_ascii_lowercase();
+    REFUSALS.iter().any(|refusal| message.contains(refusal))
 }
 
 /// TLS alerts a server sends when it does not accept the client certificate.
@@ -381,11 +400,21 @@ mod tests {
         assert!(forbidden_mtls.needs_reenrollment());
         assert_eq!(forbidden_mtls.reason(), "http");
         let graphql_token = ProtocolError::GraphQl {
-            url: safe,
+            url: safe.clone(),
             message: "invalid token".into(),
             mtls: false,
         };
         assert!(!graphql_token.needs_reenrollment());
+        let graphql_mtls = |message: &str| ProtocolError::GraphQl {
+            url: safe.clone(),
+            message: message.into(),
+            mtls: true,
+        };
+        assert!(graphql_mtls("the client certificate has been revoked").needs_reenrollment());
+        assert!(graphql_mtls("Unauthorized").needs_reenrollment());
+        // A connector's own trouble is retried, not taken for a revocation.
+        assert!(!graphql_mtls("internal error: database timeout").needs_reenrollment());
+        assert!(!graphql_mtls("failed to sign the certificate").needs_reenrollment());
     }
 
     #[test]
