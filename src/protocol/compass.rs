@@ -105,12 +105,7 @@ pub(crate) fn interpret(response: &Response) -> Result<Value, ProtocolError> {
             .unwrap_or_else(|| "the connector rejected the request as invalid".into());
         return Err(DecodeError::GraphQl(message).at(&response.url, false));
     }
-    Err(ProtocolError::Status {
-        url: response.url.clone(),
-        status,
-        message: error_message(&response.body),
-        client_certificate_refused: response.mtls && status == 403,
-    })
+    Err(response.status_error())
 }
 
 pub(crate) fn decode_configuration(body: &Value) -> Result<Configuration, DecodeError> {

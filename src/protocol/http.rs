@@ -130,6 +130,21 @@ pub(crate) struct Response {
     pub mtls: bool,
 }
 
+impl Response {
+    /// The error for a non-2xx answer, with the server's message when it sent one. A 403
+    /// to a call made with our client certificate means the certificate is refused
+    /// (revoked): re-enrollment needed. Same rule for both protocols.
+    pub(crate) fn status_error(&self) -> ProtocolError {
+        let status = self.status.as_u16();
+        ProtocolError::Status {
+            url: self.url.clone(),
+            status,
+            message: super::decode::error_message(&self.body),
+            client_certificate_refused: self.mtls && status == 403,
+        }
+    }
+}
+
 /// Sends requests with the configured trust, timeout and limits.
 pub(crate) struct HttpClient {
     settings: HttpSettings,

@@ -10,7 +10,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::decode::{
-    DecodeError, error_message, optional_text, parse_object, require_pem, require_text, resolve_url,
+    DecodeError, optional_text, parse_object, require_pem, require_text, resolve_url,
 };
 use super::error::{ProtocolError, RedactedUrl};
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
@@ -67,20 +67,12 @@ pub(crate) fn decode_certificates(body: &Value) -> Result<IssuedPems, DecodeErro
     })
 }
 
-/// Fails on any non-2xx status, with the server's `{"error"}` message when it sent one.
-/// A 403 on a call made with our client certificate means the certificate is refused
-/// (revoked): re-enrollment needed.
+/// Fails on any non-2xx status (see [`Response::status_error`]).
 pub(crate) fn check_status(response: &Response) -> Result<(), ProtocolError> {
     if response.status.is_success() {
         return Ok(());
     }
-    let status = response.status.as_u16();
-    Err(ProtocolError::Status {
-        url: response.url.clone(),
-        status,
-        message: error_message(&response.body),
-        client_certificate_refused: response.mtls && status == 403,
-    })
+    Err(response.status_error())
 }
 
 /// Checks the status and parses the JSON object body.
