@@ -1,6 +1,7 @@
 //! The one-shot commands (`enroll`, `renew`, `revoke`, `status`) of the real binary
 //! against the connector simulator over real TLS on 127.0.0.1.
 
+#[path = "support/cli.rs"]
 mod harness;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,7 @@
 //! Every simulator fault against one-shot `renew --force`: a non-zero exit with a
 //! clear message, consumer files byte-identical, and the request was really made.
 
+#[path = "support/cli.rs"]
 mod harness;
 
 use std::time::Duration;

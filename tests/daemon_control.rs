@@ -50,7 +50,7 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
     let reloads = |daemon: &mut harness::Daemon, result: &str| {
         daemon
             .metrics()
-            .value("kyma_certd_config_reloads_total", &[("result", result)])
+            .get("kyma_certd_config_reloads_total", &[("result", result)])
             .unwrap()
     };
     assert_eq!(reloads(&mut daemon, "success"), 0.0);
@@ -67,13 +67,13 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
         scrape.state("beta").as_deref() == Some("valid")
             && scrape.state("gamma").as_deref() == Some("missing")
             && scrape
-                .value(
+                .get(
                     "kyma_certd_certificate_next_renewal_timestamp_seconds",
                     &[("name", "beta")],
                 )
                 .is_some()
     });
-    assert!(tracked, "{}", daemon.metrics().0);
+    assert!(tracked, "{}", daemon.metrics().text);
     assert_eq!(reloads(&mut daemon, "success"), 1.0);
 
     // Removed: every series of alpha and gamma leaves /metrics.
@@ -83,7 +83,7 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
         let scrape = daemon.metrics();
         !scrape.mentions("alpha") && !scrape.mentions("gamma") && scrape.mentions("beta")
     });
-    assert!(gone, "{}", daemon.metrics().0);
+    assert!(gone, "{}", daemon.metrics().text);
     assert_eq!(reloads(&mut daemon, "success"), 2.0);
     let (status, body) = daemon.get("/readyz");
     assert_eq!(
@@ -103,18 +103,18 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
     let labels = [("name", "beta")];
     let rescheduled = eventually(Duration::from_secs(5), || {
         let scrape = daemon.metrics();
-        let nb = scrape.value(
+        let nb = scrape.get(
             "kyma_certd_certificate_not_before_timestamp_seconds",
             &labels,
         );
-        let next = scrape.value(
+        let next = scrape.get(
             "kyma_certd_certificate_next_renewal_timestamp_seconds",
             &labels,
         );
         // 25% of 20 s, less up to 5% jitter.
         matches!((nb, next), (Some(nb), Some(next)) if next >= nb + 3.999 && next <= nb + 5.001)
     });
-    assert!(rescheduled, "{}", daemon.metrics().0);
+    assert!(rescheduled, "{}", daemon.metrics().text);
     assert_eq!(reloads(&mut daemon, "success"), 3.0);
 
     // Broken: rejected, logged, counted; the old configuration stays in force.
@@ -275,7 +275,7 @@ fn sigusr1_renews_every_certificate_now() {
     let scrape = daemon.metrics();
     for name in ["orders", "billing"] {
         assert_eq!(
-            scrape.value(
+            scrape.get(
                 "kyma_certd_renewals_total",
                 &[("name", name), ("result", "success")]
             ),
@@ -320,7 +320,7 @@ fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop
     let labels = [("name", "orders")];
     let first_due = daemon
         .metrics()
-        .value(
+        .get(
             "kyma_certd_certificate_next_renewal_timestamp_seconds",
             &labels,
         )
@@ -343,18 +343,18 @@ fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop
     let info = OnDisk::read(&world.cert_dir("orders")).info();
     let rescheduled = eventually(Duration::from_secs(2), || {
         let scrape = daemon.metrics();
-        scrape.value(
+        scrape.get(
             "kyma_certd_certificate_not_before_timestamp_seconds",
             &labels,
         ) == Some(unix(info.not_before))
             && scrape
-                .value(
+                .get(
                     "kyma_certd_certificate_next_renewal_timestamp_seconds",
                     &labels,
                 )
                 .is_some_and(|next| next != first_due && next > unix(info.not_before))
     });
-    assert!(rescheduled, "{}", daemon.metrics().0);
+    assert!(rescheduled, "{}", daemon.metrics().text);
     assert_eq!(
         world.status()["orders"]["fingerprint_sha256"],
         replaced.as_str()
@@ -389,7 +389,7 @@ fn assert_waits_for_enrollment(world: &World, daemon: &mut harness::Daemon, stat
     let reached = eventually(Duration::from_secs(15), || {
         daemon.metrics().state("orders").as_deref() == Some(state)
     });
-    assert!(reached, "never {state}\n{}", daemon.metrics().0);
+    assert!(reached, "never {state}\n{}", daemon.metrics().text);
     let requests = world.sim.request_counts().total();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
@@ -400,7 +400,7 @@ fn assert_waits_for_enrollment(world: &World, daemon: &mut harness::Daemon, stat
     let scrape = daemon.metrics();
     assert_eq!(scrape.state("orders").as_deref(), Some(state));
     assert_eq!(
-        scrape.value(
+        scrape.get(
             "kyma_certd_certificate_next_renewal_timestamp_seconds",
             &[("name", "orders")]
         ),

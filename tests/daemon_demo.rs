@@ -64,15 +64,19 @@ fn demo(protocol: &str) {
         metrics_url.is_some()
     });
     let addr = metrics_url.unwrap_or_else(|| panic!("no metrics URL printed:\n{}", text()));
-    let (status, body) = http_get(addr, "/metrics");
-    assert_eq!(status, 200);
-    assert!(body.contains("kyma_certd_build_info"), "{body}");
+    let first = http_get(addr, "/metrics", &[]);
+    assert_eq!(first.status, 200);
+    assert!(
+        first.body.contains("kyma_certd_build_info"),
+        "{}",
+        first.body
+    );
     let valid = eventually(Duration::from_secs(5), || {
-        http_get(addr, "/metrics")
-            .1
+        http_get(addr, "/metrics", &[])
+            .body
             .contains("kyma_certd_certificate_state{name=\"demo\",state=\"valid\"} 1")
     });
-    assert!(valid, "{}", http_get(addr, "/metrics").1);
+    assert!(valid, "{}", http_get(addr, "/metrics", &[]).body);
 
     let status = child.wait().expect("wait for the demo");
     let took = started.elapsed();

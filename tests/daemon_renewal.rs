@@ -36,11 +36,11 @@ fn renews_twice_in_45_seconds_at_the_scheduled_points_and_signals_the_dependent_
     while world.sim.renewals().len() < 2 && Instant::now() < deadline {
         let scrape = daemon.metrics();
         let labels = [("name", "orders")];
-        let not_before = scrape.value(
+        let not_before = scrape.get(
             "kyma_certd_certificate_not_before_timestamp_seconds",
             &labels,
         );
-        let next = scrape.value(
+        let next = scrape.get(
             "kyma_certd_certificate_next_renewal_timestamp_seconds",
             &labels,
         );
@@ -110,7 +110,7 @@ fn renews_twice_in_45_seconds_at_the_scheduled_points_and_signals_the_dependent_
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(dependent.hups(), world.sim.renewals().len());
     let scrape = daemon.metrics();
-    let hook_ok = scrape.value(
+    let hook_ok = scrape.get(
         "kyma_certd_hook_runs_total",
         &[
             ("name", "orders"),
@@ -118,7 +118,7 @@ fn renews_twice_in_45_seconds_at_the_scheduled_points_and_signals_the_dependent_
             ("result", "success"),
         ],
     );
-    assert_eq!(hook_ok, Some(renewals as f64), "{}", scrape.0);
+    assert_eq!(hook_ok, Some(renewals as f64), "{}", scrape.text);
     let latest = world.sim.renewals().last().unwrap().fingerprint.clone();
     assert_eq!(fingerprint_on_disk(&world.cert_dir("orders")), Some(latest));
     let (status, _) = daemon.terminate();
@@ -164,7 +164,7 @@ fn command_hooks_get_the_new_files_in_their_environment_and_a_hanging_or_failing
     let command_runs = |daemon: &mut harness::Daemon, result: &str| {
         daemon
             .metrics()
-            .value(
+            .get(
                 "kyma_certd_hook_runs_total",
                 &[("name", "orders"), ("hook", "command"), ("result", result)],
             )
@@ -265,7 +265,7 @@ fn command_hooks_get_the_new_files_in_their_environment_and_a_hanging_or_failing
     let scrape = daemon.metrics();
     assert_eq!(scrape.state("orders").as_deref(), Some("valid"));
     assert_eq!(
-        scrape.value(
+        scrape.get(
             "kyma_certd_renewals_total",
             &[("name", "orders"), ("result", "success")]
         ),
@@ -321,15 +321,15 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
         scrape.state("orders").as_deref(),
         Some("backoff"),
         "{}",
-        scrape.0
+        scrape.text
     );
     let failures = scrape
-        .value("kyma_certd_consecutive_failures", &[("name", "orders")])
+        .get("kyma_certd_consecutive_failures", &[("name", "orders")])
         .unwrap();
-    assert!(failures >= 1.0, "{}", scrape.0);
+    assert!(failures >= 1.0, "{}", scrape.text);
     assert!(
         scrape
-            .value(
+            .get(
                 "kyma_certd_renewal_failures_total",
                 &[("name", "orders"), ("reason", "http")]
             )
@@ -337,7 +337,7 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
             >= 1.0
     );
     let retry_at = scrape
-        .value(
+        .get(
             "kyma_certd_certificate_next_renewal_timestamp_seconds",
             &[("name", "orders")],
         )
@@ -395,10 +395,10 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
         scrape.state("orders").as_deref(),
         Some("valid"),
         "{}",
-        scrape.0
+        scrape.text
     );
     assert_eq!(
-        scrape.value("kyma_certd_consecutive_failures", &[("name", "orders")]),
+        scrape.get("kyma_certd_consecutive_failures", &[("name", "orders")]),
         Some(0.0)
     );
     let status = &world.status()["orders"];
@@ -546,7 +546,7 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
         let failures = |daemon: &mut harness::Daemon| {
             daemon
                 .metrics()
-                .value(
+                .get(
                     "kyma_certd_renewal_failures_total",
                     &[("name", name), ("reason", reason)],
                 )
@@ -604,10 +604,10 @@ fn a_restart_during_an_outage_keeps_the_backoff_and_the_failure_streak() {
         scrape.state("orders").as_deref(),
         Some("backoff"),
         "{}",
-        scrape.0
+        scrape.text
     );
     let failures = scrape
-        .value("kyma_certd_consecutive_failures", &[("name", "orders")])
+        .get("kyma_certd_consecutive_failures", &[("name", "orders")])
         .unwrap();
     assert!(
         failures >= streak as f64,

@@ -2,7 +2,7 @@
 //! but the three paths, garbage and slow clients that cannot take it down, an oversized
 //! request refused, and the scrape latency with a thousand certificates configured.
 
-#[path = "support/obs.rs"]
+#[path = "support/observability.rs"]
 mod obs;
 
 use std::io::{Read, Write};
@@ -29,7 +29,7 @@ fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
 
 #[test]
 fn readyz_is_200_only_when_every_certificate_is_valid_and_lists_the_states() {
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let setup = Setup::new(
         Some(&sim),
         QUIET_DEFAULTS,

@@ -4,7 +4,7 @@
 //! secret in stdout, stderr, `state.json` or `/metrics`: not the one-time token, no token
 //! the connector hands out, no private key, no CSR, no certificate body.
 
-#[path = "support/obs.rs"]
+#[path = "support/observability.rs"]
 mod obs;
 
 use std::time::Duration;
@@ -158,7 +158,7 @@ fn assert_json_log_shape(log: &str, protocol: &str) {
 }
 
 fn no_secret_leaves_the_process(protocol: &'static str) {
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::of(protocol, "orders")]);
     let mut secrets = Secrets::default();
     let mut outputs = Outputs::default();

@@ -5,7 +5,7 @@
 //! Both need Debian's `prometheus` package; without it they fail with a clear message
 //! unless `KYMA_CERTD_NO_PROMETHEUS=1`.
 
-#[path = "support/obs.rs"]
+#[path = "support/observability.rs"]
 mod obs;
 
 use std::io::Write as _;
@@ -64,7 +64,7 @@ fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_rene
     if !obs::prometheus_installed(PROMTOOL) {
         return;
     }
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let (_setup, daemon) = renewed_daemon(&sim);
 
     // No Accept header: the classic text format, which is what promtool lints.
@@ -164,7 +164,7 @@ impl Prometheus {
             .spawn()
             .expect("prometheus starts");
         let mut prometheus = Prometheus { child, addr, log };
-        wait_for(Duration::from_secs(60), "prometheus to be ready", || {
+        wait_for("prometheus to be ready", Duration::from_secs(60), || {
             if let Ok(Some(status)) = prometheus.child.try_wait() {
                 panic!(
                     "prometheus exited ({status}):\n{}",
@@ -241,7 +241,7 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
     if !obs::prometheus_installed(PROMETHEUS) {
         return;
     }
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::compass("orders")]);
     setup.enroll(&sim, "orders");
     let daemon = Daemon::start(&setup, &[]);

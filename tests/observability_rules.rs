@@ -3,7 +3,7 @@
 //! generated here proves that the expiring-soon alert fires for a certificate with little
 //! time left and stays quiet for a fresh one.
 
-#[path = "support/obs.rs"]
+#[path = "support/observability.rs"]
 mod obs;
 
 use std::path::{Path, PathBuf};

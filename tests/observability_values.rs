@@ -9,7 +9,7 @@
 //! fail on a TLS verdict (an untrusted server, a refused client certificate); a read-only
 //! directory is `write`.
 
-#[path = "support/obs.rs"]
+#[path = "support/observability.rs"]
 mod obs;
 
 use std::collections::BTreeMap;
@@ -70,7 +70,7 @@ fn assert_gauges_are_true(setup: &Setup, scrape: &Scrape, name: &str) {
 /// Every counter and the streak gauge of `name`, for before/after comparisons.
 fn counters(scrape: &Scrape, name: &str) -> BTreeMap<String, f64> {
     let mut all: BTreeMap<String, f64> = scrape
-        .failures(name)
+        .failures_by_reason(name)
         .into_iter()
         .map(|(reason, v)| (format!("failure:{reason}"), v))
         .collect();
@@ -112,7 +112,7 @@ fn readyz(daemon: &Daemon) -> (u16, serde_json::Value) {
 }
 
 fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::of(protocol, "orders")]);
     setup.enroll(&sim, "orders");
     let daemon = Daemon::start(&setup, &[]);
@@ -253,7 +253,7 @@ fn kyma_rest_gauges_are_true_and_counters_move_once_per_event() {
 
 #[test]
 fn a_renewal_into_a_read_only_directory_counts_one_write_failure() {
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::compass("orders")]);
     setup.enroll(&sim, "orders");
     // As root, file modes do not apply: the daemon then runs as an unprivileged user.
@@ -284,7 +284,7 @@ fn a_renewal_into_a_read_only_directory_counts_one_write_failure() {
 
 #[test]
 fn state_goes_from_backoff_to_expired_when_renewals_fail_until_not_after() {
-    let sim = Sim::start(Duration::from_secs(6));
+    let sim = Sim::rsa(Duration::from_secs(6));
     let defaults = "key_algorithm = \"rsa2048\"\nrenew_at = \"50%\"\njitter = \"0%\"\n\
                     retry_min = \"1s\"\nretry_max = \"1s\"\ntimeout = \"5s\"\n";
     let setup = Setup::new(Some(&sim), defaults, &[Cert::compass("orders")]);
@@ -313,7 +313,7 @@ fn state_goes_from_backoff_to_expired_when_renewals_fail_until_not_after() {
         None,
         "nothing is scheduled for an expired certificate"
     );
-    let failures = scrape.failures("orders");
+    let failures = scrape.failures_by_reason("orders");
     assert!(failures["http"] >= 1.0, "{failures:?}");
     assert_eq!(
         failures.values().sum::<f64>(),
@@ -344,7 +344,7 @@ fn remove_consumer_files(dir: &Path) {
 
 #[test]
 fn state_follows_a_revocation_a_new_enrollment_and_deleted_files() {
-    let sim = Sim::start(Duration::from_secs(3600));
+    let sim = Sim::rsa(Duration::from_secs(3600));
     let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::compass("orders")]);
     setup.enroll(&sim, "orders");
     let daemon = Daemon::start(&setup, &[]);

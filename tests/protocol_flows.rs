@@ -1,6 +1,7 @@
 //! Whole enroll / renew / revoke flows of both protocol clients against scripted local
 //! connectors over TLS (token-secured and mTLS on one port), including revocation.
 
+#[path = "support/fake_server.rs"]
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,7 @@
 //! Transport behaviour of the protocol clients against a local server: size cap,
 //! timeouts, TLS trust and host checks, client-certificate refusal, secret hygiene.
 
+#[path = "support/fake_server.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

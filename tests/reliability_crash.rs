@@ -8,7 +8,7 @@
 //! `KYMA_CERTD_KILLS` sets the kills per layout (default 200);
 //! `KYMA_CERTD_KILL_SEED` replays a sequence of delays.
 
-#[path = "support/harness.rs"]
+#[path = "support/reliability.rs"]
 mod harness;
 #[path = "support/results.rs"]
 mod results;
@@ -18,7 +18,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Sim, Workspace, poll};
+use harness::{CertSpec, Daemon, Layout, Proto, Sim, Workspace, wait_for};
 
 /// A small deterministic generator for the kill delays (xorshift64*).
 struct Rng(u64);
@@ -226,7 +226,7 @@ fn kill_daemon(setup: &Setup, rng: &mut Rng, typical: Duration, tallies: &mut [T
     // mid-journal, which only this start completes.
     let mut daemon = Daemon::start(&setup.workspace, "daemon");
     let issued = setup.sim.issued_fingerprints();
-    poll(
+    wait_for(
         "both certificates valid in the daemon",
         Duration::from_secs(20),
         || {

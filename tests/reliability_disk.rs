@@ -6,7 +6,7 @@
 //! Permission checks do not apply to root, so the binary runs as `nobody` where it
 //! matters; mounts need root, and a test says so and skips when it cannot mount.
 
-#[path = "support/harness.rs"]
+#[path = "support/reliability.rs"]
 mod harness;
 #[path = "support/results.rs"]
 mod results;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Tmpfs, Workspace, poll};
+use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Tmpfs, Workspace, wait_for};
 
 const NOBODY: u32 = 65534;
 /// An owner that is neither root nor the user the binary runs as.
@@ -51,7 +51,7 @@ fn is_root() -> bool {
 /// Waits until `names` have failed at least `n` times, all with reason `write`, while
 /// the daemon keeps running.
 fn wait_for_write_failures(daemon: &mut Daemon, names: &[&str], n: f64) -> Scrape {
-    let scrape = poll("write failures", Duration::from_secs(60), || {
+    let scrape = wait_for("write failures", Duration::from_secs(60), || {
         let scrape = scrape(daemon)?;
         names
             .iter()
@@ -75,7 +75,7 @@ fn wait_for_write_failures(daemon: &mut Daemon, names: &[&str], n: f64) -> Scrap
 }
 
 fn wait_for_success(daemon: &Daemon, names: &[&str]) {
-    poll(
+    wait_for(
         "renewals after the trouble ended",
         Duration::from_secs(60),
         || {
@@ -418,7 +418,7 @@ fn vanished_directory_means_missing_and_the_daemon_notices_a_new_one() {
     }
     let daemon = Daemon::start(&workspace, "daemon");
     let state_is = |name: &str, want: &str| {
-        harness::wait_for(Duration::from_secs(10), || {
+        harness::try_wait_for(Duration::from_secs(10), || {
             (scrape(&daemon)?.state(name).as_deref() == Some(want)).then_some(())
         })
         .unwrap_or_else(|| panic!("{name} never became {want}:\n{}", daemon.log_text()))

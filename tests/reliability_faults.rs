@@ -5,7 +5,7 @@
 //! Each fault gets its own simulator (faults are per simulator) and certificate, all in
 //! one daemon, so they run side by side.
 
-#[path = "support/harness.rs"]
+#[path = "support/reliability.rs"]
 mod harness;
 #[path = "support/results.rs"]
 mod results;
@@ -15,7 +15,7 @@ mod secrets;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, poll, wait_for};
+use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, try_wait_for, wait_for};
 use kyma_connector_sim::{Fault, FaultScope};
 
 /// Per request; the stalls and the latency go past it.
@@ -153,7 +153,7 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
     let mut daemon = Daemon::start(&workspace, "daemon");
     let daemon_started = Instant::now();
     let mut last = Scrape::default();
-    let failing = wait_for(Duration::from_secs(90), || {
+    let failing = try_wait_for(Duration::from_secs(90), || {
         last = scrape(&daemon)?;
         cases_run
             .iter()
@@ -220,7 +220,7 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
     for (_, _, _, sim, _) in &cases_run {
         sim.clear_fault();
     }
-    poll(
+    wait_for(
         "a renewal of every certificate after the faults cleared",
         Duration::from_secs(60),
         || {
@@ -305,7 +305,7 @@ fn stalled_and_endless_answers_end_at_the_timeout_and_keep_memory_flat() {
     workspace.enroll(&endless, &certs[1]);
     let mut daemon = Daemon::start(&workspace, "daemon");
     // Warm up: a successful renewal of each, so the allocator has seen a whole flow.
-    poll("a first renewal of each", Duration::from_secs(30), || {
+    wait_for("a first renewal of each", Duration::from_secs(30), || {
         let scrape = scrape(&daemon)?;
         certs
             .iter()
@@ -329,7 +329,7 @@ fn stalled_and_endless_answers_end_at_the_timeout_and_keep_memory_flat() {
         FaultScope::UntilCleared,
     );
     let faulted = Instant::now();
-    let scrape_after = poll(
+    let scrape_after = wait_for(
         "four failed attempts of each",
         Duration::from_secs(60),
         || {
@@ -381,7 +381,7 @@ fn stalled_and_endless_answers_end_at_the_timeout_and_keep_memory_flat() {
         .iter()
         .map(|c| scrape_after.successes(&c.name))
         .collect();
-    poll(
+    wait_for(
         "renewals after the faults cleared",
         Duration::from_secs(30),
         || {
@@ -425,7 +425,7 @@ fn much_longer_lifetime_is_accepted_with_a_warning() {
     let before = cert.consistent_pair().unwrap();
     sim.set_validity(Duration::from_secs(30 * 86_400)).unwrap();
     let daemon = Daemon::start(&workspace, "daemon");
-    poll("the renewal", Duration::from_secs(30), || {
+    wait_for("the renewal", Duration::from_secs(30), || {
         (scrape(&daemon)?.successes("orders") >= 1.0).then_some(())
     });
     let after = cert.consistent_pair().unwrap();
@@ -435,7 +435,7 @@ fn much_longer_lifetime_is_accepted_with_a_warning() {
         issued.not_after.duration_since(issued.not_before).unwrap(),
         Duration::from_secs(30 * 86_400)
     );
-    let log = poll("the warning", Duration::from_secs(10), || {
+    let log = wait_for("the warning", Duration::from_secs(10), || {
         let log = daemon.log_text();
         log.contains("suspicious but allowed certificate")
             .then_some(log)

@@ -4,7 +4,7 @@
 //! on empty, binary, huge, deeply nested and contradictory files: a value or a clear
 //! error every time, never a panic or a stack overflow.
 
-#[path = "support/harness.rs"]
+#[path = "support/reliability.rs"]
 mod harness;
 #[path = "support/results.rs"]
 mod results;
@@ -601,18 +601,12 @@ fn check_config_refuses_hostile_files_clearly_without_crashing() {
         rows.push(format!("{what}: {first}"));
     }
     // A directory, and a missing file.
-    let output = std::process::Command::new(harness::BIN)
-        .arg("--config")
-        .arg(workspace.root.path())
-        .arg("check-config")
+    let output = harness::kyma_certd(workspace.root.path(), &["check-config"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", harness::text(&output));
     let missing = workspace.path("missing.toml");
-    let output = std::process::Command::new(harness::BIN)
-        .arg("--config")
-        .arg(&missing)
-        .arg("check-config")
+    let output = harness::kyma_certd(&missing, &["check-config"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", harness::text(&output));

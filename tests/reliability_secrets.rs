@@ -4,7 +4,7 @@
 //! command, at trace level, under every fault; the metrics port serves its three paths
 //! and nothing else, and outlives garbage and slow clients.
 
-#[path = "support/harness.rs"]
+#[path = "support/reliability.rs"]
 mod harness;
 #[path = "support/results.rs"]
 mod results;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, mode_of, poll};
+use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, mode_of, wait_for};
 use kyma_connector_sim::{Fault, FaultScope};
 use rustix::fs::inotify;
 
@@ -170,7 +170,7 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
         );
         daemon.wait_ready();
         daemon.signal(rustix::process::Signal::USR1);
-        poll(
+        wait_for(
             "two renewals in the daemon",
             Duration::from_secs(30),
             || {
@@ -661,10 +661,10 @@ fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_client
     }
     std::thread::sleep(Duration::from_millis(500));
     let asked = Instant::now();
-    let answer = harness::http_get(addr, "/healthz", Duration::from_secs(20));
+    let answer = harness::try_http_get(addr, "/healthz", &[], Duration::from_secs(20));
     let waited = asked.elapsed();
     assert_eq!(
-        answer.map(|a| a.0),
+        answer.map(|a| a.status).ok(),
         Some(200),
         "no answer while slow clients held the port"
     );
@@ -673,7 +673,7 @@ fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_client
         "a scrape waited {waited:?} behind slow clients"
     );
     // The server cuts slow clients off; they do not hold connections forever.
-    poll(
+    wait_for(
         "the slow clients to be cut off",
         Duration::from_secs(30),
         || slow.iter().all(|h| h.is_finished()).then_some(()),
@@ -684,7 +684,7 @@ fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_client
 
     assert!(daemon.is_running());
     assert_eq!(daemon.get("/metrics").map(|r| r.0), Some(200));
-    let fds_after = poll(
+    let fds_after = wait_for(
         "descriptors to be released",
         Duration::from_secs(15),
         || {

@@ -2,7 +2,7 @@
 //! not trust, or names another host, is refused before any request is sent, and the
 //! error says which; plain `http://` is refused unless `allow_insecure_http = true`.
 
-#[path = "support/harness.rs"]
+#[path = "support/reliability.rs"]
 mod harness;
 #[path = "support/results.rs"]
 mod results;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use harness::{Daemon, Layout, Proto, Scrape, Sim, Workspace, poll};
+use harness::{Daemon, Layout, Proto, Scrape, Sim, Workspace, wait_for};
 
 /// Forwards every connection to 127.0.0.2:<port> to `target`, byte for byte, so that
 /// the simulator (which binds 127.0.0.1 and holds a certificate for 127.0.0.1 and
@@ -160,7 +160,7 @@ fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
     let daemon = Daemon::start(&workspace, "daemon");
     daemon.wait_ready();
     daemon.signal(rustix::process::Signal::USR1);
-    let scrape = poll(
+    let scrape = wait_for(
         "tls failures in the daemon",
         Duration::from_secs(60),
         || {

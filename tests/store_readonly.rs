@@ -3,6 +3,7 @@
 //! credentials are per thread at the system-call level), so this file runs as its own
 //! test binary.
 
+#[path = "support/store.rs"]
 mod common;
 
 use std::fs;

@@ -1,6 +1,7 @@
 //! The store writes exact modes whatever the process umask. The umask is process-wide,
 //! so this file holds a single test and runs as its own test binary.
 
+#[path = "support/store.rs"]
 mod common;
 
 use kyma_certd::store::Store;

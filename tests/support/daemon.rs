@@ -1,140 +1,34 @@
-//! Harness for the daemon tests: an in-process connector simulator on its own thread, a
-//! temporary world (configuration, certificate folders, token files), the real
-//! `kyma-certd` binary as a child process with its JSON log captured line by line, and
-//! small readers for `/metrics`, `/readyz`, `status --json` and the files on disk.
-//! Synchronous on purpose: tests poll with deadlines while the simulator serves on its
-//! own runtime. Does not assert anything itself beyond "the helper worked".
+//! Harness for the daemon tests: a temporary world (simulator, configuration, certificate
+//! folders, token files), the real `kyma-certd` binary as a child process with its JSON
+//! log captured line by line, and small readers for `/metrics`, `/readyz`,
+//! `status --json` and the files on disk. Synchronous on purpose: tests poll with
+//! deadlines while the simulator serves on its own runtime. Does not assert anything
+//! itself beyond "the helper worked".
 #![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
 
+#[path = "base.rs"]
+mod base;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyma_certd::x509::CertInfo;
+use kyma_connector_sim::SimConfig;
 pub use kyma_connector_sim::{Endpoint, Fault, FaultScope, IssuedCertificate};
-use kyma_connector_sim::{SimConfig, Simulator};
 pub use rustix::process::Signal;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_kyma-certd");
-
-/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
-pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Like [`eventually`], but yields the first `Some` and panics with `what` on timeout.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use base::*;
 
 /// Seconds since the Unix epoch, as the metrics show times.
 pub fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs_f64()
-}
-
-/// The connector simulator, served by a current-thread runtime on a thread of its own.
-pub struct Sim {
-    sim: Option<Arc<Simulator>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sim {
-    /// A simulator issuing certificates valid for `validity`, signing ECDSA too (fast
-    /// keys keep many short-lived certificates cheap), writing its CA files into `out_dir`.
-    pub fn start(validity: Duration, out_dir: &Path) -> Sim {
-        let config = SimConfig {
-            validity,
-            accept_ecdsa: true,
-            app: "orders-app".to_owned(),
-            out_dir: Some(out_dir.to_owned()),
-            ..SimConfig::default()
-        };
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("simulator".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the simulator");
-                runtime.block_on(async move {
-                    let sim = Arc::new(Simulator::start(config).await.expect("simulator starts"));
-                    ready_tx.send(Arc::clone(&sim)).expect("the test waits");
-                    let _ = stop_rx.await;
-                });
-            })
-            .expect("spawn the simulator thread");
-        let sim = ready_rx.recv().expect("the simulator started");
-        Sim {
-            sim: Some(sim),
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// Certificates issued on renewal (mTLS), oldest first.
-    pub fn renewals(&self) -> Vec<IssuedCertificate> {
-        self.issued_certificates()
-            .into_iter()
-            .filter(|c| c.renewal)
-            .collect()
-    }
-
-    /// Signing requests seen so far (both protocols, enrollments included).
-    pub fn signing_requests(&self) -> u64 {
-        let counts = self.request_counts();
-        counts.get(Endpoint::CompassSign)
-            + counts.get(Endpoint::RestSign)
-            + counts.get(Endpoint::RestRenew)
-    }
-}
-
-impl std::ops::Deref for Sim {
-    type Target = Simulator;
-
-    fn deref(&self) -> &Simulator {
-        self.sim.as_ref().expect("running")
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        self.sim.take();
-    }
 }
 
 /// One `[[certificate]]` of a test configuration.
@@ -212,7 +106,14 @@ impl World {
             .prefix("kyma-certd-daemon-test-")
             .tempdir()
             .expect("temporary folder");
-        let sim = Sim::start(validity, &tmp.path().join("simulator"));
+        // ECDSA too: fast keys keep many short-lived certificates cheap.
+        let sim = Sim::start(SimConfig {
+            validity,
+            accept_ecdsa: true,
+            app: "orders-app".to_owned(),
+            out_dir: Some(tmp.path().join("simulator")),
+            ..SimConfig::default()
+        });
         let config = tmp.path().join("config.toml");
         World {
             tmp,
@@ -282,19 +183,9 @@ impl World {
         std::fs::write(&self.config, self.config_text(certs)).expect("write the configuration");
     }
 
-    /// A `kyma-certd --config <config> args...` command.
+    /// A `kyma-certd --config <config> args...` command, with a clean environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("KYMA_CERTD_CONFIG");
-        command
+        kyma_certd(&self.config, args)
     }
 
     /// Enrolls certificate `name` (as configured) with a fresh one-time token through the
@@ -517,16 +408,15 @@ impl Daemon {
 
     /// One scrape of `/metrics`.
     pub fn metrics(&mut self) -> Scrape {
-        let addr = self.metrics_addr();
-        let (status, body) = http_get(addr, "/metrics");
+        let (status, body) = self.get("/metrics");
         assert_eq!(status, 200, "{body}");
-        Scrape(body)
+        Scrape::parse(&body)
     }
 
     /// `GET path` on the metrics port: (status, body).
     pub fn get(&mut self, path: &str) -> (u16, String) {
-        let addr = self.metrics_addr();
-        http_get(addr, path)
+        let response = http_get(self.metrics_addr(), path, &[]);
+        (response.status, response.body)
     }
 
     pub fn signal(&self, signal: Signal) {
@@ -594,97 +484,6 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             eprintln!("---- kyma-certd log ----\n{}\n----", self.log_text());
         }
-    }
-}
-
-/// A minimal HTTP/1.1 GET on 127.0.0.1: (status, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect to /metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-    (status, body.to_owned())
-}
-
-/// The text of one `/metrics` scrape.
-#[derive(Clone, Debug)]
-pub struct Scrape(pub String);
-
-impl Scrape {
-    /// The value of the sample `metric` whose labels include all of `labels`.
-    pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.samples(metric)
-            .into_iter()
-            .find(|(have, _)| {
-                labels
-                    .iter()
-                    .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, value)| value)
-    }
-
-    /// Every sample of `metric`: (labels, value).
-    pub fn samples(&self, metric: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let mut out = Vec::new();
-        for line in self.0.lines() {
-            if line.starts_with('#') || line.is_empty() {
-                continue;
-            }
-            let (series, value) = match line.rsplit_once(' ') {
-                Some(split) => split,
-                None => continue,
-            };
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if name != metric {
-                continue;
-            }
-            let mut map = BTreeMap::new();
-            for pair in labels.split(',').filter(|p| !p.is_empty()) {
-                if let Some((k, v)) = pair.split_once('=') {
-                    map.insert(k.to_owned(), v.trim_matches('"').to_owned());
-                }
-            }
-            if let Ok(value) = value.parse() {
-                out.push((map, value));
-            }
-        }
-        out
-    }
-
-    /// The state whose `kyma_certd_certificate_state` gauge is 1 for `name`.
-    pub fn state(&self, name: &str) -> Option<String> {
-        self.samples("kyma_certd_certificate_state")
-            .into_iter()
-            .find(|(labels, value)| {
-                labels.get("name").map(String::as_str) == Some(name) && *value == 1.0
-            })
-            .map(|(labels, _)| labels["state"].clone())
-    }
-
-    /// Whether any series carries `name="<name>"`.
-    pub fn mentions(&self, name: &str) -> bool {
-        self.0.contains(&format!("name=\"{name}\""))
     }
 }
 

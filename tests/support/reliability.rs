@@ -2,126 +2,23 @@
 //! reliability suite: temporary workspaces, configuration files, enrollment, a daemon with
 //! its log and metrics, and checks of what is on disk. Asserts nothing about the daemon
 //! itself; the tests do.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
+
+#[path = "base.rs"]
+mod base;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::ops::Deref;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kyma_certd::keys::PrivateKey;
 use kyma_certd::x509::CertInfo;
-use kyma_connector_sim::{SimConfig, Simulator};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_kyma-certd");
-
-/// A simulator served by its own thread, so that tests can stay synchronous and drive
-/// processes with plain blocking calls.
-pub struct Sim {
-    sim: Option<Simulator>,
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sim {
-    pub fn start(config: SimConfig) -> Sim {
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("simulator".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the simulator");
-                let sim = rt
-                    .block_on(Simulator::start(config))
-                    .expect("the simulator starts on loopback");
-                started_tx
-                    .send((sim, rt.handle().clone()))
-                    .expect("the test waits for the simulator");
-                let _ = rt.block_on(stopped);
-            })
-            .expect("a thread for the simulator");
-        let (sim, handle) = started_rx.recv().expect("the simulator started");
-        Sim {
-            sim: Some(sim),
-            handle,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// A simulator that signs ECDSA P-256 requests too (fast keys) and issues
-    /// certificates valid for `validity`.
-    pub fn ecdsa(validity: Duration) -> Sim {
-        Sim::start(SimConfig {
-            validity,
-            accept_ecdsa: true,
-            ..SimConfig::default()
-        })
-    }
-
-    /// SHA-256 fingerprints of every certificate it issued.
-    pub fn issued_fingerprints(&self) -> HashSet<String> {
-        self.issued_certificates()
-            .into_iter()
-            .map(|c| c.fingerprint)
-            .collect()
-    }
-
-    /// The runtime the simulator runs on (for helpers that need to spawn beside it).
-    pub fn handle(&self) -> &tokio::runtime::Handle {
-        &self.handle
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        drop(self.sim.take());
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Deref for Sim {
-    type Target = Simulator;
-
-    fn deref(&self) -> &Simulator {
-        self.sim.as_ref().expect("the simulator runs until dropped")
-    }
-}
-
-/// Polls `check` every 50 ms until it yields a value; panics with `what` after `timeout`.
-pub fn poll<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
-    wait_for(timeout, check)
-        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
-}
-
-/// Polls `check` every 50 ms until it yields a value, or `None` after `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use base::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -428,17 +325,9 @@ impl Workspace {
         chmod(&self.config, 0o644);
     }
 
-    /// `kyma-certd --config <config> args...`, with a clean logging environment.
+    /// `kyma-certd --config <config> args...`, with a clean environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("KYMA_CERTD_CONFIG")
-            .stdin(Stdio::null());
-        command
+        kyma_certd(&self.config, args)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -514,7 +403,7 @@ impl Daemon {
             log,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let addr = poll(
+        let addr = wait_for(
             "the metrics address in the log",
             Duration::from_secs(20),
             || {
@@ -537,7 +426,7 @@ impl Daemon {
     /// Waits for the `ready` log line: every certificate has a schedule and the signal
     /// handlers are installed.
     pub fn wait_ready(&self) {
-        poll("the daemon to be ready", Duration::from_secs(20), || {
+        wait_for("the daemon to be ready", Duration::from_secs(20), || {
             self.log_text()
                 .contains(" ready certificates=")
                 .then_some(())
@@ -563,9 +452,11 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// `GET path` on the metrics port.
+    /// `GET path` on the metrics port: (status, body), `None` if it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.metrics_addr, path, Duration::from_secs(10))
+        try_http_get(self.metrics_addr, path, &[], Duration::from_secs(10))
+            .ok()
+            .map(|response| (response.status, response.body))
     }
 
     pub fn scrape(&self) -> Scrape {
@@ -582,7 +473,7 @@ impl Daemon {
     /// SIGTERM, then waits (at most 10 s) for the exit.
     pub fn stop(mut self) -> ExitStatus {
         self.signal(rustix::process::Signal::TERM);
-        poll("the daemon to exit", Duration::from_secs(10), || {
+        wait_for("the daemon to exit", Duration::from_secs(10), || {
             self.child.try_wait().ok().flatten()
         })
     }
@@ -614,114 +505,6 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// A plain HTTP/1.1 GET; `None` when the connection fails or no status line arrives.
-pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    stream.set_read_timeout(Some(timeout)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// One scrape of the metrics in the classic text format.
-#[derive(Debug, Clone, Default)]
-pub struct Scrape {
-    pub samples: Vec<(String, BTreeMap<String, String>, f64)>,
-}
-
-impl Scrape {
-    pub fn parse(text: &str) -> Scrape {
-        let mut samples = Vec::new();
-        for line in text.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let Some((series, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let mut map = BTreeMap::new();
-            for pair in labels.split(',').filter(|p| !p.is_empty()) {
-                if let Some((k, v)) = pair.split_once('=') {
-                    map.insert(k.to_owned(), v.trim_matches('"').to_owned());
-                }
-            }
-            samples.push((name.to_owned(), map, value));
-        }
-        Scrape { samples }
-    }
-
-    /// The sum of the samples of `name` whose labels include `labels`.
-    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|(n, map, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| map.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
-    }
-
-    /// The failure reasons counted for certificate `name`, with their counts.
-    pub fn failure_reasons(&self, name: &str) -> BTreeMap<String, f64> {
-        self.samples
-            .iter()
-            .filter(|(n, map, v)| {
-                n == "kyma_certd_renewal_failures_total"
-                    && map.get("name").map(String::as_str) == Some(name)
-                    && *v > 0.0
-            })
-            .map(|(_, map, v)| (map.get("reason").cloned().unwrap_or_default(), *v))
-            .collect()
-    }
-
-    /// The state whose gauge is 1 for certificate `name`.
-    pub fn state(&self, name: &str) -> Option<String> {
-        self.samples
-            .iter()
-            .find(|(n, map, v)| {
-                n == "kyma_certd_certificate_state"
-                    && map.get("name").map(String::as_str) == Some(name)
-                    && *v == 1.0
-            })
-            .and_then(|(_, map, _)| map.get("state").cloned())
-    }
-
-    pub fn successes(&self, name: &str) -> f64 {
-        self.sum(
-            "kyma_certd_renewals_total",
-            &[("name", name), ("result", "success")],
-        )
-    }
-
-    pub fn failures(&self, name: &str) -> f64 {
-        self.sum(
-            "kyma_certd_renewals_total",
-            &[("name", name), ("result", "failure")],
-        )
-    }
 }
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `Err` with the

@@ -1,101 +1,20 @@
-//! Harness for the observability tests: the connector simulator on a thread of its own,
-//! a temporary configuration, the real `kyma-certd` binary as a child process (stopped on
-//! drop), a small HTTP/1.1 client and a reader for the classic Prometheus text format.
-//! Tests stay synchronous; only the simulator runs async, on its own runtime.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+//! Harness for the observability tests: a temporary configuration and the real
+//! `kyma-certd` binary as a child process (stopped on drop), with the shared simulator,
+//! HTTP client and scrape reader. Tests stay synchronous; only the simulator runs async,
+//! on its own runtime.
+#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
 
-use std::collections::BTreeMap;
+#[path = "base.rs"]
+mod base;
+
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::ops::Deref;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kyma_connector_sim::{SimConfig, Simulator};
-
-/// The daemon under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_kyma-certd");
-
-/// Calls `check` every 25 ms until it gives a value; fails the test with `what` (and the
-/// last state `check` reported through `last`) after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The simulator
-
-/// A connector simulator serving on its own thread and runtime until dropped.
-pub struct Sim {
-    sim: Arc<Simulator>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sim {
-    /// A simulator whose certificates live `validity`.
-    pub fn start(validity: Duration) -> Sim {
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("simulator".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the simulator");
-                runtime.block_on(async move {
-                    let config = SimConfig {
-                        validity,
-                        ..SimConfig::default()
-                    };
-                    let sim = Arc::new(Simulator::start(config).await.expect("simulator starts"));
-                    let _ = started_tx.send(Arc::clone(&sim));
-                    let _ = stopped.await;
-                });
-            })
-            .expect("a thread for the simulator");
-        let sim = started.recv().expect("the simulator started");
-        Sim {
-            sim,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Deref for Sim {
-    type Target = Simulator;
-
-    fn deref(&self) -> &Simulator {
-        &self.sim
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+pub use base::*;
 
 // ---------------------------------------------------------------------------------------
 // Configuration and the command line
@@ -236,18 +155,7 @@ impl Setup {
 
     /// A `kyma-certd` command with this configuration and a clean environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("KYMA_CERTD_CONFIG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .stdin(Stdio::null());
-        command
+        kyma_certd(&self.config, args)
     }
 
     /// Runs a one-shot command to completion.
@@ -422,7 +330,7 @@ impl Daemon {
             stdout,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        daemon.addr = wait_for(Duration::from_secs(30), "the metrics address", || {
+        daemon.addr = wait_for("the metrics address", Duration::from_secs(30), || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!("the daemon exited early ({status}):\n{}", daemon.logs());
             }
@@ -456,7 +364,7 @@ impl Daemon {
         }
         self.signal(rustix::process::Signal::TERM);
         let child = &mut self.child;
-        wait_for(Duration::from_secs(10), "the daemon to stop", || {
+        wait_for("the daemon to stop", Duration::from_secs(10), || {
             child.try_wait().expect("wait for the daemon")
         })
     }
@@ -481,20 +389,14 @@ impl Daemon {
         check: impl Fn(&Scrape) -> bool,
     ) -> Scrape {
         let mut last = String::new();
-        let found = {
-            let deadline = Instant::now() + limit;
-            loop {
-                let scrape = self.scrape();
-                if check(&scrape) {
-                    break Some(scrape);
-                }
-                last = scrape.text.clone();
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(25));
+        let found = try_wait_for(limit, || {
+            let scrape = self.scrape();
+            if check(&scrape) {
+                return Some(scrape);
             }
-        };
+            last = scrape.text;
+            None
+        });
         found.unwrap_or_else(|| {
             panic!(
                 "timed out after {limit:?} waiting for {what}\n--- last scrape\n{last}\n--- daemon log\n{}",
@@ -537,259 +439,6 @@ fn chown_tree(path: &Path, id: u32) {
             chown_tree(&entry.expect("entry").path(), id);
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// HTTP
-
-/// A whole HTTP response.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// `GET path` with `Connection: close` and `headers`; panics on a transport error.
-pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    exchange(addr, request.as_bytes(), Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
-}
-
-/// Sends `request` as is and reads the response until the server closes the connection.
-pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(request)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    if request.starts_with(b"HEAD ") {
-        // The headers describe the body a GET would get; none follows.
-        return parse(&raw, false);
-    }
-    parse_response(&raw)
-}
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
-}
-
-/// Parses one HTTP/1.x response: status, headers, and a body by length, chunks or EOF.
-pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
-    parse(raw, true)
-}
-
-fn parse(raw: &[u8], has_body: bool) -> io::Result<Response> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of the response head"))?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| invalid("head is not UTF-8"))?;
-    let mut body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("no status code"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let bytes = if !has_body {
-        if !body.is_empty() {
-            return Err(invalid("a body after a HEAD response"));
-        }
-        Vec::new()
-    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        let mut out = Vec::new();
-        loop {
-            let end = body
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or_else(|| invalid("no chunk size"))?;
-            let size_text = std::str::from_utf8(&body[..end]).map_err(|_| invalid("chunk"))?;
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| invalid("chunk size"))?;
-            body = &body[end + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(body.get(..size).ok_or_else(|| invalid("short chunk"))?);
-            body = body.get(size + 2..).ok_or_else(|| invalid("short chunk"))?;
-        }
-        out
-    } else if let Some(length) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.get(..length)
-            .ok_or_else(|| invalid("body shorter than its content-length"))?
-            .to_vec()
-    } else {
-        body.to_vec()
-    };
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8(bytes).map_err(|_| invalid("body is not UTF-8"))?,
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// The classic text format
-
-/// One sample line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
-
-/// A parsed scrape in the classic text format.
-#[derive(Debug, Clone)]
-pub struct Scrape {
-    pub text: String,
-    pub samples: Vec<Sample>,
-}
-
-impl Scrape {
-    pub fn parse(text: &str) -> Scrape {
-        let samples = text
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| parse_sample(l).unwrap_or_else(|| panic!("unparsable sample line {l:?}")))
-            .collect();
-        Scrape {
-            text: text.to_owned(),
-            samples,
-        }
-    }
-
-    /// The samples named `name` whose labels include all of `labels`.
-    pub fn matching(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
-        self.samples
-            .iter()
-            .filter(|s| {
-                s.name == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .collect()
-    }
-
-    /// The one sample named `name` with `labels`, if there is one; panics on several.
-    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let found = self.matching(name, labels);
-        assert!(
-            found.len() <= 1,
-            "several samples match {name} {labels:?}: {found:?}"
-        );
-        found.first().map(|s| s.value)
-    }
-
-    /// Like [`Scrape::get`], but the sample must exist.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.get(name, labels)
-            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in\n{}", self.text))
-    }
-
-    /// The state whose `certificate_state` sample is 1 for `name`; `None` when there is
-    /// not exactly one.
-    pub fn state(&self, name: &str) -> Option<String> {
-        let on: Vec<&Sample> = self
-            .matching("kyma_certd_certificate_state", &[("name", name)])
-            .into_iter()
-            .filter(|s| s.value == 1.0)
-            .collect();
-        match on.as_slice() {
-            [one] => one.labels.get("state").cloned(),
-            _ => None,
-        }
-    }
-
-    /// Every `renewal_failures_total` of `name`, by reason.
-    pub fn failures(&self, name: &str) -> BTreeMap<String, f64> {
-        self.matching("kyma_certd_renewal_failures_total", &[("name", name)])
-            .into_iter()
-            .map(|s| (s.labels["reason"].clone(), s.value))
-            .collect()
-    }
-
-    pub fn renewals(&self, name: &str, result: &str) -> f64 {
-        self.value(
-            "kyma_certd_renewals_total",
-            &[("name", name), ("result", result)],
-        )
-    }
-}
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let (name_end, mut rest) = match line.find(['{', ' ']) {
-        Some(i) => (i, &line[i..]),
-        None => return None,
-    };
-    let name = line[..name_end].to_owned();
-    let mut labels = BTreeMap::new();
-    if let Some(inner) = rest.strip_prefix('{') {
-        rest = inner;
-        loop {
-            if let Some(after) = rest.strip_prefix('}') {
-                rest = after;
-                break;
-            }
-            let eq = rest.find('=')?;
-            let key = rest[..eq].trim().to_owned();
-            rest = rest[eq + 1..].strip_prefix('"')?;
-            let mut value = String::new();
-            let mut chars = rest.char_indices();
-            let end = loop {
-                let (i, c) = chars.next()?;
-                match c {
-                    '"' => break i,
-                    '\\' => match chars.next()?.1 {
-                        'n' => value.push('\n'),
-                        other => value.push(other),
-                    },
-                    other => value.push(other),
-                }
-            };
-            labels.insert(key, value);
-            rest = &rest[end + 1..];
-            rest = rest.strip_prefix(',').unwrap_or(rest);
-        }
-    }
-    let value = rest.split_whitespace().next()?.parse().ok()?;
-    Some(Sample {
-        name,
-        labels,
-        value,
-    })
 }
 
 /// Whether `program` can be run; else, unless `KYMA_CERTD_NO_PROMETHEUS=1`, fails the test

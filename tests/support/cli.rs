@@ -2,12 +2,17 @@
 //! temporary folder with a generated config, and the real `kyma-certd` binary.
 #![allow(dead_code)]
 
+#[path = "bin.rs"]
+mod bin;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use kyma_connector_sim::{SimConfig, Simulator};
+
+use bin::kyma_certd;
 
 /// A simulator, a folder and a config file for one test.
 pub struct Env {
@@ -115,13 +120,8 @@ impl Env {
     }
 
     pub fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kyma-certd"));
+        let mut command = kyma_certd(&self.config, args);
         command
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
