@@ -44,7 +44,14 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         name: String,
         /// The one-time token (prefer --token-file: a token on the command line can end up in shell history).
-        #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+        // Tokens are base64url and may start with `-`: that is the value, not an option
+        // (and clap's error would otherwise quote the start of the token).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            conflicts_with = "token_file",
+            allow_hyphen_values = true
+        )]
         token: Option<String>,
         /// Read the one-time token from a file; `-` reads standard input.
         #[arg(long, value_name = "FILE")]
@@ -152,5 +159,15 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn a_token_may_start_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["kyma-certd", "enroll", "--name", "a", "--token", "-_x9Kq"])
+            .expect("a token starting with '-' is a value");
+        match cli.command {
+            Command::Enroll { token, .. } => assert_eq!(token.as_deref(), Some("-_x9Kq")),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 }
