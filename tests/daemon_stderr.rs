@@ -1,8 +1,11 @@
 //! A daemon whose standard error goes away (a log collector that stops reading, a closed
 //! pipe) keeps running: logging fails quietly, it never takes the process down.
 
+#[path = "support/bin.rs"]
+mod bin;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -19,13 +22,8 @@ fn daemon_keeps_running_after_its_stderr_is_closed() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kyma-certd"))
-        .arg("--config")
-        .arg(&config_path)
-        .arg("run")
-        .env_remove("NOTIFY_SOCKET")
+    let mut child = bin::kyma_certd(&config_path, &["run"])
         .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

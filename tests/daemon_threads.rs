@@ -2,8 +2,11 @@
 //! generation and durable writes share a small blocking pool sized by
 //! `max_concurrent_renewals`, and that pool runs at a lower priority than the event loop.
 
+#[path = "support/bin.rs"]
+mod bin;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,13 +40,8 @@ impl Daemon {
         }
         let config_path = folder.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kyma-certd"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("run")
-            .env_remove("NOTIFY_SOCKET")
+        let mut child = bin::kyma_certd(&config_path, &["run"])
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use kyma_certd::config::{self, CertificateConfig};
 use kyma_certd::flow;
-use kyma_certd::protocol::{self, Connector, HttpSettings, Identity};
+use kyma_certd::protocol::Connector;
 use kyma_certd::store::Store;
-use zeroize::Zeroizing;
 
 fn main() -> ExitCode {
     match run() {
@@ -76,23 +75,9 @@ async fn round_trip(cert: &CertificateConfig) -> anyhow::Result<Duration> {
         .read_state()?
         .renewal_url
         .ok_or_else(|| anyhow!("no renewal URL in state.json"))?;
-    let identity = Identity::new(
-        current.chain_pem.clone(),
-        Zeroizing::new(current.key.to_pem().to_owned()),
-    );
-    let server_ca_pem = match &cert.server_ca_file {
-        Some(path) => Some(std::fs::read(path)?),
-        None => None,
-    };
+    let identity = flow::identity_of(&current);
     let started = Instant::now();
-    let connector = protocol::connector(
-        cert.protocol,
-        HttpSettings {
-            server_ca_pem,
-            timeout: cert.timeout,
-            allow_insecure_http: false,
-        },
-    )?;
+    let connector = flow::connector_for(cert)?;
     connector.begin_renew(&url, &identity).await?;
     Ok(started.elapsed())
 }
@@ -124,22 +109,8 @@ async fn steps(cert: &CertificateConfig, print: bool) -> anyhow::Result<()> {
         .renewal_url
         .ok_or_else(|| anyhow!("no renewal URL in state.json"))?;
     lap("load");
-    let server_ca_pem = match &cert.server_ca_file {
-        Some(path) => Some(std::fs::read(path)?),
-        None => None,
-    };
-    let connector = protocol::connector(
-        cert.protocol,
-        HttpSettings {
-            server_ca_pem,
-            timeout: cert.timeout,
-            allow_insecure_http: false,
-        },
-    )?;
-    let identity = Identity::new(
-        current.chain_pem.clone(),
-        Zeroizing::new(current.key.to_pem().to_owned()),
-    );
+    let connector = flow::connector_for(cert)?;
+    let identity = flow::identity_of(&current);
     lap("connector");
     let plan = connector.begin_renew(&url, &identity).await?;
     let subject = Subject::parse(&plan.subject)?;

@@ -91,7 +91,7 @@ impl FlowError {
 }
 
 /// Builds the connector client for a certificate: its protocol, trust and timeout.
-pub(crate) fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, FlowError> {
+pub fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, FlowError> {
     let server_ca_pem = match &cfg.server_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|source| FlowError::ServerCa {
             path: path.clone(),
@@ -156,7 +156,7 @@ pub(crate) fn renewal_url(
 }
 
 /// The current certificate as an mTLS identity.
-pub(crate) fn identity_of(current: &CurrentMaterial) -> Identity {
+pub fn identity_of(current: &CurrentMaterial) -> Identity {
     Identity::new(
         current.chain_pem.clone(),
         zeroize::Zeroizing::new(current.key.to_pem().to_owned()),
