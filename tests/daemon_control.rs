@@ -2,6 +2,8 @@
 //! renewal, SIGUSR1, files replaced by an operator, and certificates that only a new
 //! enrollment can save. The real binary against the in-process simulator over TLS.
 
+#[path = "support/store.rs"]
+mod fixtures;
 #[path = "support/daemon.rs"]
 mod harness;
 
@@ -12,10 +14,7 @@ use harness::{
     CertSpec, Endpoint, Fault, FaultScope, OnDisk, Signal, World, eventually, fingerprint_on_disk,
     temporary_leftovers, unix, wait_for,
 };
-use kyma_certd::keys::PrivateKey;
 use kyma_certd::store::Store;
-use kyma_certd::verify::VerifiedMaterial;
-use kyma_certd::x509::CertInfo;
 
 const SHORT: Duration = Duration::from_secs(20);
 /// Long enough that nothing is due during a test: every renewal is one the test asked for.
@@ -471,8 +470,6 @@ fn a_missing_certificate_waits_quietly_until_enrolled_then_renews() {
 fn write_expired(world: &World, name: &str) {
     let config = kyma_certd::config::load(&world.config).unwrap();
     let cfg = config.certificates.iter().find(|c| c.name == name).unwrap();
-    let key = PrivateKey::generate(kyma_certd::config::KeyAlgorithm::EcdsaP256).unwrap();
-    let pair = rcgen::KeyPair::from_pem(key.to_pem()).unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
@@ -480,19 +477,8 @@ fn write_expired(world: &World, name: &str) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::seconds(80);
     params.not_after = now - time::Duration::seconds(60);
-    let cert_pem = params.self_signed(&pair).unwrap().pem();
-    let info = CertInfo::from_pem(&cert_pem).unwrap();
     let store = Store::new(cfg);
-    store
-        .swap(&VerifiedMaterial {
-            chain_pem: format!("{cert_pem}{cert_pem}"),
-            ca_pem: cert_pem.clone(),
-            cert_pem,
-            key,
-            info,
-            warnings: Vec::new(),
-        })
-        .unwrap();
+    store.swap(&fixtures::self_signed(params)).unwrap();
     let mut state = store.read_state().unwrap();
     state.renewal_url = Some(world.sim.compass_mtls_url());
     state.enrolled_at = Some(SystemTime::now() - Duration::from_secs(80));

@@ -5,7 +5,6 @@
 mod bin;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -22,12 +21,7 @@ fn daemon_keeps_running_after_its_stderr_is_closed() {
         ),
     )
     .unwrap();
-    let mut child = bin::kyma_certd(&config_path, &["run"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = bin::run_with_piped_log(&config_path);
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
 
     let mut stderr = BufReader::new(child.stderr.take().unwrap());

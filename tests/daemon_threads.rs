@@ -6,7 +6,7 @@
 mod bin;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -40,12 +40,7 @@ impl Daemon {
         }
         let config_path = folder.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = bin::kyma_certd(&config_path, &["run"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = bin::run_with_piped_log(&config_path);
         let stderr = child.stderr.take().unwrap();
         let daemon = Daemon {
             child,

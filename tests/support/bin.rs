@@ -2,7 +2,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// The `kyma-certd` built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_kyma-certd");
@@ -23,4 +23,15 @@ pub fn kyma_certd(config: &Path, args: &[&str]) -> Command {
         .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null());
     command
+}
+
+/// `kyma-certd run` with `config`, its text log (info and up) on a pipe for the test to
+/// read as `child.stderr`.
+pub fn run_with_piped_log(config: &Path) -> Child {
+    kyma_certd(config, &["run"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kyma-certd run starts")
 }

@@ -1,5 +1,6 @@
 //! Fixtures for the store's process-wide tests, built through the public API: a
 //! configuration for a temporary directory and self-signed material. Does not verify.
+//! The daemon tests use the material too, for certificates a connector would not issue.
 
 #![allow(dead_code)]
 
@@ -22,9 +23,14 @@ pub fn certificate(dir: &Path, extra: &str) -> CertificateConfig {
 
 /// A key and a self-signed certificate for it, shaped like verified material.
 pub fn material() -> VerifiedMaterial {
+    self_signed(rcgen::CertificateParams::new(vec!["orders.test".to_owned()]).unwrap())
+}
+
+/// A fresh P-256 key and a certificate made from `params` for it, self-signed, shaped
+/// like verified material (the certificate doubles as chain and CA).
+pub fn self_signed(params: rcgen::CertificateParams) -> VerifiedMaterial {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let pair = rcgen::KeyPair::from_pem(key.to_pem()).unwrap();
-    let params = rcgen::CertificateParams::new(vec!["orders.test".to_owned()]).unwrap();
     let cert_pem = params.self_signed(&pair).unwrap().pem();
     let info = CertInfo::from_pem(&cert_pem).unwrap();
     VerifiedMaterial {
