@@ -4,7 +4,7 @@
 //! `status --json` and the files on disk. Synchronous on purpose: tests poll with
 //! deadlines while the simulator serves on its own runtime. Does not assert anything
 //! itself beyond "the helper worked".
-#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
+#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 #[path = "base.rs"]
 mod base;
@@ -19,10 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyma_certd::x509::CertInfo;
 use kyma_connector_sim::SimConfig;
-pub use kyma_connector_sim::{Endpoint, Fault, FaultScope, IssuedCertificate};
-pub use rustix::process::Signal;
-
+// Re-exported for the tests; not every test binary uses every piece.
+#[allow(unused_imports)]
 pub use base::*;
+#[allow(unused_imports)]
+pub use kyma_connector_sim::{Endpoint, Fault, FaultScope};
+pub use rustix::process::Signal;
 
 /// Seconds since the Unix epoch, as the metrics show times.
 pub fn unix(t: SystemTime) -> f64 {

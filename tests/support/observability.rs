@@ -2,7 +2,7 @@
 //! `kyma-certd` binary as a child process (stopped on drop), with the shared simulator,
 //! HTTP client and scrape reader. Tests stay synchronous; only the simulator runs async,
 //! on its own runtime.
-#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
+#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 #[path = "base.rs"]
 mod base;
@@ -10,10 +10,11 @@ mod base;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[allow(unused_imports)] // Not every suite uses every shared piece.
 pub use base::*;
 
 // ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! reliability suite: temporary workspaces, configuration files, enrollment, a daemon with
 //! its log and metrics, and checks of what is on disk. Asserts nothing about the daemon
 //! itself; the tests do.
-#![allow(dead_code, unused_imports)] // Each test binary uses a different part of this module.
+#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 #[path = "base.rs"]
 mod base;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use kyma_certd::keys::PrivateKey;
 use kyma_certd::x509::CertInfo;
 
+#[allow(unused_imports)] // Not every suite uses every shared piece.
 pub use base::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
