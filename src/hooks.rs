@@ -2,7 +2,6 @@
 //! process named by a pid file, a systemd reload, or a command without a shell. Does not
 //! decide when hooks run, and never touches the certificate files.
 
-use std::error::Error as _;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -155,7 +154,7 @@ pub async fn run_hooks(name: &str, hooks: &[HookConfig], env: &HookEnv) -> Vec<H
                 }
             }
             Err(err) => {
-                let error = error_chain(&err);
+                let error = crate::errors::error_chain(&err);
                 tracing::warn!(cert = name, hook = kind.as_label(), %error, "hook failed");
                 HookOutcome {
                     kind,
@@ -167,17 +166,6 @@ pub async fn run_hooks(name: &str, hooks: &[HookConfig], env: &HookEnv) -> Vec<H
         outcomes.push(outcome);
     }
     outcomes
-}
-
-fn error_chain(err: &HookError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn signal_of(signal: HookSignal) -> (Signal, &'static str) {

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod errors;
 pub mod exit;
 pub mod flow;
 pub mod hooks;

@@ -23,7 +23,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         if !force {
             match store.load_current() {
                 Ok(Some(current)) => {
-                    let due = flow::scheduled_renewal(cert, &current.info);
+                    let due = crate::schedule::due(cert, &current.info);
                     if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
                         println!(
                             "{}: not due until {} (use --force to renew now)",
@@ -42,7 +42,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         }
         let started = std::time::Instant::now();
         let result = flow::renew(cert, &store).await;
-        flow::record_attempt(&store, result.as_ref().map(|_| ()));
+        store.record_attempt(result.as_ref().map(|_| ()));
         match result {
             Ok(renewed) => println!(
                 "{}: renewed in {:.2}s, {} -> {}, valid until {}",

@@ -104,7 +104,7 @@ fn inspect(
     status.not_after = Some(timestamp(info.not_after));
     status.seconds_left = Some(signed_seconds(info.not_after, now));
     if status.state == "valid" || status.state == "backoff" {
-        let due = flow::scheduled_renewal(cert, info);
+        let due = crate::schedule::due(cert, info);
         let next = match state.next_attempt {
             Some(retry) if status.state == "backoff" => retry,
             _ => due,

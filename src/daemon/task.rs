@@ -111,7 +111,7 @@ impl Task {
                 }
             }
             Ok(Err(e)) => {
-                error!(error = %flow::error_chain(&e), "cannot recover the certificate directory")
+                error!(error = %crate::errors::error_chain(&e), "cannot recover the certificate directory")
             }
             Err(_) => error!("recovery was interrupted"),
         }
@@ -255,7 +255,7 @@ impl Task {
         let ctx = &self.ctx;
         let (state, due) = match self.retry_at {
             Some(at) if self.failures > 0 => (CertState::Backoff, at),
-            _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, info)),
+            _ => (CertState::Valid, crate::schedule::due(&ctx.cfg, info)),
         };
         // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
@@ -287,7 +287,7 @@ impl Task {
         );
         // The certificate leaves "renewing" with its permit: a scrape never sees more
         // than `max_concurrent_renewals` certificates renewing.
-        let due = flow::scheduled_renewal(&ctx.cfg, &renewed.info);
+        let due = crate::schedule::due(&ctx.cfg, &renewed.info);
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
         ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
         report(ctx, CertState::Valid, Some(due));
@@ -312,7 +312,7 @@ impl Task {
         self.refused = Some(Refusal {
             fingerprint: info.fingerprint_sha256.clone(),
             state,
-            cause: flow::error_chain(error),
+            cause: crate::errors::error_chain(error),
         });
     }
 
@@ -333,7 +333,7 @@ impl Task {
             reason = error.reason().as_str(),
             consecutive_failures = self.failures,
             retry_in_seconds = delay.as_secs(),
-            error = %flow::error_chain(error),
+            error = %crate::errors::error_chain(error),
             "renewal failed; retrying in {}",
             humantime::format_duration(Duration::from_secs(delay.as_secs()))
         );
@@ -369,14 +369,14 @@ async fn renew_once(
         && !reached_connector(e)
     {
         // Nothing was attempted: no counter moves and state.json keeps its record.
-        debug!(error = %flow::error_chain(e), "not renewing");
+        debug!(error = %crate::errors::error_chain(e), "not renewing");
         return Some((result, permit));
     }
     // state.json is written with fsyncs: off the event loop, so that scrapes, health
     // checks and the other certificates never wait for the disk.
     let record = Store::new(&ctx.cfg);
     let result = tokio::task::spawn_blocking(move || {
-        flow::record_attempt(&record, result.as_ref().map(|_| ()));
+        record.record_attempt(result.as_ref().map(|_| ()));
         result
     })
     .await
@@ -439,7 +439,7 @@ fn inspect(store: &Store) -> Standing {
             state: CertState::Missing,
             why: format!(
                 "the certificate on disk is unusable: {}",
-                flow::error_chain(&e)
+                crate::errors::error_chain(&e)
             ),
         },
         Ok(Some(current)) if state.is_revoked(&current.info.fingerprint_sha256) => {
@@ -497,7 +497,7 @@ fn mark_revoked(store: &Store, fingerprint: &str) {
         store.write_state(&state)
     });
     if let Err(e) = result {
-        warn!(error = %flow::error_chain(&e), "cannot record the revocation in state.json");
+        warn!(error = %crate::errors::error_chain(&e), "cannot record the revocation in state.json");
     }
 }
 
@@ -507,7 +507,7 @@ fn persist_retry(store: &Store, at: SystemTime) {
         store.write_state(&state)
     });
     if let Err(e) = result {
-        debug!(error = %flow::error_chain(&e), "cannot record the retry time in state.json");
+        debug!(error = %crate::errors::error_chain(&e), "cannot record the retry time in state.json");
     }
 }
 

@@ -6,12 +6,12 @@ use std::time::SystemTime;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::{FlowError, connector_for, generate_key, verify_and_swap};
+use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
 use crate::config::{CertificateConfig, Protocol};
 use crate::keys::{build_csr, csr_base64};
 use crate::protocol::Connector;
 use crate::secret::Token;
-use crate::store::Store;
+use crate::store::{Expect, Store};
 use crate::subject::Subject;
 use crate::x509::CertInfo;
 
@@ -54,18 +54,33 @@ pub async fn enroll(
     let csr = build_csr(&key, &subject)?;
     debug!("sending the signing request");
     let issued = connector.sign(&plan, &csr_base64(&csr), None).await?;
-    let (info, _) = verify_and_swap(cfg, &issued, key, &subject, None).await?;
+    // An enrollment replaces whatever is there: the operator asked for it.
+    let committed = verify_and_commit(
+        cfg,
+        Answer {
+            plan: &plan,
+            issued: &issued,
+            key,
+            subject: &subject,
+        },
+        None,
+        Expect::Anything,
+    )
+    .await?;
+    let info = committed.info;
 
-    let mut state = store.read_state()?;
-    state.renewal_url = plan.renewal_url.clone();
-    state.revoked = None;
-    state.protocol = Some(cfg.protocol);
-    state.next_attempt = None;
-    state.enrolled_at = Some(SystemTime::now());
-    state.last_error = None;
-    state.consecutive_failures = 0;
-    store.write_state(&state)?;
-    if state.renewal_url.is_none() && cfg.renewal_url.is_none() {
+    // The renewal URL lives in the generation's connection.json; state.json keeps a
+    // copy for older versions reading this directory.
+    store.update_state(|state| {
+        state.renewal_url = plan.renewal_url.clone();
+        state.revoked = None;
+        state.protocol = Some(cfg.protocol);
+        state.next_attempt = None;
+        state.enrolled_at = Some(SystemTime::now());
+        state.last_error = None;
+        state.consecutive_failures = 0;
+    })?;
+    if plan.renewal_url.is_none() && cfg.renewal_url.is_none() {
         warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
     }
     info!(fingerprint = %info.fingerprint_sha256, not_after = %crate::verify::timestamp(info.not_after), "enrolled");
