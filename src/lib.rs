@@ -17,6 +17,7 @@ pub mod flow;
 pub mod hooks;
 pub mod keys;
 pub mod logging;
+pub mod notify;
 pub mod protocol;
 pub mod report;
 pub mod schedule;

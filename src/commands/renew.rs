@@ -3,14 +3,18 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::exit::{CommandError, CommandResult, Exit};
+use crate::config::CertificateConfig;
+use crate::exit::{CommandError, CommandResult};
 use crate::flow;
+use crate::notify;
 use crate::store::Store;
 use crate::verify::timestamp;
 
 pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> CommandResult {
     let config = super::load_config(config_path)?;
     let mut worst: Option<CommandError> = None;
+    // Renew what is due, then tell the dependents of every certificate whatever they
+    // have not heard yet: this renewal, or one whose hooks failed or were cut short.
     for cert in super::selected(&config, name)? {
         let span =
             tracing::info_span!("renew", cert = %cert.name, protocol = cert.protocol.as_str());
@@ -55,10 +59,41 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
             Err(e) => keep_worst(&mut worst, super::flow_error(&cert.name, e)),
         }
     }
+    for cert in super::selected(&config, name)? {
+        if let Err(e) = tell_dependents(cert).await {
+            keep_worst(&mut worst, e);
+        }
+    }
     match worst {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Runs the hooks that have not heard of `cert`'s current certificate; exit code 4 when
+/// one of them failed (it stays pending for the daemon or the next `renew`).
+async fn tell_dependents(cert: &CertificateConfig) -> Result<(), CommandError> {
+    let store = Store::new(cert);
+    let Ok(Some(current)) = store.load_current() else {
+        return Ok(());
+    };
+    let round = notify::deliver(
+        cert,
+        &store.state(),
+        &current.info,
+        &store.consumer_paths(),
+    )
+    .await;
+    if round.all_told() {
+        return Ok(());
+    }
+    Err(CommandError::not_notified(anyhow::anyhow!(
+        "{}: {} of {} on_renew hooks did not succeed and stay pending: {}",
+        cert.name,
+        round.left.hooks.len(),
+        cert.on_renew.len(),
+        round.left.last_error.unwrap_or_default()
+    )))
 }
 
 /// Keeps going over the other certificates; reports the most serious failure, and
@@ -66,9 +101,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
 fn keep_worst(worst: &mut Option<CommandError>, error: CommandError) {
     let replace = match worst {
         None => true,
-        Some(current) => {
-            error.exit == Exit::ReenrollmentNeeded && current.exit != Exit::ReenrollmentNeeded
-        }
+        Some(current) => error.exit.is_worse_than(current.exit),
     };
     if replace {
         if let Some(previous) = worst.replace(error) {

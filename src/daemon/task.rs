@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::CertificateConfig;
 use crate::flow::{self, FlowError};
-use crate::hooks::{HookEnv, run_hooks};
+use crate::notify;
 use crate::report::{CertState, Metrics};
 use crate::schedule::{Backoff, next_wakeup};
 use crate::store::Store;
@@ -151,10 +151,18 @@ impl Task {
             }
         };
         self.note_valid(&info);
+        // Dependents hear of every certificate that became current, before anything else
+        // happens to it: after a renewal, at start, after a crash or a reload.
+        let pending = self.pending_notifications(&info);
+        if pending.is_due(SystemTime::now()) {
+            return self.notify_dependents(&info).await;
+        }
         let due = self.schedule(&info);
-        match wait_until(due, &mut self.ctx).await {
+        let wake = pending.retry_at.map_or(due, |retry| retry.min(due));
+        match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
             Woke::Control(Control::FilesChanged) => return ControlFlow::Continue(()),
+            Woke::Due if wake < due => return ControlFlow::Continue(()),
             Woke::Due | Woke::Control(Control::RenewNow) => {}
         }
 
@@ -175,6 +183,44 @@ impl Task {
             Err(e) if !reached_connector(&e) => {}
             Err(e) if e.needs_reenrollment() => self.refused_by_connector(&info, &e).await,
             Err(e) => self.failed(&info, &e, permit).await,
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The hooks that have not heard of the certificate `info`, also as a metric.
+    fn pending_notifications(&self, info: &CertInfo) -> notify::Pending {
+        let pending = notify::pending(&self.ctx.cfg, &self.store.state(), &info.fingerprint_sha256);
+        self.ctx
+            .metrics
+            .hooks_pending(&self.ctx.cfg.name, pending.hooks.len());
+        pending
+    }
+
+    /// One round of the pending notifications; a hook still running when the task is
+    /// cancelled is stopped and stays pending.
+    async fn notify_dependents(&mut self, info: &CertInfo) -> ControlFlow<()> {
+        let ctx = &self.ctx;
+        let state = self.store.state();
+        let paths = self.store.consumer_paths();
+        // Boxed like the renewal: it exists only while hooks run.
+        let round = tokio::select! {
+            round = Box::pin(notify::deliver(&ctx.cfg, &state, info, &paths)) => round,
+            () = ctx.cancel.cancelled() => {
+                info!("stopping: the interrupted notification stays pending");
+                return ControlFlow::Break(());
+            }
+        };
+        for outcome in &round.outcomes {
+            ctx.metrics.hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
+        }
+        ctx.metrics
+            .hooks_pending(&ctx.cfg.name, round.left.hooks.len());
+        if let Some(at) = round.left.retry_at {
+            warn!(
+                pending = round.left.hooks.len(),
+                retry_at = %timestamp(at),
+                "a dependent was not told about the new certificate; retrying"
+            );
         }
         ControlFlow::Continue(())
     }
@@ -291,9 +337,9 @@ impl Task {
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
         ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
         report(ctx, CertState::Valid, Some(due));
-        // Hooks may take their whole timeout: they do not hold up other renewals.
+        // Hooks may take their whole timeout: they do not hold up other renewals. They
+        // run at the next look at the files, which finds the new certificate pending.
         drop(permit);
-        Box::pin(notify_dependents(ctx, renewed)).await;
     }
 
     /// Expired or revoked by the connector's own answer: only an operator can help.
@@ -369,7 +415,11 @@ async fn renew_once(
         && !reached_connector(e)
     {
         // Nothing was attempted: no counter moves and state.json keeps its record.
-        debug!(error = %crate::errors::error_chain(e), "not renewing");
+        if e.is_superseded() {
+            info!(error = %crate::errors::error_chain(e), "renewal discarded");
+        } else {
+            debug!(error = %crate::errors::error_chain(e), "not renewing");
+        }
         return Some((result, permit));
     }
     // state.json is written with fsyncs: off the event loop, so that scrapes, health
@@ -399,34 +449,19 @@ async fn renew_once(
     Some((result, permit))
 }
 
-/// Whether a renewal got as far as asking the connector. It stops before when the
-/// current certificate expired, was revoked or disappeared since it was inspected.
+/// Whether a renewal counts as an attempt (a success or a failure). It does not when it
+/// stopped before asking the connector because the current certificate expired, was
+/// revoked or disappeared since it was inspected, nor when its result was discarded
+/// because someone else replaced the certificate meanwhile: then the next look at the
+/// files decides what to do.
 fn reached_connector(error: &FlowError) -> bool {
-    !matches!(
-        error,
-        FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
-    )
+    !error.is_superseded()
+        && !matches!(
+            error,
+            FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
+        )
 }
 
-async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
-    if ctx.cfg.on_renew.is_empty() {
-        return;
-    }
-    let env = HookEnv {
-        name: ctx.cfg.name.clone(),
-        cert: renewed.paths.cert.clone(),
-        key: renewed.paths.key.clone(),
-        chain: renewed.paths.chain.clone(),
-        ca: renewed.paths.ca.clone(),
-        fingerprint: renewed.info.fingerprint_sha256.clone(),
-        not_after: timestamp(renewed.info.not_after),
-    };
-    // `run_hooks` logs each outcome; a failure never touches the renewed certificate.
-    for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
-        ctx.metrics
-            .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
-    }
-}
 
 fn inspect(store: &Store) -> Standing {
     let state = store.read_state().unwrap_or_default();
