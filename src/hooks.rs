@@ -233,7 +233,8 @@ fn check_pid_file_owner(path: &Path, meta: &std::fs::Metadata, pid: Pid) -> Resu
     if owner == 0 || owner == rustix::process::geteuid().as_raw() {
         return Ok(());
     }
-    let process_owner = std::fs::metadata(format!("/proc/{}", pid.as_raw_nonzero())).map(|m| m.uid());
+    let process_owner =
+        std::fs::metadata(format!("/proc/{}", pid.as_raw_nonzero())).map(|m| m.uid());
     match process_owner {
         Ok(uid) if uid == owner => Ok(()),
         Ok(uid) => Err(untrusted(format!(

@@ -53,7 +53,9 @@ pub fn pending(cfg: &CertificateConfig, state: &StateFile, fingerprint: &str) ->
         .as_ref()
         .filter(|n| n.fingerprint == fingerprint);
     Pending {
-        retry_at: record.and_then(|n| n.retry_at).filter(|_| !hooks.is_empty()),
+        retry_at: record
+            .and_then(|n| n.retry_at)
+            .filter(|_| !hooks.is_empty()),
         last_error: record.and_then(|n| n.last_error.clone()),
         hooks,
     }
@@ -126,40 +128,48 @@ pub async fn deliver(
         let error = error.clone();
         // With fsyncs: off the event loop, like every other state.json write.
         let store = Store::new(cfg);
-        let update = move || store.update_state(move |state| {
-            let mut record = match state.notified.take() {
-                Some(n) if n.fingerprint == fingerprint => n,
-                _ => Notified {
-                    fingerprint,
-                    ..Notified::default()
-                },
-            };
-            for key in succeeded {
-                if !record.delivered.contains(&key) {
-                    record.delivered.push(key);
+        let update = move || {
+            store.update_state(move |state| {
+                let mut record = match state.notified.take() {
+                    Some(n) if n.fingerprint == fingerprint => n,
+                    _ => Notified {
+                        fingerprint,
+                        ..Notified::default()
+                    },
+                };
+                for key in succeeded {
+                    if !record.delivered.contains(&key) {
+                        record.delivered.push(key);
+                    }
                 }
-            }
-            match error {
-                None => {
-                    record.failures = 0;
-                    record.retry_at = None;
-                    record.last_error = None;
+                match error {
+                    None => {
+                        record.failures = 0;
+                        record.retry_at = None;
+                        record.last_error = None;
+                    }
+                    Some(error) => {
+                        record.failures = record.failures.saturating_add(1);
+                        let now = SystemTime::now();
+                        let delay = backoff.map_or(Duration::from_secs(30), |b| {
+                            b.delay(record.failures, now, not_after, rand::random::<f64>())
+                        });
+                        record.retry_at = Some(now + delay);
+                        record.last_error = Some(error);
+                    }
                 }
-                Some(error) => {
-                    record.failures = record.failures.saturating_add(1);
-                    let now = SystemTime::now();
-                    let delay = backoff.map_or(Duration::from_secs(30), |b| {
-                        b.delay(record.failures, now, not_after, rand::random::<f64>())
-                    });
-                    record.retry_at = Some(now + delay);
-                    record.last_error = Some(error);
-                }
-            }
-            state.notified = Some(record);
-        });
+                state.notified = Some(record);
+            })
+        };
         tokio::task::spawn_blocking(update)
             .await
-            .unwrap_or_else(|_| Err(crate::store::StoreError::io("recording", cfg.dir.as_path(), std::io::Error::other("interrupted"))))
+            .unwrap_or_else(|_| {
+                Err(crate::store::StoreError::io(
+                    "recording",
+                    cfg.dir.as_path(),
+                    std::io::Error::other("interrupted"),
+                ))
+            })
     };
     let left = match recorded {
         Ok(state) => pending(cfg, &state, &info.fingerprint_sha256),

@@ -38,7 +38,10 @@ async fn renew_force_runs_the_hooks_once_per_new_certificate() {
     let log = env.dir.path().join("announced");
     let gate = env.dir.path().join("gate");
     std::fs::write(&gate, "").unwrap();
-    env.write_config(&[], &[Cert::compass("app").with(&logging_hook(&log, &gate))]);
+    env.write_config(
+        &[],
+        &[Cert::compass("app").with(&logging_hook(&log, &gate))],
+    );
     env.enroll("app", "compass").ok();
     // Enrollment leaves the announcement to the daemon or the next `renew`.
     assert!(announced(&log).is_empty(), "{:?}", announced(&log));
@@ -57,17 +60,33 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     let env = Env::start(LONG).await;
     let log = env.dir.path().join("announced");
     let gate = env.dir.path().join("gate");
-    env.write_config(&[], &[Cert::compass("app").with(&logging_hook(&log, &gate))]);
+    env.write_config(
+        &[],
+        &[Cert::compass("app").with(&logging_hook(&log, &gate))],
+    );
     env.enroll("app", "compass").ok();
 
-    let run = env.run(&["renew", "--force", "--name", "app"]).fails_with(4);
+    let run = env
+        .run(&["renew", "--force", "--name", "app"])
+        .fails_with(4);
     assert!(run.stderr().contains("stay pending"), "{}", run.stderr());
     let renewed = fingerprint(&env.files("app")["cert.pem"]);
     let status = env.status("app");
-    assert_eq!(status["fingerprint_sha256"], renewed.as_str(), "the renewal is kept");
-    assert_eq!(status["hooks_pending"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(
+        status["fingerprint_sha256"],
+        renewed.as_str(),
+        "the renewal is kept"
+    );
+    assert_eq!(
+        status["hooks_pending"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
     assert!(
-        status["hook_error"].as_str().unwrap().contains("exited with status 1"),
+        status["hook_error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 1"),
         "{status}"
     );
 
@@ -76,7 +95,11 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     env.run(&["renew", "--name", "app"]).ok();
     assert_eq!(announced(&log), vec![renewed.clone()]);
     let status = env.status("app");
-    assert_eq!(status["hooks_pending"].as_array().unwrap().len(), 0, "{status}");
+    assert_eq!(
+        status["hooks_pending"].as_array().unwrap().len(),
+        0,
+        "{status}"
+    );
     assert_eq!(status["fingerprint_sha256"], renewed.as_str());
 }
 
@@ -97,7 +120,10 @@ async fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
         let before = fingerprint(&env.files("app")["cert.pem"]);
         env.run(&["renew", "--force", "--name", "app"]).ok();
         let after = fingerprint(&env.files("app")["cert.pem"]);
-        assert_ne!(before, after, "{protocol}: renewed despite a corrupt state.json");
+        assert_ne!(
+            before, after,
+            "{protocol}: renewed despite a corrupt state.json"
+        );
         let aside: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -133,7 +159,10 @@ async fn connection_json_tells_consumers_what_the_connector_returned() {
             fingerprint(&env.files("app")["cert.pem"]).as_str(),
             "{text}"
         );
-        assert!(facts["client_id"].as_str().is_some_and(|id| !id.is_empty()), "{text}");
+        assert!(
+            facts["client_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{text}"
+        );
         assert!(facts["subject"].as_str().unwrap().contains("CN="), "{text}");
         let renewal = facts["renewal_url"].as_str().unwrap();
         let urls = facts["urls"].as_object().unwrap();
@@ -141,7 +170,10 @@ async fn connection_json_tells_consumers_what_the_connector_returned() {
             assert!(urls.contains_key("directorURL"), "{text}");
             assert_eq!(urls["certificateSecuredConnectorURL"], renewal, "{text}");
         } else {
-            assert!(renewal.ends_with("/v1/applications/management/info"), "{text}");
+            assert!(
+                renewal.ends_with("/v1/applications/management/info"),
+                "{text}"
+            );
             for name in ["metadataUrl", "eventsUrl", "renewCertUrl", "revokeCertUrl"] {
                 assert!(urls.contains_key(name), "{name} in {text}");
             }
@@ -167,8 +199,15 @@ async fn a_symlink_planted_in_a_generation_is_refused_not_followed() {
     std::fs::remove_file(generation.join("key.pem")).unwrap();
     std::os::unix::fs::symlink(&elsewhere, generation.join("key.pem")).unwrap();
 
-    let run = env.run(&["renew", "--force", "--name", "app"]).fails_with(1);
+    let run = env
+        .run(&["renew", "--force", "--name", "app"])
+        .fails_with(1);
     assert!(run.stderr().contains("is a symlink"), "{}", run.stderr());
     // Nothing was replaced: the planted link and the file behind it are as they were.
-    assert!(std::fs::symlink_metadata(generation.join("key.pem")).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(generation.join("key.pem"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }

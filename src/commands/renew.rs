@@ -46,6 +46,17 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         }
         let started = std::time::Instant::now();
         let result = flow::renew(cert, &store).await;
+        if let Err(e) = &result
+            && e.is_superseded()
+        {
+            // Someone else (an enroll, a daemon, another `renew`) put a new certificate
+            // in place meanwhile: what this command was for has happened.
+            println!(
+                "{}: another process replaced the certificate meanwhile; keeping that one",
+                cert.name
+            );
+            continue;
+        }
         store.record_attempt(result.as_ref().map(|_| ()));
         match result {
             Ok(renewed) => println!(
@@ -77,13 +88,7 @@ async fn tell_dependents(cert: &CertificateConfig) -> Result<(), CommandError> {
     let Ok(Some(current)) = store.load_current() else {
         return Ok(());
     };
-    let round = notify::deliver(
-        cert,
-        &store.state(),
-        &current.info,
-        &store.consumer_paths(),
-    )
-    .await;
+    let round = notify::deliver(cert, &store.state(), &current.info, &store.consumer_paths()).await;
     if round.all_told() {
         return Ok(());
     }

@@ -211,7 +211,8 @@ impl Task {
             }
         };
         for outcome in &round.outcomes {
-            ctx.metrics.hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
+            ctx.metrics
+                .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
         }
         ctx.metrics
             .hooks_pending(&ctx.cfg.name, round.left.hooks.len());
@@ -461,7 +462,6 @@ fn reached_connector(error: &FlowError) -> bool {
             FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
         )
 }
-
 
 fn inspect(store: &Store) -> Standing {
     let state = store.read_state().unwrap_or_default();
