@@ -153,11 +153,12 @@ impl Task {
         self.note_valid(&info);
         // Dependents hear of every certificate that became current, before anything else
         // happens to it: after a renewal, at start, after a crash or a reload.
+        // The schedule is reported first: readiness never waits for a slow hook.
+        let due = self.schedule(&info);
         let pending = self.pending_notifications(&info);
         if pending.is_due(SystemTime::now()) {
             return self.notify_dependents(&info).await;
         }
-        let due = self.schedule(&info);
         let wake = pending.retry_at.map_or(due, |retry| retry.min(due));
         match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),

@@ -8,10 +8,11 @@ use url::Url;
 
 use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
 use crate::config::{CertificateConfig, Protocol};
+use crate::hooks::hook_key;
 use crate::keys::{build_csr, csr_base64};
 use crate::protocol::Connector;
 use crate::secret::Token;
-use crate::store::{Expect, Store};
+use crate::store::{Expect, Notified, Store};
 use crate::subject::Subject;
 use crate::x509::CertInfo;
 
@@ -35,6 +36,9 @@ pub async fn enroll(
         (None, Some(url), Protocol::Compass) => url.clone(),
         _ => return Err(FlowError::NoEnrollUrl),
     };
+    // Only a certificate that replaces another concerns the dependents: the first one
+    // is what they start with.
+    let replaces = !matches!(store.load_current(), Ok(None));
     let connector = connector_for(cfg)?;
     debug!(url = %crate::protocol::RedactedUrl::new(&url), "asking the connector for the signing request info");
     let plan = connector.begin_enroll(&url, request.token.as_ref()).await?;
@@ -79,6 +83,13 @@ pub async fn enroll(
         state.enrolled_at = Some(SystemTime::now());
         state.last_error = None;
         state.consecutive_failures = 0;
+        if !replaces {
+            state.notified = Some(Notified {
+                fingerprint: info.fingerprint_sha256.clone(),
+                delivered: cfg.on_renew.iter().map(hook_key).collect(),
+                ..Notified::default()
+            });
+        }
     })?;
     if plan.renewal_url.is_none() && cfg.renewal_url.is_none() {
         warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
