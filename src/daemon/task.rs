@@ -72,7 +72,8 @@ enum Standing {
 /// Runs one certificate's task until it is cancelled.
 pub async fn run(ctx: TaskContext) {
     let mut task = Task::start(ctx).await;
-    while task.step().await.is_continue() {}
+    // Checked before each look at the files: a cancelled task writes no metric again.
+    while !task.ctx.cancel.is_cancelled() && task.step().await.is_continue() {}
 }
 
 /// What a task remembers between two looks at its files.
@@ -293,7 +294,13 @@ impl Task {
         report(ctx, CertState::Valid, Some(due));
         // Hooks may take their whole timeout: they do not hold up other renewals.
         drop(permit);
-        Box::pin(notify_dependents(ctx, renewed)).await;
+        // A stop or a reload never waits for a hook: dropping the running one kills its
+        // process group (see `hooks`), and records no outcome for it.
+        tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => warn!("stopping: the running hook was interrupted"),
+            () = Box::pin(notify_dependents(ctx, renewed)) => {}
+        }
     }
 
     /// Expired or revoked by the connector's own answer: only an operator can help.
