@@ -427,3 +427,45 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Sets its flag when dropped: the task owning it no longer exists.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ignores_its_cancellation_is_gone_once_stopping_returns() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(Arc::clone(&dropped));
+        let join = tokio::spawn(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        });
+        let grace = Duration::from_millis(50);
+        let started = Instant::now();
+        finish_or_abort("orders".to_owned(), join, started + grace).await;
+        assert!(dropped.load(Ordering::SeqCst), "the task outlived its stop");
+        assert!(started.elapsed() >= grace, "aborted before its drain");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_returns_in_time_is_awaited_without_waiting_for_the_drain() {
+        let cancel = CancellationToken::new();
+        let stopped = cancel.clone();
+        let join = tokio::spawn(async move { stopped.cancelled().await });
+        cancel.cancel();
+        let started = Instant::now();
+        finish_or_abort("orders".to_owned(), join, started + Duration::from_secs(30)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
