@@ -72,7 +72,8 @@ enum Standing {
 /// Runs one certificate's task until it is cancelled.
 pub async fn run(ctx: TaskContext) {
     let mut task = Task::start(ctx).await;
-    while task.step().await.is_continue() {}
+    // Checked before each look at the files: a cancelled task writes no metric again.
+    while !task.ctx.cancel.is_cancelled() && task.step().await.is_continue() {}
 }
 
 /// What a task remembers between two looks at its files.
@@ -204,12 +205,15 @@ impl Task {
         let state = self.store.state();
         let paths = self.store.consumer_paths();
         // Boxed like the renewal: it exists only while hooks run.
+        // A stop or a reload never waits for a hook: dropping the running one kills its
+        // process group (see `hooks`); it stays pending for the next start.
         let round = tokio::select! {
-            round = Box::pin(notify::deliver(&ctx.cfg, &state, info, &paths)) => round,
+            biased;
             () = ctx.cancel.cancelled() => {
-                info!("stopping: the interrupted notification stays pending");
+                warn!("stopping: the running hook was interrupted and stays pending");
                 return ControlFlow::Break(());
             }
+            round = Box::pin(notify::deliver(&ctx.cfg, &state, info, &paths)) => round,
         };
         for outcome in &round.outcomes {
             ctx.metrics
