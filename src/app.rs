@@ -99,7 +99,7 @@ fn init_logging(format: LogFormat, filter: &str) -> CommandResult {
 /// CPU (the daemon keeps one, see `keys::set_parallel_searches`).
 fn race_key_searches() {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    crate::keys::set_parallel_searches(cpus);
+    crate::pki::keys::set_parallel_searches(cpus);
 }
 
 /// One thread runs the event loop; key generation and disk writes go to the blocking pool.

@@ -27,7 +27,7 @@ pub async fn run(options: DemoOptions) -> CommandResult {
 
     use crate::config::{self, Checks};
     use crate::flow::{self, EnrollRequest};
-    use crate::secret::Token;
+    use crate::pki::secret::Token;
     use crate::store::Store;
 
     if options.validity < Duration::from_secs(10) {
@@ -132,7 +132,7 @@ timeout = "5s"
         "enrolled with a one-time token: {} (sha256 {}…), valid until {}",
         info.subject,
         &info.fingerprint_sha256[..16],
-        crate::verify::timestamp(info.not_after)
+        crate::pki::verify::timestamp(info.not_after)
     );
 
     let stop = async move {

@@ -1,7 +1,7 @@
 //! kyma-certd: keeps client certificates issued by Kyma connectors valid.
 //!
 //! The seven verbs of the product each have a home: enroll, renew and revoke in `flow`
-//! (over `protocol`), watch and schedule in `daemon` and `schedule`, verify in `verify`,
+//! (over `protocol`), watch and schedule in `daemon` and `schedule`, verify in `pki::verify`,
 //! swap in `store`, notify in `hooks` and `systemd`, report in `report` and `logging`.
 #![forbid(unsafe_code)]
 
@@ -15,18 +15,14 @@ pub mod errors;
 pub mod exit;
 pub mod flow;
 pub mod hooks;
-pub mod keys;
 pub mod logging;
 pub mod notify;
+pub mod pki;
 pub mod protocol;
 pub mod report;
 pub mod schedule;
-pub mod secret;
 pub mod store;
-pub mod subject;
 pub mod systemd;
-pub mod verify;
-pub mod x509;
 
 #[cfg(test)]
 mod testutil;

@@ -13,10 +13,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::CertificateConfig;
 use crate::hooks::{HookEnv, HookOutcome, hook_key, run_hooks};
+use crate::pki::verify::timestamp;
+use crate::pki::x509::CertInfo;
 use crate::schedule::Backoff;
 use crate::store::{ConsumerPaths, Notified, StateFile, Store};
-use crate::verify::timestamp;
-use crate::x509::CertInfo;
 
 /// What is still owed to the dependents of one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]

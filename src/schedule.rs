@@ -62,7 +62,10 @@ pub fn earliest_renewal_time(
 }
 
 /// When a certificate of `cfg` is due: [`renewal_time`] with this host's stable jitter.
-pub fn due(cfg: &crate::config::CertificateConfig, info: &crate::x509::CertInfo) -> SystemTime {
+pub fn due(
+    cfg: &crate::config::CertificateConfig,
+    info: &crate::pki::x509::CertInfo,
+) -> SystemTime {
     let seed = jitter_seed(&info.fingerprint_sha256, &host_name());
     renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
 }

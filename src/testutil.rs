@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::config::KeyAlgorithm;
-use crate::keys::PrivateKey;
-use crate::subject::Subject;
+use crate::pki::keys::PrivateKey;
+use crate::pki::subject::Subject;
 
 pub const SUBJECT: &str = "O=Org,OU=OrgUnit,L=locality,ST=province,C=DE,CN=app-orders";
 

@@ -301,7 +301,7 @@ async fn ecdsa_keys_work_where_the_connector_accepts_them_and_fail_clearly_elsew
     accepting.enroll("app", "kyma-rest").ok();
     let key = String::from_utf8(accepting.files("app")["key.pem"].clone()).unwrap();
     assert_eq!(
-        kyma_certd::keys::PrivateKey::from_pem(&key)
+        kyma_certd::pki::keys::PrivateKey::from_pem(&key)
             .unwrap()
             .algorithm()
             .as_str(),

@@ -7,7 +7,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::{CertSpec, Fault, FaultScope, Signal, World, toml_argv, wait_for};
-use kyma_certd::x509::CertInfo;
+use kyma_certd::pki::x509::CertInfo;
 
 fn current_fingerprint(world: &World) -> String {
     let pem = std::fs::read_to_string(world.cert_dir("orders").join("cert.pem")).unwrap();

@@ -13,7 +13,7 @@ use harness::{
     CertSpec, Dependent, Fault, FaultScope, OnDisk, World, eventually, fingerprint_on_disk,
     toml_argv, toml_path, toml_str, unix, wait_for,
 };
-use kyma_certd::x509::CertInfo;
+use kyma_certd::pki::x509::CertInfo;
 
 const LIFETIME: Duration = Duration::from_secs(20);
 

@@ -10,8 +10,8 @@ mod obs;
 use std::time::Duration;
 
 use base64::Engine as _;
-use kyma_certd::keys::{PrivateKey, build_csr, csr_base64};
-use kyma_certd::subject::Subject;
+use kyma_certd::pki::keys::{PrivateKey, build_csr, csr_base64};
+use kyma_certd::pki::subject::Subject;
 use kyma_connector_sim::ExpectedSubject;
 use obs::{Cert, Daemon, QUIET_DEFAULTS, Setup, Sim, http_get, pem_bodies, slices};
 

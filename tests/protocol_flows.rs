@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use kyma_certd::pki::secret::Token;
 use kyma_certd::protocol::{
     CONFIGURATION_QUERY, CompassConnector, Connector, HttpSettings, IssuedPems, ProtocolError,
     REVOKE_MUTATION, RestConnector, SIGN_CSR_MUTATION, SigningAuth,
 };
-use kyma_certd::secret::Token;
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
 use support::{ClientAuth, Handler, Reply, Seen, TestServer, TlsSetup, TlsVersion, b64};

@@ -6,10 +6,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use kyma_certd::pki::secret::Token;
 use kyma_certd::protocol::{
     Connector, HttpSettings, MAX_BODY_BYTES, ProtocolError, RestConnector, USER_AGENT,
 };
-use kyma_certd::secret::Token;
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
 use support::{ClientAuth, Reply, TestCa, TestServer, TlsSetup, TlsVersion, always};

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use kyma_certd::config::{self, Checks, Config, ConfigError, KeyAlgorithm, RenewPolicy};
-use kyma_certd::keys::PrivateKey;
-use kyma_certd::subject::Subject;
-use kyma_certd::verify::{Expectations, ReturnedPems, verify};
-use kyma_certd::x509::{CertInfo, parse_pem_bundle};
+use kyma_certd::pki::keys::PrivateKey;
+use kyma_certd::pki::subject::Subject;
+use kyma_certd::pki::verify::{Expectations, ReturnedPems, verify};
+use kyma_certd::pki::x509::{CertInfo, parse_pem_bundle};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 

@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use kyma_certd::config;
 use kyma_certd::flow::{self, EnrollRequest};
-use kyma_certd::secret::Token;
+use kyma_certd::pki::secret::Token;
 use kyma_certd::store::Store;
 
 fn main() -> ExitCode {

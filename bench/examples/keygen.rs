@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use kyma_certd::config::KeyAlgorithm;
-use kyma_certd::keys::PrivateKey;
+use kyma_certd::pki::keys::PrivateKey;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

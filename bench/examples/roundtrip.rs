@@ -91,9 +91,9 @@ async fn renew(cert: &CertificateConfig) -> anyhow::Result<Duration> {
 
 /// `flow::renew`, step by step (kept in step with src/flow/renew.rs).
 async fn steps(cert: &CertificateConfig, print: bool) -> anyhow::Result<()> {
-    use kyma_certd::keys::{PrivateKey, build_csr, csr_base64};
-    use kyma_certd::subject::Subject;
-    use kyma_certd::verify::{Expectations, ReturnedPems, verify};
+    use kyma_certd::pki::keys::{PrivateKey, build_csr, csr_base64};
+    use kyma_certd::pki::subject::Subject;
+    use kyma_certd::pki::verify::{Expectations, ReturnedPems, verify};
 
     let mut clock = Instant::now();
     let mut lap = |name: &str| {

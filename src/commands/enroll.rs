@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::exit::{CommandError, CommandResult};
 use crate::flow::{self, EnrollRequest};
-use crate::secret::Token;
+use crate::pki::secret::Token;
 use crate::store::Store;
 
 pub struct EnrollArgs {
@@ -31,7 +31,7 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
                 println!(
                     "{} is enrolled and valid until {}; the token was not used",
                     cert.name,
-                    crate::verify::timestamp(current.info.not_after)
+                    crate::pki::verify::timestamp(current.info.not_after)
                 );
                 return Ok(());
             }
@@ -66,7 +66,7 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
         cert.name,
         info.subject,
         info.fingerprint_sha256,
-        crate::verify::timestamp(info.not_after)
+        crate::pki::verify::timestamp(info.not_after)
     );
     Ok(())
 }

@@ -7,8 +7,8 @@ use crate::config::CertificateConfig;
 use crate::exit::{CommandError, CommandResult};
 use crate::flow;
 use crate::notify;
+use crate::pki::verify::timestamp;
 use crate::store::Store;
-use crate::verify::timestamp;
 
 pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> CommandResult {
     let config = super::load_config(config_path)?;

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::config::CertificateConfig;
 use crate::exit::{CommandError, CommandResult};
 use crate::flow;
+use crate::pki::verify::timestamp;
 use crate::store::Store;
-use crate::verify::timestamp;
 
 /// One certificate's status, as printed in JSON.
 #[derive(Debug, Serialize)]

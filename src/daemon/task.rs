@@ -13,11 +13,11 @@ use tracing::{debug, error, info, warn};
 use crate::config::CertificateConfig;
 use crate::flow::{self, FlowError};
 use crate::notify;
+use crate::pki::verify::timestamp;
+use crate::pki::x509::CertInfo;
 use crate::report::{CertState, Metrics};
 use crate::schedule::{Backoff, next_wakeup};
 use crate::store::Store;
-use crate::verify::timestamp;
-use crate::x509::CertInfo;
 
 /// How often a certificate that needs a new enrollment is complained about.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(3600);

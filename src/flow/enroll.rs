@@ -9,12 +9,12 @@ use url::Url;
 use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
 use crate::config::{CertificateConfig, Protocol};
 use crate::hooks::hook_key;
-use crate::keys::{build_csr, csr_base64};
+use crate::pki::keys::{build_csr, csr_base64};
+use crate::pki::secret::Token;
+use crate::pki::subject::Subject;
+use crate::pki::x509::CertInfo;
 use crate::protocol::Connector;
-use crate::secret::Token;
 use crate::store::{Expect, Notified, Store};
-use crate::subject::Subject;
-use crate::x509::CertInfo;
 
 /// What `enroll` was given.
 #[derive(Debug)]
@@ -94,6 +94,6 @@ pub async fn enroll(
     if plan.renewal_url.is_none() && cfg.renewal_url.is_none() {
         warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
     }
-    info!(fingerprint = %info.fingerprint_sha256, not_after = %crate::verify::timestamp(info.not_after), "enrolled");
+    info!(fingerprint = %info.fingerprint_sha256, not_after = %crate::pki::verify::timestamp(info.not_after), "enrolled");
     Ok(info)
 }

@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::config::CertificateConfig;
-use crate::keys::{KeyError, PrivateKey};
+use crate::pki::keys::{KeyError, PrivateKey};
+use crate::pki::subject::SubjectError;
+use crate::pki::verify::VerifyError;
 use crate::protocol::{self, AnyConnector, HttpSettings, Identity, ProtocolError};
 use crate::report::FailureReason;
 use crate::store::{CurrentMaterial, StoreError};
-use crate::subject::SubjectError;
-use crate::verify::VerifyError;
 
 /// Why a flow did not complete. Every variant keeps the old files untouched.
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +122,13 @@ pub(crate) struct Answer<'a> {
     pub plan: &'a crate::protocol::SigningPlan,
     pub issued: &'a crate::protocol::IssuedPems,
     pub key: PrivateKey,
-    pub subject: &'a crate::subject::Subject,
+    pub subject: &'a crate::pki::subject::Subject,
 }
 
 /// A certificate now on disk, with what the verification warned about.
 pub(crate) struct Committed {
-    pub info: crate::x509::CertInfo,
-    pub warnings: Vec<crate::verify::VerifyWarning>,
+    pub info: crate::pki::x509::CertInfo,
+    pub warnings: Vec<crate::pki::verify::VerifyWarning>,
 }
 
 /// Checks what the connector returned (DESIGN.md section 4) and, only if it passes,
@@ -140,7 +140,7 @@ pub(crate) async fn verify_and_commit(
     previous_lifetime: Option<std::time::Duration>,
     expect: crate::store::Expect,
 ) -> Result<Committed, FlowError> {
-    use crate::verify::{Expectations, ReturnedPems, verify};
+    use crate::pki::verify::{Expectations, ReturnedPems, verify};
     let verified = verify(
         ReturnedPems {
             client_cert: &answer.issued.client_pem,

@@ -8,12 +8,12 @@ use super::{
     Answer, FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_commit,
 };
 use crate::config::CertificateConfig;
-use crate::keys::{build_csr, csr_base64};
+use crate::pki::keys::{build_csr, csr_base64};
+use crate::pki::subject::Subject;
+use crate::pki::verify::VerifyWarning;
+use crate::pki::x509::CertInfo;
 use crate::protocol::Connector;
 use crate::store::{ConsumerPaths, CurrentMaterial, Expect, Store};
-use crate::subject::Subject;
-use crate::verify::VerifyWarning;
-use crate::x509::CertInfo;
 
 /// A completed renewal: the new certificate is on disk.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     info!(
         old = %current.info.fingerprint_sha256,
         new = %info.fingerprint_sha256,
-        not_after = %crate::verify::timestamp(info.not_after),
+        not_after = %crate::pki::verify::timestamp(info.not_after),
         "certificate swapped"
     );
     Ok(Renewed {
@@ -95,7 +95,7 @@ pub fn usable_current(
     }
     if current.info.not_after <= SystemTime::now() {
         return Err(FlowError::Expired {
-            not_after: crate::verify::timestamp(current.info.not_after),
+            not_after: crate::pki::verify::timestamp(current.info.not_after),
         });
     }
     Ok(current)

@@ -5,9 +5,9 @@ use tracing::info;
 use super::renew::usable_current;
 use super::{FlowError, connector_for, identity_of, renewal_url};
 use crate::config::CertificateConfig;
+use crate::pki::x509::CertInfo;
 use crate::protocol::Connector;
 use crate::store::Store;
-use crate::x509::CertInfo;
 
 /// Revokes the current certificate at the connector and records it in `state.json`.
 pub async fn revoke(cfg: &CertificateConfig, store: &Store) -> Result<CertInfo, FlowError> {

@@ -15,7 +15,7 @@ use super::decode::{
 use super::error::ProtocolError;
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
 use super::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
-use crate::secret::Token;
+use crate::pki::secret::Token;
 
 /// Learns the fresh token, the CSR subject and key algorithm, and the mTLS URL.
 pub const CONFIGURATION_QUERY: &str = "query { result: configuration { token { token } certificateSigningRequestInfo { subject keyAlgorithm } managementPlaneInfo { directorURL certificateSecuredConnectorURL } } }";

@@ -15,7 +15,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::error::{ProtocolError, RedactedUrl, describe_chain};
-use crate::secret::Token;
+use crate::pki::secret::Token;
 
 /// Largest response body read from a connector; anything longer is an error.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

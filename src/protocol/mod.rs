@@ -22,7 +22,7 @@ pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, USER_AGENT};
 pub use rest::RestConnector;
 
 use crate::config::{KeyAlgorithm, Protocol};
-use crate::secret::Token;
+use crate::pki::secret::Token;
 
 /// How the signing request of a [`SigningPlan`] is authenticated.
 #[derive(Clone, PartialEq, Eq)]

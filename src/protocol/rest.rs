@@ -15,7 +15,7 @@ use super::decode::{
 use super::error::{ProtocolError, RedactedUrl};
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
 use super::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
-use crate::secret::Token;
+use crate::pki::secret::Token;
 
 /// Talks to a Kyma connector-service (or anything serving the same REST API).
 #[derive(Debug)]

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::Protocol;
+use crate::pki::x509::CertInfo;
 use crate::protocol::ConnectionFacts;
-use crate::x509::CertInfo;
 
 /// The file name inside a generation (and `dir/connection.json` for consumers).
 pub const CONNECTION_FILE: &str = "connection.json";
@@ -90,9 +90,9 @@ impl Connection {
 
 /// The subject's common name, if it parses and has a non-empty one.
 fn common_name(subject: &str) -> Option<String> {
-    let subject = crate::subject::Subject::parse(subject).ok()?;
+    let subject = crate::pki::subject::Subject::parse(subject).ok()?;
     subject
-        .get(crate::subject::SubjectKey::Cn)
+        .get(crate::pki::subject::SubjectKey::Cn)
         .filter(|cn| !cn.is_empty())
         .map(str::to_owned)
 }

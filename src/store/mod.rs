@@ -25,9 +25,9 @@ use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 use crate::config::{CertificateConfig, Layout};
-use crate::keys::PrivateKey;
-use crate::verify::VerifiedMaterial;
-use crate::x509::CertInfo;
+use crate::pki::keys::PrivateKey;
+use crate::pki::verify::VerifiedMaterial;
+use crate::pki::x509::CertInfo;
 
 pub use connection::{CONNECTION_FILE, Connection};
 pub use state::{Notified, Revocation, StateFile};
@@ -265,12 +265,10 @@ impl Store {
         let locked = self.lock()?;
         let dir = &locked.dir;
         for name in dir.list()? {
-            if name.starts_with(&format!("{STATE_FILE}.tmp-"))
-                || name.starts_with(&format!("{JOURNAL_FILE}.tmp-"))
-            {
-                if dir.remove_file(&name)? {
-                    report.removed.push(dir.join(&name));
-                }
+            let temporary = name.starts_with(&format!("{STATE_FILE}.tmp-"))
+                || name.starts_with(&format!("{JOURNAL_FILE}.tmp-"));
+            if temporary && dir.remove_file(&name)? {
+                report.removed.push(dir.join(&name));
             }
         }
         match &self.layout {

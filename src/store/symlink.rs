@@ -216,17 +216,17 @@ fn ensure_consumer_links(dir: &Dir) -> Result<Vec<PathBuf>, StoreError> {
     for file in CONSUMER_LINKS {
         let target = Path::new(CURRENT).join(file);
         match dir.kind(file)? {
-            Some(FileType::Symlink) => {
-                if dir.read_link(file)?.as_deref() == Some(target.as_path()) {
-                    continue;
-                }
+            Some(FileType::Symlink)
+                if dir.read_link(file)?.as_deref() == Some(target.as_path()) =>
+            {
+                continue;
             }
+            Some(FileType::Symlink) | None => {}
             Some(_) => {
                 return Err(StoreError::NotSymlink {
                     path: dir.join(file),
                 });
             }
-            None => {}
         }
         dir.replace_symlink(file, &target)?;
         changed.push(dir.join(file));

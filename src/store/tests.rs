@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::config::{FilePaths, KeyAlgorithm, Layout, Protocol, RenewPolicy};
-use crate::subject::Subject;
+use crate::pki::subject::Subject;
+use crate::pki::verify::{Expectations, ReturnedPems, verify};
 use crate::testutil::{SUBJECT, TestCa, issued, key};
-use crate::verify::{Expectations, ReturnedPems, verify};
 
 /// Injected failures: the `armed`-th call to `Store::step` fails; with `crash` set the
 /// store also skips its cleanup, as if the process had died there.

@@ -239,14 +239,14 @@ pub fn cert_spki(pem: &[u8]) -> Vec<u8> {
 
 /// The SPKI of a PKCS#8 PEM key.
 pub fn key_spki(pem: &[u8]) -> Vec<u8> {
-    let key = kyma_certd::keys::PrivateKey::from_pem(std::str::from_utf8(pem).expect("utf-8"))
+    let key = kyma_certd::pki::keys::PrivateKey::from_pem(std::str::from_utf8(pem).expect("utf-8"))
         .expect("a key");
     key.public_key_der().to_vec()
 }
 
 /// SHA-256 of the first certificate in a PEM text, lower-case hex.
 pub fn fingerprint(pem: &[u8]) -> String {
-    kyma_certd::x509::CertInfo::from_pem(std::str::from_utf8(pem).expect("utf-8"))
+    kyma_certd::pki::x509::CertInfo::from_pem(std::str::from_utf8(pem).expect("utf-8"))
         .expect("a certificate")
         .fingerprint_sha256
 }

@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kyma_certd::x509::CertInfo;
+use kyma_certd::pki::x509::CertInfo;
 use kyma_connector_sim::SimConfig;
 // Re-exported for the tests; not every test binary uses every piece.
 #[allow(unused_imports)]
@@ -523,8 +523,9 @@ impl OnDisk {
 
     /// Whether the key belongs to the certificate.
     pub fn key_matches(&self) -> bool {
-        let key = kyma_certd::keys::PrivateKey::from_pem(std::str::from_utf8(&self.key).unwrap())
-            .expect("a private key");
+        let key =
+            kyma_certd::pki::keys::PrivateKey::from_pem(std::str::from_utf8(&self.key).unwrap())
+                .expect("a private key");
         key.matches_spki(&self.info().spki_der)
     }
 }

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use kyma_certd::keys::PrivateKey;
-use kyma_certd::x509::CertInfo;
+use kyma_certd::pki::keys::PrivateKey;
+use kyma_certd::pki::x509::CertInfo;
 
 #[allow(unused_imports)] // Not every suite uses every shared piece.
 pub use base::*;

@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use kyma_certd::config::{self, CertificateConfig, Checks, KeyAlgorithm};
-use kyma_certd::keys::PrivateKey;
-use kyma_certd::verify::VerifiedMaterial;
-use kyma_certd::x509::CertInfo;
+use kyma_certd::pki::keys::PrivateKey;
+use kyma_certd::pki::verify::VerifiedMaterial;
+use kyma_certd::pki::x509::CertInfo;
 
 /// One `[[certificate]]` writing into `dir`, with `extra` keys appended.
 pub fn certificate(dir: &Path, extra: &str) -> CertificateConfig {

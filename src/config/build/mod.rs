@@ -481,7 +481,7 @@ fn normalize(path: &Path) -> PathBuf {
 fn check_ca_file(path: &Path) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|_| "is not PEM text".to_string())?;
-    crate::x509::parse_pem_bundle(&text)
+    crate::pki::x509::parse_pem_bundle(&text)
         .map(|_| ())
         .map_err(|e| format!("holds no usable PEM certificate: {e}"))
 }

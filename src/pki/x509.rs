@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
-use crate::subject::{Subject, SubjectKey};
+use crate::pki::subject::{Subject, SubjectKey};
 
 /// Why certificate text could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,8 +52,11 @@ impl std::fmt::Debug for CertInfo {
             .field("issuer", &self.issuer)
             .field("fingerprint_sha256", &self.fingerprint_sha256)
             .field("serial", &self.serial)
-            .field("not_before", &crate::verify::timestamp(self.not_before))
-            .field("not_after", &crate::verify::timestamp(self.not_after))
+            .field(
+                "not_before",
+                &crate::pki::verify::timestamp(self.not_before),
+            )
+            .field("not_after", &crate::pki::verify::timestamp(self.not_after))
             .finish_non_exhaustive()
     }
 }
@@ -238,7 +241,7 @@ mod tests {
             1_894_406_400
         );
         assert_eq!(info.lifetime(), Duration::from_secs(10 * 86_400));
-        assert!(crate::keys::spki_equal(
+        assert!(crate::pki::keys::spki_equal(
             &info.spki_der,
             &rcgen::PublicKeyData::subject_public_key_info(&key)
         ));

@@ -13,7 +13,7 @@ use x509_parser::prelude::FromDer;
 use zeroize::Zeroizing;
 
 use crate::config::KeyAlgorithm;
-use crate::subject::Subject;
+use crate::pki::subject::Subject;
 
 /// Why a key or CSR could not be made or read. Never carries key material.
 #[derive(Debug, thiserror::Error)]

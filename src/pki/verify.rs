@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::RenewPolicy;
-use crate::keys::PrivateKey;
-use crate::subject::Subject;
-use crate::x509::{CertInfo, X509Error, der_to_pem, pem_certificates};
+use crate::pki::keys::PrivateKey;
+use crate::pki::subject::Subject;
+use crate::pki::x509::{CertInfo, X509Error, der_to_pem, pem_certificates};
 
 /// How far in the future a fresh certificate's notBefore may lie (server clock skew).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(material.info.lifetime(), 10 * DAY);
         assert!(material.chain_pem.starts_with(&material.cert_pem));
         assert_eq!(
-            crate::x509::parse_pem_bundle(&material.chain_pem)
+            crate::pki::x509::parse_pem_bundle(&material.chain_pem)
                 .unwrap()
                 .len(),
             2
