@@ -204,9 +204,9 @@ impl Task {
         let ctx = &self.ctx;
         let state = self.store.state();
         let paths = self.store.consumer_paths();
-        // Boxed like the renewal: it exists only while hooks run.
         // A stop or a reload never waits for a hook: dropping the running one kills its
-        // process group (see `hooks`); it stays pending for the next start.
+        // process group (see `hooks`); it stays pending for the next start. Boxed like
+        // the renewal: it exists only while hooks run.
         let round = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => {

@@ -192,6 +192,7 @@ impl CertSpec {
                     "key.pem",
                     "chain.pem",
                     "ca.pem",
+                    "connection.json",
                     "current",
                     "previous",
                 ]
@@ -209,9 +210,9 @@ impl CertSpec {
             }
             Layout::Files => {
                 unexpected.extend(
-                    names
-                        .into_iter()
-                        .filter(|n| n != "state.json" && n != ".lock"),
+                    names.into_iter().filter(|n| {
+                        !["state.json", ".lock", "connection.json"].contains(&n.as_str())
+                    }),
                 );
                 let files: Vec<String> = list(&self.files_dir);
                 unexpected.extend(
