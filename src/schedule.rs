@@ -8,9 +8,11 @@ use aws_lc_rs::digest;
 
 use crate::config::RenewPolicy;
 
-/// The longest single sleep: the daemon wakes at least this often and recomputes its
-/// deadlines from the wall clock, so suspend/resume or a clock step cannot make it oversleep.
-pub const MAX_SLEEP: Duration = Duration::from_secs(3600);
+/// The longest single sleep. Deadlines are recomputed from the wall clock whenever it
+/// steps or the machine resumes (the daemon's clock watcher), so a sleep may last until
+/// its deadline; the bound only keeps far deadlines inside what a timer can hold (a
+/// 92-day certificate renews well within it).
+pub const MAX_SLEEP: Duration = Duration::from_secs(180 * 86_400);
 
 /// The shortest wait between two attempts, whatever the configuration or the time left.
 pub const MIN_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -345,13 +347,14 @@ mod tests {
     }
 
     #[test]
-    fn next_wakeup_is_the_time_left_capped_at_an_hour_and_zero_when_past() {
+    fn next_wakeup_is_the_time_left_capped_at_max_sleep_and_zero_when_past() {
         let now = t(1_750_000_000);
         assert_eq!(
             next_wakeup(now, now + Duration::from_secs(90)),
             Duration::from_secs(90)
         );
-        assert_eq!(next_wakeup(now, now + 40 * DAY), MAX_SLEEP);
+        assert_eq!(next_wakeup(now, now + 40 * DAY), 40 * DAY);
+        assert_eq!(next_wakeup(now, now + 400 * DAY), MAX_SLEEP);
         assert_eq!(
             next_wakeup(now, now - Duration::from_secs(5)),
             Duration::ZERO

@@ -2,6 +2,7 @@
 //! file changes and health pings to them, reloads the config, talks to systemd and
 //! serves the metrics. Does not renew anything itself (see `task`).
 
+mod clock;
 mod task;
 mod watch;
 
@@ -143,6 +144,7 @@ impl Supervisor {
         stop: impl Future<Output = ()>,
     ) {
         tokio::pin!(stop);
+        let mut clock = clock::ClockChanges::new();
         // Pings come from this loop, so a wedged loop stops them and systemd restarts us.
         let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
         let mut pending: HashMap<String, Instant> = HashMap::new();
@@ -185,6 +187,12 @@ impl Supervisor {
                 Some(report) = reports.recv() => self.record(report),
                 Some(ping) = health.recv() => { let _ = ping.send(()); }
                 _ = tick(&mut watchdog) => systemd::watchdog(),
+                () = clock.changed() => {
+                    info!("the wall clock was stepped or the machine resumed; recomputing every schedule");
+                    for handle in self.tasks.values() {
+                        let _ = handle.control.send(Control::ClockChanged);
+                    }
+                }
             }
         }
     }

@@ -29,6 +29,8 @@ pub enum Control {
     RenewNow,
     /// Someone changed the files: look again.
     FilesChanged,
+    /// The wall clock was stepped or the machine resumed: recompute the deadlines.
+    ClockChanged,
 }
 
 /// What a task tells the supervisor, for `STATUS=` and `READY=1`.
@@ -163,7 +165,9 @@ impl Task {
         let wake = pending.retry_at.map_or(due, |retry| retry.min(due));
         match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
-            Woke::Control(Control::FilesChanged) => return ControlFlow::Continue(()),
+            Woke::Control(Control::FilesChanged | Control::ClockChanged) => {
+                return ControlFlow::Continue(());
+            }
             Woke::Due if wake < due => return ControlFlow::Continue(()),
             Woke::Due | Woke::Control(Control::RenewNow) => {}
         }
@@ -501,8 +505,9 @@ fn inspect(store: &Store) -> Standing {
     }
 }
 
-/// Sleeps until `deadline` in bounded steps recomputed from the wall clock, so a
-/// suspend or a clock step cannot make it oversleep.
+/// Sleeps until `deadline` on the monotonic clock, in one step: between renewals the
+/// task does not wake. A clock step or a resume arrives as [`Control::ClockChanged`]
+/// (see `clock`), and the caller recomputes its deadline from the wall clock.
 async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
     loop {
         let nap = next_wakeup(SystemTime::now(), deadline);
