@@ -36,14 +36,21 @@ pub enum Command {
 
     /// Get the first certificate for a [[certificate]] with a one-time token.
     ///
-    /// compass: URL is the token-secured connector URL (default: the config's
-    /// connector_url). kyma-rest: URL is the configuration URL (the TokenRequest's
-    /// status.url), which may carry the token itself.
+    /// The token may be given in any form the Compass Director hands out: the raw token,
+    /// the base64 rawEncoded blob, or the legacy connector URL
+    /// (.../v1/applications/signingRequests/info?token=...); surrounding whitespace is
+    /// ignored. compass: URL is the token-secured connector URL (default: the config's
+    /// connector_url, then the blob's connectorURL); a legacy connector URL's token is used
+    /// with that URL. kyma-rest: URL is the configuration URL (the TokenRequest's
+    /// status.url, or the legacy connector URL), which may carry the token itself; a raw
+    /// token or a blob needs --url. A form that does not fit the protocol is refused before
+    /// any request, so the token stays usable.
     Enroll {
         /// The [[certificate]] name.
         #[arg(long, value_name = "NAME")]
         name: String,
-        /// The one-time token (prefer --token-file: a token on the command line can end up in shell history).
+        /// The one-time token, raw, rawEncoded or legacy connector URL (prefer --token-file:
+        /// a token on the command line can end up in shell history).
         // Tokens are base64url and may start with `-`: that is the value, not an option
         // (and clap's error would otherwise quote the start of the token).
         #[arg(

@@ -23,6 +23,7 @@ pub mod secret;
 pub mod store;
 pub mod subject;
 pub mod systemd;
+pub mod token;
 pub mod verify;
 pub mod x509;
 
