@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Enroll once with a one-time token; kyma-certd then renews over mutual TLS before
 /// expiry, verifies what comes back, swaps the files atomically, notifies dependent
 /// processes and reports through Prometheus metrics.
+///
+/// Per certificate, [[certificate.output]] tables add files to each generation (kind
+/// "pem-bundle" with file and parts; kind "pkcs12" with file, password_file and an optional
+/// truststore), and proxy = "http://host:port" reaches the connector through an HTTPS
+/// proxy (default: HTTPS_PROXY / NO_PROXY; "none": always direct).
 #[derive(Debug, Parser)]
 #[command(name = "kyma-certd", version, propagate_version = true)]
 pub struct Cli {

@@ -16,6 +16,7 @@ pub mod flow;
 pub mod hooks;
 pub mod keys;
 pub mod logging;
+pub mod outputs;
 pub mod protocol;
 pub mod report;
 pub mod schedule;
