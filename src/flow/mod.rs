@@ -101,6 +101,7 @@ pub fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, FlowError>
         server_ca_pem,
         timeout: cfg.timeout,
         allow_insecure_http: cfg.allow_insecure_http,
+        proxy: cfg.proxy.clone(),
     };
     Ok(protocol::connector(cfg.protocol, http)?)
 }
