@@ -44,7 +44,7 @@ struct Index {
     rest_management_info_url: String,
     server_ca_path: String,
     client_ca_path: String,
-    endpoints: [&'static str; 10],
+    endpoints: [&'static str; 11],
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {
@@ -91,6 +91,16 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
                 &mint_json(shared, protocol, &client_id),
             )
         }
+        (&Method::POST, ["ca", "rollover"]) => match shared.authority.announce_next_ca() {
+            Ok(pem) => {
+                tracing::info!("announced a next client CA in every CA bundle");
+                respond::json(
+                    StatusCode::CREATED,
+                    &serde_json::json!({"next_ca_pem": pem}),
+                )
+            }
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
         (&Method::GET, ["certificates"]) => {
             respond::json(StatusCode::OK, &shared.registry.issued())
         }
@@ -208,6 +218,7 @@ fn index(shared: &Shared) -> Index {
             "GET /client-ca.pem",
             "POST /tokens/{compass|kyma-rest}[?client_id=]",
             "POST /tokens/director[?client_id=] (token, rawEncoded, legacyConnectorURL)",
+            "POST /ca/rollover (a next CA joins every returned CA bundle)",
             "GET /certificates[/{fingerprint}]",
             "GET /revocations",
             "POST /revocations/{fingerprint}",

@@ -278,6 +278,12 @@ impl Simulator {
         admin::mint_director(&self.shared, client_id)
     }
 
+    /// Starts a CA rotation: from now on every returned CA bundle holds a new CA after the
+    /// signing one (which keeps signing, so renewals still verify). Returns the new CA's PEM.
+    pub fn announce_next_ca(&self) -> Result<String, SimError> {
+        self.shared.authority.announce_next_ca()
+    }
+
     /// Every certificate handed out so far, oldest first.
     pub fn issued_certificates(&self) -> Vec<IssuedCertificate> {
         self.shared.registry.issued()
