@@ -1,9 +1,11 @@
 //! The one-time token in every form the Compass Director hands out (the raw token, the
-//! base64 `rawEncoded` JSON blob, the legacy connector URL) and the choice of the URL an
-//! enrollment starts from. Pure: sends nothing, reads no file, and never puts any form of
-//! the token into an error or a `Debug` output.
+//! base64 `rawEncoded` JSON blob, the legacy connector URL), read from text or a token
+//! file, and the choice of the URL an enrollment starts from. Sends nothing, does not
+//! watch files, and never puts any form of the token into an error or a `Debug` output.
 
 use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -98,6 +100,55 @@ pub enum TokenFormError {
     },
     #[error("no enrollment URL; {accepted}", accepted = accepted_forms(*protocol))]
     NoUrl { protocol: Protocol },
+}
+
+/// A token file larger than this holds no token (a Kubernetes Secret is at most 1 MiB;
+/// a token, even as a blob, is well under 1 KiB).
+pub const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+/// Why a token file gave no usable token. No variant carries the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read the token file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {path} is larger than 64 KiB: it holds no token")]
+    TooLarge { path: PathBuf },
+    #[error("the token file {path} is not UTF-8 text")]
+    NotText { path: PathBuf },
+    #[error("the token file {path} holds no usable token")]
+    Form {
+        path: PathBuf,
+        #[source]
+        source: TokenFormError,
+    },
+}
+
+/// Reads and recognises the token in `path` (for `enroll --token-file`, and for a token
+/// file the daemon watches). What was read is wiped before this returns.
+pub fn read_token_file(path: &Path) -> Result<OneTimeToken, TokenFileError> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|source| TokenFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(TokenFileError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| TokenFileError::NotText {
+        path: path.to_owned(),
+    })?;
+    OneTimeToken::parse(text).map_err(|source| TokenFileError::Form {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The forms `enroll` accepts for `protocol`, as a sentence for error messages.
@@ -371,6 +422,39 @@ mod tests {
         }
         let err = OneTimeToken::parse(&blob(r#"{"token":"tok-s3cr3t_Q","#)).unwrap_err();
         assert_eq!(err, TokenFormError::BadBlob);
+    }
+
+    #[test]
+    fn a_token_file_is_read_in_any_form_and_bad_files_are_named_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("{}\n", compass_blob())).unwrap();
+        let parsed = read_token_file(&path).unwrap();
+        assert_eq!(parsed.form(), TokenForm::RawEncoded);
+        assert_eq!(parsed.token().expose(), SECRET);
+
+        std::fs::write(&path, "tok-s3cr3t_Q tok-s3cr3t_Q").unwrap();
+        let err = read_token_file(&path).unwrap_err();
+        assert!(matches!(
+            err,
+            TokenFileError::Form {
+                source: TokenFormError::Garbled,
+                ..
+            }
+        ));
+        std::fs::write(&path, b"tok-s3cr3t_Q\xff").unwrap();
+        assert!(matches!(
+            read_token_file(&path),
+            Err(TokenFileError::NotText { .. })
+        ));
+        std::fs::write(&path, "x".repeat(MAX_TOKEN_FILE_BYTES as usize + 1)).unwrap();
+        assert!(matches!(
+            read_token_file(&path),
+            Err(TokenFileError::TooLarge { .. })
+        ));
+        let missing = dir.path().join("missing");
+        let err = read_token_file(&missing).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 
     #[test]

@@ -52,7 +52,9 @@ fn run(program: &str, args: &[&str]) -> (String, String) {
     let output = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{program} runs (Debian: openssl, openjdk-17-jre-headless): {e}")
+        });
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::exit::{CommandError, CommandResult};
 use crate::flow::{self, EnrollRequest};
 use crate::store::Store;
-use crate::token::OneTimeToken;
+use crate::token::{self, OneTimeToken};
 
 pub struct EnrollArgs {
     pub name: String,
@@ -69,15 +69,13 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
 
 /// Reads a token in any form from `file` (`-`: standard input); the text is wiped after.
 fn read_token(file: &Path) -> anyhow::Result<OneTimeToken> {
-    let mut text = Zeroizing::new(String::new());
-    if file == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the token from standard input")?;
-    } else {
-        std::fs::File::open(file)
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    if file != Path::new("-") {
+        return Ok(token::read_token_file(file)?);
     }
+    let mut text = Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(token::MAX_TOKEN_FILE_BYTES)
+        .read_to_string(&mut text)
+        .context("cannot read the token from standard input")?;
     Ok(OneTimeToken::parse(&text)?)
 }
