@@ -124,6 +124,11 @@ fn daemon_blocking_threads(max_concurrent_renewals: usize) -> usize {
 /// gets a fifth of the CPU, and a scrape waits tens of milliseconds.
 const BLOCKING_THREAD_NICENESS: i32 = 10;
 
+/// How long the blocking pool may finish its work once the command returned. A key
+/// generation abandoned at shutdown may still run there: do not wait for it. A swap in
+/// flight is atomic, and `recover` tidies up at the next start.
+pub const BLOCKING_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs `future` on the current thread; blocking work goes to at most
 /// `max_blocking_threads` threads, each `niceness` nicer than this one.
 fn block_on_with<F: std::future::Future<Output = CommandResult>>(
@@ -142,9 +147,7 @@ fn block_on_with<F: std::future::Future<Output = CommandResult>>(
         .build()
         .map_err(CommandError::failed)?;
     let result = runtime.block_on(future);
-    // A key generation abandoned at shutdown may still run on the blocking pool: do not
-    // wait for it. A swap in flight is atomic, and `recover` tidies up at the next start.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    runtime.shutdown_timeout(BLOCKING_SHUTDOWN_GRACE);
     result
 }
 

@@ -11,6 +11,26 @@ pub enum Exit {
     Usage = 2,
     /// The certificate is missing, expired or revoked: a new one-time token is needed.
     ReenrollmentNeeded = 3,
+    /// The certificate is fine, but a dependent was not told about it (an `on_renew`
+    /// hook failed; it stays pending and is retried).
+    NotNotified = 4,
+}
+
+impl Exit {
+    /// Which of two outcomes a command reports when several certificates end differently:
+    /// the one that needs a person soonest.
+    fn severity(self) -> u8 {
+        match self {
+            Exit::Usage => 4,
+            Exit::ReenrollmentNeeded => 3,
+            Exit::Failed => 2,
+            Exit::NotNotified => 1,
+        }
+    }
+
+    pub fn is_worse_than(self, other: Exit) -> bool {
+        self.severity() > other.severity()
+    }
 }
 
 /// An error on its way to the top of a command, carrying the exit code it maps to.
@@ -37,6 +57,13 @@ impl CommandError {
     pub fn reenroll(error: impl Into<anyhow::Error>) -> Self {
         Self {
             exit: Exit::ReenrollmentNeeded,
+            error: error.into(),
+        }
+    }
+
+    pub fn not_notified(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            exit: Exit::NotNotified,
             error: error.into(),
         }
     }

@@ -2,7 +2,6 @@
 //! process named by a pid file, a systemd reload, or a command without a shell. Does not
 //! decide when hooks run, and never touches the certificate files.
 
-use std::error::Error as _;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -21,6 +20,9 @@ use crate::config::{HookConfig, HookSignal};
 /// At most this much of each output stream of a command is kept and logged; the rest is
 /// read and counted, so a chatty hook can neither block on a full pipe nor flood the log.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// The longest `timeout` a command or systemd hook may have (checked at config load).
+pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A pid file longer than this is not a pid file.
 const PID_FILE_LIMIT: u64 = 4096;
@@ -87,6 +89,18 @@ impl HookKind {
     }
 }
 
+/// A stable name for a hook, under which `state.json` records that it was told about a
+/// certificate: what it does, not where it stands in the list.
+pub fn hook_key(hook: &HookConfig) -> String {
+    match hook {
+        HookConfig::Signal { signal, pid_file } => {
+            format!("signal:{}:{}", signal_of(*signal).1, pid_file.display())
+        }
+        HookConfig::SystemdUnit { unit, .. } => format!("systemd:{unit}"),
+        HookConfig::Command { argv, .. } => format!("command:{}", argv.join(" ")),
+    }
+}
+
 /// The result of one hook run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookOutcome {
@@ -107,6 +121,8 @@ pub enum HookError {
     PidFileInvalid { path: PathBuf },
     #[error("process {pid} from pid file {path} does not exist (stale pid file)")]
     ProcessGone { pid: i32, path: PathBuf },
+    #[error("pid file {path} is not trusted: {why}")]
+    PidFileUntrusted { path: PathBuf, why: String },
     #[error("cannot send SIG{signal} to process {pid} from pid file {path}")]
     Kill {
         signal: &'static str,
@@ -155,7 +171,7 @@ pub async fn run_hooks(name: &str, hooks: &[HookConfig], env: &HookEnv) -> Vec<H
                 }
             }
             Err(err) => {
-                let error = error_chain(&err);
+                let error = crate::errors::error_chain(&err);
                 tracing::warn!(cert = name, hook = kind.as_label(), %error, "hook failed");
                 HookOutcome {
                     kind,
@@ -167,17 +183,6 @@ pub async fn run_hooks(name: &str, hooks: &[HookConfig], env: &HookEnv) -> Vec<H
         outcomes.push(outcome);
     }
     outcomes
-}
-
-fn error_chain(err: &HookError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn signal_of(signal: HookSignal) -> (Signal, &'static str) {
@@ -212,6 +217,35 @@ async fn send_signal(signal: HookSignal, pid_file: &Path) -> Result<(), HookErro
     })
 }
 
+/// A pid file decides which process gets a signal, so it must come from someone who
+/// may signal that process anyway: root, this daemon's user, or the process's own user.
+/// A file others may write could name any process.
+fn check_pid_file_owner(path: &Path, meta: &std::fs::Metadata, pid: Pid) -> Result<(), HookError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let untrusted = |why: String| HookError::PidFileUntrusted {
+        path: path.to_owned(),
+        why,
+    };
+    if meta.mode() & 0o002 != 0 {
+        return Err(untrusted("other users may write it".into()));
+    }
+    let owner = meta.uid();
+    if owner == 0 || owner == rustix::process::geteuid().as_raw() {
+        return Ok(());
+    }
+    let process_owner =
+        std::fs::metadata(format!("/proc/{}", pid.as_raw_nonzero())).map(|m| m.uid());
+    match process_owner {
+        Ok(uid) if uid == owner => Ok(()),
+        Ok(uid) => Err(untrusted(format!(
+            "it belongs to uid {owner}, but process {} runs as uid {uid}",
+            pid.as_raw_nonzero()
+        ))),
+        // The process is gone: signalling it finds that out.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Reads a pid file: one positive decimal number, surrounding whitespace allowed. Zero and
 /// negative numbers are refused: `kill` would read them as a process group or as "all".
 async fn read_pid_file(path: &Path) -> Result<Pid, HookError> {
@@ -220,6 +254,7 @@ async fn read_pid_file(path: &Path) -> Result<Pid, HookError> {
         source,
     };
     let file = tokio::fs::File::open(path).await.map_err(read_err)?;
+    let meta = file.metadata().await.map_err(read_err)?;
     let mut bytes = Vec::new();
     file.take(PID_FILE_LIMIT + 1)
         .read_to_end(&mut bytes)
@@ -244,7 +279,9 @@ async fn read_pid_file(path: &Path) -> Result<Pid, HookError> {
     if raw <= 0 {
         return Err(invalid());
     }
-    Pid::from_raw(raw).ok_or_else(invalid)
+    let pid = Pid::from_raw(raw).ok_or_else(invalid)?;
+    check_pid_file_owner(path, &meta, pid)?;
+    Ok(pid)
 }
 
 fn systemctl_argv(unit: &str) -> Vec<String> {

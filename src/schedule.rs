@@ -47,6 +47,34 @@ pub fn renewal_time(
     jitter: f64,
     seed: u64,
 ) -> SystemTime {
+    renewal_time_with(not_before, not_after, policy, jitter, unit_from_seed(seed))
+}
+
+/// The earliest [`renewal_time`] any host can compute for this certificate: the whole
+/// `jitter` subtracted. Verification refuses a certificate that is already past it.
+pub fn earliest_renewal_time(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    policy: RenewPolicy,
+    jitter: f64,
+) -> SystemTime {
+    renewal_time_with(not_before, not_after, policy, jitter, 1.0)
+}
+
+/// When a certificate of `cfg` is due: [`renewal_time`] with this host's stable jitter.
+pub fn due(cfg: &crate::config::CertificateConfig, info: &crate::x509::CertInfo) -> SystemTime {
+    let seed = jitter_seed(&info.fingerprint_sha256, &host_name());
+    renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
+}
+
+/// [`renewal_time`] with the jitter's share `unit` in [0, 1] given directly.
+fn renewal_time_with(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    policy: RenewPolicy,
+    jitter: f64,
+    unit: f64,
+) -> SystemTime {
     let Ok(lifetime) = not_after.duration_since(not_before) else {
         return not_after;
     };
@@ -59,7 +87,7 @@ pub fn renewal_time(
         RenewPolicy::Before(before) => lifetime.saturating_sub(before),
     };
     let base = base.max(fraction(MIN_ELAPSED_FRACTION));
-    let offset = base.saturating_sub(fraction(clamp_unit(jitter) * unit_from_seed(seed)));
+    let offset = base.saturating_sub(fraction(clamp_unit(jitter) * unit));
     let latest = not_after
         .checked_sub(Duration::from_nanos(1))
         .unwrap_or(not_before);

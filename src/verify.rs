@@ -162,7 +162,12 @@ pub fn verify(
     }
     check_validity(&info, expect.now)?;
     check_chain(leaf_der, &ca_ders, &chain_ders[1..], &info, expect.now)?;
-    let renew_from = worst_case_renewal_time(&info, expect.renew, expect.jitter);
+    let renew_from = crate::schedule::earliest_renewal_time(
+        info.not_before,
+        info.not_after,
+        expect.renew,
+        expect.jitter,
+    );
     if expect.now >= renew_from {
         return Err(VerifyError::InsideRenewalWindow {
             renew_from: timestamp(renew_from),
@@ -196,41 +201,6 @@ pub fn verify(
         info,
         warnings,
     })
-}
-
-/// The earliest moment the certificate can be due for renewal under `renew` with the
-/// largest jitter (`jitter` × lifetime subtracted): the deterministic bound used to
-/// refuse certificates that would need renewing at once.
-pub fn worst_case_renewal_time(info: &CertInfo, renew: RenewPolicy, jitter: f64) -> SystemTime {
-    // Clamped (and NaN made zero) so that `mul_f64` cannot panic.
-    let fraction = |x: f64| {
-        if x.is_finite() {
-            x.clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    };
-    let lifetime = info.lifetime();
-    let jitter = lifetime.mul_f64(fraction(jitter));
-    let due = match renew {
-        RenewPolicy::At(at) => info
-            .not_before
-            .checked_add(lifetime.mul_f64(fraction(at)))
-            .unwrap_or(info.not_after),
-        RenewPolicy::Before(before) => info
-            .not_after
-            .checked_sub(before)
-            .unwrap_or(info.not_before),
-    };
-    // The same floor as the schedule: never due before 10% of the lifetime has passed.
-    let floor = info
-        .not_before
-        .checked_add(lifetime.mul_f64(crate::schedule::MIN_ELAPSED_FRACTION))
-        .unwrap_or(info.not_after);
-    due.max(floor)
-        .checked_sub(jitter)
-        .unwrap_or(info.not_before)
-        .max(info.not_before)
 }
 
 fn check_validity(info: &CertInfo, now: SystemTime) -> Result<(), VerifyError> {
@@ -493,7 +463,10 @@ mod tests {
     }
 
     #[test]
-    fn worst_case_renewal_time_subtracts_the_full_jitter() {
+    fn the_earliest_renewal_time_subtracts_the_full_jitter() {
+        let worst_case_renewal_time = |info: &CertInfo, renew, jitter| {
+            crate::schedule::earliest_renewal_time(info.not_before, info.not_after, renew, jitter)
+        };
         let ca = TestCa::new("ca");
         let key = key();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
@@ -512,9 +485,10 @@ mod tests {
             worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
             start + 10 * DAY
         );
+        // A policy that cannot be read is due at once, whatever the certificate.
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::At(f64::NAN), f64::INFINITY),
-            start + 10 * DAY
+            start
         );
     }
 

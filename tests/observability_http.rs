@@ -248,8 +248,7 @@ fn slow_clients_with_partial_headers_neither_block_scrapes_nor_stay_forever() {
         "cut off after {cut_off:?}"
     );
 
-    // More than the limit (64): a scrape waits for a slot, and gets one once the header
-    // timeout frees them.
+    // More than the limit (64): a scrape takes the slot of the oldest stalled client.
     let started = Instant::now();
     let slow = slow_clients(addr, 80);
     std::thread::sleep(Duration::from_millis(200));

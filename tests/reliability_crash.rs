@@ -72,10 +72,21 @@ struct Setup {
 fn setup() -> Setup {
     let sim = Sim::ecdsa(Duration::from_secs(3600));
     let workspace = Workspace::new();
-    let certs = vec![
+    let announced = workspace.path("announced");
+    let hook = format!(
+        "[[certificate.on_renew]]\ncommand = [\"sh\", \"-c\", \"echo \\\"$KYMA_CERTD_NAME $KYMA_CERTD_FINGERPRINT\\\" >> \\\"$0\\\"\", {}]\n",
+        toml::Value::String(announced.to_str().unwrap().to_owned())
+    );
+    let certs: Vec<CertSpec> = [
         workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink),
         workspace.cert("files", &sim, Proto::Rest, Layout::Files),
-    ];
+    ]
+    .into_iter()
+    .map(|mut cert| {
+        cert.tail.push_str(&hook);
+        cert
+    })
+    .collect();
     workspace.write_config(&certs);
     for cert in &certs {
         workspace.enroll(&sim, cert);
@@ -158,7 +169,9 @@ fn check_recovered(cert: &CertSpec, issued: &HashSet<String>) -> String {
     fingerprint
 }
 
-/// Runs `renew --name` without `--force`: recovery, then "not due".
+/// Runs `renew --name` without `--force`: recovery, then "not due", then the hooks that
+/// a kill kept from hearing of the current certificate. Afterwards the current
+/// certificate has been announced to the hook, whatever the kill interrupted.
 fn restart_one_shot(setup: &Setup, cert: &CertSpec) {
     let output = setup.workspace.run(&["renew", "--name", &cert.name]);
     assert!(
@@ -166,6 +179,17 @@ fn restart_one_shot(setup: &Setup, cert: &CertSpec) {
         "{}: the restart after a kill failed: {}",
         cert.name,
         harness::text(&output)
+    );
+    let current = cert
+        .consistent_pair()
+        .unwrap_or_else(|e| panic!("{}: inconsistent after the restart: {e}", cert.name));
+    let announced = std::fs::read_to_string(setup.workspace.path("announced")).unwrap_or_default();
+    assert!(
+        announced
+            .lines()
+            .any(|line| line == format!("{} {current}", cert.name)),
+        "{}: the current certificate {current} was never announced to the hook",
+        cert.name
     );
 }
 
@@ -338,7 +362,7 @@ fn renewals_survive_sigkill_at_random_moments_in_both_layouts() {
     results::record(
         "1-crash",
         "SIGKILL at random moments of `renew --force` and of a daemon renewing on SIGUSR1, symlink (compass) and files (kyma-rest) layouts",
-        "after each kill: key and certificate belong together (files layout: unless its journal is pending) and were issued by the simulator; after each restart (`renew`, or the daemon's own start): consistent, issued, no temporary file, journal or generation beyond current and previous",
+        "after each kill: key and certificate belong together (files layout: unless its journal is pending) and were issued by the simulator; after each restart (`renew`, or the daemon's own start): consistent, issued, no temporary file, journal or generation beyond current and previous; after each `renew` restart: the current certificate was announced to the on_renew hook",
         &[
             ("kills survived", total.to_string()),
             ("symlink", layout_numbers(sym)),

@@ -3,14 +3,18 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::exit::{CommandError, CommandResult, Exit};
+use crate::config::CertificateConfig;
+use crate::exit::{CommandError, CommandResult};
 use crate::flow;
+use crate::notify;
 use crate::store::Store;
 use crate::verify::timestamp;
 
 pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> CommandResult {
     let config = super::load_config(config_path)?;
     let mut worst: Option<CommandError> = None;
+    // Renew what is due, then tell the dependents of every certificate whatever they
+    // have not heard yet: this renewal, or one whose hooks failed or were cut short.
     for cert in super::selected(&config, name)? {
         let span =
             tracing::info_span!("renew", cert = %cert.name, protocol = cert.protocol.as_str());
@@ -23,7 +27,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         if !force {
             match store.load_current() {
                 Ok(Some(current)) => {
-                    let due = flow::scheduled_renewal(cert, &current.info);
+                    let due = crate::schedule::due(cert, &current.info);
                     if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
                         println!(
                             "{}: not due until {} (use --force to renew now)",
@@ -42,7 +46,18 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         }
         let started = std::time::Instant::now();
         let result = flow::renew(cert, &store).await;
-        flow::record_attempt(&store, result.as_ref().map(|_| ()));
+        if let Err(e) = &result
+            && e.is_superseded()
+        {
+            // Someone else (an enroll, a daemon, another `renew`) put a new certificate
+            // in place meanwhile: what this command was for has happened.
+            println!(
+                "{}: another process replaced the certificate meanwhile; keeping that one",
+                cert.name
+            );
+            continue;
+        }
+        store.record_attempt(result.as_ref().map(|_| ()));
         match result {
             Ok(renewed) => println!(
                 "{}: renewed in {:.2}s, {} -> {}, valid until {}",
@@ -55,10 +70,35 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
             Err(e) => keep_worst(&mut worst, super::flow_error(&cert.name, e)),
         }
     }
+    for cert in super::selected(&config, name)? {
+        if let Err(e) = tell_dependents(cert).await {
+            keep_worst(&mut worst, e);
+        }
+    }
     match worst {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Runs the hooks that have not heard of `cert`'s current certificate; exit code 4 when
+/// one of them failed (it stays pending for the daemon or the next `renew`).
+async fn tell_dependents(cert: &CertificateConfig) -> Result<(), CommandError> {
+    let store = Store::new(cert);
+    let Ok(Some(current)) = store.load_current() else {
+        return Ok(());
+    };
+    let round = notify::deliver(cert, &store.state(), &current.info, &store.consumer_paths()).await;
+    if round.all_told() {
+        return Ok(());
+    }
+    Err(CommandError::not_notified(anyhow::anyhow!(
+        "{}: {} of {} on_renew hooks did not succeed and stay pending: {}",
+        cert.name,
+        round.left.hooks.len(),
+        cert.on_renew.len(),
+        round.left.last_error.unwrap_or_default()
+    )))
 }
 
 /// Keeps going over the other certificates; reports the most serious failure, and
@@ -66,9 +106,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
 fn keep_worst(worst: &mut Option<CommandError>, error: CommandError) {
     let replace = match worst {
         None => true,
-        Some(current) => {
-            error.exit == Exit::ReenrollmentNeeded && current.exit != Exit::ReenrollmentNeeded
-        }
+        Some(current) => error.exit.is_worse_than(current.exit),
     };
     if replace {
         if let Some(previous) = worst.replace(error) {

@@ -31,6 +31,10 @@ pub struct CertificateStatus {
     pub consecutive_failures: u32,
     pub last_success: Option<String>,
     pub last_error: Option<String>,
+    /// The `on_renew` hooks that have not heard of the current certificate.
+    pub hooks_pending: Vec<String>,
+    /// Why the last round of hooks failed, when some are pending.
+    pub hook_error: Option<String>,
 }
 
 pub fn status(config_path: &Path, name: Option<&str>, json: bool) -> CommandResult {
@@ -83,6 +87,8 @@ fn inspect(
         consecutive_failures: state.consecutive_failures,
         last_success: state.last_success.map(timestamp),
         last_error: state.last_error.clone(),
+        hooks_pending: Vec::new(),
+        hook_error: None,
     };
     let Some(current) = current else {
         return Ok(status);
@@ -97,6 +103,11 @@ fn inspect(
     } else {
         "valid"
     };
+    let pending = crate::notify::pending(cert, &state, &info.fingerprint_sha256);
+    if !pending.is_empty() {
+        status.hook_error = pending.last_error;
+        status.hooks_pending = pending.hooks;
+    }
     status.subject = Some(info.subject.clone());
     status.issuer = Some(info.issuer.clone());
     status.fingerprint_sha256 = Some(info.fingerprint_sha256.clone());
@@ -104,7 +115,7 @@ fn inspect(
     status.not_after = Some(timestamp(info.not_after));
     status.seconds_left = Some(signed_seconds(info.not_after, now));
     if status.state == "valid" || status.state == "backoff" {
-        let due = flow::scheduled_renewal(cert, info);
+        let due = crate::schedule::due(cert, info);
         let next = match state.next_attempt {
             Some(retry) if status.state == "backoff" => retry,
             _ => due,
@@ -191,6 +202,11 @@ fn table(statuses: &[CertificateStatus], colour: bool) -> String {
         line("next renewal", s.next_renewal.as_deref());
         line("last success", s.last_success.as_deref());
         line("last error", s.last_error.as_deref());
+        if !s.hooks_pending.is_empty() {
+            let pending = format!("{} ({})", s.hooks_pending.len(), s.hooks_pending.join(", "));
+            line("hooks pending", Some(pending.as_str()));
+            line("hook error", s.hook_error.as_deref());
+        }
         line("directory", Some(&s.dir));
     }
     out

@@ -487,6 +487,29 @@ fn owner_and_group_names_are_resolved_or_refused() {
 }
 
 #[test]
+fn an_absurd_hook_timeout_is_refused_at_load_with_its_line() {
+    let hook = |timeout: &str| {
+        with_cert(&format!(
+            "[[certificate.on_renew]]\ncommand = [\"/bin/true\"]\ntimeout = \"{timeout}\""
+        ))
+    };
+    // Too large to be a duration at all: still refused on its key, never overflowing.
+    assert_problem(&hook("100000000000000000000d"), "key `timeout`");
+    assert_problem(&hook("0s"), "key `timeout`: must be longer than zero");
+    for absurd in ["30d", "100000000d", "11m"] {
+        let all = problems(&hook(absurd));
+        assert!(
+            all.iter().any(
+                |p| p.contains("key `timeout`: must be more than zero and at most 10m")
+                    && p.contains("config.toml:")
+            ),
+            "{absurd}: {all:#?}"
+        );
+    }
+    assert!(syntax(&hook("10m")).is_ok());
+}
+
+#[test]
 fn hooks_need_exactly_one_kind() {
     let hook = |body: &str| with_cert(&format!("[[certificate.on_renew]]\n{body}"));
     assert_problem(&hook("timeout = \"5s\""), "needs exactly one of");

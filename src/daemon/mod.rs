@@ -27,8 +27,17 @@ use crate::systemd;
 use task::{Control, Report, TaskContext};
 use watch::{DEBOUNCE, DirWatcher};
 
-/// How long stopping may wait for tasks to finish or abandon their work.
-const DRAIN: Duration = Duration::from_millis(900);
+/// How long a stopped certificate task may take to return before it is aborted. Tasks
+/// give up at every await that can last (waits, renewals, hooks), so only a hung disk
+/// under a state.json write reaches this bound.
+pub const DRAIN: Duration = Duration::from_millis(900);
+
+/// The longest a clean stop takes after SIGTERM: the tasks' drain, then the metrics
+/// server's, then the grace given to blocking work. `TimeoutStopSec=` in the systemd
+/// unit must leave room for it (a test reads both).
+pub const STOP_BOUND: Duration = DRAIN
+    .saturating_add(DRAIN)
+    .saturating_add(crate::app::BLOCKING_SHUTDOWN_GRACE);
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> CommandResult {
@@ -156,8 +165,9 @@ impl Supervisor {
                 },
                 Some(path) = changes.recv() => {
                     self.watcher.appeared(&path);
-                    if let Some(name) = self.watcher.owner_of(&path) {
-                        pending.insert(name.to_owned(), Instant::now() + DEBOUNCE);
+                    let due = Instant::now() + DEBOUNCE;
+                    for name in self.watcher.owners_of(&path) {
+                        pending.insert(name.to_owned(), due);
                     }
                 }
                 () = sleep_until_opt(next_debounce) => {
@@ -223,28 +233,36 @@ impl Supervisor {
         );
     }
 
-    async fn stop(&mut self, name: &str) {
-        if let Some(handle) = self.tasks.remove(name) {
+    /// Stops the tasks of `names` together and returns once every one of them is gone,
+    /// so that nothing of theirs writes a metric or state.json afterwards: each is
+    /// cancelled, gets `DRAIN` to return, and is then aborted, the abort awaited too.
+    /// (An fsync already handed to the blocking pool cannot be interrupted; it ends on
+    /// its own and touches no metric.)
+    async fn stop(&mut self, names: &[String]) {
+        let mut joins = Vec::new();
+        for name in names {
+            self.schedule.remove(name);
+            let Some(handle) = self.tasks.remove(name) else {
+                continue;
+            };
             handle.cancel.cancel();
             for dir in watched_dirs(&handle.cfg) {
-                self.watcher.unwatch(&dir);
+                self.watcher.unwatch(name, &dir);
             }
-            let _ = tokio::time::timeout(DRAIN, handle.join).await;
+            joins.push((name.clone(), handle.join));
         }
-        self.schedule.remove(name);
+        let deadline = Instant::now() + DRAIN;
+        futures::future::join_all(
+            joins
+                .into_iter()
+                .map(|(name, join)| finish_or_abort(name, join, deadline)),
+        )
+        .await;
     }
 
     async fn stop_all(&mut self) {
         let names: Vec<String> = self.tasks.keys().cloned().collect();
-        for handle in self.tasks.values() {
-            handle.cancel.cancel();
-        }
-        let joins: Vec<_> = names
-            .iter()
-            .filter_map(|n| self.tasks.remove(n))
-            .map(|h| h.join)
-            .collect();
-        let _ = tokio::time::timeout(DRAIN, futures::future::join_all(joins)).await;
+        self.stop(&names).await;
     }
 
     /// SIGHUP: a bad new config is rejected and counted; the old one stays in force.
@@ -292,19 +310,28 @@ impl Supervisor {
             metrics: metrics_settings,
             ..new
         };
-        // Stopping is quick (tasks abandon between awaits), so the loop stays responsive.
+        // Removed and changed certificates stop together, before any replacement starts:
+        // an old task never writes over its successor's metrics. Stopping is quick (tasks
+        // abandon their wait, renewal or hook), so the loop stays responsive.
         for name in &removed {
             info!(name = %name, "certificate removed from the configuration");
-            self.stop(name).await;
+        }
+        let changed: Vec<String> = restart
+            .iter()
+            .map(|cert| cert.name.clone())
+            .filter(|name| old.contains_key(name))
+            .collect();
+        for name in &changed {
+            info!(name = %name, "certificate changed in the configuration; restarting it");
+        }
+        self.stop(&[removed.as_slice(), changed.as_slice()].concat())
+            .await;
+        for name in &removed {
             self.metrics.forget(name);
         }
         for cert in restart {
-            let name = cert.name.clone();
-            if old.contains_key(&name) {
-                info!(name = %name, "certificate changed in the configuration; restarting it");
-                self.stop(&name).await;
-            } else {
-                info!(name = %name, "certificate added to the configuration");
+            if !old.contains_key(&cert.name) {
+                info!(name = %cert.name, "certificate added to the configuration");
             }
             self.start(cert);
         }
@@ -313,6 +340,11 @@ impl Supervisor {
     }
 
     fn record(&mut self, report: Report) {
+        // A report a removed task sent before it stopped must not bring it back. (A
+        // restarted task's stale reports come before its successor's: same channel.)
+        if !self.tasks.contains_key(&report.name) {
+            return;
+        }
         self.schedule
             .insert(report.name, (report.state, report.next));
         self.announce();
@@ -349,6 +381,17 @@ impl Supervisor {
     }
 }
 
+/// Waits for a cancelled task until `deadline`, then aborts it and waits for the abort.
+async fn finish_or_abort(name: String, mut join: JoinHandle<()>, deadline: Instant) {
+    if tokio::time::timeout_at(deadline, &mut join).await.is_ok() {
+        return;
+    }
+    warn!(name = %name, "the certificate task did not stop within {DRAIN:?}; aborting it");
+    join.abort();
+    // Returns once the task's future is dropped (a running hook with it).
+    let _ = join.await;
+}
+
 /// The directories whose changes concern a certificate.
 fn watched_dirs(cfg: &CertificateConfig) -> Vec<PathBuf> {
     let mut dirs = vec![cfg.dir.clone()];
@@ -382,5 +425,47 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Sets its flag when dropped: the task owning it no longer exists.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ignores_its_cancellation_is_gone_once_stopping_returns() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(Arc::clone(&dropped));
+        let join = tokio::spawn(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        });
+        let grace = Duration::from_millis(50);
+        let started = Instant::now();
+        finish_or_abort("orders".to_owned(), join, started + grace).await;
+        assert!(dropped.load(Ordering::SeqCst), "the task outlived its stop");
+        assert!(started.elapsed() >= grace, "aborted before its drain");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_returns_in_time_is_awaited_without_waiting_for_the_drain() {
+        let cancel = CancellationToken::new();
+        let stopped = cancel.clone();
+        let join = tokio::spawn(async move { stopped.cancelled().await });
+        cancel.cancel();
+        let started = Instant::now();
+        finish_or_abort("orders".to_owned(), join, started + Duration::from_secs(30)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::CertificateConfig;
 use crate::flow::{self, FlowError};
-use crate::hooks::{HookEnv, run_hooks};
+use crate::notify;
 use crate::report::{CertState, Metrics};
 use crate::schedule::{Backoff, next_wakeup};
 use crate::store::Store;
@@ -72,7 +72,8 @@ enum Standing {
 /// Runs one certificate's task until it is cancelled.
 pub async fn run(ctx: TaskContext) {
     let mut task = Task::start(ctx).await;
-    while task.step().await.is_continue() {}
+    // Checked before each look at the files: a cancelled task writes no metric again.
+    while !task.ctx.cancel.is_cancelled() && task.step().await.is_continue() {}
 }
 
 /// What a task remembers between two looks at its files.
@@ -111,7 +112,7 @@ impl Task {
                 }
             }
             Ok(Err(e)) => {
-                error!(error = %flow::error_chain(&e), "cannot recover the certificate directory")
+                error!(error = %crate::errors::error_chain(&e), "cannot recover the certificate directory")
             }
             Err(_) => error!("recovery was interrupted"),
         }
@@ -151,10 +152,19 @@ impl Task {
             }
         };
         self.note_valid(&info);
+        // Dependents hear of every certificate that became current, before anything else
+        // happens to it: after a renewal, at start, after a crash or a reload.
+        // The schedule is reported first: readiness never waits for a slow hook.
         let due = self.schedule(&info);
-        match wait_until(due, &mut self.ctx).await {
+        let pending = self.pending_notifications(&info);
+        if pending.is_due(SystemTime::now()) {
+            return self.notify_dependents(&info).await;
+        }
+        let wake = pending.retry_at.map_or(due, |retry| retry.min(due));
+        match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
             Woke::Control(Control::FilesChanged) => return ControlFlow::Continue(()),
+            Woke::Due if wake < due => return ControlFlow::Continue(()),
             Woke::Due | Woke::Control(Control::RenewNow) => {}
         }
 
@@ -175,6 +185,48 @@ impl Task {
             Err(e) if !reached_connector(&e) => {}
             Err(e) if e.needs_reenrollment() => self.refused_by_connector(&info, &e).await,
             Err(e) => self.failed(&info, &e, permit).await,
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The hooks that have not heard of the certificate `info`, also as a metric.
+    fn pending_notifications(&self, info: &CertInfo) -> notify::Pending {
+        let pending = notify::pending(&self.ctx.cfg, &self.store.state(), &info.fingerprint_sha256);
+        self.ctx
+            .metrics
+            .hooks_pending(&self.ctx.cfg.name, pending.hooks.len());
+        pending
+    }
+
+    /// One round of the pending notifications; a hook still running when the task is
+    /// cancelled is stopped and stays pending.
+    async fn notify_dependents(&mut self, info: &CertInfo) -> ControlFlow<()> {
+        let ctx = &self.ctx;
+        let state = self.store.state();
+        let paths = self.store.consumer_paths();
+        // Boxed like the renewal: it exists only while hooks run.
+        // A stop or a reload never waits for a hook: dropping the running one kills its
+        // process group (see `hooks`); it stays pending for the next start.
+        let round = tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => {
+                warn!("stopping: the running hook was interrupted and stays pending");
+                return ControlFlow::Break(());
+            }
+            round = Box::pin(notify::deliver(&ctx.cfg, &state, info, &paths)) => round,
+        };
+        for outcome in &round.outcomes {
+            ctx.metrics
+                .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
+        }
+        ctx.metrics
+            .hooks_pending(&ctx.cfg.name, round.left.hooks.len());
+        if let Some(at) = round.left.retry_at {
+            warn!(
+                pending = round.left.hooks.len(),
+                retry_at = %timestamp(at),
+                "a dependent was not told about the new certificate; retrying"
+            );
         }
         ControlFlow::Continue(())
     }
@@ -255,7 +307,7 @@ impl Task {
         let ctx = &self.ctx;
         let (state, due) = match self.retry_at {
             Some(at) if self.failures > 0 => (CertState::Backoff, at),
-            _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, info)),
+            _ => (CertState::Valid, crate::schedule::due(&ctx.cfg, info)),
         };
         // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
@@ -290,13 +342,13 @@ impl Task {
         );
         // The certificate leaves "renewing" with its permit: a scrape never sees more
         // than `max_concurrent_renewals` certificates renewing.
-        let due = flow::scheduled_renewal(&ctx.cfg, &renewed.info);
+        let due = crate::schedule::due(&ctx.cfg, &renewed.info);
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
         ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
         report(ctx, CertState::Valid, Some(due));
-        // Hooks may take their whole timeout: they do not hold up other renewals.
+        // Hooks may take their whole timeout: they do not hold up other renewals. They
+        // run at the next look at the files, which finds the new certificate pending.
         drop(permit);
-        Box::pin(notify_dependents(ctx, renewed)).await;
     }
 
     /// Expired or revoked by the connector's own answer: only an operator can help.
@@ -315,7 +367,7 @@ impl Task {
         self.refused = Some(Refusal {
             fingerprint: info.fingerprint_sha256.clone(),
             state,
-            cause: flow::error_chain(error),
+            cause: crate::errors::error_chain(error),
         });
     }
 
@@ -336,7 +388,7 @@ impl Task {
             reason = error.reason().as_str(),
             consecutive_failures = self.failures,
             retry_in_seconds = delay.as_secs(),
-            error = %flow::error_chain(error),
+            error = %crate::errors::error_chain(error),
             "renewal failed; retrying in {}",
             humantime::format_duration(Duration::from_secs(delay.as_secs()))
         );
@@ -372,14 +424,18 @@ async fn renew_once(
         && !reached_connector(e)
     {
         // Nothing was attempted: no counter moves and state.json keeps its record.
-        debug!(error = %flow::error_chain(e), "not renewing");
+        if e.is_superseded() {
+            info!(error = %crate::errors::error_chain(e), "renewal discarded");
+        } else {
+            debug!(error = %crate::errors::error_chain(e), "not renewing");
+        }
         return Some((result, permit));
     }
     // state.json is written with fsyncs: off the event loop, so that scrapes, health
     // checks and the other certificates never wait for the disk.
     let record = Store::new(&ctx.cfg);
     let result = tokio::task::spawn_blocking(move || {
-        flow::record_attempt(&record, result.as_ref().map(|_| ()));
+        record.record_attempt(result.as_ref().map(|_| ()));
         result
     })
     .await
@@ -402,33 +458,17 @@ async fn renew_once(
     Some((result, permit))
 }
 
-/// Whether a renewal got as far as asking the connector. It stops before when the
-/// current certificate expired, was revoked or disappeared since it was inspected.
+/// Whether a renewal counts as an attempt (a success or a failure). It does not when it
+/// stopped before asking the connector because the current certificate expired, was
+/// revoked or disappeared since it was inspected, nor when its result was discarded
+/// because someone else replaced the certificate meanwhile: then the next look at the
+/// files decides what to do.
 fn reached_connector(error: &FlowError) -> bool {
-    !matches!(
-        error,
-        FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
-    )
-}
-
-async fn notify_dependents(ctx: &TaskContext, renewed: &flow::Renewed) {
-    if ctx.cfg.on_renew.is_empty() {
-        return;
-    }
-    let env = HookEnv {
-        name: ctx.cfg.name.clone(),
-        cert: renewed.paths.cert.clone(),
-        key: renewed.paths.key.clone(),
-        chain: renewed.paths.chain.clone(),
-        ca: renewed.paths.ca.clone(),
-        fingerprint: renewed.info.fingerprint_sha256.clone(),
-        not_after: timestamp(renewed.info.not_after),
-    };
-    // `run_hooks` logs each outcome; a failure never touches the renewed certificate.
-    for outcome in run_hooks(&ctx.cfg.name, &ctx.cfg.on_renew, &env).await {
-        ctx.metrics
-            .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
-    }
+    !error.is_superseded()
+        && !matches!(
+            error,
+            FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
+        )
 }
 
 fn inspect(store: &Store) -> Standing {
@@ -442,7 +482,7 @@ fn inspect(store: &Store) -> Standing {
             state: CertState::Missing,
             why: format!(
                 "the certificate on disk is unusable: {}",
-                flow::error_chain(&e)
+                crate::errors::error_chain(&e)
             ),
         },
         Ok(Some(current)) if state.is_revoked(&current.info.fingerprint_sha256) => {
@@ -500,7 +540,7 @@ fn mark_revoked(store: &Store, fingerprint: &str) {
         store.write_state(&state)
     });
     if let Err(e) = result {
-        warn!(error = %flow::error_chain(&e), "cannot record the revocation in state.json");
+        warn!(error = %crate::errors::error_chain(&e), "cannot record the revocation in state.json");
     }
 }
 
@@ -510,7 +550,7 @@ fn persist_retry(store: &Store, at: SystemTime) {
         store.write_state(&state)
     });
     if let Err(e) = result {
-        debug!(error = %flow::error_chain(&e), "cannot record the retry time in state.json");
+        debug!(error = %crate::errors::error_chain(&e), "cannot record the retry time in state.json");
     }
 }
 

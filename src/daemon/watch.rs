@@ -3,7 +3,7 @@
 //! decide whether a change matters: the certificate's task compares fingerprints, so the
 //! daemon's own swaps settle without a loop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +17,10 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Keeps the OS watcher alive and maps directories to certificate names.
 pub struct DirWatcher {
     watcher: RecommendedWatcher,
-    dirs: HashMap<PathBuf, String>,
+    /// Every certificate with a file in the directory: with the files layout several
+    /// certificates may share one (`/etc/ssl/app/a.crt`, `/etc/ssl/app/b.crt`), and a
+    /// change there concerns each of them.
+    dirs: HashMap<PathBuf, BTreeSet<String>>,
     /// Directories that did not exist yet, watched through their parent until they appear.
     via_parent: HashSet<PathBuf>,
 }
@@ -59,7 +62,10 @@ impl DirWatcher {
                 .watch(dir.parent().unwrap_or(dir), RecursiveMode::NonRecursive)?;
             self.via_parent.insert(dir.to_path_buf());
         }
-        self.dirs.insert(dir.to_path_buf(), name.to_owned());
+        self.dirs
+            .entry(dir.to_path_buf())
+            .or_default()
+            .insert(name.to_owned());
         Ok(())
     }
 
@@ -78,20 +84,33 @@ impl DirWatcher {
         }
     }
 
-    pub fn unwatch(&mut self, dir: &Path) {
-        if self.dirs.remove(dir).is_some() && !self.via_parent.remove(dir) {
+    /// `name` no longer cares about `dir`; the directory stays watched while another
+    /// certificate still has files in it.
+    pub fn unwatch(&mut self, name: &str, dir: &Path) {
+        let Some(names) = self.dirs.get_mut(dir) else {
+            return;
+        };
+        names.remove(name);
+        if !names.is_empty() {
+            return;
+        }
+        self.dirs.remove(dir);
+        if !self.via_parent.remove(dir) {
             let _ = self.watcher.unwatch(dir);
         }
     }
 
-    /// Which certificate a changed path belongs to, if any: the path is the directory
-    /// itself, a file in it, or the directory seen from its parent.
-    pub fn owner_of(&self, path: &Path) -> Option<&str> {
+    /// The certificates a changed path belongs to: those of the path itself (a watched
+    /// directory, or one seen from its parent) and those of its parent directory.
+    pub fn owners_of(&self, path: &Path) -> BTreeSet<&str> {
         // Two lookups rather than a scan: every file event of every renewal comes here.
-        self.dirs
-            .get(path)
-            .or_else(|| path.parent().and_then(|parent| self.dirs.get(parent)))
+        let own = self.dirs.get(path);
+        let parents = path.parent().and_then(|parent| self.dirs.get(parent));
+        own.into_iter()
+            .chain(parents)
+            .flatten()
             .map(String::as_str)
+            .collect()
     }
 }
 
@@ -110,14 +129,53 @@ mod tests {
         watcher.watch("orders", &orders).unwrap();
         watcher.watch("billing", &billing).unwrap();
 
-        assert_eq!(watcher.owner_of(&orders), Some("orders"));
-        assert_eq!(watcher.owner_of(&orders.join("state.json")), Some("orders"));
-        assert_eq!(watcher.owner_of(&billing.join("current")), Some("billing"));
+        assert_eq!(watcher.owners_of(&orders), owners(&["orders"]));
         assert_eq!(
-            watcher.owner_of(&orders.join("gen-1").join("key.pem")),
-            None
+            watcher.owners_of(&orders.join("state.json")),
+            owners(&["orders"])
         );
-        assert_eq!(watcher.owner_of(&folder.path().join("other")), None);
-        assert_eq!(watcher.owner_of(folder.path()), None);
+        assert_eq!(
+            watcher.owners_of(&billing.join("current")),
+            owners(&["billing"])
+        );
+        assert_eq!(
+            watcher.owners_of(&orders.join("gen-1").join("key.pem")),
+            owners(&[])
+        );
+        assert_eq!(watcher.owners_of(&folder.path().join("other")), owners(&[]));
+        assert_eq!(watcher.owners_of(folder.path()), owners(&[]));
+    }
+
+    fn owners<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
+        names.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_shared_directory_belongs_to_every_certificate_with_files_in_it() {
+        let folder = tempfile::tempdir().unwrap();
+        let shared = folder.path().join("ssl");
+        let orders = folder.path().join("orders");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::create_dir(&orders).unwrap();
+        let (mut watcher, _events) = DirWatcher::new().unwrap();
+        watcher.watch("orders", &orders).unwrap();
+        watcher.watch("orders", &shared).unwrap();
+        watcher.watch("billing", &shared).unwrap();
+
+        assert_eq!(
+            watcher.owners_of(&shared.join("billing.crt")),
+            owners(&["billing", "orders"])
+        );
+        // A directory that is both watched and inside a watched one concerns both sets.
+        watcher.watch("audit", folder.path()).unwrap();
+        assert_eq!(watcher.owners_of(&orders), owners(&["audit", "orders"]));
+
+        watcher.unwatch("orders", &shared);
+        assert_eq!(
+            watcher.owners_of(&shared.join("orders.crt")),
+            owners(&["billing"])
+        );
+        watcher.unwatch("billing", &shared);
+        assert_eq!(watcher.owners_of(&shared.join("orders.crt")), owners(&[]));
     }
 }

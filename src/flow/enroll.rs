@@ -3,15 +3,17 @@
 
 use std::time::SystemTime;
 
-use super::{FlowError, connector_for, generate_key, verify_and_swap};
+use tracing::{debug, info, warn};
+
+use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
 use crate::config::CertificateConfig;
+use crate::hooks::hook_key;
 use crate::keys::{build_csr, csr_base64};
 use crate::protocol::Connector;
-use crate::store::Store;
+use crate::store::{Expect, Notified, Store};
 use crate::subject::Subject;
 use crate::token::{EnrollTarget, OneTimeToken, enroll_target};
 use crate::x509::CertInfo;
-use tracing::{debug, info, warn};
 
 /// What `enroll` was given.
 #[derive(Debug)]
@@ -35,6 +37,9 @@ pub async fn enroll(
         request.url.as_deref(),
         cfg.connector_url.as_ref(),
     )?;
+    // Only a certificate that replaces another concerns the dependents: the first one
+    // is what they start with.
+    let replaces = !matches!(store.load_current(), Ok(None));
     let connector = connector_for(cfg)?;
     debug!(url = %crate::protocol::RedactedUrl::new(&url), "asking the connector for the signing request info");
     let plan = connector.begin_enroll(&url, token.as_ref()).await?;
@@ -54,18 +59,40 @@ pub async fn enroll(
     let csr = build_csr(&key, &subject)?;
     debug!("sending the signing request");
     let issued = connector.sign(&plan, &csr_base64(&csr), None).await?;
-    let (info, _) = verify_and_swap(cfg, &issued, key, &subject, None).await?;
+    // An enrollment replaces whatever is there: the operator asked for it.
+    let committed = verify_and_commit(
+        cfg,
+        Answer {
+            plan: &plan,
+            issued: &issued,
+            key,
+            subject: &subject,
+        },
+        None,
+        Expect::Anything,
+    )
+    .await?;
+    let info = committed.info;
 
-    let mut state = store.read_state()?;
-    state.renewal_url = plan.renewal_url.clone();
-    state.revoked = None;
-    state.protocol = Some(cfg.protocol);
-    state.next_attempt = None;
-    state.enrolled_at = Some(SystemTime::now());
-    state.last_error = None;
-    state.consecutive_failures = 0;
-    store.write_state(&state)?;
-    if state.renewal_url.is_none() && cfg.renewal_url.is_none() {
+    // The renewal URL lives in the generation's connection.json; state.json keeps a
+    // copy for older versions reading this directory.
+    store.update_state(|state| {
+        state.renewal_url = plan.renewal_url.clone();
+        state.revoked = None;
+        state.protocol = Some(cfg.protocol);
+        state.next_attempt = None;
+        state.enrolled_at = Some(SystemTime::now());
+        state.last_error = None;
+        state.consecutive_failures = 0;
+        if !replaces {
+            state.notified = Some(Notified {
+                fingerprint: info.fingerprint_sha256.clone(),
+                delivered: cfg.on_renew.iter().map(hook_key).collect(),
+                ..Notified::default()
+            });
+        }
+    })?;
+    if plan.renewal_url.is_none() && cfg.renewal_url.is_none() {
         warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
     }
     info!(fingerprint = %info.fingerprint_sha256, not_after = %crate::verify::timestamp(info.not_after), "enrolled");

@@ -78,6 +78,15 @@ impl FlowError {
         }
     }
 
+    /// The files changed under the renewal (an `enroll`, another renewal): its
+    /// certificate was discarded, and the new one on disk is what counts.
+    pub fn is_superseded(&self) -> bool {
+        matches!(
+            self,
+            FlowError::Store(crate::store::StoreError::Superseded { .. })
+        )
+    }
+
     /// Only a new one-time token helps: exit code 3, states expired/revoked/missing.
     pub fn needs_reenrollment(&self) -> bool {
         match self {
@@ -106,25 +115,40 @@ pub fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, FlowError>
     Ok(protocol::connector(cfg.protocol, http)?)
 }
 
+/// What a conversation hands to [`verify_and_commit`]: the connector's answer and what
+/// it was asked for.
+pub(crate) struct Answer<'a> {
+    pub plan: &'a crate::protocol::SigningPlan,
+    pub issued: &'a crate::protocol::IssuedPems,
+    pub key: PrivateKey,
+    pub subject: &'a crate::subject::Subject,
+}
+
+/// A certificate now on disk, with what the verification warned about.
+pub(crate) struct Committed {
+    pub info: crate::x509::CertInfo,
+    pub warnings: Vec<crate::verify::VerifyWarning>,
+}
+
 /// Checks what the connector returned (DESIGN.md section 4) and, only if it passes,
-/// swaps it in on the blocking pool. Returns the new certificate and any warnings.
-pub(crate) async fn verify_and_swap(
+/// commits it on the blocking pool together with its `connection.json`, if the files
+/// on disk are still what `expect` says (compare-and-swap).
+pub(crate) async fn verify_and_commit(
     cfg: &CertificateConfig,
-    issued: &crate::protocol::IssuedPems,
-    key: PrivateKey,
-    subject: &crate::subject::Subject,
+    answer: Answer<'_>,
     previous_lifetime: Option<std::time::Duration>,
-) -> Result<(crate::x509::CertInfo, Vec<crate::verify::VerifyWarning>), FlowError> {
+    expect: crate::store::Expect,
+) -> Result<Committed, FlowError> {
     use crate::verify::{Expectations, ReturnedPems, verify};
     let verified = verify(
         ReturnedPems {
-            client_cert: &issued.client_pem,
-            ca: &issued.ca_pem,
-            chain: &issued.chain_pem,
+            client_cert: &answer.issued.client_pem,
+            ca: &answer.issued.ca_pem,
+            chain: &answer.issued.chain_pem,
         },
-        key,
+        answer.key,
         &Expectations {
-            subject,
+            subject: answer.subject,
             now: SystemTime::now(),
             renew: cfg.renew,
             jitter: cfg.jitter,
@@ -134,23 +158,42 @@ pub(crate) async fn verify_and_swap(
     for warning in &verified.warnings {
         tracing::warn!(%warning, "suspicious but allowed certificate");
     }
-    let info = verified.info.clone();
-    let warnings = verified.warnings.clone();
+    let connection = crate::store::Connection::new(
+        cfg.protocol,
+        &answer.plan.subject,
+        &verified.info,
+        answer.plan.renewal_url.clone(),
+        &answer.plan.facts,
+    );
+    let committed = Committed {
+        info: verified.info.clone(),
+        warnings: verified.warnings.clone(),
+    };
     let store = crate::store::Store::new(cfg);
-    tokio::task::spawn_blocking(move || store.swap(&verified))
-        .await
-        .map_err(|_| FlowError::Interrupted)??;
-    Ok((info, warnings))
+    tokio::task::spawn_blocking(move || {
+        let new = crate::store::NewGeneration {
+            material: &verified,
+            connection: &connection,
+            extra: &[],
+        };
+        store.commit(&new, &expect)
+    })
+    .await
+    .map_err(|_| FlowError::Interrupted)??;
+    Ok(committed)
 }
 
-/// Where renewals and revocations go: the configured override, else what enrollment learned.
+/// Where renewals and revocations go: the configured override, else what the current
+/// generation's `connection.json` says, else what older versions kept in `state.json`.
 pub(crate) fn renewal_url(
     cfg: &CertificateConfig,
-    state: &crate::store::StateFile,
+    current: &CurrentMaterial,
+    store: &crate::store::Store,
 ) -> Result<url::Url, FlowError> {
     cfg.renewal_url
         .clone()
-        .or_else(|| state.renewal_url.clone())
+        .or_else(|| current.connection.as_ref()?.renewal_url.clone())
+        .or_else(|| store.state().renewal_url)
         .ok_or(FlowError::NoRenewalUrl)
 }
 
@@ -170,85 +213,4 @@ pub(crate) async fn generate_key(
         .await
         .map_err(|_| FlowError::Interrupted)?
         .map_err(FlowError::from)
-}
-
-/// When `info` (a certificate of `cfg`) is due, with this host's stable jitter.
-pub fn scheduled_renewal(cfg: &CertificateConfig, info: &crate::x509::CertInfo) -> SystemTime {
-    let seed =
-        crate::schedule::jitter_seed(&info.fingerprint_sha256, &crate::schedule::host_name());
-    crate::schedule::renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
-}
-
-/// Records an attempt's outcome in `state.json` (what `status` shows). Failing to write
-/// the record is logged, never fatal: the certificate itself is what matters.
-pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowError>) {
-    // A directory that is gone has nothing to record: writing state.json would create it
-    // again (perhaps as the wrong owner, or under an unmounted volume) and the operator
-    // restoring it would find a stray directory in the way.
-    if !store.dir().is_dir() {
-        tracing::debug!(dir = %store.dir().display(), "not recording the attempt: the directory does not exist");
-        return;
-    }
-    let result = store.read_state().and_then(|mut state| {
-        let now = SystemTime::now();
-        state.last_attempt = Some(now);
-        match outcome {
-            Ok(()) => {
-                state.last_success = Some(now);
-                state.consecutive_failures = 0;
-                state.last_error = None;
-            }
-            Err(error) => {
-                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                state.set_error(&error_chain(error));
-            }
-        }
-        store.write_state(&state)
-    });
-    if let Err(error) = result {
-        tracing::warn!(error = %format!("{:#}", anyhow::Error::new(error)), "cannot record the attempt in state.json");
-    }
-}
-
-/// An error and its causes on one line: "outer: inner: root".
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recording_an_attempt_never_creates_a_vanished_directory() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("orders");
-        let text = format!(
-            "[[certificate]]\nname = \"orders\"\nprotocol = \"compass\"\ndir = {:?}\n",
-            dir.to_str().unwrap()
-        );
-        let config = crate::config::parse_with(
-            &text,
-            std::path::Path::new("t.toml"),
-            crate::config::Checks::Syntax,
-        )
-        .unwrap();
-        let store = crate::store::Store::new(&config.certificates[0]);
-        let error = FlowError::NotEnrolled { dir: dir.clone() };
-        record_attempt(&store, Err(&error));
-        assert!(!dir.exists(), "the attempt recreated {}", dir.display());
-
-        std::fs::create_dir(&dir).unwrap();
-        record_attempt(&store, Err(&error));
-        let state = store.read_state().unwrap();
-        assert_eq!(state.consecutive_failures, 1);
-        assert!(state.last_error.unwrap().contains("no certificate"));
-    }
 }

@@ -4,11 +4,13 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
-use super::{FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_swap};
+use super::{
+    Answer, FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_commit,
+};
 use crate::config::CertificateConfig;
 use crate::keys::{build_csr, csr_base64};
 use crate::protocol::Connector;
-use crate::store::{ConsumerPaths, CurrentMaterial, Store};
+use crate::store::{ConsumerPaths, CurrentMaterial, Expect, Store};
 use crate::subject::Subject;
 use crate::verify::VerifyWarning;
 use crate::x509::CertInfo;
@@ -27,8 +29,7 @@ pub struct Renewed {
 /// Renews `cfg`'s certificate now, whatever the schedule says.
 pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
     let current = usable_current(cfg, store)?;
-    let state = store.read_state()?;
-    let renewal_url = renewal_url(cfg, &state)?;
+    let renewal_url = renewal_url(cfg, &current, store)?;
 
     let connector = connector_for(cfg)?;
     let identity = identity_of(&current);
@@ -47,8 +48,21 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
         .sign(&plan, &csr_base64(&csr), Some(&identity))
         .await?;
 
-    let (info, warnings) =
-        verify_and_swap(cfg, &issued, key, &subject, Some(current.info.lifetime())).await?;
+    // Committed only if the files still hold the certificate this renewal started from:
+    // an `enroll` or another renewal meanwhile wins, and this one is discarded.
+    let committed = verify_and_commit(
+        cfg,
+        Answer {
+            plan: &plan,
+            issued: &issued,
+            key,
+            subject: &subject,
+        },
+        Some(current.info.lifetime()),
+        Expect::Current(Some(current.info.fingerprint_sha256.clone())),
+    )
+    .await?;
+    let (info, warnings) = (committed.info, committed.warnings);
     let ca_changed = ca_bundle_changed(&current.ca_pem, &issued.ca_pem);
     if ca_changed {
         warn!(
@@ -87,10 +101,7 @@ pub fn usable_current(
                 .parent()
                 .map_or_else(|| cfg.dir.clone(), ToOwned::to_owned),
         })?;
-    if store
-        .read_state()?
-        .is_revoked(&current.info.fingerprint_sha256)
-    {
+    if store.state().is_revoked(&current.info.fingerprint_sha256) {
         return Err(FlowError::Revoked);
     }
     if current.info.not_after <= SystemTime::now() {

@@ -12,17 +12,17 @@ use crate::x509::CertInfo;
 /// Revokes the current certificate at the connector and records it in `state.json`.
 pub async fn revoke(cfg: &CertificateConfig, store: &Store) -> Result<CertInfo, FlowError> {
     let current = usable_current(cfg, store)?;
-    let mut state = store.read_state()?;
-    let renewal_url = renewal_url(cfg, &state)?;
+    let renewal_url = renewal_url(cfg, &current, store)?;
     let connector = connector_for(cfg)?;
     connector
         .revoke(&renewal_url, &identity_of(&current))
         .await?;
-    state.revoked = Some(crate::store::Revocation {
-        at: std::time::SystemTime::now(),
-        fingerprint: current.info.fingerprint_sha256.clone(),
-    });
-    store.write_state(&state)?;
+    store.update_state(|state| {
+        state.revoked = Some(crate::store::Revocation {
+            at: std::time::SystemTime::now(),
+            fingerprint: current.info.fingerprint_sha256.clone(),
+        });
+    })?;
     info!(fingerprint = %current.info.fingerprint_sha256, "certificate revoked");
     Ok(current.info)
 }

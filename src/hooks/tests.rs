@@ -145,6 +145,51 @@ async fn signal_hook_with_a_stale_pid_file_reports_the_process_gone() {
     assert!(error.contains("does not exist (stale pid file)"), "{error}");
 }
 
+/// A pid file anyone may write, or one owned by a user other than root, the daemon's
+/// user or the target's, could name any process: the signal is not sent.
+#[tokio::test]
+async fn signal_hook_refuses_a_pid_file_from_someone_who_may_not_signal_the_process() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("app.pid");
+    std::fs::write(&pid_file, format!("{}\n", target.id())).unwrap();
+    let hook = HookConfig::Signal {
+        signal: HookSignal::Term,
+        pid_file: pid_file.clone(),
+    };
+
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let outcomes = run_hooks("orders", std::slice::from_ref(&hook), &env_for(dir.path())).await;
+    let error = outcomes[0].error.as_deref().unwrap();
+    assert!(error.contains("other users may write it"), "{error}");
+
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    if rustix::process::geteuid().is_root() {
+        // Owned by a stranger while the process runs as root.
+        std::os::unix::fs::chown(&pid_file, Some(12345), None).unwrap();
+        let outcomes = run_hooks("orders", std::slice::from_ref(&hook), &env_for(dir.path())).await;
+        let error = outcomes[0].error.as_deref().unwrap();
+        assert!(error.contains("belongs to uid 12345"), "{error}");
+        std::os::unix::fs::chown(&pid_file, Some(0), None).unwrap();
+    }
+    assert!(
+        target.try_wait().unwrap().is_none(),
+        "no signal was sent so far"
+    );
+    // The daemon's own (or root's) pid file is trusted.
+    let outcomes = run_hooks("orders", &[hook], &env_for(dir.path())).await;
+    assert!(outcomes[0].ok, "{:?}", outcomes[0].error);
+    let status = target.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
+}
+
 #[tokio::test]
 async fn signal_hook_refuses_pid_files_that_do_not_name_one_process() {
     let dir = tempfile::tempdir().unwrap();

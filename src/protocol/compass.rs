@@ -14,7 +14,7 @@ use super::decode::{
 };
 use super::error::ProtocolError;
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
-use super::{Connector, IssuedPems, SigningAuth, SigningPlan};
+use super::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
 use crate::secret::Token;
 
 /// Learns the fresh token, the CSR subject and key algorithm, and the mTLS URL.
@@ -42,6 +42,7 @@ pub(crate) struct Configuration {
     pub subject: String,
     pub key_algorithm: String,
     pub secured_url: Option<String>,
+    pub director_url: Option<String>,
 }
 
 impl CompassConnector {
@@ -132,11 +133,16 @@ pub(crate) fn decode_configuration(body: &Value) -> Result<Configuration, Decode
             "certificateSecuredConnectorURL",
         ],
     )?;
+    let director_url = optional_text(
+        body,
+        &["data", "result", "managementPlaneInfo", "directorURL"],
+    )?;
     Ok(Configuration {
         token,
         subject: subject.to_owned(),
         key_algorithm: key_algorithm.to_owned(),
         secured_url: secured_url.map(str::to_owned),
+        director_url: director_url.map(str::to_owned),
     })
 }
 
@@ -156,6 +162,9 @@ pub(crate) fn decode_revocation(body: &Value) -> Result<bool, DecodeError> {
             expected: "a boolean",
         })
 }
+
+const CONFIGURATION_DIRECTOR_URL: [&str; 4] =
+    ["data", "result", "managementPlaneInfo", "directorURL"];
 
 const CONFIGURATION_SECURED_URL: [&str; 4] = [
     "data",
@@ -195,6 +204,22 @@ impl CompassConnector {
             .map(|text| resolve_url(url, text, &CONFIGURATION_SECURED_URL))
             .transpose()
             .map_err(|e| e.at(&safe, false))?;
+        let mut facts = ConnectionFacts::default();
+        if let Some(secured) = &renewal_url {
+            facts
+                .urls
+                .insert("certificateSecuredConnectorURL".into(), secured.clone());
+        }
+        if let Some(text) = config.director_url.as_deref() {
+            // The Director URL is a fact for consumers, not needed to renew: an unusable
+            // one is left out rather than failing the renewal.
+            match resolve_url(url, text, &CONFIGURATION_DIRECTOR_URL) {
+                Ok(director) => {
+                    facts.urls.insert("directorURL".into(), director);
+                }
+                Err(e) => debug!(error = %e, "ignoring an unusable directorURL"),
+            }
+        }
         let auth = if mtls {
             SigningAuth::ClientCertificate
         } else {
@@ -224,6 +249,7 @@ impl CompassConnector {
             } else {
                 renewal_url
             },
+            facts,
         })
     }
 }

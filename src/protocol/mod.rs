@@ -8,6 +8,7 @@ mod error;
 mod http;
 mod rest;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
@@ -58,6 +59,20 @@ pub struct SigningPlan {
     /// The mTLS URL to keep for renewals and revocation (Compass
     /// `certificateSecuredConnectorURL`, REST `api.infoUrl`), if the server gave one.
     pub renewal_url: Option<Url>,
+    /// What else the server said about this identity, for `connection.json`.
+    pub facts: ConnectionFacts,
+}
+
+/// What a connector says about an identity beyond the CSR: its client id and the URLs
+/// clients of the connector need (Compass `directorURL`, REST `metadataUrl`, ...). Never
+/// a URL that carries a token (`csrUrl`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    /// REST: `clientIdentity.application` of `management/info`. Compass names the
+    /// identity only in the subject's CN.
+    pub client_id: Option<String>,
+    /// Each URL under the name the connector gave it.
+    pub urls: BTreeMap<String, Url>,
 }
 
 impl SigningPlan {
@@ -84,6 +99,7 @@ impl fmt::Debug for SigningPlan {
                 "renewal_url",
                 &self.renewal_url.as_ref().map(RedactedUrl::new),
             )
+            .field("facts", &self.facts)
             .finish()
     }
 }
@@ -228,6 +244,7 @@ mod tests {
                 .unwrap(),
             auth: SigningAuth::ConnectorToken(Token::new("ALSO-SECRET")),
             renewal_url: None,
+            facts: ConnectionFacts::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use super::decode::{
 };
 use super::error::{ProtocolError, RedactedUrl};
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
-use super::{Connector, IssuedPems, SigningAuth, SigningPlan};
+use super::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
 use crate::secret::Token;
 
 /// Talks to a Kyma connector-service (or anything serving the same REST API).
@@ -30,6 +30,8 @@ pub(crate) struct SigningInfo {
     pub info_url: Option<String>,
     pub subject: String,
     pub key_algorithm: Option<String>,
+    /// `api.*` URLs for consumers, by name (`csrUrl`, which carries a token, is not one).
+    pub urls: Vec<(&'static str, String)>,
 }
 
 /// The decoded answer of `GET management/info` (fields checked where they are needed).
@@ -39,6 +41,52 @@ pub(crate) struct ManagementInfo {
     pub revoke_url: Option<String>,
     pub subject: Option<String>,
     pub key_algorithm: Option<String>,
+    /// `clientIdentity.application`.
+    pub application: Option<String>,
+    /// `urls.*` for consumers, by name.
+    pub urls: Vec<(&'static str, String)>,
+}
+
+/// The URL fields of `signingRequests/info`'s `api` object that consumers may need.
+const API_URLS: [&str; 4] = ["metadataUrl", "eventsUrl", "certificatesUrl", "infoUrl"];
+/// The URL fields of `management/info`'s `urls` object.
+const MANAGEMENT_URLS: [&str; 4] = ["metadataUrl", "eventsUrl", "renewCertUrl", "revokeCertUrl"];
+
+/// The text fields `object.<name>` present in `body`, for each of `names`.
+fn url_fields(
+    body: &Value,
+    object: &str,
+    names: &[&'static str],
+) -> Result<Vec<(&'static str, String)>, DecodeError> {
+    let mut found = Vec::new();
+    for name in names {
+        if let Some(text) = optional_text(body, &[object, name])? {
+            found.push((*name, text.to_owned()));
+        }
+    }
+    Ok(found)
+}
+
+/// Resolves the URL facts against the URL they came from; an unusable one is left out
+/// (consumers' URLs are not needed to renew, so they never fail a renewal).
+fn facts(
+    base: &Url,
+    client_id: Option<String>,
+    urls: &[(&'static str, String)],
+) -> ConnectionFacts {
+    let mut facts = ConnectionFacts {
+        client_id,
+        ..ConnectionFacts::default()
+    };
+    for (name, text) in urls {
+        match resolve_url(base, text, &[name]) {
+            Ok(url) => {
+                facts.urls.insert((*name).to_owned(), url);
+            }
+            Err(e) => debug!(error = %e, "ignoring an unusable url"),
+        }
+    }
+    facts
 }
 
 pub(crate) fn decode_signing_info(body: &Value) -> Result<SigningInfo, DecodeError> {
@@ -47,6 +95,7 @@ pub(crate) fn decode_signing_info(body: &Value) -> Result<SigningInfo, DecodeErr
         info_url: optional_text(body, &["api", "infoUrl"])?.map(str::to_owned),
         subject: require_text(body, &["certificate", "subject"])?.to_owned(),
         key_algorithm: optional_text(body, &["certificate", "key-algorithm"])?.map(str::to_owned),
+        urls: url_fields(body, "api", &API_URLS)?,
     })
 }
 
@@ -56,6 +105,8 @@ pub(crate) fn decode_management_info(body: &Value) -> Result<ManagementInfo, Dec
         revoke_url: optional_text(body, &["urls", "revokeCertUrl"])?.map(str::to_owned),
         subject: optional_text(body, &["certificate", "subject"])?.map(str::to_owned),
         key_algorithm: optional_text(body, &["certificate", "key-algorithm"])?.map(str::to_owned),
+        application: optional_text(body, &["clientIdentity", "application"])?.map(str::to_owned),
+        urls: url_fields(body, "urls", &MANAGEMENT_URLS)?,
     })
 }
 
@@ -206,12 +257,14 @@ impl Connector for RestConnector {
                 renewal_url = ?renewal_url.as_ref().map(RedactedUrl::new),
                 "kyma-rest signing information received"
             );
+            let facts = facts(&url, None, &info.urls);
             Ok(SigningPlan {
                 subject: info.subject,
                 key_algorithm: info.key_algorithm,
                 sign_url,
                 auth: SigningAuth::TokenInUrl,
                 renewal_url,
+                facts,
             })
         }
         .await;
@@ -234,12 +287,15 @@ impl Connector for RestConnector {
         let subject = info
             .subject
             .ok_or_else(|| DecodeError::Missing("certificate.subject".into()).at(&from, false))?;
+        let mut facts = facts(renewal_url, info.application, &info.urls);
+        facts.urls.insert("infoUrl".into(), renewal_url.clone());
         Ok(SigningPlan {
             subject,
             key_algorithm: info.key_algorithm,
             sign_url,
             auth: SigningAuth::ClientCertificate,
             renewal_url: Some(renewal_url.clone()),
+            facts,
         })
     }
 

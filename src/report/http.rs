@@ -1,13 +1,15 @@
 //! The HTTP/1 endpoint on `[metrics] listen`: `GET /metrics`, `/healthz` and `/readyz`,
-//! nothing else, with bounded requests, header timeouts and a connection limit. Does not
-//! compute metrics or states; it reads them from [`Metrics`] and pings the event loop.
+//! nothing else, with bounded requests, header timeouts and a connection limit that
+//! stalled clients cannot exhaust. Does not compute metrics or states; it reads them from
+//! [`Metrics`] and pings the event loop.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +21,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -48,7 +50,9 @@ const REFRESH_DELAY: Duration = Duration::from_millis(250);
 /// Bounds that keep slow or hostile clients from holding the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// Connections served at once; more wait in the kernel's accept queue.
+    /// Connections open at once. A newcomer beyond it closes the oldest connection that
+    /// is between requests (see [`Slots`]); it waits in the kernel's accept queue only
+    /// while every open connection is in the middle of answering.
     pub max_connections: usize,
     /// A request head must arrive within this time (also bounds idle keep-alive).
     pub header_read_timeout: Duration,
@@ -129,18 +133,11 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
         refresh_after_changes(Arc::clone(&state.metrics))
             .instrument(tracing::debug_span!("metrics_refresh")),
     );
-    let slots = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
+    let slots = Slots::new(state.limits.max_connections);
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&slots).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -154,14 +151,20 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
                 }
             },
         };
+        // Accepted first, admitted second: a newcomer is what makes an idle connection
+        // give up its slot, so it must be in hand before there is room for it.
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.admit() => slot,
+        };
         while connections.try_join_next().is_some() {}
         let state = state.clone();
         let stop = stop.clone();
         let span = tracing::debug_span!("metrics_connection", %peer);
         connections.spawn(
             async move {
-                serve_connection(stream, peer, state, stop).await;
-                drop(permit);
+                serve_connection(stream, peer, state, stop, &slot.occupant).await;
+                drop(slot);
             }
             .instrument(span),
         );
@@ -235,17 +238,143 @@ impl EncoderThread {
     }
 }
 
+/// The open connections, oldest first, and whether each is answering a request.
+///
+/// A connection limit alone lets a hundred clients that connect and never finish their
+/// request head hold every slot until the header timeout, and `/healthz` then times out
+/// in the accept queue: the service manager or the kubelet would restart a healthy
+/// daemon. So a full table makes room: a newcomer closes the oldest connection that is
+/// between requests (still waiting for a head, or an idle keep-alive). Such a client has
+/// nothing in flight and at worst reconnects, while a client that sends its head at once
+/// (every real scraper and probe) is served at once, however many others stall. Only a
+/// connection in the middle of answering keeps its slot, and answers are bounded (the
+/// health timeout), so a newcomer waits no longer than that.
+struct Slots {
+    max: usize,
+    table: Mutex<SlotTable>,
+    /// Woken when a slot is freed.
+    freed: Notify,
+}
+
+#[derive(Default)]
+struct SlotTable {
+    next_id: u64,
+    /// By age: ids only grow.
+    open: BTreeMap<u64, Arc<Occupant>>,
+}
+
+/// What the accept loop knows about one open connection.
+#[derive(Default)]
+struct Occupant {
+    /// A request is being answered.
+    busy: AtomicBool,
+    /// Cancelled to close the connection for a newcomer.
+    evict: CancellationToken,
+}
+
+/// One open connection's place in [`Slots`], freed on drop.
+struct Slot {
+    id: u64,
+    occupant: Arc<Occupant>,
+    slots: Arc<Slots>,
+}
+
+impl Slots {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            table: Mutex::new(SlotTable::default()),
+            freed: Notify::new(),
+        })
+    }
+
+    /// A slot for a new connection, once one is free or made free.
+    async fn admit(self: &Arc<Self>) -> Slot {
+        loop {
+            if let Some(slot) = self.try_admit() {
+                return slot;
+            }
+            // `notify_one` keeps a wakeup for a waiter that is not waiting yet, so a slot
+            // freed between the try and this await is not missed.
+            self.freed.notified().await;
+        }
+    }
+
+    /// Takes a free slot, or asks the oldest connection between requests to leave.
+    fn try_admit(self: &Arc<Self>) -> Option<Slot> {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.open.len() < self.max {
+            let id = table.next_id;
+            table.next_id += 1;
+            let occupant = Arc::new(Occupant::default());
+            table.open.insert(id, Arc::clone(&occupant));
+            return Some(Slot {
+                id,
+                occupant,
+                slots: Arc::clone(self),
+            });
+        }
+        // One leaving at a time: each newcomer costs at most one other connection.
+        let leaving = table.open.values().any(|o| o.evict.is_cancelled());
+        if !leaving
+            && let Some(idle) = table
+                .open
+                .values()
+                .find(|o| !o.busy.load(Ordering::Acquire))
+        {
+            idle.evict.cancel();
+        }
+        None
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut table = self
+            .slots
+            .table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        table.open.remove(&self.id);
+        drop(table);
+        self.slots.freed.notify_one();
+    }
+}
+
+/// Marks a connection busy while one request is answered.
+struct Answering(Arc<Occupant>);
+
+impl Answering {
+    fn start(occupant: &Arc<Occupant>) -> Self {
+        occupant.busy.store(true, Ordering::Release);
+        Self(Arc::clone(occupant))
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     state: HttpState,
     stop: CancellationToken,
+    occupant: &Arc<Occupant>,
 ) {
     let lifetime = state.limits.connection_lifetime;
     let header_read_timeout = state.limits.header_read_timeout;
+    let answering = Arc::clone(occupant);
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(respond(&state, &request).await) }
+        let busy = Answering::start(&answering);
+        async move {
+            let response = respond(&state, &request).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -265,6 +394,9 @@ async fn serve_connection(
         }
         () = tokio::time::sleep(lifetime) => {
             tracing::debug!(%peer, "metrics connection closed after its lifetime");
+        }
+        () = occupant.evict.cancelled() => {
+            tracing::debug!(%peer, "idle metrics connection closed to make room for a new one");
         }
     }
 }

@@ -104,6 +104,7 @@ pub struct Metrics {
     consecutive_failures: Family<NameLabels, Gauge>,
     duration: Family<NameLabels, Histogram, fn() -> Histogram>,
     hook_runs: Family<HookLabels, Counter>,
+    hooks_pending: Family<NameLabels, Gauge>,
     config_reloads: Family<ReloadLabels, Counter>,
     ca_changes: Family<NameLabels, Counter>,
     /// The readiness snapshot; also the set of known certificate names.
@@ -147,6 +148,7 @@ impl Metrics {
             consecutive_failures: Family::default(),
             duration: Family::new_with_constructor(new_duration_histogram),
             hook_runs: Family::default(),
+            hooks_pending: Family::default(),
             config_reloads: Family::default(),
             ca_changes: Family::default(),
             states: Mutex::new(BTreeMap::new()),
@@ -219,6 +221,11 @@ impl Metrics {
             "hook_runs",
             "on_renew hook runs by kind and result",
             metrics.hook_runs.clone(),
+        );
+        registry.register(
+            "hooks_pending",
+            "on_renew hooks not yet told about the current certificate",
+            metrics.hooks_pending.clone(),
         );
         registry.register(
             "config_reloads",
@@ -360,6 +367,15 @@ impl Metrics {
         self.changed_now();
     }
 
+    /// How many `on_renew` hooks still have to hear about `name`'s current certificate.
+    pub fn hooks_pending(&self, name: &str, pending: usize) {
+        self.touch(name);
+        self.hooks_pending
+            .get_or_create(&name_labels(name))
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.changed_now();
+    }
+
     /// A configuration reload was applied (`ok`) or rejected.
     pub fn config_reload(&self, ok: bool) {
         self.config_reloads
@@ -384,6 +400,7 @@ impl Metrics {
             family.remove(&labels);
         }
         self.consecutive_failures.remove(&labels);
+        self.hooks_pending.remove(&labels);
         self.duration.remove(&labels);
         self.ca_changes.remove(&labels);
         for state in CertState::ALL {
@@ -557,6 +574,7 @@ impl Metrics {
         }
         let labels = name_labels(name);
         create(&self.consecutive_failures, &labels);
+        create(&self.hooks_pending, &labels);
         create(&self.duration, &labels);
         create(&self.ca_changes, &labels);
     }

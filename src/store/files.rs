@@ -1,19 +1,20 @@
-//! The files layout: four plain files at configured paths, each replaced by temp file +
-//! fsync + rename, with a journal in `dir` so that a crash between the renames is
-//! completed by `recover`. Does not handle the symlink layout (see `symlink`).
+//! The files layout: four plain files at configured paths (and `connection.json` plus
+//! any extra outputs in `dir`), each replaced by temp file + fsync + rename, with a
+//! journal in `dir` so that a crash between the renames is completed before anything
+//! reads or replaces the files again. Does not handle the symlink layout (see `symlink`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::fsio;
+use super::fsio::{self, Dir};
 use super::{
-    ConsumerPaths, CurrentMaterial, JOURNAL_FILE, RecoveryReport, Store, StoreError, SwapReport,
+    CONNECTION_FILE, ConsumerPaths, CurrentMaterial, JOURNAL_FILE, NewGeneration, RecoveryReport,
+    Store, StoreError, SwapReport,
 };
 use crate::config::FilePaths;
-use crate::verify::VerifiedMaterial;
 
 /// Temporary files are named `.<target name><TMP_MARK><nonce>` beside their target.
 pub(super) const TMP_MARK: &str = ".kyma-certd-tmp-";
@@ -28,7 +29,7 @@ struct Journal {
     entries: Vec<JournalEntry>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct JournalEntry {
     tmp: PathBuf,
     target: PathBuf,
@@ -43,120 +44,139 @@ fn target_for<'a>(files: &'a FilePaths, stem: &str) -> &'a Path {
     }
 }
 
-fn parent(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-fn tmp_prefix(target: &Path) -> String {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(".{name}{TMP_MARK}")
-}
-
-fn parents(files: &FilePaths) -> BTreeSet<&Path> {
+fn configured(files: &FilePaths) -> [&Path; 4] {
     [
         &files.cert_file,
         &files.key_file,
         &files.chain_file,
         &files.ca_file,
     ]
-    .into_iter()
-    .map(|p| parent(p))
-    .collect()
 }
 
-fn sync_parents(files: &FilePaths) -> Result<(), StoreError> {
-    parents(files).into_iter().try_for_each(fsio::sync_dir)
+fn tmp_prefix(name: &str) -> String {
+    format!(".{name}{TMP_MARK}")
+}
+
+/// The open directories holding the configured files, by path.
+type Parents = BTreeMap<PathBuf, Dir>;
+
+fn open_parents(store: &Store, files: &FilePaths) -> Result<Parents, StoreError> {
+    let mut parents = Parents::new();
+    for target in configured(files) {
+        let (parent, _) = fsio::split(target);
+        if !parents.contains_key(parent) {
+            parents.insert(parent.to_owned(), Dir::ensure(parent, store.ownership)?);
+        }
+    }
+    Ok(parents)
+}
+
+fn sync_all(parents: &Parents, dir: &Dir) -> Result<(), StoreError> {
+    parents.values().try_for_each(Dir::sync)?;
+    dir.sync()
 }
 
 pub(super) fn swap(
     store: &Store,
+    dir: &Dir,
     files: &FilePaths,
-    material: &VerifiedMaterial,
+    new: &NewGeneration<'_>,
 ) -> Result<SwapReport, StoreError> {
-    fsio::ensure_dir(&store.dir, store.ownership)?;
-    for dir in parents(files) {
-        fsio::ensure_dir(dir, store.ownership)?;
-    }
-    let journal_path = store.dir.join(JOURNAL_FILE);
-    let mut staged: Vec<JournalEntry> = Vec::new();
+    let parents = open_parents(store, files)?;
+    // (directory, tmp name, target name) of each staged file.
+    let mut staged: Vec<(&Dir, String, String)> = Vec::new();
     let written = (|| {
-        for (stem, text, is_key) in super::contents(material) {
-            let target = target_for(files, stem);
-            let tmp = parent(target).join(format!("{}{}", tmp_prefix(target), fsio::nonce()));
-            store.step(&tmp)?;
+        let stage = |parent: &Dir, name: String, bytes: &[u8], mode| {
+            let tmp = format!("{}{}", tmp_prefix(&name), fsio::nonce());
+            store.step(&parent.join(&tmp))?;
+            parent.write_new(&tmp, bytes, mode, store.ownership)?;
+            Ok::<_, StoreError>((tmp, name))
+        };
+        for (stem, text, is_key) in super::contents(new.material) {
+            let (parent, name) = fsio::split(target_for(files, stem));
+            let parent = &parents[parent];
             let mode = if is_key {
                 store.key_mode
             } else {
                 store.cert_mode
             };
-            staged.push(JournalEntry {
-                tmp: tmp.clone(),
-                target: target.to_owned(),
-            });
-            fsio::write_new_file(&tmp, text.as_bytes(), mode, store.ownership)?;
+            let (tmp, name) = stage(parent, name, text.as_bytes(), mode)?;
+            staged.push((parent, tmp, name));
         }
-        sync_parents(files)?;
+        let json = new.connection.to_json();
+        let (tmp, name) = stage(dir, CONNECTION_FILE.to_owned(), &json, store.cert_mode)?;
+        staged.push((dir, tmp, name));
+        for extra in new.extra {
+            let mode = if extra.secret {
+                store.key_mode
+            } else {
+                store.cert_mode
+            };
+            let (tmp, name) = stage(dir, extra.name.clone(), &extra.contents, mode)?;
+            staged.push((dir, tmp, name));
+        }
+        sync_all(&parents, dir)?;
         let journal = Journal {
             version: 1,
-            fingerprint: material.info.fingerprint_sha256.clone(),
+            fingerprint: new.material.info.fingerprint_sha256.clone(),
             entries: staged
                 .iter()
-                .map(|e| JournalEntry {
-                    tmp: e.tmp.clone(),
-                    target: e.target.clone(),
+                .map(|(parent, tmp, name)| JournalEntry {
+                    tmp: parent.join(tmp),
+                    target: parent.join(name),
                 })
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&journal).map_err(|e| StoreError::Corrupt {
-            path: journal_path.clone(),
+            path: dir.join(JOURNAL_FILE),
             reason: e.to_string(),
         })?;
-        store.step(&journal_path)?;
-        fsio::write_atomic(&journal_path, &json, 0o600)
+        store.step(&dir.join(JOURNAL_FILE))?;
+        dir.write_atomic(JOURNAL_FILE, &json, 0o600)
     })();
     if let Err(e) = written {
         if store.cleans_up() {
-            for entry in &staged {
-                let _ = fsio::remove_file(&entry.tmp);
+            for (parent, tmp, _) in &staged {
+                let _ = parent.remove_file(tmp);
             }
         }
         return Err(e);
     }
 
-    let mut touched: Vec<PathBuf> = vec![journal_path.clone()];
-    for (done, entry) in staged.iter().enumerate() {
+    let mut touched: Vec<PathBuf> = vec![dir.join(JOURNAL_FILE)];
+    for (done, (parent, tmp, name)) in staged.iter().enumerate() {
         let renamed = store
-            .step(&entry.target)
-            .and_then(|()| fsio::rename(&entry.tmp, &entry.target));
+            .step(&parent.join(name))
+            .and_then(|()| parent.rename(tmp, parent, name));
         if let Err(e) = renamed {
             if !store.cleans_up() {
                 return Err(e);
             }
             if done == 0 {
                 // Nothing was replaced yet: roll back.
-                for entry in &staged {
-                    let _ = fsio::remove_file(&entry.tmp);
+                for (parent, tmp, _) in &staged {
+                    let _ = parent.remove_file(tmp);
                 }
-                let _ = fsio::remove_file(&journal_path);
+                let _ = dir.remove_file(JOURNAL_FILE);
                 return Err(e);
             }
-            // Some files are new already: finish now, or leave the journal for `recover`.
-            complete(&staged)?;
+            // Some files are new already: finish now, or leave the journal for the next
+            // look at the files.
+            for (parent, tmp, name) in &staged[done..] {
+                if parent.kind(tmp)?.is_some() {
+                    parent.rename(tmp, parent, name)?;
+                }
+            }
             break;
         }
-        touched.push(entry.target.clone());
+        touched.push(parent.join(name));
     }
-    sync_parents(files)?;
-    fsio::remove_file(&journal_path)?;
-    fsio::sync_dir(&store.dir)?;
-    touched.extend(staged.iter().map(|e| e.tmp.clone()));
+    sync_all(&parents, dir)?;
+    dir.remove_file(JOURNAL_FILE)?;
+    dir.sync()?;
+    touched.extend(staged.iter().map(|(parent, tmp, _)| parent.join(tmp)));
     Ok(SwapReport {
-        fingerprint: material.info.fingerprint_sha256.clone(),
+        fingerprint: new.material.info.fingerprint_sha256.clone(),
         generation: None,
         touched,
         pruned: Vec::new(),
@@ -164,69 +184,82 @@ pub(super) fn swap(
     })
 }
 
-/// Renames every staged file that is still there over its target.
-fn complete(entries: &[JournalEntry]) -> Result<(), StoreError> {
-    for entry in entries {
-        if std::fs::symlink_metadata(&entry.tmp).is_ok() {
-            fsio::rename(&entry.tmp, &entry.target)?;
+/// Finishes a swap a crash interrupted: renames every staged file that is still there
+/// over its target, then removes the journal. Runs under the directory lock, before
+/// every inspection and swap. Returns whether there was a journal.
+pub(super) fn complete_journal(
+    store: &Store,
+    dir: &Dir,
+    files: &FilePaths,
+) -> Result<bool, StoreError> {
+    let Some(text) = dir.read_text(JOURNAL_FILE)? else {
+        return Ok(false);
+    };
+    let journal: Journal = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        path: dir.join(JOURNAL_FILE),
+        reason: e.to_string(),
+    })?;
+    check_journal(&dir.join(JOURNAL_FILE), &journal, dir.path(), files)?;
+    let parents = open_parents(store, files)?;
+    for entry in &journal.entries {
+        let (parent, tmp) = fsio::split(&entry.tmp);
+        let (_, target) = fsio::split(&entry.target);
+        let parent = match parents.get(parent) {
+            Some(open) => open,
+            None => dir,
+        };
+        if parent.kind(&tmp)?.is_some() {
+            parent.rename(&tmp, parent, &target)?;
         }
     }
-    Ok(())
+    sync_all(&parents, dir)?;
+    dir.remove_file(JOURNAL_FILE)?;
+    dir.sync()?;
+    tracing::info!(cert = %store.name, fingerprint = %journal.fingerprint, "completed a swap that was interrupted");
+    Ok(true)
 }
 
 pub(super) fn recover(
     store: &Store,
+    dir: &Dir,
     files: &FilePaths,
     report: &mut RecoveryReport,
 ) -> Result<(), StoreError> {
-    let journal_path = store.dir.join(JOURNAL_FILE);
-    if let Some(text) = fsio::read_text(&journal_path)? {
-        let journal: Journal = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: journal_path.clone(),
-            reason: e.to_string(),
-        })?;
-        check_journal(&journal_path, &journal, files)?;
-        complete(&journal.entries)?;
-        sync_parents(files)?;
-        fsio::remove_file(&journal_path)?;
-        fsio::sync_dir(&store.dir)?;
-        report.completed_journal = true;
-    }
-    for target in [
-        &files.cert_file,
-        &files.key_file,
-        &files.chain_file,
-        &files.ca_file,
-    ] {
-        let prefix = tmp_prefix(target);
-        let dir = parent(target);
-        for name in fsio::list_dir(dir)? {
-            if name.starts_with(&prefix) {
-                let path = dir.join(&name);
-                if fsio::remove_file(&path)? {
-                    report.removed.push(path);
-                }
+    report.completed_journal = complete_journal(store, dir, files)?;
+    let parents = open_parents(store, files)?;
+    let mut names: Vec<String> = configured(files)
+        .into_iter()
+        .map(|p| fsio::split(p).1)
+        .collect();
+    names.push(CONNECTION_FILE.to_owned());
+    for parent in parents.values().chain([dir]) {
+        for name in parent.list()? {
+            if name.contains(TMP_MARK)
+                && names.iter().any(|n| name.starts_with(&tmp_prefix(n)))
+                && parent.remove_file(&name)?
+            {
+                report.removed.push(parent.join(&name));
             }
         }
     }
     Ok(())
 }
 
-/// A journal may only rename our own temporary files over the configured targets.
-fn check_journal(path: &Path, journal: &Journal, files: &FilePaths) -> Result<(), StoreError> {
-    let configured = [
-        &files.cert_file,
-        &files.key_file,
-        &files.chain_file,
-        &files.ca_file,
-    ];
+/// A journal may only rename our own temporary files over the configured targets, or
+/// over plain names in `dir` (`connection.json`, extra outputs).
+fn check_journal(
+    path: &Path,
+    journal: &Journal,
+    dir: &Path,
+    files: &FilePaths,
+) -> Result<(), StoreError> {
     for entry in &journal.entries {
-        let tmp_ok = parent(&entry.tmp) == parent(&entry.target)
-            && entry
-                .tmp
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&tmp_prefix(&entry.target)));
-        if !configured.contains(&&entry.target) || !tmp_ok {
+        let (tmp_parent, tmp_name) = fsio::split(&entry.tmp);
+        let (target_parent, target_name) = fsio::split(&entry.target);
+        let tmp_ok = tmp_parent == target_parent && tmp_name.starts_with(&tmp_prefix(&target_name));
+        let target_ok = configured(files).contains(&entry.target.as_path())
+            || (target_parent == dir && !target_name.is_empty() && !target_name.starts_with('.'));
+        if !target_ok || !tmp_ok {
             return Err(StoreError::JournalMismatch {
                 path: path.to_owned(),
                 entry: entry.target.clone(),
@@ -236,7 +269,10 @@ fn check_journal(path: &Path, journal: &Journal, files: &FilePaths) -> Result<()
     Ok(())
 }
 
-pub(super) fn load(files: &FilePaths) -> Result<Option<CurrentMaterial>, StoreError> {
+pub(super) fn load(
+    dir: Option<&Dir>,
+    files: &FilePaths,
+) -> Result<Option<CurrentMaterial>, StoreError> {
     let paths = ConsumerPaths {
         cert: files.cert_file.clone(),
         key: files.key_file.clone(),
@@ -246,7 +282,11 @@ pub(super) fn load(files: &FilePaths) -> Result<Option<CurrentMaterial>, StoreEr
     let all = [&paths.cert, &paths.key, &paths.chain, &paths.ca];
     let mut texts: [Option<String>; 4] = Default::default();
     for (slot, path) in texts.iter_mut().zip(all) {
-        *slot = fsio::read_text(path)?;
+        let (parent, name) = fsio::split(path);
+        *slot = match Dir::open(parent)? {
+            Some(parent) => parent.read_text(&name)?,
+            None => None,
+        };
     }
     let Some(present) = texts.iter().position(Option::is_some) else {
         return Ok(None);
@@ -258,5 +298,6 @@ pub(super) fn load(files: &FilePaths) -> Result<Option<CurrentMaterial>, StoreEr
         });
     }
     let texts = texts.map(Option::unwrap_or_default);
-    super::assemble(&paths, texts, None).map(Some)
+    let connection = dir.and_then(|dir| super::read_connection(dir, CONNECTION_FILE));
+    super::assemble(&paths, texts, None, connection).map(Some)
 }

@@ -1,13 +1,25 @@
-//! Durable file-system primitives for the store: files created with their final mode and
-//! owner before the first byte, fsync of files and directories, atomic symlink
-//! replacement. Does not know about certificates or layouts.
+//! Durable file-system primitives for the store, relative to an open directory: files
+//! created with their final mode and owner before the first byte, fsync of files and
+//! directories, atomic symlink replacement. Nothing under a directory is reached through
+//! a symlink unless the caller reads the link itself (`O_NOFOLLOW`, `*at` calls), so a
+//! planted link can neither redirect a write nor expose another file. Does not know about
+//! certificates or layouts.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
 use super::StoreError;
+
+/// The largest file the store reads: certificates, keys and JSON are a few KiB, so a
+/// bigger one is not ours.
+const MAX_READ: u64 = 1024 * 1024;
 
 /// Who owns what the store creates, and with which modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +34,27 @@ impl Ownership {
         if self.group.is_some() { 0o750 } else { 0o755 }
     }
 
-    fn apply(self, file: &File, path: &Path) -> Result<(), StoreError> {
+    /// Files get the configured owner and group.
+    fn apply(self, fd: impl AsFd, path: &Path) -> Result<(), StoreError> {
         if self.owner.is_none() && self.group.is_none() {
             return Ok(());
         }
-        std::os::unix::fs::fchown(file, self.owner, self.group)
-            .map_err(|e| StoreError::io("changing the owner of", path, e))
+        rustix::fs::fchown(
+            fd,
+            self.owner.map(rustix::fs::Uid::from_raw),
+            self.group.map(rustix::fs::Gid::from_raw),
+        )
+        .map_err(|e| StoreError::io("changing the owner of", path, e.into()))
+    }
+
+    /// Directories get the configured group only: they stay the daemon's, so a consumer
+    /// that owns the files can read them but never rearrange a generation.
+    fn apply_to_dir(self, fd: impl AsFd, path: &Path) -> Result<(), StoreError> {
+        Ownership {
+            owner: None,
+            group: self.group,
+        }
+        .apply(fd, path)
     }
 }
 
@@ -36,45 +63,308 @@ pub(super) fn nonce() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// Creates `path` (which must not exist) with exactly `mode` and the ownership, writes
-/// `contents` and fsyncs it. `create_new` is O_CREAT|O_EXCL: an existing file or a
-/// planted symlink makes it fail. The mode is set on the still-empty file, so neither the
-/// umask nor a window of wider permissions applies.
-pub(super) fn write_new_file(
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-    ownership: Ownership,
-) -> Result<(), StoreError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| StoreError::io("creating", path, e))?;
-    ownership.apply(&file, path)?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| StoreError::io("setting the mode of", path, e))?;
-    file.write_all(contents)
-        .map_err(|e| StoreError::io("writing", path, e))?;
-    file.sync_all()
-        .map_err(|e| StoreError::io("syncing", path, e))?;
-    Ok(())
+/// An open directory; every name below is a single component resolved relative to it.
+#[derive(Debug)]
+pub(super) struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
 }
 
-/// Creates the directory `path` (which must not exist) with exactly the ownership's
-/// directory mode.
-pub(super) fn create_dir_exact(path: &Path, ownership: Ownership) -> Result<(), StoreError> {
-    let mode = ownership.dir_mode();
-    fs::DirBuilder::new()
-        .mode(mode)
-        .create(path)
-        .map_err(|e| StoreError::io("creating the directory", path, e))?;
-    let dir = File::open(path).map_err(|e| StoreError::io("opening", path, e))?;
-    ownership.apply(&dir, path)?;
-    dir.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| StoreError::io("setting the mode of", path, e))?;
-    Ok(())
+fn errno(e: rustix::io::Errno) -> io::Error {
+    e.into()
+}
+
+impl Dir {
+    /// Opens the directory at `path` (the configured path itself may go through
+    /// symlinks: the administrator chose it). `None` when it does not exist.
+    pub fn open(path: &Path) -> Result<Option<Dir>, StoreError> {
+        match rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(Dir {
+                fd,
+                path: path.to_owned(),
+            })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(StoreError::io("opening the directory", path, errno(e))),
+        }
+    }
+
+    /// Opens `path`, creating it (and its parents) first when missing.
+    pub fn ensure(path: &Path, ownership: Ownership) -> Result<Dir, StoreError> {
+        ensure_dir(path, ownership)?;
+        Dir::open(path)?.ok_or_else(|| {
+            StoreError::io(
+                "opening the directory",
+                path,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The subdirectory `name`, never through a symlink; `None` when missing.
+    pub fn sub(&self, name: &str) -> Result<Option<Dir>, StoreError> {
+        let path = self.join(name);
+        match rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(Dir { fd, path })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                Err(StoreError::Symlink { path })
+            }
+            Err(e) => Err(StoreError::io("opening the directory", &path, errno(e))),
+        }
+    }
+
+    /// What `name` is, without following a symlink; `None` when missing.
+    pub fn kind(&self, name: &str) -> Result<Option<FileType>, StoreError> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(FileType::from_raw_mode(stat.st_mode))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(StoreError::io("inspecting", &self.join(name), errno(e))),
+        }
+    }
+
+    /// A whole regular file as text, `None` when it does not exist. A symlink in its
+    /// place is an error, not followed.
+    pub fn read_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let path = self.join(name);
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(rustix::io::Errno::LOOP) => return Err(StoreError::Symlink { path }),
+            Err(e) => return Err(StoreError::io("reading", &path, errno(e))),
+        };
+        let mut bytes = Vec::new();
+        File::from(fd)
+            .take(MAX_READ + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io("reading", &path, e))?;
+        if bytes.len() as u64 > MAX_READ {
+            zeroize::Zeroize::zeroize(&mut bytes);
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("larger than {MAX_READ} bytes"),
+            });
+        }
+        String::from_utf8(bytes).map(Some).map_err(|e| {
+            let mut bytes = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+            StoreError::Corrupt {
+                path,
+                reason: "not UTF-8 text".into(),
+            }
+        })
+    }
+
+    /// Creates `name` (which must not exist) with exactly `mode` and the ownership,
+    /// writes `contents` and fsyncs it. O_CREAT|O_EXCL|O_NOFOLLOW: an existing file or a
+    /// planted symlink makes it fail. The mode is set on the still-empty file, so neither
+    /// the umask nor a window of wider permissions applies.
+    pub fn write_new(
+        &self,
+        name: &str,
+        contents: &[u8],
+        mode: u32,
+        ownership: Ownership,
+    ) -> Result<(), StoreError> {
+        let path = self.join(name);
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(|e| StoreError::io("creating", &path, errno(e)))?;
+        ownership.apply(&fd, &path)?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|e| StoreError::io("setting the mode of", &path, errno(e)))?;
+        let mut file = File::from(fd);
+        file.write_all(contents)
+            .map_err(|e| StoreError::io("writing", &path, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("syncing", &path, e))
+    }
+
+    /// Creates the subdirectory `name` (which must not exist) with exactly the
+    /// ownership's directory mode.
+    pub fn mkdir(&self, name: &str, ownership: Ownership) -> Result<Dir, StoreError> {
+        let path = self.join(name);
+        let mode = ownership.dir_mode();
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode))
+            .map_err(|e| StoreError::io("creating the directory", &path, errno(e)))?;
+        let dir = self.sub(name)?.ok_or_else(|| {
+            StoreError::io(
+                "opening the directory",
+                &path,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+        ownership.apply_to_dir(&dir.fd, &path)?;
+        rustix::fs::fchmod(&dir.fd, Mode::from_raw_mode(mode))
+            .map_err(|e| StoreError::io("setting the mode of", &path, errno(e)))?;
+        Ok(dir)
+    }
+
+    /// fsync the directory, so that the entries created, renamed or removed in it are
+    /// durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        rustix::fs::fsync(&self.fd)
+            .map_err(|e| StoreError::io("syncing the directory", &self.path, errno(e)))
+    }
+
+    /// rename(2) of `from` in this directory to `to` in `dest`.
+    pub fn rename(&self, from: &str, dest: &Dir, to: &str) -> Result<(), StoreError> {
+        rustix::fs::renameat(&self.fd, from, &dest.fd, to).map_err(|e| StoreError::Rename {
+            from: self.join(from),
+            to: dest.join(to),
+            source: errno(e),
+        })
+    }
+
+    /// The target of the symlink `name`, `None` when it does not exist.
+    pub fn read_link(&self, name: &str) -> Result<Option<PathBuf>, StoreError> {
+        match rustix::fs::readlinkat(&self.fd, name, Vec::new()) {
+            Ok(target) => Ok(Some(PathBuf::from(OsStr::from_bytes(target.as_bytes())))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(StoreError::io(
+                "reading the symlink",
+                &self.join(name),
+                errno(e),
+            )),
+        }
+    }
+
+    /// Points the symlink `name` at `target`, atomically: a temporary symlink renamed
+    /// over it. The caller fsyncs the directory.
+    pub fn replace_symlink(&self, name: &str, target: &Path) -> Result<(), StoreError> {
+        let tmp = format!("{name}.tmp-{}", nonce());
+        rustix::fs::symlinkat(target, &self.fd, tmp.as_str())
+            .map_err(|e| StoreError::io("creating the symlink", &self.join(&tmp), errno(e)))?;
+        self.rename(&tmp, self, name).inspect_err(|_| {
+            let _ = self.remove_file(&tmp);
+        })
+    }
+
+    /// Replaces `name` with `contents` by temp file + fsync + rename + directory fsync.
+    pub fn write_atomic(&self, name: &str, contents: &[u8], mode: u32) -> Result<(), StoreError> {
+        let tmp = format!("{name}.tmp-{}", nonce());
+        let own = Ownership {
+            owner: None,
+            group: None,
+        };
+        let result = self
+            .write_new(&tmp, contents, mode, own)
+            .and_then(|()| self.rename(&tmp, self, name));
+        if result.is_err() {
+            let _ = self.remove_file(&tmp);
+        }
+        result?;
+        self.sync()
+    }
+
+    /// Removes a file or symlink; a missing one is fine.
+    pub fn remove_file(&self, name: &str) -> Result<bool, StoreError> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(StoreError::io("removing", &self.join(name), errno(e))),
+        }
+    }
+
+    /// Removes the directory tree `name` without following any symlink inside it; a
+    /// missing one is fine.
+    pub fn remove_dir_all(&self, name: &str) -> Result<bool, StoreError> {
+        let Some(sub) = self.sub(name)? else {
+            return Ok(false);
+        };
+        for child in sub.list()? {
+            if sub.kind(&child)? == Some(FileType::Directory) {
+                sub.remove_dir_all(&child)?;
+            } else {
+                sub.remove_file(&child)?;
+            }
+        }
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(StoreError::io(
+                "removing the directory",
+                &self.join(name),
+                errno(e),
+            )),
+        }
+    }
+
+    /// The names in the directory, sorted (`.` and `..` left out).
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let listing_error = |e| StoreError::io("listing", &self.path, errno(e));
+        let fd = rustix::fs::openat(
+            &self.fd,
+            ".",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(listing_error)?;
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::new(fd).map_err(listing_error)? {
+            let entry = entry.map_err(listing_error)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if let Ok(name) = std::str::from_utf8(name) {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Opens (creating when missing, mode 0644) the lock file `name`. flock works on a
+    /// read-only descriptor: whoever may write the directory may lock it, and a
+    /// read-only directory can still be locked when the file exists.
+    pub fn open_lock_file(&self, name: &str) -> Result<File, StoreError> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let opened = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+            Err(rustix::io::Errno::NOENT) => rustix::fs::openat(
+                &self.fd,
+                name,
+                flags | OFlags::CREATE,
+                Mode::from_raw_mode(0o644),
+            ),
+            other => other,
+        };
+        opened
+            .map(File::from)
+            .map_err(|e| StoreError::io("opening the lock file", &self.join(name), errno(e)))
+    }
+
+    /// The directory's owner and mode bits.
+    pub fn owner_and_mode(&self) -> Result<(u32, u32), StoreError> {
+        let stat = rustix::fs::fstat(&self.fd)
+            .map_err(|e| StoreError::io("inspecting", &self.path, errno(e)))?;
+        Ok((stat.st_uid, stat.st_mode & 0o7777))
+    }
 }
 
 /// Makes sure `dir` exists: missing parents are created with the default mode, `dir`
@@ -82,6 +372,8 @@ pub(super) fn create_dir_exact(path: &Path, ownership: Ownership) -> Result<(), 
 pub(super) fn ensure_dir(dir: &Path, ownership: Ownership) -> Result<(), StoreError> {
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => return Ok(()),
+        // The configured path itself may be a symlink to a directory.
+        Ok(meta) if meta.file_type().is_symlink() && dir.is_dir() => return Ok(()),
         Ok(_) => {
             return Err(StoreError::io(
                 "using as a directory",
@@ -95,124 +387,56 @@ pub(super) fn ensure_dir(dir: &Path, ownership: Ownership) -> Result<(), StoreEr
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(StoreError::io("inspecting", dir, e)),
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .map_err(|e| StoreError::io("creating the directory", parent, e))?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| StoreError::io("creating the directory", parent, e))?;
+    let mode = ownership.dir_mode();
+    match fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(StoreError::io("creating the directory", dir, e)),
     }
-    match create_dir_exact(dir, ownership) {
-        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-            Ok(())
-        }
-        other => other,
-    }?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(parent)?;
+    let created = File::open(dir).map_err(|e| StoreError::io("opening", dir, e))?;
+    ownership.apply_to_dir(&created, dir)?;
+    created
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| StoreError::io("setting the mode of", dir, e))?;
+    Dir::open(parent)?.map_or(Ok(()), |p| p.sync())
+}
+
+/// When running as root, a directory that another user may write is refused: that user
+/// could rearrange what root then reads and writes. Another user is anyone but root and
+/// the configured owner of the files.
+pub(super) fn check_trusted(dir: &Dir, owner: Option<u32>) -> Result<(), StoreError> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let (uid, mode) = dir.owner_and_mode()?;
+    let foreign_owner = uid != 0 && Some(uid) != owner;
+    if foreign_owner || mode & 0o022 != 0 {
+        return Err(StoreError::Untrusted {
+            path: dir.path().to_owned(),
+            detail: if foreign_owner {
+                format!("it belongs to uid {uid}")
+            } else {
+                format!("its mode {mode:04o} lets other users write it")
+            },
+        });
     }
     Ok(())
 }
 
-/// fsync a directory so that the entries created, renamed or removed in it are durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("syncing the directory", dir, e))
-}
-
-/// rename(2), with the error naming both paths.
-pub(super) fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
-    fs::rename(from, to).map_err(|source| StoreError::Rename {
-        from: from.to_owned(),
-        to: to.to_owned(),
-        source,
-    })
-}
-
-/// Points the symlink `dir/name` at `target`, atomically: a temporary symlink renamed
-/// over it. The caller fsyncs `dir`.
-pub(super) fn replace_symlink(dir: &Path, name: &str, target: &Path) -> Result<(), StoreError> {
-    let tmp = dir.join(format!("{name}.tmp-{}", nonce()));
-    std::os::unix::fs::symlink(target, &tmp)
-        .map_err(|e| StoreError::io("creating the symlink", &tmp, e))?;
-    rename(&tmp, &dir.join(name)).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
-}
-
-/// The target of a symlink, `None` when it does not exist.
-pub(super) fn read_link(path: &Path) -> Result<Option<PathBuf>, StoreError> {
-    match fs::read_link(path) {
-        Ok(target) => Ok(Some(target)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io("reading the symlink", path, e)),
-    }
-}
-
-/// A whole file as text, `None` when it does not exist.
-pub(super) fn read_text(path: &Path) -> Result<Option<String>, StoreError> {
-    match fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt {
-                path: path.to_owned(),
-                reason: "not UTF-8 text".into(),
-            }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io("reading", path, e)),
-    }
-}
-
-/// Replaces `path` with `contents` by temp file + fsync + rename + directory fsync.
-pub(super) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// The directory holding `path` and the name of `path` in it.
+pub(super) fn split(path: &Path) -> (&Path, String) {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!("{name}.tmp-{}", nonce()));
-    let own = Ownership {
-        owner: None,
-        group: None,
-    };
-    let result = write_new_file(&tmp, contents, mode, own).and_then(|()| rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(dir)
-}
-
-/// Removes a file or symlink; a missing one is fine.
-pub(super) fn remove_file(path: &Path) -> Result<bool, StoreError> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(StoreError::io("removing", path, e)),
-    }
-}
-
-/// Removes a directory tree; a missing one is fine.
-pub(super) fn remove_dir_all(path: &Path) -> Result<bool, StoreError> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(StoreError::io("removing the directory", path, e)),
-    }
-}
-
-/// The names in a directory (empty when it does not exist).
-pub(super) fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io("listing", dir, e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("listing", dir, e))?;
-        if let Some(name) = entry.file_name().to_str() {
-            names.push(name.to_owned());
-        }
-    }
-    names.sort();
-    Ok(names)
+    (dir, name)
 }

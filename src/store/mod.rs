@@ -8,6 +8,7 @@
 //! publishing rename; and whatever a crash can leave behind (temporary names, a journal)
 //! is recognisable by name so that `recover` can finish or remove it.
 
+mod connection;
 mod files;
 mod fsio;
 pub mod state;
@@ -18,26 +19,31 @@ mod tests;
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use zeroize::Zeroizing;
 
 use crate::config::{CertificateConfig, Layout};
 use crate::keys::PrivateKey;
 use crate::verify::VerifiedMaterial;
 use crate::x509::CertInfo;
 
-pub use state::{Revocation, StateFile};
+pub use connection::{CONNECTION_FILE, Connection};
+pub use state::{Notified, Revocation, StateFile};
 
-use fsio::Ownership;
+use fsio::{Dir, Ownership};
 
 /// The state file inside `dir`.
 pub const STATE_FILE: &str = "state.json";
 /// The files-layout journal inside `dir`.
 pub const JOURNAL_FILE: &str = "journal.json";
+/// A `state.json` that could not be read is renamed to `state.json.corrupt-<unix time>`.
+const CORRUPT_STATE_PREFIX: &str = "state.json.corrupt-";
 
-/// Held (flock) while a swap or a recovery runs, so a one-shot `renew` or `enroll` and a
-/// running daemon never interleave their writes in one directory.
+/// Held (flock) while a swap, a recovery or a `state.json` update runs, so a one-shot
+/// `renew` or `enroll` and a running daemon never interleave their writes in one
+/// directory.
 pub const LOCK_FILE: &str = ".lock";
 
 /// Why the store could not read or write. Every variant names the path involved; none
@@ -66,8 +72,16 @@ pub enum StoreError {
     Incomplete { missing: PathBuf, present: PathBuf },
     #[error("{} exists and is not a symlink; refusing to replace it", path.display())]
     NotSymlink { path: PathBuf },
+    #[error("{} is a symlink where a file or directory of our own belongs; refusing to follow it", path.display())]
+    Symlink { path: PathBuf },
+    #[error("refusing to use {} as root: {detail}; make it owned by root (or the configured owner) and not writable by group or others", path.display())]
+    Untrusted { path: PathBuf, detail: String },
     #[error("the journal {} does not match the configured files ({})", path.display(), entry.display())]
     JournalMismatch { path: PathBuf, entry: PathBuf },
+    /// The compare-and-swap failed: someone else (an `enroll`, another renewal) put
+    /// another certificate in place since this renewal started.
+    #[error("the certificate in {} changed while renewing (now {}); the renewed one was discarded", dir.display(), found.as_deref().unwrap_or("none"))]
+    Superseded { dir: PathBuf, found: Option<String> },
 }
 
 impl StoreError {
@@ -101,6 +115,9 @@ pub struct CurrentMaterial {
     pub info: CertInfo,
     /// The generation directory name (symlink layout).
     pub generation: Option<String>,
+    /// What the connector said when it issued the certificate; `None` for certificates
+    /// written before `connection.json` existed, or when it is unreadable.
+    pub connection: Option<Connection>,
 }
 
 impl std::fmt::Debug for CurrentMaterial {
@@ -111,6 +128,33 @@ impl std::fmt::Debug for CurrentMaterial {
             .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
+}
+
+/// An extra file written into each generation beside the PEM files (a combined PEM, a
+/// PKCS#12 keystore), so that it flips with them.
+pub struct ExtraFile {
+    /// A plain file name, checked by the configuration.
+    pub name: String,
+    pub contents: Zeroizing<Vec<u8>>,
+    /// Created with `key_mode` instead of `cert_mode`.
+    pub secret: bool,
+}
+
+/// Everything one swap puts in place.
+pub struct NewGeneration<'a> {
+    pub material: &'a VerifiedMaterial,
+    pub connection: &'a Connection,
+    pub extra: &'a [ExtraFile],
+}
+
+/// What a swap may replace: the compare half of its compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (an enrollment: the operator's decision).
+    Anything,
+    /// Only the certificate with this fingerprint (`None`: nothing on disk) — the one a
+    /// renewal started from.
+    Current(Option<String>),
 }
 
 /// What a swap did, so the caller can log it and its file watcher can recognise its own
@@ -149,6 +193,12 @@ pub struct Store {
     ownership: Ownership,
     #[cfg(test)]
     faults: tests::Faults,
+}
+
+/// The directory lock, held until dropped, with the directory it locks.
+struct Locked {
+    dir: Dir,
+    _lock: fs::File,
 }
 
 impl Store {
@@ -195,50 +245,125 @@ impl Store {
         }
     }
 
-    /// Run once at start, before `load_current`: completes an interrupted files-layout
-    /// swap from its journal, removes temporary leftovers and incomplete generations,
-    /// prunes old generations and repairs missing consumer symlinks.
+    /// `dir`, opened and checked, or `None` when it does not exist.
+    fn open_dir(&self) -> Result<Option<Dir>, StoreError> {
+        let Some(dir) = Dir::open(&self.dir)? else {
+            return Ok(None);
+        };
+        fsio::check_trusted(&dir, self.ownership.owner)?;
+        Ok(Some(dir))
+    }
+
+    /// Run at start, before `load_current`: completes an interrupted files-layout swap
+    /// from its journal, removes temporary leftovers and incomplete generations, prunes
+    /// old generations and repairs missing consumer symlinks.
     pub fn recover(&self) -> Result<RecoveryReport, StoreError> {
         let mut report = RecoveryReport::default();
-        if !self.dir.exists() {
+        if self.open_dir()?.is_none() {
             return Ok(report);
         }
-        let _lock = self.lock()?;
-        for name in fsio::list_dir(&self.dir)? {
+        let locked = self.lock()?;
+        let dir = &locked.dir;
+        for name in dir.list()? {
             if name.starts_with(&format!("{STATE_FILE}.tmp-"))
                 || name.starts_with(&format!("{JOURNAL_FILE}.tmp-"))
             {
-                let path = self.dir.join(&name);
-                if fsio::remove_file(&path)? {
-                    report.removed.push(path);
+                if dir.remove_file(&name)? {
+                    report.removed.push(dir.join(&name));
                 }
             }
         }
         match &self.layout {
-            Layout::Symlink => symlink::recover(self, &mut report)?,
-            Layout::Files(files) => files::recover(self, files, &mut report)?,
+            Layout::Symlink => symlink::recover(self, dir, &mut report)?,
+            Layout::Files(files) => files::recover(self, dir, files, &mut report)?,
         }
         Ok(report)
     }
 
     /// The key, certificate, chain and CA in place now; `None` when nothing was ever
     /// written. Fails when the files are incomplete, unreadable, or the key does not
-    /// belong to the certificate.
+    /// belong to the certificate. A files-layout swap that a crash interrupted is
+    /// completed first, so what is read is always one whole certificate.
     pub fn load_current(&self) -> Result<Option<CurrentMaterial>, StoreError> {
+        let Some(dir) = self.open_dir()? else {
+            return match &self.layout {
+                // The files may live elsewhere even when `dir` is gone.
+                Layout::Files(files) => files::load(None, files),
+                Layout::Symlink => Ok(None),
+            };
+        };
         match &self.layout {
-            Layout::Symlink => symlink::load(self),
-            Layout::Files(files) => files::load(files),
+            Layout::Symlink => symlink::load(&dir),
+            Layout::Files(files) => {
+                if dir.kind(JOURNAL_FILE)?.is_some() {
+                    let locked = self.lock()?;
+                    files::complete_journal(self, &locked.dir, files)?;
+                }
+                files::load(Some(&dir), files)
+            }
         }
     }
 
-    /// Replaces the material on disk with `material` as one unit. On error the previous
-    /// material is still in place and complete.
+    /// Replaces whatever is on disk with `material`, with no facts from a connector
+    /// beyond the certificate itself (tests, tools). See [`Store::commit`].
     pub fn swap(&self, material: &VerifiedMaterial) -> Result<SwapReport, StoreError> {
-        let _lock = self.lock()?;
-        match &self.layout {
-            Layout::Symlink => symlink::swap(self, material),
-            Layout::Files(files) => files::swap(self, files, material),
+        let connection = Connection::of_certificate(&material.info);
+        let new = NewGeneration {
+            material,
+            connection: &connection,
+            extra: &[],
+        };
+        self.commit(&new, &Expect::Anything)
+    }
+
+    /// Replaces the material on disk with `new` as one unit, if what is there is what
+    /// `expect` says. On error the previous material is still in place and complete.
+    pub fn commit(
+        &self,
+        new: &NewGeneration<'_>,
+        expect: &Expect,
+    ) -> Result<SwapReport, StoreError> {
+        let locked = self.lock()?;
+        let dir = &locked.dir;
+        if let Layout::Files(files) = &self.layout {
+            files::complete_journal(self, dir, files)?;
         }
+        if let Expect::Current(expected) = expect {
+            let found = self.current_fingerprint(dir)?;
+            if found != *expected {
+                return Err(StoreError::Superseded {
+                    dir: self.dir.clone(),
+                    found,
+                });
+            }
+        }
+        match &self.layout {
+            Layout::Symlink => symlink::swap(self, dir, new),
+            Layout::Files(files) => files::swap(self, dir, files, new),
+        }
+    }
+
+    /// The fingerprint of the certificate in place, reading only the certificate.
+    fn current_fingerprint(&self, dir: &Dir) -> Result<Option<String>, StoreError> {
+        let (path, text) = match &self.layout {
+            Layout::Symlink => match symlink::current_cert(dir)? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
+            Layout::Files(files) => {
+                let (parent, name) = fsio::split(&files.cert_file);
+                match Dir::open(parent)?.map(|d| d.read_text(&name)).transpose()? {
+                    Some(Some(text)) => (files.cert_file.clone(), text),
+                    _ => return Ok(None),
+                }
+            }
+        };
+        CertInfo::from_pem(&text)
+            .map(|info| Some(info.fingerprint_sha256))
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
     }
 
     /// Whether `path` is one the store itself creates and replaces in `dir` (generations,
@@ -255,58 +380,104 @@ impl Store {
             && (name == STATE_FILE
                 || name == JOURNAL_FILE
                 || name == LOCK_FILE
+                || name.starts_with(CORRUPT_STATE_PREFIX)
                 || name == symlink::CURRENT
                 || name == symlink::PREVIOUS
                 || name.starts_with(symlink::GEN_PREFIX))
     }
 
     /// Waits for and takes the directory's exclusive lock; released when dropped.
-    fn lock(&self) -> Result<fs::File, StoreError> {
-        fsio::ensure_dir(&self.dir, self.ownership)?;
-        let path = self.dir.join(LOCK_FILE);
-        let io_error = |op, source| StoreError::Io {
-            op,
-            path: path.clone(),
-            source,
-        };
-        // flock works on a read-only descriptor: whoever may write the directory may lock it.
-        let file = match fs::File::open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o644)
-                .open(&path),
-            other => other,
-        }
-        .map_err(|e| io_error("opening the lock file", e))?;
+    fn lock(&self) -> Result<Locked, StoreError> {
+        let dir = Dir::ensure(&self.dir, self.ownership)?;
+        fsio::check_trusted(&dir, self.ownership.owner)?;
+        let file = dir.open_lock_file(LOCK_FILE)?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_error("locking", e.into()))?;
-        Ok(file)
+            .map_err(|e| StoreError::io("locking", &dir.join(LOCK_FILE), e.into()))?;
+        Ok(Locked { dir, _lock: file })
     }
 
-    /// `dir/state.json`, or the default state when it does not exist yet.
+    /// `dir/state.json`, or the default state when it does not exist yet; an error
+    /// when it cannot be read (`status` shows it).
     pub fn read_state(&self) -> Result<StateFile, StoreError> {
-        let path = self.dir.join(STATE_FILE);
-        match fsio::read_text(&path)? {
-            None => Ok(StateFile::default()),
-            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                path,
-                reason: e.to_string(),
-            }),
+        let Some(dir) = self.open_dir()? else {
+            return Ok(StateFile::default());
+        };
+        parse_state(&dir)
+    }
+
+    /// Like [`Store::read_state`], but an unreadable file is reported and read as the
+    /// default: it is bookkeeping, and must never block a renewal (the next update sets
+    /// it aside).
+    pub fn state(&self) -> StateFile {
+        self.read_state().unwrap_or_else(|e| {
+            tracing::warn!(cert = %self.name, error = %crate::errors::error_chain(&e), "ignoring state.json");
+            StateFile::default()
+        })
+    }
+
+    /// Records an attempt's outcome in `state.json` (what `status` shows). Failing to
+    /// write the record is logged, never fatal: the certificate itself is what matters.
+    pub fn record_attempt<E: std::error::Error + 'static>(&self, outcome: Result<(), &E>) {
+        // A directory that is gone has nothing to record: writing state.json would create
+        // it again (perhaps as the wrong owner, or under an unmounted volume) and the
+        // operator restoring it would find a stray directory in the way.
+        if !self.dir.is_dir() {
+            tracing::debug!(dir = %self.dir.display(), "not recording the attempt: the directory does not exist");
+            return;
+        }
+        let error = outcome.err().map(|e| crate::errors::error_chain(e));
+        let result = self.update_state(|state| {
+            state.record_attempt(SystemTime::now(), error.as_deref().map_or(Ok(()), Err));
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %crate::errors::error_chain(&e), "cannot record the attempt in state.json");
         }
     }
 
-    /// Replaces `dir/state.json` atomically (mode 0644), creating `dir` if needed.
+    /// Replaces `state.json` with `state`, under the directory lock.
     pub fn write_state(&self, state: &StateFile) -> Result<(), StoreError> {
-        fsio::ensure_dir(&self.dir, self.ownership)?;
-        let path = self.dir.join(STATE_FILE);
-        let mut json = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
+        self.update_state(|current| *current = state.clone())
+            .map(drop)
+    }
+
+    /// Changes `state.json` under the directory lock, creating `dir` if needed: a
+    /// one-shot command and the daemon never lose each other's updates. A corrupt file
+    /// is set aside as `state.json.corrupt-<time>` with a warning, and `change` starts
+    /// from the default state.
+    pub fn update_state(
+        &self,
+        change: impl FnOnce(&mut StateFile),
+    ) -> Result<StateFile, StoreError> {
+        let locked = self.lock()?;
+        let dir = &locked.dir;
+        let mut state = match parse_state(dir) {
+            Ok(state) => state,
+            Err(e) => {
+                let aside = format!(
+                    "{CORRUPT_STATE_PREFIX}{}",
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs()
+                );
+                tracing::warn!(
+                    cert = %self.name,
+                    error = %crate::errors::error_chain(&e),
+                    set_aside = %dir.join(&aside).display(),
+                    "state.json is unreadable; starting it afresh"
+                );
+                dir.rename(STATE_FILE, dir, &aside)?;
+                StateFile::default()
+            }
+        };
+        change(&mut state);
+        let mut json = serde_json::to_vec_pretty(&state).map_err(|e| StoreError::Corrupt {
+            path: dir.join(STATE_FILE),
             reason: e.to_string(),
         })?;
         json.push(b'\n');
-        fsio::write_atomic(&path, &json, 0o644)
+        dir.write_atomic(STATE_FILE, &json, 0o644)?;
+        Ok(state)
     }
 
     /// A test hook standing for a crash or an I/O error at a numbered step.
@@ -334,6 +505,16 @@ impl Store {
     }
 }
 
+fn parse_state(dir: &Dir) -> Result<StateFile, StoreError> {
+    match dir.read_text(STATE_FILE)? {
+        None => Ok(StateFile::default()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            path: dir.join(STATE_FILE),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// The four PEM texts and the key of `material`, in the order they are written:
 /// (file stem, contents, is the key).
 fn contents(material: &VerifiedMaterial) -> [(&'static str, &str, bool); 4] {
@@ -345,11 +526,27 @@ fn contents(material: &VerifiedMaterial) -> [(&'static str, &str, bool); 4] {
     ]
 }
 
+/// Reads a generation's `connection.json`; an unreadable one is reported and ignored
+/// (the renewal falls back to what `state.json` and the configuration say).
+fn read_connection(dir: &Dir, name: &str) -> Option<Connection> {
+    let text = match dir.read_text(name) {
+        Ok(text) => text?,
+        Err(e) => {
+            tracing::warn!(error = %crate::errors::error_chain(&e), "ignoring connection.json");
+            return None;
+        }
+    };
+    serde_json::from_str(&text)
+        .inspect_err(|e| tracing::warn!(path = %dir.join(name).display(), error = %e, "ignoring connection.json"))
+        .ok()
+}
+
 /// Reads cert and key texts into `CurrentMaterial`, checking that they belong together.
 fn assemble(
     paths: &ConsumerPaths,
     texts: [String; 4],
     generation: Option<String>,
+    connection: Option<Connection>,
 ) -> Result<CurrentMaterial, StoreError> {
     let [cert_pem, key_pem, chain_pem, ca_pem] = texts;
     // The key's text as read from disk is wiped once parsed.
@@ -375,5 +572,6 @@ fn assemble(
         ca_pem,
         info,
         generation,
+        connection,
     })
 }

@@ -44,6 +44,26 @@ pub struct StateFile {
     /// A one-line message for `status`; never a secret.
     pub last_error: Option<String>,
     pub revoked: Option<Revocation>,
+    /// Which `on_renew` hooks were told about which certificate. A certificate that
+    /// became current is announced until every hook has succeeded for it; losing this
+    /// record only means the hooks run once more.
+    pub notified: Option<Notified>,
+}
+
+/// The hooks that succeeded for one certificate, and how delivering the rest goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Notified {
+    /// SHA-256 fingerprint of the certificate announced.
+    pub fingerprint: String,
+    /// The hooks (by [`crate::hooks::hook_key`]) that succeeded for it.
+    pub delivered: Vec<String>,
+    /// Failed rounds in a row, for the backoff.
+    pub failures: u32,
+    #[serde(with = "rfc3339_opt")]
+    pub retry_at: Option<SystemTime>,
+    /// The last hook error, one line; never a secret.
+    pub last_error: Option<String>,
 }
 
 impl StateFile {
@@ -56,6 +76,32 @@ impl StateFile {
         self.last_error = Some(text);
     }
 
+    /// Records a renewal attempt's outcome (`Err` carries the error's one-line text).
+    pub fn record_attempt(&mut self, now: SystemTime, outcome: Result<(), &str>) {
+        self.last_attempt = Some(now);
+        match outcome {
+            Ok(()) => {
+                self.last_success = Some(now);
+                self.consecutive_failures = 0;
+                self.last_error = None;
+            }
+            Err(error) => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.set_error(error);
+            }
+        }
+    }
+
+    /// The hooks among `keys` not yet told about the certificate `fingerprint`.
+    pub fn undelivered<'a>(&self, fingerprint: &str, keys: &'a [String]) -> Vec<&'a String> {
+        match &self.notified {
+            Some(n) if n.fingerprint == fingerprint => {
+                keys.iter().filter(|k| !n.delivered.contains(k)).collect()
+            }
+            _ => keys.iter().collect(),
+        }
+    }
+
     /// Whether the certificate with this fingerprint was revoked.
     pub fn is_revoked(&self, fingerprint: &str) -> bool {
         self.revoked
@@ -65,7 +111,7 @@ impl StateFile {
 }
 
 /// SystemTime as RFC 3339 text with nanoseconds.
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -81,7 +127,7 @@ mod rfc3339 {
     }
 }
 
-mod rfc3339_opt {
+pub(crate) mod rfc3339_opt {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(
@@ -106,7 +152,7 @@ mod rfc3339_opt {
     }
 }
 
-mod protocol_name {
+pub(crate) mod protocol_name {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(p: &Option<Protocol>, s: S) -> Result<S::Ok, S::Error> {

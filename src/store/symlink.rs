@@ -1,14 +1,18 @@
 //! The symlink layout: each swap writes a complete generation directory and then
-//! renames one symlink, `current`, to point at it; consumers read `dir/*.pem`, which
-//! point through `current`. Does not handle the files layout (see `files`).
+//! renames one symlink, `current`, to point at it; consumers read `dir/*.pem` and
+//! `dir/connection.json`, which point through `current`. Does not handle the files
+//! layout (see `files`).
 
-use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
-use super::fsio;
-use super::{ConsumerPaths, CurrentMaterial, RecoveryReport, Store, StoreError, SwapReport};
-use crate::verify::VerifiedMaterial;
+use rustix::fs::FileType;
+
+use super::fsio::Dir;
+use super::{
+    CONNECTION_FILE, ConsumerPaths, CurrentMaterial, NewGeneration, RecoveryReport, Store,
+    StoreError, SwapReport,
+};
 
 pub(super) const CERT: &str = "cert.pem";
 pub(super) const KEY: &str = "key.pem";
@@ -21,7 +25,8 @@ pub(super) const PREVIOUS: &str = "previous";
 pub(super) const GEN_PREFIX: &str = "gen-";
 /// A generation being written; only ever renamed to `gen-...` once complete.
 const TMP_GEN_PREFIX: &str = ".tmp-gen-";
-const FILES: [&str; 4] = [CERT, KEY, CHAIN, CA];
+/// The files consumers find in `dir`, each a symlink through `current`.
+const CONSUMER_LINKS: [&str; 5] = [CERT, KEY, CHAIN, CA, CONNECTION_FILE];
 
 /// `gen-<UTC YYYYmmddTHHMMSSZ>-<first 8 hex of the SHA-256 fingerprint>`.
 fn generation_name(fingerprint: &str, now: SystemTime) -> String {
@@ -39,10 +44,10 @@ fn generation_name(fingerprint: &str, now: SystemTime) -> String {
     format!("{GEN_PREFIX}{stamp}-{short}")
 }
 
-/// The generation `current` points at, if any.
-fn link_target(dir: &Path, link: &str) -> Result<Option<String>, StoreError> {
-    let path = dir.join(link);
-    let Some(target) = fsio::read_link(&path)? else {
+/// The generation the symlink `link` points at, if any. Anything but a plain
+/// `gen-...` name in `dir` is refused: the link is never followed elsewhere.
+fn link_target(dir: &Dir, link: &str) -> Result<Option<String>, StoreError> {
+    let Some(target) = dir.read_link(link)? else {
         return Ok(None);
     };
     let mut components = target.components();
@@ -53,7 +58,7 @@ fn link_target(dir: &Path, link: &str) -> Result<Option<String>, StoreError> {
         }
     }
     Err(StoreError::Corrupt {
-        path,
+        path: dir.join(link),
         reason: format!(
             "points at {}, not at a generation directory",
             target.display()
@@ -61,29 +66,53 @@ fn link_target(dir: &Path, link: &str) -> Result<Option<String>, StoreError> {
     })
 }
 
-pub(super) fn swap(store: &Store, material: &VerifiedMaterial) -> Result<SwapReport, StoreError> {
-    let dir = store.dir.as_path();
+/// The current generation, opened without following symlinks, and its name.
+fn current_generation(dir: &Dir) -> Result<Option<(String, Dir)>, StoreError> {
+    let Some(name) = link_target(dir, CURRENT)? else {
+        return Ok(None);
+    };
+    match dir.sub(&name)? {
+        Some(generation) => Ok(Some((name, generation))),
+        None => Err(StoreError::Corrupt {
+            path: dir.join(CURRENT),
+            reason: format!("points at {name}, which does not exist"),
+        }),
+    }
+}
+
+/// The current certificate's path and text, if there is one.
+pub(super) fn current_cert(dir: &Dir) -> Result<Option<(PathBuf, String)>, StoreError> {
+    let Some((_, generation)) = current_generation(dir)? else {
+        return Ok(None);
+    };
+    let path = generation.join(CERT);
+    Ok(generation.read_text(CERT)?.map(|text| (path, text)))
+}
+
+pub(super) fn swap(
+    store: &Store,
+    dir: &Dir,
+    new: &NewGeneration<'_>,
+) -> Result<SwapReport, StoreError> {
     check_consumer_paths(dir)?;
-    fsio::ensure_dir(dir, store.ownership)?;
-    let base = generation_name(&material.info.fingerprint_sha256, SystemTime::now());
+    let base = generation_name(&new.material.info.fingerprint_sha256, SystemTime::now());
     let mut name = base.clone();
     let mut n = 1;
-    while std::fs::symlink_metadata(dir.join(&name)).is_ok() {
+    while dir.kind(&name)?.is_some() {
         n += 1;
         name = format!("{base}-{n}");
     }
-    let generation = dir.join(&name);
-    let tmp = dir.join(format!(".tmp-{name}-{}", fsio::nonce()));
-    let mut touched = vec![tmp.clone(), generation.clone()];
+    let tmp = format!(".tmp-{name}-{}", super::fsio::nonce());
+    let mut touched = vec![dir.join(&tmp), dir.join(&name)];
 
-    let staged = write_generation(store, &tmp, material)
-        .and_then(|()| store.step(&generation))
-        .and_then(|()| fsio::rename(&tmp, &generation))
-        .and_then(|()| fsio::sync_dir(dir));
+    let staged = write_generation(store, dir, &tmp, new)
+        .and_then(|()| store.step(&dir.join(&name)))
+        .and_then(|()| dir.rename(&tmp, dir, &name))
+        .and_then(|()| dir.sync());
     if let Err(e) = staged {
         if store.cleans_up() {
-            let _ = fsio::remove_dir_all(&tmp);
-            let _ = fsio::remove_dir_all(&generation);
+            let _ = dir.remove_dir_all(&tmp);
+            let _ = dir.remove_dir_all(&name);
         }
         return Err(e);
     }
@@ -92,33 +121,33 @@ pub(super) fn swap(store: &Store, material: &VerifiedMaterial) -> Result<SwapRep
     let switched = (|| {
         if let Some(old) = old.as_deref().filter(|old| *old != name) {
             store.step(&dir.join(PREVIOUS))?;
-            fsio::replace_symlink(dir, PREVIOUS, Path::new(old))?;
+            dir.replace_symlink(PREVIOUS, Path::new(old))?;
         }
         store.step(&dir.join(CURRENT))?;
-        fsio::replace_symlink(dir, CURRENT, Path::new(&name))
+        dir.replace_symlink(CURRENT, Path::new(&name))
     })();
     if let Err(e) = switched {
         if store.cleans_up() {
-            let _ = fsio::remove_dir_all(&generation);
+            let _ = dir.remove_dir_all(&name);
         }
         return Err(e);
     }
     touched.push(dir.join(PREVIOUS));
     touched.push(dir.join(CURRENT));
-    fsio::sync_dir(dir)?;
+    dir.sync()?;
 
     // The swap is committed; what follows is housekeeping. The links already exist after
     // the first swap: then there is nothing new in `dir` to make durable.
     let links = ensure_consumer_links(dir)?;
     if !links.is_empty() {
-        fsio::sync_dir(dir)?;
+        dir.sync()?;
     }
     touched.extend(links);
     let keep = [Some(name.clone()), old];
-    let pruned = prune(store, &keep);
+    let pruned = prune(store, dir, &keep);
     touched.extend(pruned.iter().map(|p| dir.join(p)));
     Ok(SwapReport {
-        fingerprint: material.info.fingerprint_sha256.clone(),
+        fingerprint: new.material.info.fingerprint_sha256.clone(),
         generation: Some(name),
         touched,
         pruned,
@@ -126,71 +155,89 @@ pub(super) fn swap(store: &Store, material: &VerifiedMaterial) -> Result<SwapRep
     })
 }
 
-/// Creates `tmp` and the four files in it, each with its final mode, then fsyncs it.
+/// Creates `tmp` and every file of the generation in it, each with its final mode,
+/// then fsyncs it.
 fn write_generation(
     store: &Store,
-    tmp: &Path,
-    material: &VerifiedMaterial,
+    dir: &Dir,
+    tmp: &str,
+    new: &NewGeneration<'_>,
 ) -> Result<(), StoreError> {
-    store.step(tmp)?;
-    fsio::create_dir_exact(tmp, store.ownership)?;
-    for (stem, text, is_key) in super::contents(material) {
-        let path = tmp.join(format!("{stem}.pem"));
-        store.step(&path)?;
+    store.step(&dir.join(tmp))?;
+    let generation = dir.mkdir(tmp, store.ownership)?;
+    for (stem, text, is_key) in super::contents(new.material) {
+        let name = format!("{stem}.pem");
+        store.step(&generation.join(&name))?;
         let mode = if is_key {
             store.key_mode
         } else {
             store.cert_mode
         };
-        fsio::write_new_file(&path, text.as_bytes(), mode, store.ownership)?;
+        generation.write_new(&name, text.as_bytes(), mode, store.ownership)?;
     }
-    store.step(tmp)?;
-    fsio::sync_dir(tmp)
+    store.step(&generation.join(CONNECTION_FILE))?;
+    generation.write_new(
+        CONNECTION_FILE,
+        &new.connection.to_json(),
+        store.cert_mode,
+        store.ownership,
+    )?;
+    for extra in new.extra {
+        let mode = if extra.secret {
+            store.key_mode
+        } else {
+            store.cert_mode
+        };
+        generation.write_new(&extra.name, &extra.contents, mode, store.ownership)?;
+    }
+    store.step(&generation.join("."))?;
+    generation.sync()
 }
 
 /// Refuses to start a swap that could not finish: a consumer path that exists and is
 /// not a symlink belongs to someone else.
-fn check_consumer_paths(dir: &Path) -> Result<(), StoreError> {
-    for file in FILES {
-        let path = dir.join(file);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.file_type().is_symlink() => {
-                return Err(StoreError::NotSymlink { path });
+fn check_consumer_paths(dir: &Dir) -> Result<(), StoreError> {
+    for file in CONSUMER_LINKS {
+        match dir.kind(file)? {
+            Some(kind) if kind != FileType::Symlink => {
+                return Err(StoreError::NotSymlink {
+                    path: dir.join(file),
+                });
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("inspecting", &path, e)),
+            _ => {}
         }
     }
     Ok(())
 }
 
 /// Creates or repairs `dir/<file> -> current/<file>`; returns the links it changed.
-fn ensure_consumer_links(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+fn ensure_consumer_links(dir: &Dir) -> Result<Vec<PathBuf>, StoreError> {
     let mut changed = Vec::new();
-    for file in FILES {
-        let link = dir.join(file);
+    for file in CONSUMER_LINKS {
         let target = Path::new(CURRENT).join(file);
-        match std::fs::symlink_metadata(&link) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                if fsio::read_link(&link)?.as_deref() == Some(target.as_path()) {
+        match dir.kind(file)? {
+            Some(FileType::Symlink) => {
+                if dir.read_link(file)?.as_deref() == Some(target.as_path()) {
                     continue;
                 }
             }
-            Ok(_) => return Err(StoreError::NotSymlink { path: link }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("inspecting", &link, e)),
+            Some(_) => {
+                return Err(StoreError::NotSymlink {
+                    path: dir.join(file),
+                });
+            }
+            None => {}
         }
-        fsio::replace_symlink(dir, file, &target)?;
-        changed.push(link);
+        dir.replace_symlink(file, &target)?;
+        changed.push(dir.join(file));
     }
     Ok(changed)
 }
 
 /// Removes generation directories other than those in `keep`. Failures are logged, not
 /// returned: the swap already succeeded.
-fn prune(store: &Store, keep: &[Option<String>]) -> Vec<String> {
-    let names = match fsio::list_dir(&store.dir) {
+fn prune(store: &Store, dir: &Dir, keep: &[Option<String>]) -> Vec<String> {
+    let names = match dir.list() {
         Ok(names) => names,
         Err(e) => {
             tracing::warn!(cert = %store.name, error = %e, "cannot list old generations");
@@ -202,7 +249,7 @@ fn prune(store: &Store, keep: &[Option<String>]) -> Vec<String> {
         if !name.starts_with(GEN_PREFIX) || keep.iter().flatten().any(|k| *k == name) {
             continue;
         }
-        match fsio::remove_dir_all(&store.dir.join(&name)) {
+        match dir.remove_dir_all(&name) {
             Ok(_) => pruned.push(name),
             Err(e) => {
                 tracing::warn!(cert = %store.name, error = %e, "cannot remove an old generation")
@@ -212,46 +259,40 @@ fn prune(store: &Store, keep: &[Option<String>]) -> Vec<String> {
     pruned
 }
 
-pub(super) fn recover(store: &Store, report: &mut RecoveryReport) -> Result<(), StoreError> {
-    let dir = store.dir.as_path();
-    for name in fsio::list_dir(dir)? {
-        let path = dir.join(&name);
+pub(super) fn recover(
+    store: &Store,
+    dir: &Dir,
+    report: &mut RecoveryReport,
+) -> Result<(), StoreError> {
+    for name in dir.list()? {
         if name.starts_with(TMP_GEN_PREFIX) {
-            if fsio::remove_dir_all(&path)? {
-                report.removed.push(path);
+            if dir.remove_dir_all(&name)? {
+                report.removed.push(dir.join(&name));
             }
         } else if name.contains(".tmp-")
-            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
-            && fsio::remove_file(&path)?
+            && dir.kind(&name)? == Some(FileType::Symlink)
+            && dir.remove_file(&name)?
         {
-            report.removed.push(path);
+            report.removed.push(dir.join(&name));
         }
     }
     let Some(current) = link_target(dir, CURRENT)? else {
         return Ok(());
     };
-    if !dir.join(&current).is_dir() {
+    if dir.kind(&current)? != Some(FileType::Directory) {
         return Ok(());
     }
     ensure_consumer_links(dir)?;
     let previous = link_target(dir, PREVIOUS).ok().flatten();
-    let pruned = prune(store, &[Some(current), previous]);
+    let pruned = prune(store, dir, &[Some(current), previous]);
     report.removed.extend(pruned.iter().map(|p| dir.join(p)));
-    fsio::sync_dir(dir)
+    dir.sync()
 }
 
-pub(super) fn load(store: &Store) -> Result<Option<CurrentMaterial>, StoreError> {
-    let dir = store.dir.as_path();
-    let Some(name) = link_target(dir, CURRENT)? else {
+pub(super) fn load(dir: &Dir) -> Result<Option<CurrentMaterial>, StoreError> {
+    let Some((name, generation)) = current_generation(dir)? else {
         return Ok(None);
     };
-    let generation = dir.join(&name);
-    if !generation.is_dir() {
-        return Err(StoreError::Corrupt {
-            path: dir.join(CURRENT),
-            reason: format!("points at {name}, which does not exist"),
-        });
-    }
     let paths = ConsumerPaths {
         cert: generation.join(CERT),
         key: generation.join(KEY),
@@ -259,14 +300,14 @@ pub(super) fn load(store: &Store) -> Result<Option<CurrentMaterial>, StoreError>
         ca: generation.join(CA),
     };
     let mut texts: [String; 4] = Default::default();
-    for (slot, path) in texts
-        .iter_mut()
-        .zip([&paths.cert, &paths.key, &paths.chain, &paths.ca])
-    {
-        *slot = fsio::read_text(path)?.ok_or_else(|| StoreError::Incomplete {
-            missing: path.clone(),
-            present: generation.clone(),
-        })?;
+    for (slot, file) in texts.iter_mut().zip([CERT, KEY, CHAIN, CA]) {
+        *slot = generation
+            .read_text(file)?
+            .ok_or_else(|| StoreError::Incomplete {
+                missing: generation.join(file),
+                present: generation.path().to_owned(),
+            })?;
     }
-    super::assemble(&paths, texts, Some(name)).map(Some)
+    let connection = super::read_connection(&generation, CONNECTION_FILE);
+    super::assemble(&paths, texts, Some(name), connection).map(Some)
 }

@@ -540,3 +540,99 @@ fn a_regular_file_where_a_consumer_link_belongs_is_not_overwritten() {
         "operator's file"
     );
 }
+
+#[test]
+fn recording_an_attempt_never_creates_a_vanished_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    let error = StoreError::Corrupt {
+        path: dir.join("x"),
+        reason: "no certificate".into(),
+    };
+    store.record_attempt(Err(&error));
+    assert!(!dir.exists(), "the attempt recreated {}", dir.display());
+
+    fs::create_dir(&dir).unwrap();
+    store.record_attempt(Err(&error));
+    let state = store.read_state().unwrap();
+    assert_eq!(state.consecutive_failures, 1);
+    assert!(state.last_error.unwrap().contains("no certificate"));
+}
+
+#[test]
+fn a_compare_and_swap_commits_only_over_the_expected_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (n, layout) in [Layout::Symlink, files_layout(tmp.path())]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tmp.path().join(format!("cert-{n}"));
+        let store = Store::new(&config(&dir, layout));
+        let ca = TestCa::new("ca");
+        let first = material(&ca);
+        store.swap(&first).unwrap();
+        let (renewal, enrolled) = (material(&ca), material(&ca));
+        let started_from = Expect::Current(Some(first.info.fingerprint_sha256.clone()));
+        // Someone else's swap lands while the renewal runs.
+        store.swap(&enrolled).unwrap();
+        let connection = Connection::of_certificate(&renewal.info);
+        let new = NewGeneration {
+            material: &renewal,
+            connection: &connection,
+            extra: &[],
+        };
+        let err = store.commit(&new, &started_from).unwrap_err();
+        assert!(matches!(err, StoreError::Superseded { .. }), "{err}");
+        assert_loads(&store, &enrolled);
+        // Over the expected certificate it commits.
+        let expected = Expect::Current(Some(enrolled.info.fingerprint_sha256.clone()));
+        store.commit(&new, &expected).unwrap();
+        assert_loads(&store, &renewal);
+    }
+}
+
+#[test]
+fn an_unreadable_state_file_is_set_aside_by_the_next_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(STATE_FILE), "{\"consecutive_fail").unwrap();
+    assert_eq!(store.state(), StateFile::default(), "read as the default");
+    let state = store.update_state(|s| s.consecutive_failures = 7).unwrap();
+    assert_eq!(state.consecutive_failures, 7);
+    assert_eq!(store.read_state().unwrap().consecutive_failures, 7);
+    let aside: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        fs::read_to_string(dir.join(&aside[0])).unwrap(),
+        "{\"consecutive_fail"
+    );
+}
+
+#[test]
+fn as_root_a_directory_others_may_write_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: the check applies to root only");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    store.swap(&material(&TestCa::new("ca"))).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = store.load_current().unwrap_err();
+    assert!(matches!(err, StoreError::Untrusted { .. }), "{err}");
+    assert!(err.to_string().contains("0777"), "{err}");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&dir, Some(12345), None).unwrap();
+    let err = store.swap(&material(&TestCa::new("ca"))).unwrap_err();
+    assert!(err.to_string().contains("uid 12345"), "{err}");
+    std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+    assert!(store.load_current().unwrap().is_some());
+}

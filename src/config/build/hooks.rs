@@ -6,6 +6,7 @@ use super::super::model::HookConfig;
 use super::super::raw::RawHook;
 use super::super::values;
 use super::{Builder, DEFAULT_HOOK_TIMEOUT, own};
+use crate::hooks::MAX_HOOK_TIMEOUT;
 
 impl Builder<'_> {
     pub(super) fn hook(&mut self, hook: &Spanned<RawHook>, ctx: &str) -> Option<HookConfig> {
@@ -29,7 +30,16 @@ impl Builder<'_> {
         }
         let timeout = self
             .check(own(&raw.timeout), ctx, "timeout", |s| {
-                values::parse_duration(s)
+                let timeout = values::parse_duration(s)?;
+                // A hook holds up the next one and the daemon's drain: a bound keeps a
+                // typo like "30d" from disabling notifications (and timers from overflowing).
+                if timeout.is_zero() || timeout > MAX_HOOK_TIMEOUT {
+                    return Err(format!(
+                        "must be more than zero and at most {}",
+                        humantime::format_duration(MAX_HOOK_TIMEOUT)
+                    ));
+                }
+                Ok(timeout)
             })
             .unwrap_or(DEFAULT_HOOK_TIMEOUT);
         if raw.signal.is_some() || raw.pid_file.is_some() {

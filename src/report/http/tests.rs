@@ -271,42 +271,98 @@ async fn a_client_that_stalls_inside_its_request_head_is_cut_off() {
     );
 }
 
+/// Opens a connection that sends the start of a request head and then nothing.
+async fn stalled_client(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Whether the server closes `stream` within `limit` (EOF or a reset).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut rest = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut rest)).await {
+        Ok(_) => true,
+        Err(_still_open) => false,
+    }
+}
+
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_until_a_slot_frees() {
+async fn a_newcomer_beyond_the_limit_closes_the_oldest_stalled_connection() {
+    // The header timeout is long: only making room can let the newcomer in quickly.
     let limits = HttpLimits {
         max_connections: 2,
-        header_read_timeout: Duration::from_millis(800),
+        header_read_timeout: Duration::from_secs(8),
         ..fast_limits()
     };
-    let server = Server::start(limits).await;
-    let mut stalled = Vec::new();
-    for _ in 0..2 {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\n")
-            .await
-            .unwrap();
-        stalled.push(stream);
-    }
-    // Give the server the chance to take both slots.
-    let mut probe = TcpStream::connect(server.addr).await.unwrap();
-    probe
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut server = Server::start(limits).await;
+    server.answer_pings();
+    let mut oldest = stalled_client(server.addr).await;
+    let mut younger = stalled_client(server.addr).await;
+
     let started = Instant::now();
-    let mut reply = Vec::new();
-    tokio::time::timeout(CLIENT_LIMIT, probe.read_to_end(&mut reply))
-        .await
-        .expect("served once a slot freed")
-        .unwrap();
-    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
-    // The probe was only served after a stalled client was cut off.
+    let reply = get(server.addr, "/healthz").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "{:?}",
+        started.elapsed() < Duration::from_secs(1),
+        "served after {:?}",
         started.elapsed()
     );
+    assert!(
+        closed_within(&mut oldest, Duration::from_secs(1)).await,
+        "the oldest stalled connection was kept"
+    );
+    // One newcomer costs one connection: the younger one stays until its own timeout.
+    assert!(
+        !closed_within(&mut younger, Duration::from_millis(300)).await,
+        "a second stalled connection was closed too"
+    );
+    assert_eq!(get(server.addr, "/readyz").await.status, 503);
+}
+
+#[tokio::test]
+async fn a_connection_in_the_middle_of_an_answer_keeps_its_slot() {
+    let limits = HttpLimits {
+        max_connections: 1,
+        health_timeout: Duration::from_secs(5),
+        ..fast_limits()
+    };
+    let mut server = Server::start(limits).await;
+    let mut pings = server.health.take().expect("the event loop's half");
+    let mut answering = TcpStream::connect(server.addr).await.unwrap();
+    answering
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // The ping proves the request is being answered: the connection is busy.
+    let ping = tokio::time::timeout(CLIENT_LIMIT, pings.recv())
+        .await
+        .expect("the health check pings the event loop")
+        .expect("a ping");
+
+    let addr = server.addr;
+    let newcomer = tokio::spawn(async move { get(addr, "/metrics").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !newcomer.is_finished(),
+        "the newcomer was served while the only slot was answering"
+    );
+    ping.send(()).unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(CLIENT_LIMIT, answering.read_to_end(&mut reply))
+        .await
+        .expect("the busy connection is answered")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let served = tokio::time::timeout(CLIENT_LIMIT, newcomer)
+        .await
+        .expect("the newcomer is served once the slot frees")
+        .unwrap();
+    assert_eq!(served.status, 200);
 }
 
 #[tokio::test]

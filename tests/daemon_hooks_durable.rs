@@ -1,0 +1,135 @@
+//! A daemon killed (SIGKILL) between a swap and its hooks tells the dependents about the
+//! new certificate at its next start: the notification is durable with the swap.
+
+#[path = "support/daemon.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{CertSpec, Fault, FaultScope, Signal, World, toml_argv, wait_for};
+use kyma_certd::x509::CertInfo;
+
+fn current_fingerprint(world: &World) -> String {
+    let pem = std::fs::read_to_string(world.cert_dir("orders").join("cert.pem")).unwrap();
+    CertInfo::from_pem(&pem).unwrap().fingerprint_sha256
+}
+
+fn announced(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_daemon_killed_before_its_hooks_ran_tells_the_dependents_after_restart() {
+    let world = World::new(Duration::from_secs(3600));
+    let log = world.path("announced");
+    let slow = world.path("slow");
+    let started = world.path("hook.pid");
+    // While `slow` exists the hook records its pid and hangs before it announces.
+    let script = "if [ -e \"$0\" ]; then echo $$ > \"$1\"; sleep 60; fi; echo $KYMA_CERTD_FINGERPRINT >> \"$2\"";
+    let hook = vec![format!(
+        "command = {}",
+        toml_argv(&[
+            "sh",
+            "-c",
+            script,
+            slow.to_str().unwrap(),
+            started.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ])
+    )];
+    world.write_config(&[CertSpec::compass("orders").hook(&hook)]);
+    world.enroll("orders", "compass");
+    let enrolled = current_fingerprint(&world);
+
+    // A first enrollment is what the dependents start with: nothing to announce.
+    let mut daemon = world.run();
+    daemon.wait_ready();
+
+    // A renewal whose hook hangs; the daemon dies before the hook finished.
+    std::fs::write(&slow, "").unwrap();
+    daemon.signal(Signal::USR1);
+    let hook_pid: i32 = wait_for("the hook to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&started).ok()?.trim().parse().ok()
+    });
+    let renewed = current_fingerprint(&world);
+    assert_ne!(
+        renewed, enrolled,
+        "the renewal was swapped in before its hook"
+    );
+    daemon.signal(Signal::KILL);
+    daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("the daemon died");
+    if let Some(pid) = rustix::process::Pid::from_raw(hook_pid) {
+        let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    }
+    assert!(announced(&log).is_empty(), "{:?}", announced(&log));
+
+    // The next start tells the dependents about the certificate they missed, once.
+    std::fs::remove_file(&slow).unwrap();
+    let mut daemon = world.run();
+    wait_for(
+        "the missed certificate announced",
+        Duration::from_secs(20),
+        || announced(&log).contains(&renewed).then_some(()),
+    );
+    daemon.terminate();
+    let told = announced(&log);
+    assert_eq!(
+        told.iter().filter(|f| **f == renewed).count(),
+        1,
+        "{told:?}"
+    );
+    assert_eq!(current_fingerprint(&world), renewed);
+}
+
+/// An `enroll` that lands while the daemon's renewal is in flight wins: the renewal's
+/// compare-and-swap finds another certificate in place, discards its own and keeps the
+/// enrolled one, without counting a failure.
+#[test]
+fn an_enroll_racing_a_daemon_renewal_wins_and_the_renewal_is_discarded() {
+    let world = World::new(Duration::from_secs(3600));
+    world.write_config(&[CertSpec::compass("orders")]);
+    world.enroll("orders", "compass");
+    let mut daemon = world.run();
+    daemon.wait_ready();
+
+    // The daemon's first request is held for 4 s; the enrollment's are not.
+    world.sim.set_fault(
+        Fault::Latency {
+            delay: Duration::from_secs(4),
+        },
+        FaultScope::Next(1),
+    );
+    daemon.signal(Signal::USR1);
+    wait_for(
+        "the renewal to reach the connector",
+        Duration::from_secs(10),
+        || world.sim.active_fault().is_none().then_some(()),
+    );
+    world.enroll("orders", "compass");
+    let enrolled = current_fingerprint(&world);
+
+    daemon.wait_for_message("renewal discarded", Duration::from_secs(20));
+    assert_eq!(
+        current_fingerprint(&world),
+        enrolled,
+        "the enrolled certificate stays"
+    );
+    let files = harness::OnDisk::read(&world.cert_dir("orders"));
+    assert!(files.key_matches());
+    let scrape = daemon.metrics();
+    assert_eq!(
+        scrape.get(
+            "kyma_certd_renewals_total",
+            &[("name", "orders"), ("result", "failure")]
+        ),
+        Some(0.0),
+        "a discarded renewal is not a failure"
+    );
+    daemon.terminate();
+}

@@ -1,0 +1,213 @@
+//! Every certificate that becomes current reaches every `on_renew` hook at least once:
+//! one-shot `renew` runs the hooks (exit 4 while one fails, retried by the next run),
+//! and a daemon killed between the swap and its hooks tells the dependents at its next
+//! start. Also: a lost or corrupt `state.json` never blocks a renewal, and
+//! `connection.json` travels with each generation.
+
+#[path = "support/cli.rs"]
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{Cert, Env, fingerprint, quoted};
+
+const LONG: Duration = Duration::from_secs(3600);
+
+/// A command hook appending the announced fingerprint to `log`, failing while `gate`
+/// does not exist.
+fn logging_hook(log: &Path, gate: &Path) -> String {
+    format!(
+        "[[certificate.on_renew]]\ncommand = [\"sh\", \"-c\", \"test -e \\\"$0\\\" && echo $KYMA_CERTD_FINGERPRINT >> \\\"$1\\\"\", {}, {}]",
+        quoted(gate),
+        quoted(log)
+    )
+}
+
+fn announced(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_force_runs_the_hooks_once_per_new_certificate() {
+    let env = Env::start(LONG).await;
+    let log = env.dir.path().join("announced");
+    let gate = env.dir.path().join("gate");
+    std::fs::write(&gate, "").unwrap();
+    env.write_config(
+        &[],
+        &[Cert::compass("app").with(&logging_hook(&log, &gate))],
+    );
+    env.enroll("app", "compass").ok();
+    // Enrollment leaves the announcement to the daemon or the next `renew`.
+    assert!(announced(&log).is_empty(), "{:?}", announced(&log));
+
+    env.run(&["renew", "--force", "--name", "app"]).ok();
+    let renewed = fingerprint(&env.files("app")["cert.pem"]);
+    assert_eq!(announced(&log), vec![renewed.clone()]);
+
+    // Nothing new: a second pass tells nobody again.
+    env.run(&["renew", "--name", "app"]).ok();
+    assert_eq!(announced(&log), vec![renewed]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
+    let env = Env::start(LONG).await;
+    let log = env.dir.path().join("announced");
+    let gate = env.dir.path().join("gate");
+    env.write_config(
+        &[],
+        &[Cert::compass("app").with(&logging_hook(&log, &gate))],
+    );
+    env.enroll("app", "compass").ok();
+
+    let run = env
+        .run(&["renew", "--force", "--name", "app"])
+        .fails_with(4);
+    assert!(run.stderr().contains("stay pending"), "{}", run.stderr());
+    let renewed = fingerprint(&env.files("app")["cert.pem"]);
+    let status = env.status("app");
+    assert_eq!(
+        status["fingerprint_sha256"],
+        renewed.as_str(),
+        "the renewal is kept"
+    );
+    assert_eq!(
+        status["hooks_pending"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    assert!(
+        status["hook_error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 1"),
+        "{status}"
+    );
+
+    std::fs::write(&gate, "").unwrap();
+    // Not due, nothing renewed: the pending notification is what this run delivers.
+    env.run(&["renew", "--name", "app"]).ok();
+    assert_eq!(announced(&log), vec![renewed.clone()]);
+    let status = env.status("app");
+    assert_eq!(
+        status["hooks_pending"].as_array().unwrap().len(),
+        0,
+        "{status}"
+    );
+    assert_eq!(status["fingerprint_sha256"], renewed.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
+    for protocol in ["compass", "kyma-rest"] {
+        let env = Env::start(LONG).await;
+        let cert = if protocol == "compass" {
+            Cert::compass("app")
+        } else {
+            Cert::rest("app")
+        };
+        env.write_config(&[], &[cert]);
+        env.enroll("app", protocol).ok();
+        let dir = env.cert_dir("app");
+
+        std::fs::write(dir.join("state.json"), "{\"consecutive_fail").unwrap();
+        let before = fingerprint(&env.files("app")["cert.pem"]);
+        env.run(&["renew", "--force", "--name", "app"]).ok();
+        let after = fingerprint(&env.files("app")["cert.pem"]);
+        assert_ne!(
+            before, after,
+            "{protocol}: renewed despite a corrupt state.json"
+        );
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("state.json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{protocol}: the corrupt file is set aside");
+
+        std::fs::remove_file(dir.join("state.json")).unwrap();
+        env.run(&["renew", "--force", "--name", "app"]).ok();
+        let again = fingerprint(&env.files("app")["cert.pem"]);
+        assert_ne!(after, again, "{protocol}: renewed without a state.json");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_json_tells_consumers_what_the_connector_returned() {
+    for protocol in ["compass", "kyma-rest"] {
+        let env = Env::start(LONG).await;
+        let cert = if protocol == "compass" {
+            Cert::compass("app")
+        } else {
+            Cert::rest("app")
+        };
+        env.write_config(&[], &[cert]);
+        env.enroll("app", protocol).ok();
+        env.run(&["renew", "--force", "--name", "app"]).ok();
+        let dir = env.cert_dir("app");
+        let text = std::fs::read_to_string(dir.join("connection.json")).unwrap();
+        let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(facts["protocol"], protocol, "{text}");
+        assert_eq!(
+            facts["fingerprint_sha256"],
+            fingerprint(&env.files("app")["cert.pem"]).as_str(),
+            "{text}"
+        );
+        assert!(
+            facts["client_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{text}"
+        );
+        assert!(facts["subject"].as_str().unwrap().contains("CN="), "{text}");
+        let renewal = facts["renewal_url"].as_str().unwrap();
+        let urls = facts["urls"].as_object().unwrap();
+        if protocol == "compass" {
+            assert!(urls.contains_key("directorURL"), "{text}");
+            assert_eq!(urls["certificateSecuredConnectorURL"], renewal, "{text}");
+        } else {
+            assert!(
+                renewal.ends_with("/v1/applications/management/info"),
+                "{text}"
+            );
+            for name in ["metadataUrl", "eventsUrl", "renewCertUrl", "revokeCertUrl"] {
+                assert!(urls.contains_key(name), "{name} in {text}");
+            }
+        }
+        assert!(!text.contains("token"), "no token in {text}");
+        // It flips with the generation: the link goes through `current`.
+        assert_eq!(
+            std::fs::read_link(dir.join("connection.json")).unwrap(),
+            Path::new("current/connection.json")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_planted_in_a_generation_is_refused_not_followed() {
+    let env = Env::start(LONG).await;
+    env.write_config(&[], &[Cert::compass("app")]);
+    env.enroll("app", "compass").ok();
+    let dir = env.cert_dir("app");
+    let generation = dir.join(std::fs::read_link(dir.join("current")).unwrap());
+    let elsewhere = env.dir.path().join("elsewhere.pem");
+    std::fs::copy(generation.join("key.pem"), &elsewhere).unwrap();
+    std::fs::remove_file(generation.join("key.pem")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, generation.join("key.pem")).unwrap();
+
+    let run = env
+        .run(&["renew", "--force", "--name", "app"])
+        .fails_with(1);
+    assert!(run.stderr().contains("is a symlink"), "{}", run.stderr());
+    // Nothing was replaced: the planted link and the file behind it are as they were.
+    assert!(
+        std::fs::symlink_metadata(generation.join("key.pem"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
