@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Enroll once with a one-time token; kyma-certd then renews over mutual TLS before
 /// expiry, verifies what comes back, swaps the files atomically, notifies dependent
 /// processes and reports through Prometheus metrics.
+///
+/// Per certificate, [[certificate.output]] tables add files to each generation (kind
+/// "pem-bundle" with file and parts; kind "pkcs12" with file, password_file and an optional
+/// truststore), and proxy = "http://host:port" reaches the connector through an HTTPS
+/// proxy (default: HTTPS_PROXY / NO_PROXY; "none": always direct).
 #[derive(Debug, Parser)]
 #[command(name = "kyma-certd", version, propagate_version = true)]
 pub struct Cli {
@@ -36,14 +41,21 @@ pub enum Command {
 
     /// Get the first certificate for a [[certificate]] with a one-time token.
     ///
-    /// compass: URL is the token-secured connector URL (default: the config's
-    /// connector_url). kyma-rest: URL is the configuration URL (the TokenRequest's
-    /// status.url), which may carry the token itself.
+    /// The token may be given in any form the Compass Director hands out: the raw token,
+    /// the base64 rawEncoded blob, or the legacy connector URL
+    /// (.../v1/applications/signingRequests/info?token=...); surrounding whitespace is
+    /// ignored. compass: URL is the token-secured connector URL (default: the config's
+    /// connector_url, then the blob's connectorURL); a legacy connector URL's token is used
+    /// with that URL. kyma-rest: URL is the configuration URL (the TokenRequest's
+    /// status.url, or the legacy connector URL), which may carry the token itself; a raw
+    /// token or a blob needs --url. A form that does not fit the protocol is refused before
+    /// any request, so the token stays usable.
     Enroll {
         /// The [[certificate]] name.
         #[arg(long, value_name = "NAME")]
         name: String,
-        /// The one-time token (prefer --token-file: a token on the command line can end up in shell history).
+        /// The one-time token, raw, rawEncoded or legacy connector URL (prefer --token-file:
+        /// a token on the command line can end up in shell history).
         // Tokens are base64url and may start with `-`: that is the value, not an option
         // (and clap's error would otherwise quote the start of the token).
         #[arg(

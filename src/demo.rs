@@ -123,7 +123,7 @@ timeout = "5s"
         &store,
         EnrollRequest {
             url,
-            token: Some(Token::new(token)),
+            token: Some(Token::new(token).into()),
         },
     )
     .await

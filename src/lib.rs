@@ -17,12 +17,14 @@ pub mod flow;
 pub mod hooks;
 pub mod logging;
 pub mod notify;
+pub mod outputs;
 pub mod pki;
 pub mod protocol;
 pub mod report;
 pub mod schedule;
 pub mod store;
 pub mod systemd;
+pub mod token;
 
 #[cfg(test)]
 mod testutil;

@@ -41,6 +41,7 @@ fn settings(tls: &TlsSetup) -> HttpSettings {
         server_ca_pem: Some(tls.server_ca.pem().into_bytes()),
         timeout: Duration::from_secs(10),
         allow_insecure_http: false,
+        ..HttpSettings::default()
     }
 }
 

@@ -22,6 +22,7 @@ fn plain_settings(timeout: Duration) -> HttpSettings {
         server_ca_pem: None,
         timeout,
         allow_insecure_http: true,
+        ..HttpSettings::default()
     }
 }
 
@@ -30,6 +31,7 @@ fn trusting(ca: &TestCa, timeout: Duration) -> HttpSettings {
         server_ca_pem: Some(ca.pem().into_bytes()),
         timeout,
         allow_insecure_http: false,
+        ..HttpSettings::default()
     }
 }
 

@@ -278,6 +278,63 @@ fn enroll_parts(workspace: &Workspace, sim: &Sim, cert: &CertSpec) -> (Vec<Strin
     (args, token)
 }
 
+/// Enrollments with the Compass Director's other token forms for `cert`, each with every
+/// form of its token registered as a secret: (what, arguments, token file text, succeeds).
+/// compass: the rawEncoded blob and the legacy connector URL (both used with
+/// `connector_url`); kyma-rest: the legacy connector URL alone, and a blob without `--url`,
+/// which is refused before any request.
+fn director_forms(
+    workspace: &Workspace,
+    sim: &Sim,
+    cert: &CertSpec,
+    secrets: &mut secrets::Secrets,
+) -> Vec<(&'static str, Vec<String>, String, bool)> {
+    let args = vec![
+        "--config".to_owned(),
+        workspace.config.to_string_lossy().into_owned(),
+        "enroll".to_owned(),
+        "--name".to_owned(),
+        cert.name.clone(),
+    ];
+    let mut minted = || {
+        let director = sim.mint_director_token(sim.app());
+        secrets.add("a director token", &director.token);
+        secrets.add("a rawEncoded blob", &director.raw_encoded);
+        secrets.add("a legacy connector URL", &director.legacy_connector_url);
+        director
+    };
+    match cert.protocol {
+        Proto::Compass => vec![
+            (
+                "enroll with a rawEncoded blob",
+                args.clone(),
+                minted().raw_encoded,
+                true,
+            ),
+            (
+                "enroll with a legacy connector URL",
+                args,
+                minted().legacy_connector_url,
+                true,
+            ),
+        ],
+        Proto::Rest => vec![
+            (
+                "enroll with a blob refused by kyma-rest",
+                args.clone(),
+                minted().raw_encoded,
+                false,
+            ),
+            (
+                "enroll with a legacy connector URL",
+                args,
+                minted().legacy_connector_url,
+                true,
+            ),
+        ],
+    }
+}
+
 fn traced_bin(args: &[String]) -> Command {
     let mut command = Command::new(harness::BIN);
     command
@@ -401,6 +458,20 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
         assert!(output.status.success(), "{}", harness::text(&output));
         collect(&mut secrets, &mut state_files);
 
+        for (what, args, text, succeeds) in director_forms(&workspace, sim, cert, &mut secrets) {
+            std::fs::write(&token_file, &text).unwrap();
+            let mut command = traced_bin(&args);
+            command.arg("--token-file").arg(&token_file);
+            let output = record(&mut seen, what, command.output().unwrap());
+            assert_eq!(
+                output.status.success(),
+                succeeds,
+                "{what}: {}",
+                harness::text(&output)
+            );
+            collect(&mut secrets, &mut state_files);
+        }
+
         let (args, token) = enroll_parts(&workspace, sim, cert);
         secrets.add("an unused one-time token", &token);
         std::fs::write(&token_file, &token).unwrap();
@@ -504,7 +575,7 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
     }
     results::record(
         "7b-secrets-commands",
-        "every command at RUST_LOG=trace: check-config, enroll (wrong token, --token-file, stdin, --token, --if-needed), renew (not due, forced, forced under each of the 12 faults), status and status --json after each, revoke, renew after revoke, demo; both protocols",
+        "every command at RUST_LOG=trace: check-config, enroll (wrong token, --token-file, stdin, --token, the Director's rawEncoded blob and legacy connector URL, a refused form, --if-needed), renew (not due, forced, forced under each of the 12 faults), status and status --json after each, revoke, renew after revoke, demo; both protocols",
         "no PEM armour, no base64 of PEM text, no key or certificate body, no token (rejected ones included) and no long mixed-case base64 run in any output or state.json",
         &[
             ("command runs", seen.len().to_string()),

@@ -60,7 +60,7 @@ fn run() -> anyhow::Result<()> {
                         &store,
                         EnrollRequest {
                             url: None,
-                            token: Some(Token::new(token)),
+                            token: Some(Token::new(token).into()),
                         },
                     )
                     .await

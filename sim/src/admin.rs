@@ -17,6 +17,25 @@ struct Minted {
     url: String,
 }
 
+/// A one-time token in the three forms the Compass Director returns for an application
+/// (`OneTimeTokenForApplication` and its `raw` / `rawEncoded` extension).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct DirectorToken {
+    pub token: String,
+    /// The token-secured Compass connector URL.
+    #[serde(rename = "connectorURL")]
+    pub connector_url: String,
+    /// The REST adapter's configuration URL with the token:
+    /// `.../v1/applications/signingRequests/info?token=..`.
+    #[serde(rename = "legacyConnectorURL")]
+    pub legacy_connector_url: String,
+    /// `{"token":..,"connectorURL":..}` as JSON text.
+    pub raw: String,
+    /// Standard padded base64 of `raw`.
+    #[serde(rename = "rawEncoded")]
+    pub raw_encoded: String,
+}
+
 #[derive(Serialize)]
 struct Index {
     app: String,
@@ -25,7 +44,7 @@ struct Index {
     rest_management_info_url: String,
     server_ca_path: String,
     client_ca_path: String,
-    endpoints: [&'static str; 9],
+    endpoints: [&'static str; 11],
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {
@@ -54,6 +73,11 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
         (&Method::GET, []) => respond::json(StatusCode::OK, &index(shared)),
         (&Method::GET, ["server-ca.pem"]) => pem(shared.authority.server_ca_pem()),
         (&Method::GET, ["client-ca.pem"]) => pem(shared.authority.client_ca_pem()),
+        (&Method::POST, ["tokens", "director"]) => {
+            let client_id =
+                query_value(&request, "client_id").unwrap_or_else(|| shared.app.clone());
+            respond::json(StatusCode::CREATED, &mint_director(shared, &client_id))
+        }
         (&Method::POST, ["tokens", protocol]) => {
             let protocol = match *protocol {
                 "compass" => Protocol::Compass,
@@ -67,6 +91,16 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
                 &mint_json(shared, protocol, &client_id),
             )
         }
+        (&Method::POST, ["ca", "rollover"]) => match shared.authority.announce_next_ca() {
+            Ok(pem) => {
+                tracing::info!("announced a next client CA in every CA bundle");
+                respond::json(
+                    StatusCode::CREATED,
+                    &serde_json::json!({"next_ca_pem": pem}),
+                )
+            }
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        },
         (&Method::GET, ["certificates"]) => {
             respond::json(StatusCode::OK, &shared.registry.issued())
         }
@@ -140,6 +174,27 @@ pub(crate) fn mint(shared: &Shared, protocol: Protocol, client_id: &str) -> (Str
     (token, url)
 }
 
+/// A Director token for `client_id`, usable once at either connector.
+pub(crate) fn mint_director(shared: &Shared, client_id: &str) -> DirectorToken {
+    use base64::Engine as _;
+    let token = shared.tokens.mint_director(client_id);
+    let connector_url = shared.compass_token_url().to_string();
+    let raw = serde_json::json!({
+        "token": token,
+        "connectorURL": connector_url,
+        "used": false,
+        "type": "Application",
+    })
+    .to_string();
+    DirectorToken {
+        legacy_connector_url: shared.rest_info_url(&token).into(),
+        raw_encoded: base64::engine::general_purpose::STANDARD.encode(&raw),
+        raw,
+        connector_url,
+        token,
+    }
+}
+
 fn mint_json(shared: &Shared, protocol: Protocol, client_id: &str) -> Minted {
     let (token, url) = mint(shared, protocol, client_id);
     Minted {
@@ -162,6 +217,8 @@ fn index(shared: &Shared) -> Index {
             "GET /server-ca.pem",
             "GET /client-ca.pem",
             "POST /tokens/{compass|kyma-rest}[?client_id=]",
+            "POST /tokens/director[?client_id=] (token, rawEncoded, legacyConnectorURL)",
+            "POST /ca/rollover (a next CA joins every returned CA bundle)",
             "GET /certificates[/{fingerprint}]",
             "GET /revocations",
             "POST /revocations/{fingerprint}",

@@ -30,6 +30,7 @@ mod simulator;
 mod subject;
 mod tokens;
 
+pub use admin::DirectorToken;
 pub use compass::TOKEN_HEADER;
 pub use config::SimConfig;
 pub use error::SimError;

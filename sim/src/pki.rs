@@ -78,6 +78,9 @@ pub(crate) struct Authority {
     server_key: PrivatePkcs8KeyDer<'static>,
     /// Generated on first need; `None` if generation failed.
     fault_material: OnceLock<Option<FaultMaterial>>,
+    /// A next CA announced by a rollover: returned after the signing CA in every CA
+    /// bundle from then on (certificates are still signed by the current CA).
+    announced_ca_pem: std::sync::Mutex<Option<String>>,
 }
 
 impl fmt::Debug for Authority {
@@ -190,7 +193,37 @@ impl Authority {
             server_cert: server_cert.der().clone(),
             server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()),
             fault_material: OnceLock::new(),
+            announced_ca_pem: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Starts a CA rotation the way a connector announces one: a new CA certificate joins
+    /// the returned CA bundle (after the current one, which keeps signing). Returns its PEM;
+    /// a second call announces another one instead.
+    pub fn announce_next_ca(&self) -> Result<String, SimError> {
+        let pki = |what: &'static str| move |source| SimError::Pki { what, source };
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(pki("next ca key"))?;
+        let pem = ca_params("kyma-connector-sim client CA (next)")
+            .self_signed(&key)
+            .map_err(pki("next ca certificate"))?
+            .pem();
+        *self.lock_announced() = Some(pem.clone());
+        Ok(pem)
+    }
+
+    /// The CA bundle every response carries: the signing CA, then any announced one.
+    fn ca_bundle(&self) -> String {
+        match self.lock_announced().as_deref() {
+            Some(next) => format!("{}{next}", self.client_ca_pem),
+            None => self.client_ca_pem.clone(),
+        }
+    }
+
+    fn lock_announced(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // Only whole values are stored: a poisoned lock still holds a consistent one.
+        self.announced_ca_pem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn client_ca_pem(&self) -> &str {
@@ -287,7 +320,7 @@ impl Authority {
         Ok(Issued {
             fingerprint: fingerprint(signed.der()),
             pem: signed.pem(),
-            ca_pem: self.client_ca_pem.clone(),
+            ca_pem: self.ca_bundle(),
             subject: subject.go_ordered(),
             not_before: params.not_before.into(),
             not_after: params.not_after.into(),

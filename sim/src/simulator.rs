@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::admin::DirectorToken;
 use crate::config::SimConfig;
 use crate::error::SimError;
 use crate::fault::{ActiveFault, Fault, FaultScope, FaultSlot};
@@ -269,6 +270,18 @@ impl Simulator {
     /// (Compass: the token-secured URL; Kyma REST: the configuration URL).
     pub fn mint_token(&self, protocol: Protocol, client_id: &str) -> (String, Url) {
         admin::mint(&self.shared, protocol, client_id)
+    }
+
+    /// A one-time token in the Compass Director's three forms (raw, `rawEncoded`, legacy
+    /// connector URL) for any client id, usable once at either connector.
+    pub fn mint_director_token(&self, client_id: &str) -> DirectorToken {
+        admin::mint_director(&self.shared, client_id)
+    }
+
+    /// Starts a CA rotation: from now on every returned CA bundle holds a new CA after the
+    /// signing one (which keeps signing, so renewals still verify). Returns the new CA's PEM.
+    pub fn announce_next_ca(&self) -> Result<String, SimError> {
+        self.shared.authority.announce_next_ca()
     }
 
     /// Every certificate handed out so far, oldest first.

@@ -39,9 +39,16 @@ pub enum TokenError {
 }
 
 struct Entry {
-    protocol: Protocol,
+    /// `None`: a Director token, accepted by the Compass connector and by the REST adapter.
+    protocol: Option<Protocol>,
     client_id: String,
     expires: Instant,
+}
+
+impl Entry {
+    fn accepts(&self, protocol: Protocol) -> bool {
+        self.protocol.is_none_or(|own| own == protocol)
+    }
 }
 
 /// The live tokens. Its `Debug` shows only how many there are.
@@ -77,6 +84,16 @@ impl TokenStore {
 
     /// A new random token for `client_id`, valid for the configured TTL.
     pub fn mint(&self, protocol: Protocol, client_id: &str) -> String {
+        self.insert(Some(protocol), client_id)
+    }
+
+    /// A token the way the Compass Director issues one for an application: single use,
+    /// valid at the Compass connector and at the REST adapter (its legacy connector URL).
+    pub fn mint_director(&self, client_id: &str) -> String {
+        self.insert(None, client_id)
+    }
+
+    fn insert(&self, protocol: Option<Protocol>, client_id: &str) -> String {
         let bytes: [u8; 32] = rand::random();
         let token = URL_SAFE_NO_PAD.encode(bytes);
         let now = Instant::now();
@@ -97,7 +114,7 @@ impl TokenStore {
     pub fn burn(&self, protocol: Protocol, token: &str) -> Result<String, TokenError> {
         let mut live = self.lock();
         match live.get(token) {
-            Some(entry) if entry.protocol == protocol => {}
+            Some(entry) if entry.accepts(protocol) => {}
             _ => return Err(TokenError::Unknown),
         }
         let entry = live.remove(token).ok_or(TokenError::Unknown)?;
@@ -111,7 +128,7 @@ impl TokenStore {
     pub fn peek(&self, protocol: Protocol, token: &str) -> Result<String, TokenError> {
         let mut live = self.lock();
         let entry = match live.get(token) {
-            Some(entry) if entry.protocol == protocol => entry,
+            Some(entry) if entry.accepts(protocol) => entry,
             _ => return Err(TokenError::Unknown),
         };
         if entry.expires <= Instant::now() {
@@ -164,6 +181,18 @@ mod tests {
             Err(TokenError::Unknown)
         );
         assert!(store.peek(Protocol::KymaRest, &token).is_ok());
+    }
+
+    #[test]
+    fn director_token_is_accepted_by_either_protocol_once() {
+        let store = TokenStore::new(Duration::from_secs(60));
+        let token = store.mint_director("app");
+        assert!(store.peek(Protocol::KymaRest, &token).is_ok());
+        assert_eq!(store.burn(Protocol::Compass, &token), Ok("app".to_owned()));
+        assert_eq!(
+            store.peek(Protocol::KymaRest, &token),
+            Err(TokenError::Unknown)
+        );
     }
 
     #[test]

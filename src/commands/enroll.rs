@@ -4,11 +4,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use zeroize::Zeroizing;
 
 use crate::exit::{CommandError, CommandResult};
 use crate::flow::{self, EnrollRequest};
-use crate::pki::secret::Token;
 use crate::store::Store;
+use crate::token::{self, OneTimeToken};
 
 pub struct EnrollArgs {
     pub name: String,
@@ -39,16 +40,11 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
             Err(e) => return Err(super::flow_error(&cert.name, e)),
         }
     }
-    let token = match (args.token, &args.token_file) {
-        (Some(token), _) => Some(Token::new(token)),
+    let token = match (args.token.map(Zeroizing::new), &args.token_file) {
+        (Some(text), _) => Some(OneTimeToken::parse(&text).map_err(CommandError::usage)?),
         (None, Some(file)) => Some(read_token(file).map_err(CommandError::usage)?),
         (None, None) => None,
     };
-    if token.as_ref().is_some_and(Token::is_empty) {
-        return Err(CommandError::usage(anyhow::anyhow!(
-            "the one-time token is empty"
-        )));
-    }
     let span = tracing::info_span!("enroll", cert = %cert.name, protocol = cert.protocol.as_str());
     let _guard = span.enter();
     let info = flow::enroll(
@@ -71,17 +67,15 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     Ok(())
 }
 
-fn read_token(file: &Path) -> anyhow::Result<Token> {
-    let mut text = String::new();
-    if file == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the token from standard input")?;
-    } else {
-        text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the token file {}", file.display()))?;
+/// Reads a token in any form from `file` (`-`: standard input); the text is wiped after.
+fn read_token(file: &Path) -> anyhow::Result<OneTimeToken> {
+    if file != Path::new("-") {
+        return Ok(token::read_token_file(file)?);
     }
-    let token = Token::new(text.as_str());
-    zeroize::Zeroize::zeroize(&mut text);
-    Ok(token)
+    let mut text = Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(token::MAX_TOKEN_FILE_BYTES)
+        .read_to_string(&mut text)
+        .context("cannot read the token from standard input")?;
+    Ok(OneTimeToken::parse(&text)?)
 }

@@ -63,8 +63,11 @@ pub fn selected<'a>(
 /// Maps a flow failure to its exit code, prefixed with the certificate's name.
 pub fn flow_error(name: &str, error: FlowError) -> CommandError {
     let reenroll = error.needs_reenrollment();
+    let usage = matches!(error, FlowError::TokenForm(_));
     let error = anyhow::Error::new(error).context(format!("certificate {name:?}"));
-    if reenroll {
+    if usage {
+        CommandError::usage(error)
+    } else if reenroll {
         CommandError::reenroll(error)
     } else {
         CommandError::failed(error)

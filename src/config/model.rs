@@ -128,6 +128,73 @@ pub enum HookConfig {
     },
 }
 
+/// One part of a `pem-bundle` output; the bundle holds the parts in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemPart {
+    /// The private key (PKCS#8): makes the bundle a secret.
+    Key,
+    /// The leaf certificate.
+    Cert,
+    /// The certificates that follow the leaf in the returned chain (the CA for Kyma).
+    Chain,
+    /// The CA certificate(s) the connector returned.
+    Ca,
+}
+
+impl PemPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PemPart::Key => "key",
+            PemPart::Cert => "cert",
+            PemPart::Chain => "chain",
+            PemPart::Ca => "ca",
+        }
+    }
+}
+
+/// One `[[certificate.output]]`: an extra file written into each generation and swapped
+/// with the rest. File names are plain names inside the generation directory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputConfig {
+    /// `kind = "pem-bundle"`: PEM parts concatenated (HAProxy, Postfix).
+    PemBundle { file: String, parts: Vec<PemPart> },
+    /// `kind = "pkcs12"`: key and chain in a PKCS#12 keystore (Java), and optionally the
+    /// CA as trusted entries in a second file.
+    Pkcs12 {
+        file: String,
+        /// Read each time the keystore is written; never kept.
+        password_file: PathBuf,
+        truststore: Option<String>,
+    },
+}
+
+impl OutputConfig {
+    /// The file names this output writes.
+    pub fn files(&self) -> Vec<&str> {
+        match self {
+            OutputConfig::PemBundle { file, .. } => vec![file],
+            OutputConfig::Pkcs12 {
+                file, truststore, ..
+            } => std::iter::once(file.as_str())
+                .chain(truststore.as_deref())
+                .collect(),
+        }
+    }
+}
+
+/// How the connector is reached: the `proxy` key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// Unset: `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY` from the environment.
+    #[default]
+    Environment,
+    /// `proxy = "none"` (or `""`): always connect directly, whatever the environment says.
+    Direct,
+    /// `proxy = "http://[user:password@]host:port"`: this proxy for every connector
+    /// request; the environment is ignored. May carry credentials: never log it whole.
+    Url(Url),
+}
+
 /// One `[[certificate]]`, with `[defaults]` already applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertificateConfig {
@@ -159,4 +226,7 @@ pub struct CertificateConfig {
     pub timeout: Duration,
     pub layout: Layout,
     pub on_renew: Vec<HookConfig>,
+    /// Extra files in each generation (symlink layout only).
+    pub outputs: Vec<OutputConfig>,
+    pub proxy: ProxySetting,
 }

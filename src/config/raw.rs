@@ -30,6 +30,16 @@ pub(super) struct RawHook {
     pub timeout: Option<Spanned<String>>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutput {
+    pub kind: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub parts: Option<Spanned<Vec<String>>>,
+    pub password_file: Option<Spanned<String>>,
+    pub truststore: Option<Spanned<String>>,
+}
+
 /// A value and whether it came from `[defaults]`.
 #[derive(Debug, Clone)]
 pub(super) struct Src<T> {
@@ -82,6 +92,7 @@ macro_rules! inheritable_keys {
             pub chain_file: Option<Spanned<String>>,
             pub ca_file: Option<Spanned<String>>,
             pub on_renew: Option<Vec<Spanned<RawHook>>>,
+            pub output: Option<Vec<Spanned<RawOutput>>>,
             $(pub $field: Option<Spanned<$ty>>,)*
         }
 
@@ -132,4 +143,5 @@ inheritable_keys! {
     rotate_key: bool,
     timeout: String,
     layout: String,
+    proxy: String,
 }

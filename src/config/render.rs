@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::model::*;
-use super::values::{format_duration, format_percent, signal_name};
+use super::values::{format_duration, format_percent, redacted_proxy, signal_name};
 
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
@@ -123,6 +123,17 @@ fn render_certificate(out: &mut String, cert: &CertificateConfig) {
     );
     let _ = writeln!(out, "rotate_key = {}", cert.rotate_key);
     let _ = writeln!(out, "timeout = {}", quoted(&format_duration(cert.timeout)));
+    match &cert.proxy {
+        ProxySetting::Environment => {
+            let _ = writeln!(out, "# proxy: from HTTPS_PROXY / ALL_PROXY / NO_PROXY");
+        }
+        ProxySetting::Direct => {
+            let _ = writeln!(out, "proxy = \"none\"");
+        }
+        ProxySetting::Url(url) => {
+            let _ = writeln!(out, "proxy = {}", quoted(&redacted_proxy(url)));
+        }
+    }
     match &cert.layout {
         Layout::Symlink => {
             let _ = writeln!(out, "layout = \"symlink\"");
@@ -134,6 +145,9 @@ fn render_certificate(out: &mut String, cert: &CertificateConfig) {
             let _ = writeln!(out, "chain_file = {}", path(&files.chain_file));
             let _ = writeln!(out, "ca_file = {}", path(&files.ca_file));
         }
+    }
+    for output in &cert.outputs {
+        render_output(out, output);
     }
     for hook in &cert.on_renew {
         let _ = writeln!(out, "\n[[certificate.on_renew]]");
@@ -150,6 +164,35 @@ fn render_certificate(out: &mut String, cert: &CertificateConfig) {
                 let list: Vec<String> = argv.iter().map(|a| quoted(a)).collect();
                 let _ = writeln!(out, "command = [{}]", list.join(", "));
                 let _ = writeln!(out, "timeout = {}", quoted(&format_duration(*timeout)));
+            }
+        }
+    }
+}
+
+fn render_output(out: &mut String, output: &OutputConfig) {
+    let _ = writeln!(out, "\n[[certificate.output]]");
+    match output {
+        OutputConfig::PemBundle { file, parts } => {
+            let _ = writeln!(out, "kind = \"pem-bundle\"");
+            let _ = writeln!(out, "file = {}", quoted(file));
+            let list: Vec<String> = parts.iter().map(|p| quoted(p.as_str())).collect();
+            let _ = writeln!(out, "parts = [{}]", list.join(", "));
+        }
+        OutputConfig::Pkcs12 {
+            file,
+            password_file,
+            truststore,
+        } => {
+            let _ = writeln!(out, "kind = \"pkcs12\"");
+            let _ = writeln!(out, "file = {}", quoted(file));
+            let _ = writeln!(out, "password_file = {}", path(password_file));
+            match truststore {
+                Some(name) => {
+                    let _ = writeln!(out, "truststore = {}", quoted(name));
+                }
+                None => {
+                    let _ = writeln!(out, "# truststore: none");
+                }
             }
         }
     }

@@ -88,6 +88,12 @@ fn example_config_parses_and_documents_every_key() {
         "key_file",
         "chain_file",
         "ca_file",
+        "proxy",
+        "kind",
+        "file",
+        "parts",
+        "password_file",
+        "truststore",
     ] {
         let lines: Vec<&str> = text.lines().collect();
         assert!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::model::{HookSignal, KeyAlgorithm, LogFormat, Protocol};
+use super::model::{HookSignal, KeyAlgorithm, LogFormat, Protocol, ProxySetting};
 
 /// A humane duration (`"90s"`, `"30m"`, `"36h"`, `"30d"`, `"1h 30m"`), greater than zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -128,6 +128,39 @@ pub fn parse_url(text: &str, allow_insecure_http: bool) -> Result<Url, String> {
         return Err("must not carry a user name or password".into());
     }
     Ok(url)
+}
+
+/// The `proxy` key: `"none"` or `""` connect directly; otherwise an `http://` or
+/// `https://` proxy URL, optionally with credentials (never repeated in a message).
+pub fn parse_proxy(text: &str) -> Result<ProxySetting, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(ProxySetting::Direct);
+    }
+    let url = Url::parse(text).map_err(|e| format!("is not a valid proxy URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "has scheme `{}`; a proxy is http://host:port or https://host:port (or \"none\")",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err("must be only scheme, host and port (and credentials)".into());
+    }
+    Ok(ProxySetting::Url(url))
+}
+
+/// A proxy URL for display: the password, if any, replaced.
+pub fn redacted_proxy(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Fails only for URLs that cannot carry credentials, which never have a password.
+        let _ = shown.set_password(Some("redacted"));
+    }
+    shown.to_string()
 }
 
 pub fn parse_protocol(text: &str) -> Result<Protocol, String> {

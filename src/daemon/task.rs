@@ -336,6 +336,9 @@ impl Task {
         self.failures = 0;
         self.retry_at = None;
         self.known = Some(renewed.info.fingerprint_sha256.clone());
+        if renewed.ca_changed {
+            ctx.metrics.ca_changed(&ctx.cfg.name);
+        }
         ctx.metrics.cert_loaded(
             &ctx.cfg.name,
             renewed.info.not_before,

@@ -4,25 +4,24 @@
 use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
-use url::Url;
 
 use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
-use crate::config::{CertificateConfig, Protocol};
+use crate::config::CertificateConfig;
 use crate::hooks::hook_key;
 use crate::pki::keys::{build_csr, csr_base64};
-use crate::pki::secret::Token;
 use crate::pki::subject::Subject;
 use crate::pki::x509::CertInfo;
 use crate::protocol::Connector;
 use crate::store::{Expect, Notified, Store};
+use crate::token::{EnrollTarget, OneTimeToken, enroll_target};
 
 /// What `enroll` was given.
 #[derive(Debug)]
 pub struct EnrollRequest {
-    /// `--url`; for compass the config's `connector_url` when absent.
+    /// `--url`; see [`crate::token::enroll_target`] for what is used when it is absent.
     pub url: Option<String>,
-    /// The one-time token; kyma-rest may carry it in the URL instead.
-    pub token: Option<Token>,
+    /// The one-time token in any form; kyma-rest may carry it in the URL instead.
+    pub token: Option<OneTimeToken>,
 }
 
 /// Enrolls `cfg`'s certificate, replacing whatever was there (an operator's decision).
@@ -31,18 +30,20 @@ pub async fn enroll(
     store: &Store,
     request: EnrollRequest,
 ) -> Result<CertInfo, FlowError> {
-    let url = match (&request.url, &cfg.connector_url, cfg.protocol) {
-        (Some(text), _, _) => Url::parse(text).map_err(FlowError::BadEnrollUrl)?,
-        (None, Some(url), Protocol::Compass) => url.clone(),
-        _ => return Err(FlowError::NoEnrollUrl),
-    };
+    // Decided before any request, so that a token in the wrong form is not burned.
+    let EnrollTarget { url, token } = enroll_target(
+        cfg.protocol,
+        request.token,
+        request.url.as_deref(),
+        cfg.connector_url.as_ref(),
+    )?;
     // Only a certificate that replaces another concerns the dependents: the first one
     // is what they start with.
     let replaces = !matches!(store.load_current(), Ok(None));
     let connector = connector_for(cfg)?;
     debug!(url = %crate::protocol::RedactedUrl::new(&url), "asking the connector for the signing request info");
-    let plan = connector.begin_enroll(&url, request.token.as_ref()).await?;
-    drop(request);
+    let plan = connector.begin_enroll(&url, token.as_ref()).await?;
+    drop(token);
     let subject = Subject::parse(&plan.subject)?;
     if let Some(announced) = plan.announced_key_algorithm() {
         if announced != cfg.key_algorithm {

@@ -32,10 +32,9 @@ pub enum FlowError {
     Revoked,
     #[error("no renewal URL is known: enroll again, or set `renewal_url`")]
     NoRenewalUrl,
-    #[error("no enrollment URL: pass --url or set `connector_url`")]
-    NoEnrollUrl,
-    #[error("the enrollment URL is not valid")]
-    BadEnrollUrl(#[source] url::ParseError),
+    /// The token's form or the URL beside it does not fit the protocol: a usage error.
+    #[error(transparent)]
+    TokenForm(#[from] crate::token::TokenFormError),
     #[error("cannot read the connector CA file {path}")]
     ServerCa {
         path: PathBuf,
@@ -75,8 +74,7 @@ impl FlowError {
             | FlowError::Expired { .. }
             | FlowError::Revoked
             | FlowError::NoRenewalUrl
-            | FlowError::NoEnrollUrl
-            | FlowError::BadEnrollUrl(_) => FailureReason::Protocol,
+            | FlowError::TokenForm(_) => FailureReason::Protocol,
         }
     }
 
@@ -112,6 +110,7 @@ pub fn connector_for(cfg: &CertificateConfig) -> Result<AnyConnector, FlowError>
         server_ca_pem,
         timeout: cfg.timeout,
         allow_insecure_http: cfg.allow_insecure_http,
+        proxy: cfg.proxy.clone(),
     };
     Ok(protocol::connector(cfg.protocol, http)?)
 }

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{
     Answer, FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_commit,
@@ -22,6 +22,8 @@ pub struct Renewed {
     pub previous: CertInfo,
     pub warnings: Vec<VerifyWarning>,
     pub paths: ConsumerPaths,
+    /// The connector returned a CA bundle that differs from the previous generation's.
+    pub ca_changed: bool,
 }
 
 /// Renews `cfg`'s certificate now, whatever the schedule says.
@@ -61,6 +63,14 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     )
     .await?;
     let (info, warnings) = (committed.info, committed.warnings);
+    let ca_changed = ca_bundle_changed(&current.ca_pem, &issued.ca_pem);
+    if ca_changed {
+        warn!(
+            old_ca = %ca_fingerprints(&current.ca_pem),
+            new_ca = %ca_fingerprints(&issued.ca_pem),
+            "the connector returned a different CA bundle: servers that verify this client must trust the new CA"
+        );
+    }
     info!(
         old = %current.info.fingerprint_sha256,
         new = %info.fingerprint_sha256,
@@ -72,6 +82,7 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
         previous: current.info,
         warnings,
         paths: store.consumer_paths(),
+        ca_changed,
     })
 }
 
@@ -99,4 +110,50 @@ pub fn usable_current(
         });
     }
     Ok(current)
+}
+
+/// The DER certificates of a PEM bundle, sorted: the CA bundle as a set, since the
+/// connectors return its blocks in any order.
+fn ca_set(pem: &str) -> Vec<Vec<u8>> {
+    let mut set: Vec<Vec<u8>> = crate::pki::x509::pem_certificates(pem)
+        .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
+        .unwrap_or_default();
+    set.sort();
+    set.dedup();
+    set
+}
+
+/// Whether two CA bundles hold different certificates (order, armour and whitespace aside).
+fn ca_bundle_changed(old: &str, new: &str) -> bool {
+    ca_set(old) != ca_set(new)
+}
+
+/// The short SHA-256 fingerprints of a CA bundle's certificates in the bundle's order,
+/// for the log.
+fn ca_fingerprints(pem: &str) -> String {
+    let certs = crate::pki::x509::pem_certificates(pem).unwrap_or_default();
+    let shown: Vec<String> = certs
+        .iter()
+        .map(|der| crate::pki::x509::hex(&crate::pki::x509::sha256(der).as_ref()[..8]))
+        .collect();
+    shown.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TestCa;
+
+    #[test]
+    fn a_ca_bundle_is_compared_as_a_set_of_certificates() {
+        let (a, b) = (TestCa::new("a").pem(), TestCa::new("b").pem());
+        assert!(!ca_bundle_changed(&a, &format!("\n{a}\n")));
+        assert!(!ca_bundle_changed(&format!("{a}{b}"), &format!("{b}{a}")));
+        assert!(ca_bundle_changed(&a, &b));
+        assert!(
+            ca_bundle_changed(&a, &format!("{a}{b}")),
+            "a CA joined the bundle"
+        );
+        assert_eq!(ca_fingerprints(&format!("{a}{b}")).split(',').count(), 2);
+    }
 }

@@ -106,6 +106,7 @@ pub struct Metrics {
     hook_runs: Family<HookLabels, Counter>,
     hooks_pending: Family<NameLabels, Gauge>,
     config_reloads: Family<ReloadLabels, Counter>,
+    ca_changes: Family<NameLabels, Counter>,
     /// The readiness snapshot; also the set of known certificate names.
     states: Mutex<BTreeMap<String, CertState>>,
     /// Bumped after every event; the encodings below are valid for one value of it.
@@ -149,6 +150,7 @@ impl Metrics {
             hook_runs: Family::default(),
             hooks_pending: Family::default(),
             config_reloads: Family::default(),
+            ca_changes: Family::default(),
             states: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             encoded: Mutex::new([None, None]),
@@ -229,6 +231,11 @@ impl Metrics {
             "config_reloads",
             "Configuration reloads by result",
             metrics.config_reloads.clone(),
+        );
+        registry.register(
+            "ca_changes",
+            "Renewals that returned a CA bundle different from the previous one",
+            metrics.ca_changes.clone(),
         );
         registry.register(
             "build_info",
@@ -330,6 +337,13 @@ impl Metrics {
         self.changed_now();
     }
 
+    /// A renewal returned a CA bundle different from the previous generation's.
+    pub fn ca_changed(&self, name: &str) {
+        self.touch(name);
+        self.ca_changes.get_or_create(&name_labels(name)).inc();
+        self.changed_now();
+    }
+
     /// The failure streak remembered from before a restart (`state.json`), so the gauge
     /// keeps counting since the last success rather than since the process started.
     pub fn restore_failures(&self, name: &str, consecutive: u32) {
@@ -388,6 +402,7 @@ impl Metrics {
         self.consecutive_failures.remove(&labels);
         self.hooks_pending.remove(&labels);
         self.duration.remove(&labels);
+        self.ca_changes.remove(&labels);
         for state in CertState::ALL {
             self.state.remove(&state_labels(name, state));
         }
@@ -561,6 +576,7 @@ impl Metrics {
         create(&self.consecutive_failures, &labels);
         create(&self.hooks_pending, &labels);
         create(&self.duration, &labels);
+        create(&self.ca_changes, &labels);
     }
 
     fn write_state(&self, name: &str, current: CertState) {

@@ -69,6 +69,8 @@ fn config(dir: &Path, layout: Layout) -> CertificateConfig {
         timeout: Duration::from_secs(30),
         layout,
         on_renew: Vec::new(),
+        outputs: Vec::new(),
+        proxy: Default::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 #[path = "bin.rs"]
-mod bin;
+pub mod bin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@ use super::values::{self, IdKind, ModeKind};
 use super::{Checks, Problems};
 
 mod hooks;
+mod outputs;
 mod overlaps;
 
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9467";
@@ -50,6 +51,7 @@ struct Common {
     rotate_key: bool,
     timeout: Duration,
     files_layout: bool,
+    proxy: ProxySetting,
 }
 
 pub(super) fn build(
@@ -306,6 +308,9 @@ impl Builder<'_> {
                 _ => Err("must be \"symlink\" or \"files\"".into()),
             })
             .unwrap_or(false);
+        let proxy = self
+            .check(m.proxy.clone(), ctx, "proxy", |s| values::parse_proxy(s))
+            .unwrap_or_default();
         Common {
             owner,
             group,
@@ -321,6 +326,7 @@ impl Builder<'_> {
             rotate_key,
             timeout,
             files_layout,
+            proxy,
         }
     }
 
@@ -359,6 +365,11 @@ impl Builder<'_> {
             .flatten()
             .filter_map(|hook| self.hook(hook, ctx))
             .collect();
+        let outputs = self.outputs(
+            raw.output.as_deref().unwrap_or_default(),
+            ctx,
+            common.files_layout,
+        );
         if self.problems.len() > before {
             return None;
         }
@@ -383,6 +394,8 @@ impl Builder<'_> {
             timeout: common.timeout,
             layout: layout?,
             on_renew,
+            outputs,
+            proxy: common.proxy,
         })
     }
 

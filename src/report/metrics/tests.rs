@@ -423,3 +423,16 @@ fn encoding_a_thousand_certificates_is_fast() {
         );
     }
 }
+
+#[test]
+fn ca_changes_start_at_zero_count_each_change_and_go_with_the_certificate() {
+    let metrics = Metrics::new("1");
+    metrics.set_state("orders", CertState::Valid);
+    let series = "kyma_certd_ca_changes_total{name=\"orders\"}";
+    assert_eq!(samples(&encoded(&metrics, Format::Classic))[series], 0.0);
+    metrics.ca_changed("orders");
+    metrics.ca_changed("orders");
+    assert_eq!(samples(&encoded(&metrics, Format::Classic))[series], 2.0);
+    metrics.forget("orders");
+    assert!(!encoded(&metrics, Format::Classic).contains("ca_changes_total{"));
+}
