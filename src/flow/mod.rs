@@ -53,6 +53,8 @@ pub enum FlowError {
     Store(#[from] StoreError),
     #[error("key generation was interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Output(#[from] crate::outputs::OutputError),
 }
 
 impl FlowError {
@@ -68,7 +70,9 @@ impl FlowError {
             FlowError::Verify(_) | FlowError::Subject(_) | FlowError::Key(_) => {
                 FailureReason::Verify
             }
-            FlowError::Store(_) | FlowError::Interrupted => FailureReason::Write,
+            FlowError::Store(_) | FlowError::Interrupted | FlowError::Output(_) => {
+                FailureReason::Write
+            }
             FlowError::ServerCa { .. } => FailureReason::Tls,
             FlowError::NotEnrolled { .. }
             | FlowError::Expired { .. }
@@ -170,13 +174,26 @@ pub(crate) async fn verify_and_commit(
         warnings: verified.warnings.clone(),
     };
     let store = crate::store::Store::new(cfg);
+    let (name, outputs) = (cfg.name.clone(), cfg.outputs.clone());
     tokio::task::spawn_blocking(move || {
+        // Rendered where they are written: keystore passwords are read, used and wiped
+        // off the event loop, and the files exist only for this commit.
+        let extra = crate::outputs::render(
+            &name,
+            crate::outputs::PemTexts {
+                key: verified.key.to_pem(),
+                cert: &verified.cert_pem,
+                chain: &verified.chain_pem,
+                ca: &verified.ca_pem,
+            },
+            &outputs,
+        )?;
         let new = crate::store::NewGeneration {
             material: &verified,
             connection: &connection,
-            extra: &[],
+            extra: &extra,
         };
-        store.commit(&new, &expect)
+        store.commit(&new, &expect).map_err(FlowError::from)
     })
     .await
     .map_err(|_| FlowError::Interrupted)??;

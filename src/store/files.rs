@@ -112,7 +112,7 @@ pub(super) fn swap(
             } else {
                 store.cert_mode
             };
-            let (tmp, name) = stage(dir, extra.name.clone(), &extra.contents, mode)?;
+            let (tmp, name) = stage(dir, extra.name.clone(), &extra.bytes, mode)?;
             staged.push((dir, tmp, name));
         }
         sync_all(&parents, dir)?;

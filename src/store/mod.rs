@@ -22,8 +22,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use zeroize::Zeroizing;
-
 use crate::config::{CertificateConfig, Layout};
 use crate::pki::keys::PrivateKey;
 use crate::pki::verify::VerifiedMaterial;
@@ -130,21 +128,13 @@ impl std::fmt::Debug for CurrentMaterial {
     }
 }
 
-/// An extra file written into each generation beside the PEM files (a combined PEM, a
-/// PKCS#12 keystore), so that it flips with them.
-pub struct ExtraFile {
-    /// A plain file name, checked by the configuration.
-    pub name: String,
-    pub contents: Zeroizing<Vec<u8>>,
-    /// Created with `key_mode` instead of `cert_mode`.
-    pub secret: bool,
-}
-
 /// Everything one swap puts in place.
 pub struct NewGeneration<'a> {
     pub material: &'a VerifiedMaterial,
     pub connection: &'a Connection,
-    pub extra: &'a [ExtraFile],
+    /// The configured outputs (a combined PEM, PKCS#12 keystores), written beside the
+    /// PEM files so that they flip with them.
+    pub extra: &'a [crate::outputs::OutputFile],
 }
 
 /// What a swap may replace: the compare half of its compare-and-swap.

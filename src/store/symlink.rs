@@ -94,7 +94,8 @@ pub(super) fn swap(
     dir: &Dir,
     new: &NewGeneration<'_>,
 ) -> Result<SwapReport, StoreError> {
-    check_consumer_paths(dir)?;
+    let links = consumer_links(new.extra.iter().map(|e| e.name.as_str()));
+    check_consumer_paths(dir, &links)?;
     let base = generation_name(&new.material.info.fingerprint_sha256, SystemTime::now());
     let mut name = base.clone();
     let mut n = 1;
@@ -138,11 +139,11 @@ pub(super) fn swap(
 
     // The swap is committed; what follows is housekeeping. The links already exist after
     // the first swap: then there is nothing new in `dir` to make durable.
-    let links = ensure_consumer_links(dir)?;
-    if !links.is_empty() {
+    let changed = ensure_consumer_links(dir, &links)?;
+    if !changed.is_empty() {
         dir.sync()?;
     }
-    touched.extend(links);
+    touched.extend(changed);
     let keep = [Some(name.clone()), old];
     let pruned = prune(store, dir, &keep);
     touched.extend(pruned.iter().map(|p| dir.join(p)));
@@ -188,16 +189,26 @@ fn write_generation(
         } else {
             store.cert_mode
         };
-        generation.write_new(&extra.name, &extra.contents, mode, store.ownership)?;
+        generation.write_new(&extra.name, &extra.bytes, mode, store.ownership)?;
     }
     store.step(&generation.join("."))?;
     generation.sync()
 }
 
+/// The names consumers find in `dir`: the PEM files, `connection.json` and the outputs.
+fn consumer_links<'a>(outputs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    CONSUMER_LINKS
+        .iter()
+        .copied()
+        .chain(outputs)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Refuses to start a swap that could not finish: a consumer path that exists and is
 /// not a symlink belongs to someone else.
-fn check_consumer_paths(dir: &Dir) -> Result<(), StoreError> {
-    for file in CONSUMER_LINKS {
+fn check_consumer_paths(dir: &Dir, links: &[String]) -> Result<(), StoreError> {
+    for file in links {
         match dir.kind(file)? {
             Some(kind) if kind != FileType::Symlink => {
                 return Err(StoreError::NotSymlink {
@@ -211,9 +222,9 @@ fn check_consumer_paths(dir: &Dir) -> Result<(), StoreError> {
 }
 
 /// Creates or repairs `dir/<file> -> current/<file>`; returns the links it changed.
-fn ensure_consumer_links(dir: &Dir) -> Result<Vec<PathBuf>, StoreError> {
+fn ensure_consumer_links(dir: &Dir, links: &[String]) -> Result<Vec<PathBuf>, StoreError> {
     let mut changed = Vec::new();
-    for file in CONSUMER_LINKS {
+    for file in links.iter().map(String::as_str) {
         let target = Path::new(CURRENT).join(file);
         match dir.kind(file)? {
             Some(FileType::Symlink)
@@ -279,10 +290,16 @@ pub(super) fn recover(
     let Some(current) = link_target(dir, CURRENT)? else {
         return Ok(());
     };
-    if dir.kind(&current)? != Some(FileType::Directory) {
+    let Some(generation) = dir.sub(&current)? else {
         return Ok(());
-    }
-    ensure_consumer_links(dir)?;
+    };
+    // Every file of the current generation is reachable from `dir`, outputs included.
+    let names = generation.list()?;
+    let outputs = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !CONSUMER_LINKS.contains(n));
+    ensure_consumer_links(dir, &consumer_links(outputs))?;
     let previous = link_target(dir, PREVIOUS).ok().flatten();
     let pruned = prune(store, dir, &[Some(current), previous]);
     report.removed.extend(pruned.iter().map(|p| dir.join(p)));
