@@ -1,6 +1,7 @@
 //! One certificate's life in the daemon: inspect the files, wait for the renewal time,
-//! renew, back off on failure, run the hooks, and wait for an operator when only a new
-//! enrollment can help. Does not parse the config, watch files or handle signals.
+//! renew, back off on failure (a refusal included), probe a revoked certificate until it
+//! expires, run the hooks, and wait for an operator when only a new enrollment can help.
+//! Does not parse the config, watch files or handle signals.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::CertificateConfig;
 use crate::flow::{self, FlowError};
 use crate::hooks::{HookEnv, run_hooks};
+use crate::protocol::Verdict;
 use crate::report::{CertState, Metrics};
 use crate::schedule::{Backoff, next_wakeup};
 use crate::store::Store;
@@ -56,17 +58,50 @@ enum Woke {
     Cancelled,
 }
 
-/// A certificate the connector refused (revoked, expired or foreign).
-struct Refusal {
-    fingerprint: String,
-    state: CertState,
-    cause: String,
+/// What failed attempts said about the certificate on disk. Neither is ever final: the
+/// certificate keeps being tried until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Evidence {
+    /// Revoked in the connector's own words (or by `revoke`): probed every `retry_max`.
+    Revoked { fingerprint: String },
+    /// Refused by something that may sit in front of the connector: normal backoff.
+    Refused { fingerprint: String, reason: String },
+}
+
+impl Evidence {
+    fn fingerprint(&self) -> &str {
+        match self {
+            Evidence::Revoked { fingerprint } | Evidence::Refused { fingerprint, .. } => {
+                fingerprint
+            }
+        }
+    }
+
+    /// What state.json remembers of the certificate's last attempts.
+    fn recorded(state: &crate::store::StateFile) -> Option<Evidence> {
+        if let Some(revoked) = &state.revoked {
+            return Some(Evidence::Revoked {
+                fingerprint: revoked.fingerprint.clone(),
+            });
+        }
+        state.refused.as_ref().map(|refused| Evidence::Refused {
+            fingerprint: refused.fingerprint.clone(),
+            reason: refused.reason.clone(),
+        })
+    }
 }
 
 /// What the files say about the certificate.
 enum Standing {
-    Valid(CertInfo),
-    NeedsEnrollment { state: CertState, why: String },
+    /// Valid by its dates, with a revocation recorded in state.json, if there is one.
+    Valid {
+        info: CertInfo,
+        revoked_at: Option<SystemTime>,
+    },
+    NeedsEnrollment {
+        state: CertState,
+        why: String,
+    },
 }
 
 /// Runs one certificate's task until it is cancelled.
@@ -90,9 +125,9 @@ struct Task {
     last_complaint: Option<(Instant, String)>,
     /// The renewal time last logged, so that each schedule is logged once.
     announced: Option<SystemTime>,
-    /// The certificate the connector refused: never offered again, even if state.json
-    /// could not record the revocation, until the files change.
-    refused: Option<Refusal>,
+    /// What the last failures said about the certificate, kept in memory too so that a
+    /// state.json that cannot be written does not hide it.
+    evidence: Option<Evidence>,
 }
 
 impl Task {
@@ -131,6 +166,7 @@ impl Task {
         }
         Task {
             retry_at: persisted.next_attempt.filter(|_| failures > 0),
+            evidence: Evidence::recorded(&persisted),
             failures,
             ctx,
             store,
@@ -138,24 +174,31 @@ impl Task {
             known: None,
             last_complaint: None,
             announced: None,
-            refused: None,
         }
     }
 
     /// One look at the files, one wait, and at most one renewal attempt.
     async fn step(&mut self) -> ControlFlow<()> {
-        let info = match self.standing() {
-            Standing::Valid(info) => info,
+        let (info, revoked_at) = match inspect(&self.store) {
+            Standing::Valid { info, revoked_at } => (info, revoked_at),
             Standing::NeedsEnrollment { state, why } => {
                 return self.wait_for_enrollment(state, why).await;
             }
         };
         self.note_valid(&info);
+        if let Some(at) = revoked_at {
+            self.note_recorded_revocation(&info, at);
+        }
         let due = self.schedule(&info);
         match wait_until(due, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
             Woke::Control(Control::FilesChanged) => return ControlFlow::Continue(()),
             Woke::Due | Woke::Control(Control::RenewNow) => {}
+        }
+        if info.not_after <= SystemTime::now() {
+            // A revoked certificate's last probe is due at its notAfter: too late to renew,
+            // and the next inspection says so.
+            return ControlFlow::Continue(());
         }
 
         // Boxed: the renewal's state (TLS, key, verification) exists only while it runs,
@@ -170,26 +213,12 @@ impl Task {
         while self.ctx.control.try_recv().is_ok() {}
         match outcome {
             Ok(renewed) => self.renewed(&renewed, permit).await,
-            // The files expired, were revoked or vanished since they were inspected:
-            // the next inspection says which.
+            // The files expired or vanished since they were inspected: the next
+            // inspection says which.
             Err(e) if !reached_connector(&e) => {}
-            Err(e) if e.needs_reenrollment() => self.refused_by_connector(&info, &e).await,
             Err(e) => self.failed(&info, &e, permit).await,
         }
         ControlFlow::Continue(())
-    }
-
-    /// What the files say, and whether the connector refused exactly this certificate.
-    fn standing(&self) -> Standing {
-        match (inspect(&self.store), &self.refused) {
-            (Standing::Valid(info), Some(r)) if info.fingerprint_sha256 == r.fingerprint => {
-                Standing::NeedsEnrollment {
-                    state: r.state,
-                    why: "the connector refused the certificate".to_owned(),
-                }
-            }
-            (standing, _) => standing,
-        }
     }
 
     /// Reports the state, complains (once an hour), and waits for the files to change.
@@ -207,18 +236,10 @@ impl Task {
             .as_ref()
             .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
         if !repeat {
-            // One line per complaint, with the connector's answer when it refused.
-            match self.refused.as_ref() {
-                Some(r) => error!(
-                    state = state.as_str(),
-                    error = %r.cause,
-                    "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                ),
-                None => error!(
-                    state = state.as_str(),
-                    "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                ),
-            }
+            error!(
+                state = state.as_str(),
+                "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+            );
             self.last_complaint = Some((Instant::now(), why));
         }
         let wake = SystemTime::now() + COMPLAINT_INTERVAL;
@@ -235,7 +256,13 @@ impl Task {
     /// Takes note of a valid certificate; one that someone else put there starts afresh.
     fn note_valid(&mut self, info: &CertInfo) {
         self.last_complaint = None;
-        self.refused = None;
+        if self
+            .evidence
+            .as_ref()
+            .is_some_and(|e| e.fingerprint() != info.fingerprint_sha256)
+        {
+            self.evidence = None;
+        }
         if self.known.as_deref() == Some(info.fingerprint_sha256.as_str()) {
             return;
         }
@@ -250,12 +277,35 @@ impl Task {
             .cert_loaded(&self.ctx.cfg.name, info.not_before, info.not_after);
     }
 
-    /// The next attempt: the retry time after a failure, else the renewal time.
+    /// A revocation recorded in state.json by someone else (`kyma-certd revoke`): the
+    /// certificate is probed from now on, first `retry_max` after the revocation.
+    fn note_recorded_revocation(&mut self, info: &CertInfo, at: SystemTime) {
+        let known = matches!(self.evidence, Some(Evidence::Revoked { .. }));
+        if known && self.retry_at.is_some() {
+            return;
+        }
+        self.evidence = Some(Evidence::Revoked {
+            fingerprint: info.fingerprint_sha256.clone(),
+        });
+        let probe = self.backoff.revocation_probe(at, info.not_after);
+        self.retry_at = Some(self.retry_at.map_or(probe, |retry| retry.min(probe)));
+        warn!(
+            fingerprint = %info.fingerprint_sha256,
+            "the certificate was recorded as revoked; probing the connector every {} until it expires at {}",
+            humantime::format_duration(self.ctx.cfg.retry_max),
+            timestamp(info.not_after)
+        );
+    }
+
+    /// The next attempt and the state until then: the retry time after a failure (named
+    /// by what the failure said), else the renewal time.
     fn schedule(&mut self, info: &CertInfo) -> SystemTime {
         let ctx = &self.ctx;
-        let (state, due) = match self.retry_at {
-            Some(at) if self.failures > 0 => (CertState::Backoff, at),
-            _ => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, info)),
+        let (state, due) = match (self.retry_at, &self.evidence) {
+            (Some(at), Some(Evidence::Revoked { .. })) => (CertState::Revoked, at),
+            (Some(at), Some(Evidence::Refused { .. })) => (CertState::Refused, at),
+            (Some(at), None) => (CertState::Backoff, at),
+            (None, _) => (CertState::Valid, flow::scheduled_renewal(&ctx.cfg, info)),
         };
         // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
@@ -279,6 +329,12 @@ impl Task {
         let ctx = &self.ctx;
         self.failures = 0;
         self.retry_at = None;
+        if let Some(healed) = self.evidence.take() {
+            info!(
+                was = ?healed,
+                "the certificate renewed after it was refused or revoked: healed"
+            );
+        }
         self.known = Some(renewed.info.fingerprint_sha256.clone());
         ctx.metrics.cert_loaded(
             &ctx.cfg.name,
@@ -296,48 +352,73 @@ impl Task {
         Box::pin(notify_dependents(ctx, renewed)).await;
     }
 
-    /// Expired or revoked by the connector's own answer: only an operator can help.
-    async fn refused_by_connector(&mut self, info: &CertInfo, error: &FlowError) {
-        let state = if matches!(error, FlowError::Expired { .. }) {
-            CertState::Expired
-        } else {
-            CertState::Revoked
-        };
-        if state == CertState::Revoked {
-            let record = Store::new(&self.ctx.cfg);
-            let fingerprint = info.fingerprint_sha256.clone();
-            let _ = tokio::task::spawn_blocking(move || mark_revoked(&record, &fingerprint)).await;
-        }
-        // Logged once, by the complaint at the top of the loop.
-        self.refused = Some(Refusal {
-            fingerprint: info.fingerprint_sha256.clone(),
-            state,
-            cause: flow::error_chain(error),
-        });
-    }
-
-    /// Backs off; the retry time survives a restart in state.json.
+    /// Backs off (a revoked certificate: until the next probe); the retry time survives a
+    /// restart in state.json.
     async fn failed(&mut self, info: &CertInfo, error: &FlowError, permit: OwnedSemaphorePermit) {
         self.failures = self.failures.saturating_add(1);
-        let delay = self.backoff.delay(
-            self.failures,
-            SystemTime::now(),
-            info.not_after,
-            rand::random::<f64>(),
-        );
-        let at = SystemTime::now() + delay;
+        let was_revoked = matches!(self.evidence, Some(Evidence::Revoked { .. }));
+        self.evidence = evidence_after(self.evidence.take(), info, error.verdict());
+        let now = SystemTime::now();
+        let at = match &self.evidence {
+            Some(Evidence::Revoked { .. }) => self.backoff.revocation_probe(now, info.not_after),
+            _ => {
+                now + self
+                    .backoff
+                    .delay(self.failures, now, info.not_after, rand::random::<f64>())
+            }
+        };
         self.retry_at = Some(at);
         let record = Store::new(&self.ctx.cfg);
         let _ = tokio::task::spawn_blocking(move || persist_retry(&record, at)).await;
-        warn!(
-            reason = error.reason().as_str(),
-            consecutive_failures = self.failures,
-            retry_in_seconds = delay.as_secs(),
-            error = %flow::error_chain(error),
-            "renewal failed; retrying in {}",
-            humantime::format_duration(Duration::from_secs(delay.as_secs()))
-        );
+        let wait = humantime::format_duration(Duration::from_secs(
+            at.duration_since(now).unwrap_or_default().as_secs(),
+        ));
+        let chain = flow::error_chain(error);
+        match &self.evidence {
+            Some(Evidence::Revoked { .. }) if !was_revoked => error!(
+                reason = error.reason().as_str(),
+                error = %chain,
+                not_after = %timestamp(info.not_after),
+                "the connector revoked the certificate: enroll again with `kyma-certd enroll` and a new one-time token; meanwhile probing every {} until it expires, in case the revocation is lifted",
+                humantime::format_duration(self.ctx.cfg.retry_max)
+            ),
+            Some(Evidence::Revoked { .. }) => warn!(
+                reason = error.reason().as_str(),
+                consecutive_failures = self.failures,
+                error = %chain,
+                "the certificate is still revoked; probing again in {wait}"
+            ),
+            Some(Evidence::Refused { reason, .. }) => warn!(
+                reason = error.reason().as_str(),
+                refusal = %reason,
+                consecutive_failures = self.failures,
+                error = %chain,
+                "renewal refused ({reason}) by something in front of the connector or the connector itself; the certificate stays valid; retrying in {wait}"
+            ),
+            None => warn!(
+                reason = error.reason().as_str(),
+                consecutive_failures = self.failures,
+                error = %chain,
+                "renewal failed; retrying in {wait}"
+            ),
+        }
         drop(permit);
+    }
+}
+
+/// What is known about the certificate after a failure that said `verdict`: the
+/// connector's "revoked" stands until a renewal succeeds; a refusal only while it is the
+/// latest word.
+fn evidence_after(before: Option<Evidence>, info: &CertInfo, verdict: Verdict) -> Option<Evidence> {
+    let fingerprint = info.fingerprint_sha256.clone();
+    match (verdict, before) {
+        (Verdict::Revoked, _) => Some(Evidence::Revoked { fingerprint }),
+        (_, Some(revoked @ Evidence::Revoked { .. })) => Some(revoked),
+        (Verdict::Refused(refusal), _) => Some(Evidence::Refused {
+            fingerprint,
+            reason: refusal.to_string(),
+        }),
+        (Verdict::Inconclusive, _) => None,
     }
 }
 
@@ -400,7 +481,7 @@ async fn renew_once(
 }
 
 /// Whether a renewal got as far as asking the connector. It stops before when the
-/// current certificate expired, was revoked or disappeared since it was inspected.
+/// current certificate expired or disappeared since it was inspected.
 fn reached_connector(error: &FlowError) -> bool {
     !matches!(
         error,
@@ -442,12 +523,6 @@ fn inspect(store: &Store) -> Standing {
                 flow::error_chain(&e)
             ),
         },
-        Ok(Some(current)) if state.is_revoked(&current.info.fingerprint_sha256) => {
-            Standing::NeedsEnrollment {
-                state: CertState::Revoked,
-                why: "the certificate was revoked".to_owned(),
-            }
-        }
         Ok(Some(current)) if current.info.not_after <= SystemTime::now() => {
             Standing::NeedsEnrollment {
                 state: CertState::Expired,
@@ -457,7 +532,13 @@ fn inspect(store: &Store) -> Standing {
                 ),
             }
         }
-        Ok(Some(current)) => Standing::Valid(current.info),
+        Ok(Some(current)) => Standing::Valid {
+            revoked_at: state
+                .revoked
+                .filter(|r| r.fingerprint == current.info.fingerprint_sha256)
+                .map(|r| r.at),
+            info: current.info,
+        },
     }
 }
 
@@ -486,19 +567,6 @@ fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
         state,
         next,
     });
-}
-
-fn mark_revoked(store: &Store, fingerprint: &str) {
-    let result = store.read_state().and_then(|mut state| {
-        state.revoked = Some(crate::store::Revocation {
-            at: SystemTime::now(),
-            fingerprint: fingerprint.to_owned(),
-        });
-        store.write_state(&state)
-    });
-    if let Err(e) = result {
-        warn!(error = %flow::error_chain(&e), "cannot record the revocation in state.json");
-    }
 }
 
 fn persist_retry(store: &Store, at: SystemTime) {

@@ -7,7 +7,7 @@ mod renew;
 mod revoke;
 
 pub use enroll::{EnrollRequest, enroll};
-pub use renew::{Renewed, renew, usable_current};
+pub use renew::{Renewed, renew, renewable_current, usable_current};
 pub use revoke::revoke;
 
 use std::path::PathBuf;
@@ -15,7 +15,9 @@ use std::time::SystemTime;
 
 use crate::config::CertificateConfig;
 use crate::keys::{KeyError, PrivateKey};
-use crate::protocol::{self, AnyConnector, HttpSettings, Identity, ProtocolError};
+use crate::protocol::{
+    self, AnyConnector, HttpSettings, Identity, ProtocolError, Refusal, Verdict,
+};
 use crate::report::FailureReason;
 use crate::store::{CurrentMaterial, StoreError};
 use crate::subject::SubjectError;
@@ -44,6 +46,14 @@ pub enum FlowError {
     },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    #[error(
+        "the certificate is valid until {not_after} by this host's clock, yet the handshake was refused as expired: probable clock skew between this host and the connector (check time synchronisation on both)"
+    )]
+    ClockSkew {
+        not_after: String,
+        #[source]
+        source: ProtocolError,
+    },
     #[error("the connector announced an unusable subject")]
     Subject(#[from] SubjectError),
     #[error(transparent)]
@@ -70,7 +80,7 @@ impl FlowError {
                 FailureReason::Verify
             }
             FlowError::Store(_) | FlowError::Interrupted => FailureReason::Write,
-            FlowError::ServerCa { .. } => FailureReason::Tls,
+            FlowError::ServerCa { .. } | FlowError::ClockSkew { .. } => FailureReason::Tls,
             FlowError::NotEnrolled { .. }
             | FlowError::Expired { .. }
             | FlowError::Revoked
@@ -81,11 +91,21 @@ impl FlowError {
     }
 
     /// Only a new one-time token helps: exit code 3, states expired/revoked/missing.
+    /// A refusal by something in front of the connector is not such a case (exit 1).
     pub fn needs_reenrollment(&self) -> bool {
         match self {
             FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked => true,
             FlowError::Protocol(e) => e.needs_reenrollment(),
             _ => false,
+        }
+    }
+
+    /// What the connector's answer says about the certificate (see [`ProtocolError::verdict`]).
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            FlowError::Protocol(e) => e.verdict(),
+            FlowError::ClockSkew { .. } => Verdict::Refused(Refusal::ProbableClockSkew),
+            _ => Verdict::Inconclusive,
         }
     }
 }
@@ -204,10 +224,56 @@ pub fn record_attempt(store: &crate::store::Store, outcome: Result<(), &FlowErro
                 state.set_error(&error_chain(error));
             }
         }
+        record_verdict(store, &mut state, outcome, now);
         store.write_state(&state)
     });
     if let Err(error) = result {
         tracing::warn!(error = %format!("{:#}", anyhow::Error::new(error)), "cannot record the attempt in state.json");
+    }
+}
+
+/// Keeps the evidence about the certificate that `status` shows: a renewal heals every
+/// refusal and revocation; the connector's own "revoked" is kept until then; a refusal
+/// only while it is the latest word.
+fn record_verdict(
+    store: &crate::store::Store,
+    state: &mut crate::store::StateFile,
+    outcome: Result<(), &FlowError>,
+    now: SystemTime,
+) {
+    let verdict = match outcome {
+        Ok(()) => {
+            state.revoked = None;
+            state.refused = None;
+            return;
+        }
+        Err(error) => error.verdict(),
+    };
+    state.refused = None;
+    if verdict == Verdict::Inconclusive {
+        return;
+    }
+    // The certificate the attempt authenticated with is the current one: the attempt
+    // read it moments ago, and a swap by someone else would have ended the attempt.
+    let Ok(Some(current)) = store.load_current() else {
+        return;
+    };
+    let fingerprint = current.info.fingerprint_sha256;
+    match verdict {
+        Verdict::Revoked if !state.is_revoked(&fingerprint) => {
+            state.revoked = Some(crate::store::Revocation {
+                at: now,
+                fingerprint,
+            });
+        }
+        Verdict::Refused(refusal) => {
+            state.refused = Some(crate::store::RefusalRecord {
+                at: now,
+                fingerprint,
+                reason: refusal.to_string(),
+            });
+        }
+        Verdict::Revoked | Verdict::Inconclusive => {}
     }
 }
 

@@ -7,7 +7,7 @@ use tracing::{debug, info};
 use super::{FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_swap};
 use crate::config::CertificateConfig;
 use crate::keys::{build_csr, csr_base64};
-use crate::protocol::Connector;
+use crate::protocol::{Connector, ProtocolError};
 use crate::store::{ConsumerPaths, CurrentMaterial, Store};
 use crate::subject::Subject;
 use crate::verify::VerifyWarning;
@@ -23,15 +23,21 @@ pub struct Renewed {
 }
 
 /// Renews `cfg`'s certificate now, whatever the schedule says.
+/// A certificate recorded as revoked is tried all the same: a revocation list cleaned up by
+/// an administrator, or a misclassified refusal, heals with the next renewal.
 pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
-    let current = usable_current(cfg, store)?;
+    let current = renewable_current(cfg, store)?;
     let state = store.read_state()?;
     let renewal_url = renewal_url(cfg, &state)?;
 
     let connector = connector_for(cfg)?;
     let identity = identity_of(&current);
     debug!(url = %crate::protocol::RedactedUrl::new(&renewal_url), "asking the connector for the signing request info");
-    let plan = connector.begin_renew(&renewal_url, &identity).await?;
+    let not_after = current.info.not_after;
+    let plan = connector
+        .begin_renew(&renewal_url, &identity)
+        .await
+        .map_err(|e| expired_by_whose_clock(e, not_after))?;
     let subject = Subject::parse(&plan.subject)?;
 
     let key = if cfg.rotate_key {
@@ -43,7 +49,8 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     debug!("sending the signing request");
     let issued = connector
         .sign(&plan, &csr_base64(&csr), Some(&identity))
-        .await?;
+        .await
+        .map_err(|e| expired_by_whose_clock(e, not_after))?;
 
     let (info, warnings) =
         verify_and_swap(cfg, &issued, key, &subject, Some(current.info.lifetime())).await?;
@@ -61,8 +68,40 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     })
 }
 
-/// The current material, if it can still authenticate a renewal.
+/// A handshake refused with `certificate_expired` for a certificate that this host's clock
+/// still calls valid: one of the two clocks is wrong, and the operator should know which
+/// question to ask.
+fn expired_by_whose_clock(error: ProtocolError, not_after: SystemTime) -> FlowError {
+    match &error {
+        ProtocolError::HandshakeRefused {
+            alert: rustls::AlertDescription::CertificateExpired,
+            ..
+        } if not_after > SystemTime::now() => FlowError::ClockSkew {
+            not_after: crate::verify::timestamp(not_after),
+            source: error,
+        },
+        _ => FlowError::Protocol(error),
+    }
+}
+
+/// The current material, if it can still authenticate a renewal and is not recorded as
+/// revoked (what `revoke` and `enroll --if-needed` go by).
 pub fn usable_current(
+    cfg: &CertificateConfig,
+    store: &Store,
+) -> Result<CurrentMaterial, FlowError> {
+    let current = renewable_current(cfg, store)?;
+    if store
+        .read_state()?
+        .is_revoked(&current.info.fingerprint_sha256)
+    {
+        return Err(FlowError::Revoked);
+    }
+    Ok(current)
+}
+
+/// The current material, if it is present and not expired: all a renewal attempt needs.
+pub fn renewable_current(
     cfg: &CertificateConfig,
     store: &Store,
 ) -> Result<CurrentMaterial, FlowError> {
@@ -76,12 +115,6 @@ pub fn usable_current(
                 .parent()
                 .map_or_else(|| cfg.dir.clone(), ToOwned::to_owned),
         })?;
-    if store
-        .read_state()?
-        .is_revoked(&current.info.fingerprint_sha256)
-    {
-        return Err(FlowError::Revoked);
-    }
     if current.info.not_after <= SystemTime::now() {
         return Err(FlowError::Expired {
             not_after: crate::verify::timestamp(current.info.not_after),

@@ -16,7 +16,9 @@ use url::Url;
 pub use compass::{
     CONFIGURATION_QUERY, CompassConnector, DOCUMENTS, REVOKE_MUTATION, SIGN_CSR_MUTATION,
 };
-pub use error::{MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl};
+pub use error::{
+    MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl, Refusal, Verdict, alert_name,
+};
 pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, USER_AGENT};
 pub use rest::RestConnector;
 

@@ -27,7 +27,7 @@ use crate::keys::PrivateKey;
 use crate::verify::VerifiedMaterial;
 use crate::x509::CertInfo;
 
-pub use state::{Revocation, StateFile};
+pub use state::{RefusalRecord, Revocation, StateFile};
 
 use fsio::Ownership;
 

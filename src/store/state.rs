@@ -1,6 +1,6 @@
 //! `dir/state.json`: what the daemon learned and remembers between runs for one
-//! certificate (renewal URL, attempts, backoff, last error, revocation). Does not decide
-//! what to do with it.
+//! certificate (renewal URL, attempts, backoff, last error, revocation, refusal). Does not
+//! decide what to do with it.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,18 @@ pub struct Revocation {
     pub at: SystemTime,
     /// SHA-256 fingerprint (lower-case hex) of the revoked certificate.
     pub fingerprint: String,
+}
+
+/// The last renewal attempt of a certificate was refused by something that may sit in
+/// front of the connector (a gateway's 403, a 401/407, a TLS alert): retried with backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalRecord {
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// SHA-256 fingerprint (lower-case hex) of the refused certificate.
+    pub fingerprint: String,
+    /// Which refusal: `http 403 not in the connector's error format`, `tls alert unknown_ca`, ...
+    pub reason: String,
 }
 
 /// The persistent state of one certificate. Unknown fields are ignored and missing ones
@@ -43,7 +55,11 @@ pub struct StateFile {
     pub next_attempt: Option<SystemTime>,
     /// A one-line message for `status`; never a secret.
     pub last_error: Option<String>,
+    /// Revoked in the connector's own words (or by `revoke`); cleared by a renewal.
     pub revoked: Option<Revocation>,
+    /// The last attempt was refused without the connector's words; cleared by any other
+    /// outcome.
+    pub refused: Option<RefusalRecord>,
 }
 
 impl StateFile {
@@ -54,6 +70,14 @@ impl StateFile {
             text.push('…');
         }
         self.last_error = Some(text);
+    }
+
+    /// Why the certificate with this fingerprint was last refused, if it was.
+    pub fn refusal_of(&self, fingerprint: &str) -> Option<&str> {
+        self.refused
+            .as_ref()
+            .filter(|r| r.fingerprint == fingerprint)
+            .map(|r| r.reason.as_str())
     }
 
     /// Whether the certificate with this fingerprint was revoked.
@@ -147,6 +171,11 @@ mod tests {
                 at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
                 fingerprint: "ab".repeat(32),
             }),
+            refused: Some(RefusalRecord {
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                fingerprint: "cd".repeat(32),
+                reason: "tls alert unknown_ca".into(),
+            }),
             ..StateFile::default()
         };
         state.set_error("connection refused");
@@ -157,6 +186,11 @@ mod tests {
         assert_eq!(back, state);
         assert!(back.is_revoked(&"ab".repeat(32)));
         assert!(!back.is_revoked("cd"));
+        assert_eq!(
+            back.refusal_of(&"cd".repeat(32)),
+            Some("tls alert unknown_ca")
+        );
+        assert_eq!(back.refusal_of(&"ab".repeat(32)), None);
     }
 
     #[test]
