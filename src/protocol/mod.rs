@@ -7,6 +7,7 @@ mod decode;
 mod error;
 mod http;
 mod rest;
+mod verdict;
 
 use std::fmt;
 use std::future::Future;
@@ -16,11 +17,10 @@ use url::Url;
 pub use compass::{
     CONFIGURATION_QUERY, CompassConnector, DOCUMENTS, REVOKE_MUTATION, SIGN_CSR_MUTATION,
 };
-pub use error::{
-    MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl, Refusal, Verdict, alert_name,
-};
+pub use error::{MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl};
 pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, USER_AGENT};
 pub use rest::RestConnector;
+pub use verdict::{Refusal, Verdict, alert_name};
 
 use crate::config::{KeyAlgorithm, Protocol};
 use crate::secret::Token;
