@@ -1,13 +1,17 @@
-//! Refusals are classified by evidence: a gateway's 403, a 401/407 and a TLS alert on the
-//! mTLS listener are refusals (state `refused`, exit 1, retried, never latched, renewed
-//! once cleared), a `certificate_expired` alert for a valid certificate is probable clock
+//! Refusals are classified by evidence: a gateway's 403, a 401/407 (also a forward
+//! proxy's 407 to CONNECT) and a TLS alert on the mTLS listener are refusals (state
+//! `refused`, exit 1, retried, never latched, renewed once cleared), a `certificate_expired` alert for a valid certificate is probable clock
 //! skew, and only the connector's own "revoked" exits 3 — yet is probed until it heals.
 //! The real binary, one-shot and as a daemon, against the simulator over real TLS.
 
 #[path = "support/daemon.rs"]
 mod harness;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use harness::{
@@ -325,4 +329,81 @@ fn compass_a_real_revocation_exits_3_and_heals_when_lifted() {
 #[test]
 fn kyma_rest_a_real_revocation_exits_3_and_heals_when_lifted() {
     a_real_revocation_exits_3_and_heals_when_lifted("kyma-rest");
+}
+
+/// A forward proxy that answers every CONNECT with `407 Proxy Authentication Required`,
+/// counting them. Serves on a thread of its own until the test process ends.
+fn proxy_demanding_credentials() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().unwrap();
+    let connects = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connects);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            // The rest of the request head, up to the empty line.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            if first.starts_with("CONNECT ") {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"egress\"\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    });
+    (addr, connects)
+}
+
+/// `renew --force` through `proxy`, with no proxy exceptions from the environment.
+fn renew_through(world: &World, proxy: SocketAddr) -> Output {
+    let url = format!("http://{proxy}");
+    world
+        .command(&["renew", "--name", "orders", "--force"])
+        .env("HTTPS_PROXY", &url)
+        .env("https_proxy", &url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("run kyma-certd")
+}
+
+fn a_forward_proxy_demanding_credentials_is_a_refusal(protocol: &str) {
+    let world = World::new(LONG);
+    world.write_config(&[spec(protocol)]);
+    let enrolled = world.enroll("orders", protocol);
+    let (proxy, connects) = proxy_demanding_credentials();
+    let output = renew_through(&world, proxy);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("renewal refused (http 407)"), "{text}");
+    assert!(text.contains("proxy authentication required"), "{text}");
+    assert!(connects.load(Ordering::SeqCst) >= 1, "the proxy was asked");
+    let (code, shown) = status(&world);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown["state"], "refused", "{shown}");
+    assert_eq!(shown["reason"], "http 407", "{shown}");
+    assert_eq!(
+        fingerprint_on_disk(&world.cert_dir("orders")).as_deref(),
+        Some(enrolled.as_str())
+    );
+    // Without the proxy in the way, the same certificate renews.
+    let output = run(&world, &["renew", "--name", "orders", "--force"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(status(&world).1["state"], "valid");
+}
+
+#[test]
+fn compass_a_forward_proxy_demanding_credentials_is_a_refusal() {
+    a_forward_proxy_demanding_credentials_is_a_refusal("compass");
+}
+
+#[test]
+fn kyma_rest_a_forward_proxy_demanding_credentials_is_a_refusal() {
+    a_forward_proxy_demanding_credentials_is_a_refusal("kyma-rest");
 }

@@ -102,6 +102,15 @@ pub enum ProtocolError {
     #[error("cannot reach {url}: {detail}")]
     Network { url: RedactedUrl, detail: String },
 
+    #[error(
+        "the proxy refused to tunnel to {url}: http 407, proxy authentication required (check HTTPS_PROXY and its credentials)"
+    )]
+    ProxyAuthentication {
+        url: RedactedUrl,
+        /// The call was authenticated with our client certificate.
+        mtls: bool,
+    },
+
     #[error("{url} answered http {status}{}", message_suffix(.message))]
     Status {
         url: RedactedUrl,
@@ -165,7 +174,7 @@ impl ProtocolError {
             | HandshakeRefused { .. }
             | Tls { .. } => "tls",
             Timeout { .. } | Network { .. } => "network",
-            Status { .. } | BodyTooLarge { .. } => "http",
+            Status { .. } | BodyTooLarge { .. } | ProxyAuthentication { .. } => "http",
             UnsupportedScheme { .. }
             | GraphQl { .. }
             | Malformed { .. }
@@ -213,11 +222,18 @@ impl ProtocolError {
         if err.is_timeout() || chain_has_io_kind(&err, std::io::ErrorKind::TimedOut) {
             return ProtocolError::Timeout { url: safe, timeout };
         }
-        ProtocolError::Network {
-            url: safe,
-            detail: describe_chain(&err),
+        let detail = describe_chain(&err);
+        if is_proxy_authentication_required(&detail) {
+            return ProtocolError::ProxyAuthentication { url: safe, mtls };
         }
+        ProtocolError::Network { url: safe, detail }
     }
+}
+
+/// A forward proxy's `407` to CONNECT. hyper-util keeps its tunnel error type private, so
+/// its text is all there is to go by.
+fn is_proxy_authentication_required(chain: &str) -> bool {
+    chain.contains("proxy authorization required")
 }
 
 fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -> ProtocolError {

@@ -28,6 +28,12 @@ impl ProtocolError {
                 from_connector,
                 ..
             } => status_verdict(*status, message.as_deref(), *from_connector),
+            ProtocolError::ProxyAuthentication { mtls: true, .. } => {
+                Verdict::Refused(Refusal::Status {
+                    status: 407,
+                    connector_message: None,
+                })
+            }
             ProtocolError::GraphQl {
                 mtls: true,
                 message,
