@@ -370,13 +370,13 @@ impl Task {
         self.retry_at = Some(at);
         let record = Store::new(&self.ctx.cfg);
         let _ = tokio::task::spawn_blocking(move || persist_retry(&record, at)).await;
-        let wait = humantime::format_duration(Duration::from_secs(
-            at.duration_since(now).unwrap_or_default().as_secs(),
-        ));
+        let retry_in_seconds = at.duration_since(now).unwrap_or_default().as_secs();
+        let wait = humantime::format_duration(Duration::from_secs(retry_in_seconds));
         let chain = flow::error_chain(error);
         match &self.evidence {
             Some(Evidence::Revoked { .. }) if !was_revoked => error!(
                 reason = error.reason().as_str(),
+                retry_in_seconds,
                 error = %chain,
                 not_after = %timestamp(info.not_after),
                 "the connector revoked the certificate: enroll again with `kyma-certd enroll` and a new one-time token; meanwhile probing every {} until it expires, in case the revocation is lifted",
@@ -385,6 +385,7 @@ impl Task {
             Some(Evidence::Revoked { .. }) => warn!(
                 reason = error.reason().as_str(),
                 consecutive_failures = self.failures,
+                retry_in_seconds,
                 error = %chain,
                 "the certificate is still revoked; probing again in {wait}"
             ),
@@ -392,12 +393,14 @@ impl Task {
                 reason = error.reason().as_str(),
                 refusal = %reason,
                 consecutive_failures = self.failures,
+                retry_in_seconds,
                 error = %chain,
                 "renewal refused ({reason}) by something in front of the connector or the connector itself; the certificate stays valid; retrying in {wait}"
             ),
             None => warn!(
                 reason = error.reason().as_str(),
                 consecutive_failures = self.failures,
+                retry_in_seconds,
                 error = %chain,
                 "renewal failed; retrying in {wait}"
             ),
@@ -609,6 +612,46 @@ mod tests {
             reports,
             cancel: CancellationToken::new(),
         }
+    }
+
+    fn info(common_name: &str) -> CertInfo {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        CertInfo::from_pem(&pem).unwrap()
+    }
+
+    #[test]
+    fn the_connectors_revoked_stands_until_a_renewal_and_a_refusal_only_while_latest() {
+        use crate::protocol::Refusal;
+        let cert = info("orders");
+        let refused = Verdict::Refused(Refusal::TlsAlert {
+            alert: "unknown_ca".into(),
+        });
+        let after_refusal = evidence_after(None, &cert, refused.clone());
+        assert_eq!(
+            after_refusal,
+            Some(Evidence::Refused {
+                fingerprint: cert.fingerprint_sha256.clone(),
+                reason: "tls alert unknown_ca".into()
+            })
+        );
+        // A network failure after a refusal: nothing is known any more.
+        assert_eq!(
+            evidence_after(after_refusal, &cert, Verdict::Inconclusive),
+            None
+        );
+        let revoked = evidence_after(None, &cert, Verdict::Revoked);
+        assert!(matches!(revoked, Some(Evidence::Revoked { .. })));
+        // Neither a gateway's refusal nor a network failure un-says the connector's words.
+        assert_eq!(evidence_after(revoked.clone(), &cert, refused), revoked);
+        assert_eq!(
+            evidence_after(revoked.clone(), &cert, Verdict::Inconclusive),
+            revoked
+        );
     }
 
     /// Every certificate has a task resting in memory for months: the renewal and hook
