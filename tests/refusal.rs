@@ -407,3 +407,52 @@ fn compass_a_forward_proxy_demanding_credentials_is_a_refusal() {
 fn kyma_rest_a_forward_proxy_demanding_credentials_is_a_refusal() {
     a_forward_proxy_demanding_credentials_is_a_refusal("kyma-rest");
 }
+
+#[test]
+fn a_refusal_and_its_reason_survive_a_daemon_restart_and_still_heal() {
+    let world = World::new(LONG);
+    world.write_config(&[spec("compass")]);
+    let enrolled = world.enroll("orders", "compass");
+    let dir = world.cert_dir("orders");
+    world.sim.set_fault(
+        Fault::TlsAlert {
+            alert: AlertName::UnknownCa,
+        },
+        FaultScope::UntilCleared,
+    );
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    daemon.signal(Signal::USR1);
+    wait_state(&mut daemon, "refused");
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+
+    // Restarted: refused from the first look, and retried, not waiting for its schedule.
+    let refused_before = world.sim.request_counts().get(Endpoint::RefusedHandshake);
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    assert_eq!(daemon.metrics().state("orders").as_deref(), Some("refused"));
+    let retried = eventually(Duration::from_secs(10), || {
+        world.sim.request_counts().get(Endpoint::RefusedHandshake) >= refused_before + 2
+    });
+    assert!(
+        retried,
+        "no retries after the restart\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(status_reason(&world), "tls alert unknown_ca");
+
+    world.sim.clear_fault();
+    let renewed = eventually(Duration::from_secs(10), || {
+        fingerprint_on_disk(&dir).is_some_and(|f| f != enrolled)
+    });
+    assert!(renewed, "not renewed once cleared\n{}", daemon.log_text());
+    wait_state(&mut daemon, "valid");
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
+fn status_reason(world: &World) -> String {
+    let (_, shown) = status(world);
+    shown["reason"].as_str().unwrap_or_default().to_owned()
+}
