@@ -452,6 +452,33 @@ fn a_refusal_and_its_reason_survive_a_daemon_restart_and_still_heal() {
     assert!(status.success(), "{status}");
 }
 
+#[test]
+fn a_refusal_seen_by_a_one_shot_renew_is_retried_by_the_daemon_at_once() {
+    let world = World::new(LONG);
+    world.write_config(&[spec("kyma-rest")]);
+    let enrolled = world.enroll("orders", "kyma-rest");
+    world.sim.set_fault(
+        Fault::GatewayRefusal {
+            status: 403,
+            body: "RBAC: access denied".to_owned(),
+        },
+        FaultScope::UntilCleared,
+    );
+    let output = run(&world, &["renew", "--name", "orders", "--force"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    // Refused, like `status` says, and retried: not "valid" until a renewal weeks away.
+    assert_eq!(daemon.metrics().state("orders").as_deref(), Some("refused"));
+    world.sim.clear_fault();
+    let renewed = eventually(Duration::from_secs(10), || {
+        fingerprint_on_disk(&world.cert_dir("orders")).is_some_and(|f| f != enrolled)
+    });
+    assert!(renewed, "not retried\n{}", daemon.log_text());
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "{status}");
+}
+
 fn status_reason(world: &World) -> String {
     let (_, shown) = status(world);
     shown["reason"].as_str().unwrap_or_default().to_owned()

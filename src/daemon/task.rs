@@ -165,7 +165,7 @@ impl Task {
             ctx.metrics.restore_failures(&ctx.cfg.name, failures);
         }
         Task {
-            retry_at: persisted.next_attempt.filter(|_| failures > 0),
+            retry_at: restored_retry(&persisted, ctx.cfg.retry_min),
             evidence: Evidence::recorded(&persisted),
             failures,
             ctx,
@@ -407,6 +407,18 @@ impl Task {
         }
         drop(permit);
     }
+}
+
+/// When to try again after the failures recorded in state.json. A refusal recorded by a
+/// one-shot `renew` comes without a retry time: it is retried `retry_min` after it was
+/// seen rather than at the renewal time, which may be weeks away.
+fn restored_retry(persisted: &crate::store::StateFile, retry_min: Duration) -> Option<SystemTime> {
+    if persisted.consecutive_failures == 0 {
+        return None;
+    }
+    persisted
+        .next_attempt
+        .or_else(|| persisted.refused.as_ref().map(|r| r.at + retry_min))
 }
 
 /// What is known about the certificate after a failure that said `verdict`: the
