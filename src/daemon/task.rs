@@ -275,8 +275,9 @@ impl Task {
         }
         ctx.metrics
             .hooks_pending(&ctx.cfg.name, round.left.hooks.len());
+        // Each failed hook logged its own warning; this says when they run again.
         if let Some(at) = round.left.retry_at {
-            warn!(
+            info!(
                 pending = round.left.hooks.len(),
                 retry_at = %timestamp(at),
                 "a dependent was not told about the new certificate; retrying"

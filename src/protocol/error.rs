@@ -305,18 +305,10 @@ fn chain_has_io_kind(err: &(dyn StdError + 'static), kind: std::io::ErrorKind) -
     false
 }
 
-/// "outer: inner: root", skipping repeats, bounded. Callers pass errors stripped of URLs.
+/// The error chain (see [`crate::errors::error_chain`]), bounded. Callers pass errors
+/// stripped of URLs.
 pub(crate) fn describe_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    bounded(&parts.join(": "))
+    bounded(&crate::errors::error_chain(err))
 }
 
 /// A server-supplied or library-supplied text made safe to log: control characters

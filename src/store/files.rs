@@ -86,12 +86,6 @@ pub(super) fn swap(
     // (directory, tmp name, target name) of each staged file.
     let mut staged: Vec<(&Dir, String, String)> = Vec::new();
     let written = (|| {
-        let stage = |parent: &Dir, name: String, bytes: &[u8], mode| {
-            let tmp = format!("{}{}", tmp_prefix(&name), fsio::nonce());
-            store.step(&parent.join(&tmp))?;
-            parent.write_new(&tmp, bytes, mode, store.ownership)?;
-            Ok::<_, StoreError>((tmp, name))
-        };
         for (stem, text, is_key) in super::contents(new.material) {
             let (parent, name) = fsio::split(target_for(files, stem));
             let parent = &parents[parent];
@@ -100,20 +94,31 @@ pub(super) fn swap(
             } else {
                 store.cert_mode
             };
-            let (tmp, name) = stage(parent, name, text.as_bytes(), mode)?;
-            staged.push((parent, tmp, name));
+            stage(store, &mut staged, parent, name, text.as_bytes(), mode)?;
         }
         let json = new.connection.to_json();
-        let (tmp, name) = stage(dir, CONNECTION_FILE.to_owned(), &json, store.cert_mode)?;
-        staged.push((dir, tmp, name));
+        stage(
+            store,
+            &mut staged,
+            dir,
+            CONNECTION_FILE.to_owned(),
+            &json,
+            store.cert_mode,
+        )?;
         for extra in new.extra {
             let mode = if extra.secret {
                 store.key_mode
             } else {
                 store.cert_mode
             };
-            let (tmp, name) = stage(dir, extra.name.clone(), &extra.bytes, mode)?;
-            staged.push((dir, tmp, name));
+            stage(
+                store,
+                &mut staged,
+                dir,
+                extra.name.clone(),
+                &extra.bytes,
+                mode,
+            )?;
         }
         sync_all(&parents, dir)?;
         let journal = Journal {
@@ -184,6 +189,22 @@ pub(super) fn swap(
     })
 }
 
+/// Writes one temporary file beside its target. It is listed in `staged` before it is
+/// written, so a write that fails half-way (a full disk) is cleaned up with the rest.
+fn stage<'d>(
+    store: &Store,
+    staged: &mut Vec<(&'d Dir, String, String)>,
+    parent: &'d Dir,
+    name: String,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), StoreError> {
+    let tmp = format!("{}{}", tmp_prefix(&name), fsio::nonce());
+    staged.push((parent, tmp.clone(), name));
+    store.step(&parent.join(&tmp))?;
+    parent.write_new(&tmp, bytes, mode, store.ownership)
+}
+
 /// Finishes a swap a crash interrupted: renames every staged file that is still there
 /// over its target, then removes the journal. Runs under the directory lock, before
 /// every inspection and swap. Returns whether there was a journal.
@@ -226,7 +247,16 @@ pub(super) fn recover(
     report: &mut RecoveryReport,
 ) -> Result<(), StoreError> {
     report.completed_journal = complete_journal(store, dir, files)?;
-    let parents = open_parents(store, files)?;
+    // Only the folders that exist: recovery never recreates one that vanished.
+    let mut parents = Parents::new();
+    for target in configured(files) {
+        let (parent, _) = fsio::split(target);
+        if !parents.contains_key(parent) {
+            if let Some(open) = Dir::open(parent)? {
+                parents.insert(parent.to_owned(), open);
+            }
+        }
+    }
     let mut names: Vec<String> = configured(files)
         .into_iter()
         .map(|p| fsio::split(p).1)
