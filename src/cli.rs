@@ -12,8 +12,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///
 /// Per certificate, [[certificate.output]] tables add files to each generation (kind
 /// "pem-bundle" with file and parts; kind "pkcs12" with file, password_file and an optional
-/// truststore), and proxy = "http://host:port" reaches the connector through an HTTPS
-/// proxy (default: HTTPS_PROXY / NO_PROXY; "none": always direct).
+/// truststore), linked as dir/<file>; proxy = "http://host:port" reaches the connector
+/// through an HTTPS proxy (default: HTTPS_PROXY / NO_PROXY; "none": always direct); and
+/// token_file = "/path" names a file the daemon watches while the certificate is missing,
+/// expired or revoked: a one-time token that appears there (any form enroll accepts, a
+/// Kubernetes Secret volume included) is used once to enroll, never while the certificate
+/// is valid. Exit codes: 0 success, 1 failed, 2 usage or configuration, 3 re-enrollment
+/// needed, 4 renewed but a dependent was not told (an on_renew hook failed; retried).
 #[derive(Debug, Parser)]
 #[command(name = "kyma-certd", version, propagate_version = true)]
 pub struct Cli {

@@ -13,12 +13,7 @@ const LONG: Duration = Duration::from_secs(3600);
 
 async fn full_cycle(protocol: &'static str) {
     let env = Env::start(LONG).await;
-    let cert = if protocol == "compass" {
-        Cert::compass("app")
-    } else {
-        Cert::rest("app")
-    };
-    env.write_config(&[], &[cert]);
+    env.write_config(&[], &[Cert::of(protocol, "app")]);
 
     let enrolled = env.enroll("app", protocol).ok();
     assert!(

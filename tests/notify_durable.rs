@@ -107,12 +107,7 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
 async fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
     for protocol in ["compass", "kyma-rest"] {
         let env = Env::start(LONG).await;
-        let cert = if protocol == "compass" {
-            Cert::compass("app")
-        } else {
-            Cert::rest("app")
-        };
-        env.write_config(&[], &[cert]);
+        env.write_config(&[], &[Cert::of(protocol, "app")]);
         env.enroll("app", protocol).ok();
         let dir = env.cert_dir("app");
 
@@ -142,12 +137,7 @@ async fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
 async fn connection_json_tells_consumers_what_the_connector_returned() {
     for protocol in ["compass", "kyma-rest"] {
         let env = Env::start(LONG).await;
-        let cert = if protocol == "compass" {
-            Cert::compass("app")
-        } else {
-            Cert::rest("app")
-        };
-        env.write_config(&[], &[cert]);
+        env.write_config(&[], &[Cert::of(protocol, "app")]);
         env.enroll("app", protocol).ok();
         env.run(&["renew", "--force", "--name", "app"]).ok();
         let dir = env.cert_dir("app");

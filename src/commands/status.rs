@@ -35,6 +35,8 @@ pub struct CertificateStatus {
     pub hooks_pending: Vec<String>,
     /// Why the last round of hooks failed, when some are pending.
     pub hook_error: Option<String>,
+    /// Why the last token from `token_file` did not enroll.
+    pub token_error: Option<String>,
 }
 
 pub fn status(config_path: &Path, name: Option<&str>, json: bool) -> CommandResult {
@@ -89,6 +91,7 @@ fn inspect(
         last_error: state.last_error.clone(),
         hooks_pending: Vec::new(),
         hook_error: None,
+        token_error: state.token_error.clone(),
     };
     let Some(current) = current else {
         return Ok(status);
@@ -207,6 +210,7 @@ fn table(statuses: &[CertificateStatus], colour: bool) -> String {
             line("hooks pending", Some(pending.as_str()));
             line("hook error", s.hook_error.as_deref());
         }
+        line("token error", s.token_error.as_deref());
         line("directory", Some(&s.dir));
     }
     out

@@ -230,6 +230,9 @@ pub struct CertificateConfig {
     pub connector_url: Option<Url>,
     /// Overrides the renewal URL learned at enrollment.
     pub renewal_url: Option<Url>,
+    /// Where a one-time token may appear; the daemon enrolls with it by itself while the
+    /// certificate is missing, expired or revoked (once per token).
+    pub token_file: Option<PathBuf>,
     pub allow_insecure_http: bool,
     pub renew: RenewPolicy,
     /// Fraction of the lifetime, in [0, 1).

@@ -87,6 +87,7 @@ macro_rules! inheritable_keys {
             pub dir: Option<Spanned<String>>,
             pub connector_url: Option<Spanned<String>>,
             pub renewal_url: Option<Spanned<String>>,
+            pub token_file: Option<Spanned<String>>,
             pub cert_file: Option<Spanned<String>>,
             pub key_file: Option<Spanned<String>>,
             pub chain_file: Option<Spanned<String>>,

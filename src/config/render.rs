@@ -96,6 +96,14 @@ fn render_certificate(out: &mut String, cert: &CertificateConfig) {
             let _ = writeln!(out, "# renewal_url: learned at enrollment");
         }
     }
+    match &cert.token_file {
+        Some(p) => {
+            let _ = writeln!(out, "token_file = {}", path(p));
+        }
+        None => {
+            let _ = writeln!(out, "# token_file: none (enroll by hand)");
+        }
+    }
     let _ = writeln!(out, "allow_insecure_http = {}", cert.allow_insecure_http);
     match cert.renew {
         RenewPolicy::At(fraction) => {

@@ -402,19 +402,22 @@ async fn finish_or_abort(name: String, mut join: JoinHandle<()>, deadline: Insta
 
 /// The directories whose changes concern a certificate.
 fn watched_dirs(cfg: &CertificateConfig) -> Vec<PathBuf> {
-    let mut dirs = vec![cfg.dir.clone()];
+    let mut files = Vec::new();
     if let Layout::Files(paths) = &cfg.layout {
-        for file in [
+        files.extend([
             &paths.cert_file,
             &paths.key_file,
             &paths.chain_file,
             &paths.ca_file,
-        ] {
-            if let Some(parent) = file.parent() {
-                if !dirs.iter().any(|d| d == parent) {
-                    dirs.push(parent.to_path_buf());
-                }
-            }
+        ]);
+    }
+    // The token file's folder: a token written there, or a Kubernetes Secret volume
+    // updated by its `..data` symlink swap, shows up as a change in it.
+    files.extend(&cfg.token_file);
+    let mut dirs = vec![cfg.dir.clone()];
+    for parent in files.into_iter().filter_map(|file| file.parent()) {
+        if !dirs.iter().any(|d| d == parent) {
+            dirs.push(parent.to_path_buf());
         }
     }
     dirs

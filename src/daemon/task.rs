@@ -250,6 +250,9 @@ impl Task {
 
     /// Reports the state, complains (once an hour), and waits for the files to change.
     async fn wait_for_enrollment(&mut self, state: CertState, why: String) -> ControlFlow<()> {
+        if self.ctx.cfg.token_file.is_some() && self.enroll_from_token_file().await {
+            return ControlFlow::Continue(());
+        }
         let ctx = &self.ctx;
         self.known = None;
         if state == CertState::Missing {
@@ -286,6 +289,99 @@ impl Task {
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+
+    /// Only a new enrollment can help: a one-time token that appeared in `token_file` is
+    /// used, once. A token is burned by its first use even when that fails, so its hash
+    /// is remembered before it is sent, and a refused token is reported, not retried.
+    /// Returns whether the certificate was enrolled.
+    async fn enroll_from_token_file(&mut self) -> bool {
+        let Some(path) = self.ctx.cfg.token_file.clone() else {
+            return false;
+        };
+        let token = match crate::token::read_token_file(&path) {
+            Ok(token) => token,
+            Err(crate::token::TokenFileError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return false;
+            }
+            Err(e) => {
+                // Unreadable or not a token: nothing was sent, nothing burned. Counted
+                // once per problem, like it is logged.
+                if self.token_refused(&crate::errors::error_chain(&e)).await {
+                    self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, false);
+                }
+                return false;
+            }
+        };
+        let hash = crate::pki::x509::hex(
+            crate::pki::x509::sha256(token.token().expose().as_bytes()).as_ref(),
+        );
+        if self.store.state().used_tokens.contains(&hash) {
+            debug!(path = %path.display(), "the token in token_file was used already");
+            return false;
+        }
+        let store = Store::new(&self.ctx.cfg);
+        let remember = hash.clone();
+        let remembered =
+            tokio::task::spawn_blocking(move || store.update_state(|s| s.use_token(&remember)))
+                .await;
+        if !matches!(remembered, Ok(Ok(_))) {
+            warn!(path = %path.display(), "cannot remember the token as used in state.json; not using it");
+            return false;
+        }
+        info!(path = %path.display(), form = token.form().as_str(), "a one-time token appeared in token_file; enrolling");
+        let request = flow::EnrollRequest {
+            url: None,
+            token: Some(token),
+        };
+        let result = tokio::select! {
+            biased;
+            () = self.ctx.cancel.cancelled() => return false,
+            result = Box::pin(flow::enroll(&self.ctx.cfg, &self.store, request)) => result,
+        };
+        match result {
+            Ok(info) => {
+                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, true);
+                let store = Store::new(&self.ctx.cfg);
+                let _ = tokio::task::spawn_blocking(move || {
+                    store.update_state(|s| s.token_error = None)
+                })
+                .await;
+                info!(
+                    fingerprint = %info.fingerprint_sha256,
+                    not_after = %timestamp(info.not_after),
+                    "enrolled with the token from token_file"
+                );
+                true
+            }
+            Err(e) => {
+                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, false);
+                self.token_refused(&crate::errors::error_chain(&e)).await;
+                false
+            }
+        }
+    }
+
+    /// Reports a token from `token_file` that did not enroll: once per message in the
+    /// log, always in `state.json` for `status`. Returns whether the message is new.
+    async fn token_refused(&mut self, message: &str) -> bool {
+        let store = Store::new(&self.ctx.cfg);
+        let record = message.to_owned();
+        let previous = tokio::task::spawn_blocking(move || {
+            let before = store.state().token_error;
+            let _ = store.update_state(|s| s.token_error = Some(record));
+            before
+        })
+        .await
+        .ok()
+        .flatten();
+        let new = previous.as_deref() != Some(message);
+        if new {
+            error!(error = %message, "the token in token_file did not enroll; waiting for a new token");
+        }
+        new
     }
 
     /// Takes note of a valid certificate; one that someone else put there starts afresh.

@@ -104,6 +104,7 @@ pub struct Metrics {
     consecutive_failures: Family<NameLabels, Gauge>,
     duration: Family<NameLabels, Histogram, fn() -> Histogram>,
     hook_runs: Family<HookLabels, Counter>,
+    token_enrollments: Family<ResultLabels, Counter>,
     hooks_pending: Family<NameLabels, Gauge>,
     config_reloads: Family<ReloadLabels, Counter>,
     ca_changes: Family<NameLabels, Counter>,
@@ -148,6 +149,7 @@ impl Metrics {
             consecutive_failures: Family::default(),
             duration: Family::new_with_constructor(new_duration_histogram),
             hook_runs: Family::default(),
+            token_enrollments: Family::default(),
             hooks_pending: Family::default(),
             config_reloads: Family::default(),
             ca_changes: Family::default(),
@@ -221,6 +223,11 @@ impl Metrics {
             "hook_runs",
             "on_renew hook runs by kind and result",
             metrics.hook_runs.clone(),
+        );
+        registry.register(
+            "token_enrollments",
+            "Enrollments the daemon made with a token from token_file, by result",
+            metrics.token_enrollments.clone(),
         );
         registry.register(
             "hooks_pending",
@@ -354,6 +361,16 @@ impl Metrics {
         self.changed_now();
     }
 
+    /// The daemon enrolled `name` with a token from its `token_file` (`ok`), or the
+    /// connector refused that token.
+    pub fn token_enrollment(&self, name: &str, ok: bool) {
+        self.touch(name);
+        self.token_enrollments
+            .get_or_create(&result_labels(name, ok))
+            .inc();
+        self.changed_now();
+    }
+
     /// One `on_renew` hook of `kind` ran for `name`.
     pub fn hook_ran(&self, name: &str, kind: HookKind, ok: bool) {
         self.touch(name);
@@ -408,6 +425,7 @@ impl Metrics {
         }
         for ok in [true, false] {
             self.renewals.remove(&result_labels(name, ok));
+            self.token_enrollments.remove(&result_labels(name, ok));
             for kind in HookKind::ALL {
                 self.hook_runs.remove(&hook_labels(name, kind, ok));
             }
@@ -559,6 +577,7 @@ impl Metrics {
         self.write_state(name, CertState::Missing);
         for ok in [true, false] {
             create(&self.renewals, &result_labels(name, ok));
+            create(&self.token_enrollments, &result_labels(name, ok));
             for kind in HookKind::ALL {
                 create(&self.hook_runs, &hook_labels(name, kind, ok));
             }

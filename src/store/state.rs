@@ -48,7 +48,15 @@ pub struct StateFile {
     /// became current is announced until every hook has succeeded for it; losing this
     /// record only means the hooks run once more.
     pub notified: Option<Notified>,
+    /// SHA-256 (hex) of the one-time tokens taken from `token_file`, newest last: a
+    /// token is burned by its first use, so none is offered twice.
+    pub used_tokens: Vec<String>,
+    /// Why the last token from `token_file` did not enroll; never the token.
+    pub token_error: Option<String>,
 }
+
+/// How many used token hashes `state.json` remembers.
+pub const USED_TOKENS_KEPT: usize = 32;
 
 /// The hooks that succeeded for one certificate, and how delivering the rest goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +108,15 @@ impl StateFile {
             }
             _ => keys.iter().collect(),
         }
+    }
+
+    /// Remembers a token (by its hash) as used, forgetting the oldest beyond
+    /// [`USED_TOKENS_KEPT`].
+    pub fn use_token(&mut self, hash: &str) {
+        self.used_tokens.retain(|h| h != hash);
+        self.used_tokens.push(hash.to_owned());
+        let excess = self.used_tokens.len().saturating_sub(USED_TOKENS_KEPT);
+        self.used_tokens.drain(..excess);
     }
 
     /// Whether the certificate with this fingerprint was revoked.

@@ -59,6 +59,7 @@ fn config(dir: &Path, layout: Layout) -> CertificateConfig {
         server_ca_file: None,
         connector_url: None,
         renewal_url: None,
+        token_file: None,
         allow_insecure_http: false,
         renew: RenewPolicy::At(0.7),
         jitter: 0.05,

@@ -47,6 +47,15 @@ impl Cert {
         }
     }
 
+    /// A certificate of `protocol` ("compass" or "kyma-rest").
+    pub fn of(protocol: &str, name: &str) -> Cert {
+        if protocol == "compass" {
+            Cert::compass(name)
+        } else {
+            Cert::rest(name)
+        }
+    }
+
     pub fn with(mut self, line: &str) -> Cert {
         self.extra.push(line.to_owned());
         self

@@ -358,6 +358,10 @@ impl Builder<'_> {
         let renewal_url = self.check(own(&raw.renewal_url), ctx, "renewal_url", |s| {
             values::parse_url(s, insecure)
         });
+        let base_dir = self.base_dir;
+        let token_file = self.check(own(&raw.token_file), ctx, "token_file", |s| {
+            resolve_path(base_dir, s)
+        });
         let layout = self.layout(raw, &span, ctx, common.files_layout);
         let on_renew = raw
             .on_renew
@@ -388,6 +392,7 @@ impl Builder<'_> {
             server_ca_file: common.server_ca_file,
             connector_url,
             renewal_url,
+            token_file,
             allow_insecure_http: common.allow_insecure_http,
             renew: common.renew,
             jitter: common.jitter,
