@@ -172,6 +172,15 @@ impl Backoff {
     /// [`MAX_WAIT_FRACTION_OF_REMAINING`] of the time left before `not_after`. Never less
     /// than [`MIN_RETRY_DELAY`], also when the certificate has already expired.
     /// `unit_random` is a random number in [0, 1); other values are clamped.
+    /// When a certificate revoked in the connector's words is tried again: `max` after
+    /// `since`, but no later than its notAfter, so that a lifted revocation heals while
+    /// the certificate can still renew, and an expiry is noticed when it happens.
+    pub fn revocation_probe(&self, since: SystemTime, not_after: SystemTime) -> SystemTime {
+        since
+            .checked_add(self.max)
+            .map_or(not_after, |at| at.min(not_after))
+    }
+
     pub fn delay(
         &self,
         consecutive_failures: u32,
@@ -213,6 +222,19 @@ fn unit_from_seed(seed: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_revoked_certificate_is_probed_every_retry_max_until_it_expires() {
+        let backoff = Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let far = now + Duration::from_secs(86_400);
+        assert_eq!(
+            backoff.revocation_probe(now, far),
+            now + Duration::from_secs(3600)
+        );
+        let soon = now + Duration::from_secs(600);
+        assert_eq!(backoff.revocation_probe(now, soon), soon);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

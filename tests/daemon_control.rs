@@ -499,7 +499,7 @@ fn an_expired_certificate_waits_quietly_until_enrolled_then_renews() {
 }
 
 #[test]
-fn a_revoked_certificate_waits_quietly_until_enrolled_then_renews() {
+fn a_revoked_certificate_is_probed_not_hammered_until_enrolled_then_renews() {
     let world = World::new(SHORT);
     world.write_config(&[spec("orders")]);
     let enrolled = world.enroll("orders", "compass");
@@ -507,7 +507,40 @@ fn a_revoked_certificate_waits_quietly_until_enrolled_then_renews() {
     daemon.wait_ready();
     // Revoked at the connector: the daemon learns it at its next renewal.
     world.sim.revoke(&enrolled);
-    assert_waits_for_enrollment(&world, &mut daemon, "revoked");
+    let reached = eventually(Duration::from_secs(15), || {
+        daemon.metrics().state("orders").as_deref() == Some("revoked")
+    });
+    assert!(
+        reached,
+        "never revoked
+{}",
+        daemon.metrics().text
+    );
+    // Probed every retry_max (2s here) until it expires, in case the revocation is lifted:
+    // a handful of requests, not a retry storm.
+    let requests = world.sim.request_counts().total();
+    std::thread::sleep(Duration::from_secs(3));
+    let probes = world.sim.request_counts().total() - requests;
+    assert!(
+        (1..=4).contains(&probes),
+        "{probes} requests in 3s while revoked"
+    );
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("revoked"), "{body}");
+    assert_eq!(daemon.get("/healthz").0, 200);
+    let errors: Vec<String> = daemon
+        .log()
+        .into_iter()
+        .filter(|l| l.level() == "ERROR")
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(errors.len(), 1, "error lines while revoked: {errors:#?}");
+    assert!(
+        errors[0].contains("kyma-certd enroll"),
+        "the error says what to do: {}",
+        errors[0]
+    );
     assert_eq!(
         fingerprint_on_disk(&world.cert_dir("orders")),
         Some(enrolled),

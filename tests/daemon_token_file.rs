@@ -179,3 +179,28 @@ fn an_expired_certificate_is_re_enrolled_from_the_token_file() {
     assert_eq!(token_metric(&mut daemon, "success"), 1.0);
     daemon.terminate();
 }
+
+/// A certificate the connector revoked is re-enrolled from a token dropped in afterwards,
+/// while the daemon keeps probing it.
+#[test]
+fn a_revoked_certificate_is_re_enrolled_from_the_token_file() {
+    let world = World::new(Duration::from_secs(3600));
+    let token_file = world.path("orders.token");
+    world.write_config(&[spec(&token_file)]);
+    let old = world.enroll("orders", "compass");
+    world.sim.revoke(&old);
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    daemon.signal(harness::Signal::USR1);
+    wait_for("the revocation noticed", Duration::from_secs(15), || {
+        (world.status()["orders"]["state"] == "revoked").then_some(())
+    });
+    std::fs::write(&token_file, world.sim.mint_compass_token()).unwrap();
+    wait_for("the re-enrollment", Duration::from_secs(10), || {
+        let status = world.status();
+        let fingerprint = status["orders"]["fingerprint_sha256"].as_str()?.to_owned();
+        (fingerprint != old && status["orders"]["state"] == "valid").then_some(())
+    });
+    assert_eq!(token_metric(&mut daemon, "success"), 1.0);
+    daemon.terminate();
+}

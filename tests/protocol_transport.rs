@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use kyma_certd::pki::secret::Token;
 use kyma_certd::protocol::{
-    Connector, HttpSettings, MAX_BODY_BYTES, ProtocolError, RestConnector, USER_AGENT,
+    Connector, HttpSettings, MAX_BODY_BYTES, ProtocolError, Refusal, RestConnector, USER_AGENT,
+    Verdict,
 };
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
@@ -200,25 +201,35 @@ async fn renew_with_foreign_certificate(version: TlsVersion) -> ProtocolError {
     err
 }
 
+/// An alert proves nothing about the certificate: the same `unknown_ca` comes from a
+/// gateway whose client-CA bundle is broken. A refusal, retried; never a revocation.
 #[tokio::test]
-async fn client_certificate_refused_at_a_tls13_handshake_needs_reenrollment() {
+async fn client_certificate_refused_at_a_tls13_handshake_is_a_refusal_not_a_revocation() {
     let err = renew_with_foreign_certificate(TlsVersion::Tls13).await;
     assert!(
-        matches!(err, ProtocolError::ClientCertificateRejected { .. }),
+        matches!(err, ProtocolError::HandshakeRefused { .. }),
         "{err}"
     );
-    assert!(err.needs_reenrollment());
+    assert!(!err.needs_reenrollment());
+    assert!(
+        matches!(err.verdict(), Verdict::Refused(Refusal::TlsAlert { .. })),
+        "{err}"
+    );
     assert_eq!(err.reason(), "tls");
 }
 
 #[tokio::test]
-async fn client_certificate_refused_at_a_tls12_handshake_needs_reenrollment() {
+async fn client_certificate_refused_at_a_tls12_handshake_is_a_refusal_not_a_revocation() {
     let err = renew_with_foreign_certificate(TlsVersion::Tls12).await;
     assert!(
-        matches!(err, ProtocolError::ClientCertificateRejected { .. }),
+        matches!(err, ProtocolError::HandshakeRefused { .. }),
         "{err}"
     );
-    assert!(err.needs_reenrollment());
+    assert!(!err.needs_reenrollment());
+    assert!(
+        matches!(err.verdict(), Verdict::Refused(Refusal::TlsAlert { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test]

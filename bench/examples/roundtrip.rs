@@ -142,7 +142,7 @@ async fn steps(cert: &CertificateConfig, print: bool) -> anyhow::Result<()> {
     let swap_store = Store::new(cert);
     tokio::task::spawn_blocking(move || swap_store.swap(&verified)).await??;
     lap("swap");
-    store.record_attempt::<flow::FlowError>(Ok(()));
+    store.record_attempt(Ok(()));
     lap("state");
     Ok(())
 }

@@ -117,14 +117,21 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
             respond::json(StatusCode::OK, &shared.registry.revoked())
         }
         (&Method::POST, ["revocations", fingerprint]) => {
-            if fingerprint.len() != 64 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "a fingerprint is 64 hex digits (sha-256)",
-                );
+            if !is_fingerprint(fingerprint) {
+                return error(StatusCode::BAD_REQUEST, FINGERPRINT_FORMAT);
             }
             shared.registry.revoke(fingerprint);
             no_content()
+        }
+        (&Method::DELETE, ["revocations", fingerprint]) => {
+            if !is_fingerprint(fingerprint) {
+                return error(StatusCode::BAD_REQUEST, FINGERPRINT_FORMAT);
+            }
+            if shared.registry.unrevoke(fingerprint) {
+                no_content()
+            } else {
+                error(StatusCode::NOT_FOUND, "this fingerprint is not revoked")
+            }
         }
         (&Method::GET, ["fault"]) => respond::json(StatusCode::OK, &shared.faults.current()),
         (&Method::PUT, ["fault"]) => {
@@ -154,6 +161,12 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
             "unknown admin endpoint; GET / lists them",
         ),
     }
+}
+
+const FINGERPRINT_FORMAT: &str = "a fingerprint is 64 hex digits (sha-256)";
+
+fn is_fingerprint(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn pem(text: &str) -> Response<Body> {
@@ -221,7 +234,7 @@ fn index(shared: &Shared) -> Index {
             "POST /ca/rollover (a next CA joins every returned CA bundle)",
             "GET /certificates[/{fingerprint}]",
             "GET /revocations",
-            "POST /revocations/{fingerprint}",
+            "POST|DELETE /revocations/{fingerprint}",
             "GET|PUT|DELETE /fault",
             "GET /counters",
             "GET /",

@@ -14,7 +14,8 @@ pub const DEFAULT_OVERSIZED_BYTES: u64 = 32 * 1024 * 1024;
 /// A misbehaviour of the token-secured and mTLS listeners (never the admin listener).
 ///
 /// Connection faults ([`Fault::DropHandshake`]) are consumed by the next accepted
-/// connection; certificate faults ([`Fault::InvalidBase64`] .. [`Fault::UnrelatedCa`]) by the
+/// connection; gateway faults ([`Fault::TlsAlert`], [`Fault::GatewayRefusal`]) only by the
+/// next connection or request on the mTLS listener, where a gateway would sit; certificate faults ([`Fault::InvalidBase64`] .. [`Fault::UnrelatedCa`]) by the
 /// next request that issues a certificate; all others by the next request of any kind.
 /// Request faults other than `Latency` and `MalformedJson` answer without processing the
 /// request: no token is consumed and no certificate issued.
@@ -54,6 +55,66 @@ pub enum Fault {
     },
     /// Accept the TCP connection, then close it before the TLS handshake.
     DropHandshake,
+    /// mTLS listener only: read the client's hello, then refuse the handshake with this
+    /// fatal alert, as a gateway in front of the connector does when its client-CA bundle
+    /// is broken (`unknown_ca`) or its clock is wrong (`certificate_expired`).
+    TlsAlert { alert: AlertName },
+    /// mTLS listener only: answer like a gateway in front of the connector (an Istio
+    /// AuthorizationPolicy, a WAF, an authenticating proxy) with this status and a
+    /// plain-text body in neither connector's error format. Nothing reaches the connector.
+    GatewayRefusal {
+        #[serde(default = "default_gateway_status")]
+        status: u16,
+        #[serde(default = "default_gateway_body")]
+        body: String,
+    },
+}
+
+/// The fatal TLS alerts [`Fault::TlsAlert`] can send, by their RFC 8446 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertName {
+    HandshakeFailure,
+    BadCertificate,
+    UnsupportedCertificate,
+    CertificateRevoked,
+    CertificateExpired,
+    CertificateUnknown,
+    UnknownCa,
+    AccessDenied,
+    InsufficientSecurity,
+    InternalError,
+    CertificateRequired,
+}
+
+impl AlertName {
+    /// The alert's code on the wire (RFC 8446 section 6).
+    pub fn code(self) -> u8 {
+        match self {
+            AlertName::HandshakeFailure => 40,
+            AlertName::BadCertificate => 42,
+            AlertName::UnsupportedCertificate => 43,
+            AlertName::CertificateRevoked => 44,
+            AlertName::CertificateExpired => 45,
+            AlertName::CertificateUnknown => 46,
+            AlertName::UnknownCa => 48,
+            AlertName::AccessDenied => 49,
+            AlertName::InsufficientSecurity => 71,
+            AlertName::InternalError => 80,
+            AlertName::CertificateRequired => 116,
+        }
+    }
+}
+
+/// What Envoy's RBAC filter answers when an Istio AuthorizationPolicy denies a request.
+pub const DEFAULT_GATEWAY_BODY: &str = "RBAC: access denied";
+
+fn default_gateway_status() -> u16 {
+    403
+}
+
+fn default_gateway_body() -> String {
+    DEFAULT_GATEWAY_BODY.to_owned()
 }
 
 fn default_oversized() -> u64 {
@@ -83,12 +144,18 @@ pub(crate) enum Stage {
     Connection,
     Request,
     Issuance,
+    /// A connection accepted on the mTLS listener.
+    MtlsConnection,
+    /// A request received on the mTLS listener, before the connector sees it.
+    MtlsRequest,
 }
 
 impl Fault {
     pub(crate) fn stage(&self) -> Stage {
         match self {
             Fault::DropHandshake => Stage::Connection,
+            Fault::TlsAlert { .. } => Stage::MtlsConnection,
+            Fault::GatewayRefusal { .. } => Stage::MtlsRequest,
             Fault::InvalidBase64
             | Fault::ForeignKey
             | Fault::WrongSubject
@@ -201,6 +268,31 @@ mod tests {
     }
 
     #[test]
+    fn gateway_faults_are_consumed_only_on_the_mtls_listener() {
+        let slot = FaultSlot::default();
+        slot.set(
+            Fault::TlsAlert {
+                alert: AlertName::UnknownCa,
+            },
+            FaultScope::Next(1),
+        );
+        assert_eq!(slot.take(Stage::Connection), None);
+        assert_eq!(slot.take(Stage::Request), None);
+        assert!(slot.take(Stage::MtlsConnection).is_some());
+        slot.set(
+            Fault::GatewayRefusal {
+                status: 401,
+                body: String::new(),
+            },
+            FaultScope::UntilCleared,
+        );
+        assert_eq!(slot.take(Stage::Request), None);
+        assert_eq!(slot.take(Stage::MtlsConnection), None);
+        assert!(slot.take(Stage::MtlsRequest).is_some());
+        assert!(slot.take(Stage::MtlsRequest).is_some());
+    }
+
+    #[test]
     fn until_cleared_fault_stays_until_cleared() {
         let slot = FaultSlot::default();
         slot.set(Fault::Unavailable, FaultScope::UntilCleared);
@@ -228,6 +320,25 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<ActiveFault>(&back).expect("parses"),
             active
+        );
+        let gateway: Fault = serde_json::from_str(r#"{"kind":"gateway_refusal"}"#).expect("parses");
+        assert_eq!(
+            gateway,
+            Fault::GatewayRefusal {
+                status: 403,
+                body: DEFAULT_GATEWAY_BODY.to_owned()
+            }
+        );
+        let alert: Fault =
+            serde_json::from_str(r#"{"kind":"tls_alert","alert":"unknown_ca"}"#).expect("parses");
+        assert_eq!(
+            alert,
+            Fault::TlsAlert {
+                alert: AlertName::UnknownCa
+            }
+        );
+        assert!(
+            serde_json::from_str::<Fault>(r#"{"kind":"tls_alert","alert":"no_such"}"#).is_err()
         );
         let oversized: Fault =
             serde_json::from_str(r#"{"kind":"oversized_body"}"#).expect("parses");

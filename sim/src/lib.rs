@@ -34,7 +34,9 @@ pub use admin::DirectorToken;
 pub use compass::TOKEN_HEADER;
 pub use config::SimConfig;
 pub use error::SimError;
-pub use fault::{ActiveFault, DEFAULT_OVERSIZED_BYTES, Fault, FaultScope};
+pub use fault::{
+    ActiveFault, AlertName, DEFAULT_GATEWAY_BODY, DEFAULT_OVERSIZED_BYTES, Fault, FaultScope,
+};
 pub use pki::{ISSUED_SERIAL, fingerprint};
 pub use registry::{Endpoint, IssuedCertificate, RequestCounts};
 pub use simulator::Simulator;

@@ -79,10 +79,14 @@ pub enum Endpoint {
     Unknown,
     /// A connection closed before its handshake by [`Fault::DropHandshake`].
     DroppedHandshake,
+    /// A handshake refused with an alert by [`Fault::TlsAlert`].
+    RefusedHandshake,
+    /// A request answered by [`Fault::GatewayRefusal`] instead of the connector.
+    GatewayRefusal,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::CompassConfiguration,
         Endpoint::CompassSign,
         Endpoint::CompassRevoke,
@@ -95,6 +99,8 @@ impl Endpoint {
         Endpoint::Health,
         Endpoint::Unknown,
         Endpoint::DroppedHandshake,
+        Endpoint::RefusedHandshake,
+        Endpoint::GatewayRefusal,
     ];
 
     /// The counter's key in the admin API.
@@ -112,6 +118,8 @@ impl Endpoint {
             Endpoint::Health => "health",
             Endpoint::Unknown => "unknown",
             Endpoint::DroppedHandshake => "tls.dropped_handshake",
+            Endpoint::RefusedHandshake => "tls.refused_handshake",
+            Endpoint::GatewayRefusal => "gateway.refusal",
         }
     }
 }
@@ -183,6 +191,14 @@ impl Registry {
     /// Marks a fingerprint revoked; returns `false` when it already was.
     pub fn revoke(&self, fingerprint: &str) -> bool {
         self.lock().revoked.insert(fingerprint.to_ascii_lowercase())
+    }
+
+    /// Takes a fingerprint off the revocation list, as an administrator cleaning it up
+    /// would; returns `false` when it was not on it.
+    pub fn unrevoke(&self, fingerprint: &str) -> bool {
+        self.lock()
+            .revoked
+            .remove(&fingerprint.to_ascii_lowercase())
     }
 
     pub fn is_revoked(&self, fingerprint: &str) -> bool {

@@ -1,5 +1,5 @@
 //! The listeners: TLS set-up (token-secured without client certificates, mTLS verified against
-//! the client CA), accept loops, the dropped-handshake fault, and routing each request to the
+//! the client CA), accept loops, the connection and gateway faults, and routing each request to the
 //! protocol that owns its path. Does not implement any protocol.
 
 use std::convert::Infallible;
@@ -13,13 +13,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use x509_parser::prelude::FromDer;
 
 use crate::error::SimError;
-use crate::fault::Stage;
+use crate::fault::{AlertName, Fault, Stage};
 use crate::registry::Endpoint;
 use crate::respond::{self, Body};
 use crate::shared::{ErrorStyle, Shared};
@@ -125,6 +126,15 @@ pub(crate) async fn serve(
                         drop(stream);
                         continue;
                     }
+                    if role == Role::Mtls
+                        && let Some(Fault::TlsAlert { alert }) =
+                            shared.faults.take(Stage::MtlsConnection)
+                    {
+                        shared.registry.count(Endpoint::RefusedHandshake);
+                        tracing::debug!(?alert, "refusing a handshake with an alert (fault)");
+                        connections.spawn(refuse_handshake(stream, alert));
+                        continue;
+                    }
                     connections.spawn(connection(stream, tls.clone(), role, shared.clone()));
                 }
                 Err(error) => {
@@ -136,6 +146,32 @@ pub(crate) async fn serve(
         }
     }
 }
+
+/// Reads the client's first TLS record (its hello) and answers with a fatal alert in a
+/// plaintext alert record, then closes: what the client sees when a gateway refuses it.
+async fn refuse_handshake(mut stream: TcpStream, alert: AlertName) {
+    let read_hello = async {
+        let mut header = [0u8; 5];
+        stream.read_exact(&mut header).await?;
+        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let mut hello = vec![0u8; length.min(MAX_HELLO_BYTES)];
+        stream.read_exact(&mut hello).await?;
+        Ok::<_, std::io::Error>(())
+    };
+    if !matches!(
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, read_hello).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    // Content type 21 (alert), legacy version TLS 1.2, length 2, level 2 (fatal), code.
+    let record = [21, 3, 3, 0, 2, 2, alert.code()];
+    let _ = stream.write_all(&record).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A TLS record is at most 2^14 bytes of plaintext plus some overhead.
+const MAX_HELLO_BYTES: usize = 16 * 1024 + 256;
 
 async fn connection(stream: TcpStream, tls: Option<TlsAcceptor>, role: Role, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
@@ -188,6 +224,13 @@ async fn route(
     let (parts, body) = request.into_parts();
     // The path only: the query may carry a token.
     tracing::debug!(listener = role.as_str(), method = %parts.method, path = parts.uri.path(), "request");
+    if role == Role::Mtls
+        && let Some(Fault::GatewayRefusal { status, body }) = shared.faults.take(Stage::MtlsRequest)
+    {
+        shared.registry.count(Endpoint::GatewayRefusal);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+        return respond::with_body(status, "text/plain", respond::full(body));
+    }
     let is_compass = parts.uri.path() == compass::PATH;
     let body = match respond::read_body(body).await {
         Ok(body) => body,

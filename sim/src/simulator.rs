@@ -304,6 +304,11 @@ impl Simulator {
         self.shared.registry.revoke(fingerprint);
     }
 
+    /// Takes a certificate off the revocation list, as an administrator cleaning it up would.
+    pub fn unrevoke(&self, fingerprint: &str) {
+        self.shared.registry.unrevoke(fingerprint);
+    }
+
     /// Requests seen per endpoint and operation, faulted ones included.
     pub fn request_counts(&self) -> RequestCounts {
         self.shared.registry.counts()

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use kyma_connector_sim::{Fault, FaultScope, Simulator, fingerprint};
+use kyma_connector_sim::{Endpoint, Fault, FaultScope, Simulator, fingerprint};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -120,7 +120,7 @@ async fn revoking_through_admin_blocks_renewal() {
         sim.mtls_addr()
     );
     let (status, body) = json_of(
-        mtls.post(renew)
+        mtls.post(&renew)
             .json_body(&json!({"csr": csr(&key, "my-app")}))
             .send()
             .await
@@ -129,6 +129,122 @@ async fn revoking_through_admin_blocks_renewal() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "Certificate has been revoked.");
+
+    // An administrator cleans up the revocation list: the certificate renews again.
+    let lift = || {
+        admin_client()
+            .delete(admin(&sim, &format!("revocations/{fp}")))
+            .send()
+    };
+    assert_eq!(lift().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(admin_get(&sim, "revocations").await.1, json!([]));
+    let response = mtls
+        .post(&renew)
+        .json_body(&json!({"csr": csr(&key, "my-app")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(lift().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+/// A request on the mTLS listener, with the simulator's own freshly enrolled certificate.
+async fn management_info(
+    mtls: &reqwest::Client,
+    sim: &Simulator,
+) -> Result<reqwest::Response, reqwest::Error> {
+    mtls.get(format!(
+        "https://{}/v1/applications/management/info",
+        sim.mtls_addr()
+    ))
+    .send()
+    .await
+}
+
+async fn put_fault(sim: &Simulator, body: Value) {
+    let put = admin_client()
+        .put(admin(sim, "fault"))
+        .json_body(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT, "{body}");
+}
+
+#[tokio::test]
+async fn gateway_faults_switched_over_http_refuse_only_on_the_mtls_listener() {
+    let sim = start().await;
+    let key = rsa_key();
+    let enrolled = rest_enroll(&sim, &key).await;
+    let mtls = mtls_client(&sim, &enrolled.cert_pem, &enrolled.key_pem);
+
+    // A gateway's 403: plain text, not the connector's {code, error}.
+    put_fault(
+        &sim,
+        json!({"fault": {"kind": "gateway_refusal"}, "scope": "until_cleared"}),
+    )
+    .await;
+    let (_, url) = sim.mint_rest_token();
+    let token_call = client(&sim).get(url).send().await.unwrap();
+    assert_eq!(
+        token_call.status(),
+        StatusCode::OK,
+        "the token listener is not behind it"
+    );
+    for _ in 0..2 {
+        let refused = management_info(&mtls, &sim).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused.text().await.unwrap(), "RBAC: access denied");
+    }
+    assert_eq!(sim.request_counts().get(Endpoint::GatewayRefusal), 2);
+    assert_eq!(sim.request_counts().get(Endpoint::RestManagementInfo), 0);
+    put_fault(
+        &sim,
+        json!({"fault": {"kind": "gateway_refusal", "status": 407, "body": "proxy says no"}, "scope": {"next": 1}}),
+    )
+    .await;
+    let refused = management_info(&mtls, &sim).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+    assert_eq!(refused.text().await.unwrap(), "proxy says no");
+
+    // A handshake refused with an alert.
+    put_fault(
+        &sim,
+        json!({"fault": {"kind": "tls_alert", "alert": "unknown_ca"}, "scope": "until_cleared"}),
+    )
+    .await;
+    let (_, url) = sim.mint_rest_token();
+    assert_eq!(
+        client(&sim).get(url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A new client: a pooled connection would not shake hands again.
+    let mtls = mtls_client(&sim, &enrolled.cert_pem, &enrolled.key_pem);
+    let error = management_info(&mtls, &sim).await.unwrap_err();
+    assert!(
+        format!("{error:?}").contains("AlertReceived(UnknownCA)"),
+        "{error:?}"
+    );
+    assert_eq!(sim.request_counts().get(Endpoint::RefusedHandshake), 1);
+
+    let delete = admin_client()
+        .delete(admin(&sim, "fault"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+    let response = management_info(&mtls, &sim).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let unknown = admin_client()
+        .put(admin(&sim, "fault"))
+        .json_body(
+            &json!({"fault": {"kind": "tls_alert", "alert": "teapot"}, "scope": "until_cleared"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

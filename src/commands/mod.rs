@@ -19,6 +19,7 @@ use std::path::Path;
 use crate::config::{self, CertificateConfig, Config};
 use crate::exit::{CommandError, CommandResult};
 use crate::flow::FlowError;
+use crate::protocol::Verdict;
 
 /// Loads the configuration with every check; a bad one is a usage error (exit 2).
 pub fn load_config(path: &Path) -> CommandResult<Config> {
@@ -64,7 +65,14 @@ pub fn selected<'a>(
 pub fn flow_error(name: &str, error: FlowError) -> CommandError {
     let reenroll = error.needs_reenrollment();
     let usage = matches!(error, FlowError::TokenForm(_));
-    let error = anyhow::Error::new(error).context(format!("certificate {name:?}"));
+    let context = match error.verdict() {
+        // Said up front: the operator's next step differs from a revocation's.
+        Verdict::Refused(refusal) => format!(
+            "certificate {name:?}: renewal refused ({refusal}), not revoked; the certificate stays valid, retry once what refused it is fixed"
+        ),
+        _ => format!("certificate {name:?}"),
+    };
+    let error = anyhow::Error::new(error).context(context);
     if usage {
         CommandError::usage(error)
     } else if reenroll {

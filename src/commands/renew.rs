@@ -57,7 +57,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
             );
             continue;
         }
-        store.record_attempt(result.as_ref().map(|_| ()));
+        store.record_attempt(flow::attempt(&result));
         match result {
             Ok(renewed) => println!(
                 "{}: renewed in {:.2}s, {} -> {}, valid until {}",

@@ -1,6 +1,7 @@
 //! `status`: what is on disk and in `state.json`, without network. A table on a
 //! terminal (coloured), JSON with `--json`. Exits 3 when a certificate needs a new
-//! enrollment, so scripts can alert on it.
+//! enrollment (missing, expired, revoked), so scripts can alert on it; a refused one is
+//! still valid and retried, and exits 0 like a backoff.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -20,6 +21,8 @@ pub struct CertificateStatus {
     pub name: String,
     pub protocol: &'static str,
     pub state: &'static str,
+    /// Why the state is `refused` or `revoked`: which refusal, or the revocation's record.
+    pub reason: Option<String>,
     pub dir: String,
     pub subject: Option<String>,
     pub issuer: Option<String>,
@@ -78,6 +81,7 @@ fn inspect(
         name: cert.name.clone(),
         protocol: cert.protocol.as_str(),
         state: "missing",
+        reason: None,
         dir: cert.dir.display().to_string(),
         subject: None,
         issuer: None,
@@ -97,10 +101,13 @@ fn inspect(
         return Ok(status);
     };
     let info = &current.info;
-    status.state = if state.is_revoked(&info.fingerprint_sha256) {
-        "revoked"
-    } else if info.not_after <= now {
+    let refusal = state.refusal_of(&info.fingerprint_sha256);
+    status.state = if info.not_after <= now {
         "expired"
+    } else if state.is_revoked(&info.fingerprint_sha256) {
+        "revoked"
+    } else if refusal.is_some() {
+        "refused"
     } else if state.consecutive_failures > 0 {
         "backoff"
     } else {
@@ -111,16 +118,26 @@ fn inspect(
         status.hook_error = pending.last_error;
         status.hooks_pending = pending.hooks;
     }
+    status.reason = match status.state {
+        "revoked" => state.revoked.as_ref().map(|r| {
+            format!(
+                "revoked since {}; probed every retry_max until it expires",
+                timestamp(r.at)
+            )
+        }),
+        "refused" => refusal.map(str::to_owned),
+        _ => None,
+    };
     status.subject = Some(info.subject.clone());
     status.issuer = Some(info.issuer.clone());
     status.fingerprint_sha256 = Some(info.fingerprint_sha256.clone());
     status.not_before = Some(timestamp(info.not_before));
     status.not_after = Some(timestamp(info.not_after));
     status.seconds_left = Some(signed_seconds(info.not_after, now));
-    if status.state == "valid" || status.state == "backoff" {
+    if status.state != "expired" {
         let due = crate::schedule::due(cert, info);
         let next = match state.next_attempt {
-            Some(retry) if status.state == "backoff" => retry,
+            Some(retry) if status.state != "valid" => retry,
             _ => due,
         };
         status.next_renewal = Some(timestamp(next));
@@ -164,7 +181,7 @@ fn table(statuses: &[CertificateStatus], colour: bool) -> String {
         }
         let code = match state {
             "valid" => "32",
-            "renewing" | "backoff" => "33",
+            "renewing" | "backoff" | "refused" => "33",
             _ => "31;1",
         };
         format!("\x1b[{code}m{state:<8}\x1b[0m")
@@ -197,6 +214,7 @@ fn table(statuses: &[CertificateStatus], colour: bool) -> String {
                 out.push_str(&format!("  {key:<13} {value}\n"));
             }
         };
+        line("reason", s.reason.as_deref());
         line("subject", s.subject.as_deref());
         line("issuer", s.issuer.as_deref());
         line("sha256", s.fingerprint_sha256.as_deref());

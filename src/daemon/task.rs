@@ -1,6 +1,7 @@
 //! One certificate's life in the daemon: inspect the files, wait for the renewal time,
-//! renew, back off on failure, run the hooks, and wait for an operator when only a new
-//! enrollment can help. Does not parse the config, watch files or handle signals.
+//! renew, back off on failure (a refusal included), probe a revoked certificate until it
+//! expires, run the hooks, and wait for an operator when only a new enrollment can help.
+//! Does not parse the config, watch files or handle signals.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::flow::{self, FlowError};
 use crate::notify;
 use crate::pki::verify::timestamp;
 use crate::pki::x509::CertInfo;
+use crate::protocol::Verdict;
 use crate::report::{CertState, Metrics};
 use crate::schedule::{Backoff, next_wakeup};
 use crate::store::Store;
@@ -58,17 +60,50 @@ enum Woke {
     Cancelled,
 }
 
-/// A certificate the connector refused (revoked, expired or foreign).
-struct Refusal {
-    fingerprint: String,
-    state: CertState,
-    cause: String,
+/// What failed attempts said about the certificate on disk. Neither is ever final: the
+/// certificate keeps being tried until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Evidence {
+    /// Revoked in the connector's own words (or by `revoke`): probed every `retry_max`.
+    Revoked { fingerprint: String },
+    /// Refused by something that may sit in front of the connector: normal backoff.
+    Refused { fingerprint: String, reason: String },
+}
+
+impl Evidence {
+    fn fingerprint(&self) -> &str {
+        match self {
+            Evidence::Revoked { fingerprint } | Evidence::Refused { fingerprint, .. } => {
+                fingerprint
+            }
+        }
+    }
+
+    /// What state.json remembers of the certificate's last attempts.
+    fn recorded(state: &crate::store::StateFile) -> Option<Evidence> {
+        if let Some(revoked) = &state.revoked {
+            return Some(Evidence::Revoked {
+                fingerprint: revoked.fingerprint.clone(),
+            });
+        }
+        state.refused.as_ref().map(|refused| Evidence::Refused {
+            fingerprint: refused.fingerprint.clone(),
+            reason: refused.reason.clone(),
+        })
+    }
 }
 
 /// What the files say about the certificate.
 enum Standing {
-    Valid(CertInfo),
-    NeedsEnrollment { state: CertState, why: String },
+    /// Valid by its dates, with a revocation recorded in state.json, if there is one.
+    Valid {
+        info: CertInfo,
+        revoked_at: Option<SystemTime>,
+    },
+    NeedsEnrollment {
+        state: CertState,
+        why: String,
+    },
 }
 
 /// Runs one certificate's task until it is cancelled.
@@ -93,9 +128,9 @@ struct Task {
     last_complaint: Option<(Instant, String)>,
     /// The renewal time last logged, so that each schedule is logged once.
     announced: Option<SystemTime>,
-    /// The certificate the connector refused: never offered again, even if state.json
-    /// could not record the revocation, until the files change.
-    refused: Option<Refusal>,
+    /// What the last failures said about the certificate, kept in memory too so that a
+    /// state.json that cannot be written does not hide it.
+    evidence: Option<Evidence>,
 }
 
 impl Task {
@@ -133,7 +168,8 @@ impl Task {
             ctx.metrics.restore_failures(&ctx.cfg.name, failures);
         }
         Task {
-            retry_at: persisted.next_attempt.filter(|_| failures > 0),
+            retry_at: restored_retry(&persisted, ctx.cfg.retry_min),
+            evidence: Evidence::recorded(&persisted),
             failures,
             ctx,
             store,
@@ -141,19 +177,29 @@ impl Task {
             known: None,
             last_complaint: None,
             announced: None,
-            refused: None,
         }
     }
 
     /// One look at the files, one wait, and at most one renewal attempt.
     async fn step(&mut self) -> ControlFlow<()> {
-        let info = match self.standing() {
-            Standing::Valid(info) => info,
+        let (info, revoked_at) = match inspect(&self.store) {
+            Standing::Valid { info, revoked_at } => (info, revoked_at),
             Standing::NeedsEnrollment { state, why } => {
                 return self.wait_for_enrollment(state, why).await;
             }
         };
         self.note_valid(&info);
+        if let Some(at) = revoked_at {
+            self.note_recorded_revocation(&info, at);
+        }
+        // A revoked certificate is probed, but only a new enrollment is sure to help: a
+        // token that appears in `token_file` is used at once.
+        if matches!(self.evidence, Some(Evidence::Revoked { .. }))
+            && self.ctx.cfg.token_file.is_some()
+            && self.enroll_from_token_file().await
+        {
+            return ControlFlow::Continue(());
+        }
         // Dependents hear of every certificate that became current, before anything else
         // happens to it: after a renewal, at start, after a crash or a reload.
         // The schedule is reported first: readiness never waits for a slow hook.
@@ -171,6 +217,11 @@ impl Task {
             Woke::Due if wake < due => return ControlFlow::Continue(()),
             Woke::Due | Woke::Control(Control::RenewNow) => {}
         }
+        if info.not_after <= SystemTime::now() {
+            // A revoked certificate's last probe is due at its notAfter: too late to renew,
+            // and the next inspection says so.
+            return ControlFlow::Continue(());
+        }
 
         // Boxed: the renewal's state (TLS, key, verification) exists only while it runs,
         // instead of enlarging every resting certificate task (5.5 KiB to 3 KiB each).
@@ -184,10 +235,9 @@ impl Task {
         while self.ctx.control.try_recv().is_ok() {}
         match outcome {
             Ok(renewed) => self.renewed(&renewed, permit).await,
-            // The files expired, were revoked or vanished since they were inspected:
-            // the next inspection says which.
+            // The files expired or vanished since they were inspected: the next
+            // inspection says which.
             Err(e) if !reached_connector(&e) => {}
-            Err(e) if e.needs_reenrollment() => self.refused_by_connector(&info, &e).await,
             Err(e) => self.failed(&info, &e, permit).await,
         }
         ControlFlow::Continue(())
@@ -235,19 +285,6 @@ impl Task {
         ControlFlow::Continue(())
     }
 
-    /// What the files say, and whether the connector refused exactly this certificate.
-    fn standing(&self) -> Standing {
-        match (inspect(&self.store), &self.refused) {
-            (Standing::Valid(info), Some(r)) if info.fingerprint_sha256 == r.fingerprint => {
-                Standing::NeedsEnrollment {
-                    state: r.state,
-                    why: "the connector refused the certificate".to_owned(),
-                }
-            }
-            (standing, _) => standing,
-        }
-    }
-
     /// Reports the state, complains (once an hour), and waits for the files to change.
     async fn wait_for_enrollment(&mut self, state: CertState, why: String) -> ControlFlow<()> {
         if self.ctx.cfg.token_file.is_some() && self.enroll_from_token_file().await {
@@ -266,18 +303,10 @@ impl Task {
             .as_ref()
             .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
         if !repeat {
-            // One line per complaint, with the connector's answer when it refused.
-            match self.refused.as_ref() {
-                Some(r) => error!(
-                    state = state.as_str(),
-                    error = %r.cause,
-                    "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                ),
-                None => error!(
-                    state = state.as_str(),
-                    "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-                ),
-            }
+            error!(
+                state = state.as_str(),
+                "{why}; waiting for `kyma-certd enroll` with a new one-time token"
+            );
             self.last_complaint = Some((Instant::now(), why));
         }
         let wake = SystemTime::now() + COMPLAINT_INTERVAL;
@@ -387,7 +416,13 @@ impl Task {
     /// Takes note of a valid certificate; one that someone else put there starts afresh.
     fn note_valid(&mut self, info: &CertInfo) {
         self.last_complaint = None;
-        self.refused = None;
+        if self
+            .evidence
+            .as_ref()
+            .is_some_and(|e| e.fingerprint() != info.fingerprint_sha256)
+        {
+            self.evidence = None;
+        }
         if self.known.as_deref() == Some(info.fingerprint_sha256.as_str()) {
             return;
         }
@@ -402,12 +437,35 @@ impl Task {
             .cert_loaded(&self.ctx.cfg.name, info.not_before, info.not_after);
     }
 
-    /// The next attempt: the retry time after a failure, else the renewal time.
+    /// A revocation recorded in state.json by someone else (`kyma-certd revoke`): the
+    /// certificate is probed from now on, first `retry_max` after the revocation.
+    fn note_recorded_revocation(&mut self, info: &CertInfo, at: SystemTime) {
+        let known = matches!(self.evidence, Some(Evidence::Revoked { .. }));
+        if known && self.retry_at.is_some() {
+            return;
+        }
+        self.evidence = Some(Evidence::Revoked {
+            fingerprint: info.fingerprint_sha256.clone(),
+        });
+        let probe = self.backoff.revocation_probe(at, info.not_after);
+        self.retry_at = Some(self.retry_at.map_or(probe, |retry| retry.min(probe)));
+        warn!(
+            fingerprint = %info.fingerprint_sha256,
+            "the certificate was recorded as revoked; probing the connector every {} until it expires at {}",
+            humantime::format_duration(self.ctx.cfg.retry_max),
+            timestamp(info.not_after)
+        );
+    }
+
+    /// The next attempt and the state until then: the retry time after a failure (named
+    /// by what the failure said), else the renewal time.
     fn schedule(&mut self, info: &CertInfo) -> SystemTime {
         let ctx = &self.ctx;
-        let (state, due) = match self.retry_at {
-            Some(at) if self.failures > 0 => (CertState::Backoff, at),
-            _ => (CertState::Valid, crate::schedule::due(&ctx.cfg, info)),
+        let (state, due) = match (self.retry_at, &self.evidence) {
+            (Some(at), Some(Evidence::Revoked { .. })) => (CertState::Revoked, at),
+            (Some(at), Some(Evidence::Refused { .. })) => (CertState::Refused, at),
+            (Some(at), None) => (CertState::Backoff, at),
+            (None, _) => (CertState::Valid, crate::schedule::due(&ctx.cfg, info)),
         };
         // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
@@ -431,6 +489,12 @@ impl Task {
         let ctx = &self.ctx;
         self.failures = 0;
         self.retry_at = None;
+        if let Some(healed) = self.evidence.take() {
+            info!(
+                was = ?healed,
+                "the certificate renewed after it was refused or revoked: healed"
+            );
+        }
         self.known = Some(renewed.info.fingerprint_sha256.clone());
         if renewed.ca_changed {
             ctx.metrics.ca_changed(&ctx.cfg.name);
@@ -451,48 +515,88 @@ impl Task {
         drop(permit);
     }
 
-    /// Expired or revoked by the connector's own answer: only an operator can help.
-    async fn refused_by_connector(&mut self, info: &CertInfo, error: &FlowError) {
-        let state = if matches!(error, FlowError::Expired { .. }) {
-            CertState::Expired
-        } else {
-            CertState::Revoked
-        };
-        if state == CertState::Revoked {
-            let record = Store::new(&self.ctx.cfg);
-            let fingerprint = info.fingerprint_sha256.clone();
-            let _ = tokio::task::spawn_blocking(move || mark_revoked(&record, &fingerprint)).await;
-        }
-        // Logged once, by the complaint at the top of the loop.
-        self.refused = Some(Refusal {
-            fingerprint: info.fingerprint_sha256.clone(),
-            state,
-            cause: crate::errors::error_chain(error),
-        });
-    }
-
-    /// Backs off; the retry time survives a restart in state.json.
+    /// Backs off (a revoked certificate: until the next probe); the retry time survives a
+    /// restart in state.json.
     async fn failed(&mut self, info: &CertInfo, error: &FlowError, permit: OwnedSemaphorePermit) {
         self.failures = self.failures.saturating_add(1);
-        let delay = self.backoff.delay(
-            self.failures,
-            SystemTime::now(),
-            info.not_after,
-            rand::random::<f64>(),
-        );
-        let at = SystemTime::now() + delay;
+        let was_revoked = matches!(self.evidence, Some(Evidence::Revoked { .. }));
+        self.evidence = evidence_after(self.evidence.take(), info, error.verdict());
+        let now = SystemTime::now();
+        let at = match &self.evidence {
+            Some(Evidence::Revoked { .. }) => self.backoff.revocation_probe(now, info.not_after),
+            _ => {
+                now + self
+                    .backoff
+                    .delay(self.failures, now, info.not_after, rand::random::<f64>())
+            }
+        };
         self.retry_at = Some(at);
         let record = Store::new(&self.ctx.cfg);
         let _ = tokio::task::spawn_blocking(move || persist_retry(&record, at)).await;
-        warn!(
-            reason = error.reason().as_str(),
-            consecutive_failures = self.failures,
-            retry_in_seconds = delay.as_secs(),
-            error = %crate::errors::error_chain(error),
-            "renewal failed; retrying in {}",
-            humantime::format_duration(Duration::from_secs(delay.as_secs()))
-        );
+        let retry_in_seconds = at.duration_since(now).unwrap_or_default().as_secs();
+        let wait = humantime::format_duration(Duration::from_secs(retry_in_seconds));
+        let chain = crate::errors::error_chain(error);
+        match &self.evidence {
+            Some(Evidence::Revoked { .. }) if !was_revoked => error!(
+                reason = error.reason().as_str(),
+                retry_in_seconds,
+                error = %chain,
+                not_after = %timestamp(info.not_after),
+                "the connector revoked the certificate: enroll again with `kyma-certd enroll` and a new one-time token; meanwhile probing every {} until it expires, in case the revocation is lifted",
+                humantime::format_duration(self.ctx.cfg.retry_max)
+            ),
+            Some(Evidence::Revoked { .. }) => warn!(
+                reason = error.reason().as_str(),
+                consecutive_failures = self.failures,
+                retry_in_seconds,
+                error = %chain,
+                "the certificate is still revoked; probing again in {wait}"
+            ),
+            Some(Evidence::Refused { reason, .. }) => warn!(
+                reason = error.reason().as_str(),
+                refusal = %reason,
+                consecutive_failures = self.failures,
+                retry_in_seconds,
+                error = %chain,
+                "renewal refused ({reason}) by something in front of the connector or the connector itself; the certificate stays valid; retrying in {wait}"
+            ),
+            None => warn!(
+                reason = error.reason().as_str(),
+                consecutive_failures = self.failures,
+                retry_in_seconds,
+                error = %chain,
+                "renewal failed; retrying in {wait}"
+            ),
+        }
         drop(permit);
+    }
+}
+
+/// When to try again after the failures recorded in state.json. A refusal recorded by a
+/// one-shot `renew` comes without a retry time: it is retried `retry_min` after it was
+/// seen rather than at the renewal time, which may be weeks away.
+fn restored_retry(persisted: &crate::store::StateFile, retry_min: Duration) -> Option<SystemTime> {
+    if persisted.consecutive_failures == 0 {
+        return None;
+    }
+    persisted
+        .next_attempt
+        .or_else(|| persisted.refused.as_ref().map(|r| r.at + retry_min))
+}
+
+/// What is known about the certificate after a failure that said `verdict`: the
+/// connector's "revoked" stands until a renewal succeeds; a refusal only while it is the
+/// latest word.
+fn evidence_after(before: Option<Evidence>, info: &CertInfo, verdict: Verdict) -> Option<Evidence> {
+    let fingerprint = info.fingerprint_sha256.clone();
+    match (verdict, before) {
+        (Verdict::Revoked, _) => Some(Evidence::Revoked { fingerprint }),
+        (_, Some(revoked @ Evidence::Revoked { .. })) => Some(revoked),
+        (Verdict::Refused(refusal), _) => Some(Evidence::Refused {
+            fingerprint,
+            reason: refusal.to_string(),
+        }),
+        (Verdict::Inconclusive, _) => None,
     }
 }
 
@@ -535,7 +639,7 @@ async fn renew_once(
     // checks and the other certificates never wait for the disk.
     let record = Store::new(&ctx.cfg);
     let result = tokio::task::spawn_blocking(move || {
-        record.record_attempt(result.as_ref().map(|_| ()));
+        record.record_attempt(flow::attempt(&result));
         result
     })
     .await
@@ -559,10 +663,9 @@ async fn renew_once(
 }
 
 /// Whether a renewal counts as an attempt (a success or a failure). It does not when it
-/// stopped before asking the connector because the current certificate expired, was
-/// revoked or disappeared since it was inspected, nor when its result was discarded
-/// because someone else replaced the certificate meanwhile: then the next look at the
-/// files decides what to do.
+/// stopped before asking the connector because the current certificate expired or
+/// disappeared since it was inspected, nor when its result was discarded because someone
+/// else replaced the certificate meanwhile: then the next look at the files decides.
 fn reached_connector(error: &FlowError) -> bool {
     !error.is_superseded()
         && !matches!(
@@ -585,12 +688,6 @@ fn inspect(store: &Store) -> Standing {
                 crate::errors::error_chain(&e)
             ),
         },
-        Ok(Some(current)) if state.is_revoked(&current.info.fingerprint_sha256) => {
-            Standing::NeedsEnrollment {
-                state: CertState::Revoked,
-                why: "the certificate was revoked".to_owned(),
-            }
-        }
         Ok(Some(current)) if current.info.not_after <= SystemTime::now() => {
             Standing::NeedsEnrollment {
                 state: CertState::Expired,
@@ -600,7 +697,13 @@ fn inspect(store: &Store) -> Standing {
                 ),
             }
         }
-        Ok(Some(current)) => Standing::Valid(current.info),
+        Ok(Some(current)) => Standing::Valid {
+            revoked_at: state
+                .revoked
+                .filter(|r| r.fingerprint == current.info.fingerprint_sha256)
+                .map(|r| r.at),
+            info: current.info,
+        },
     }
 }
 
@@ -630,19 +733,6 @@ fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
         state,
         next,
     });
-}
-
-fn mark_revoked(store: &Store, fingerprint: &str) {
-    let result = store.read_state().and_then(|mut state| {
-        state.revoked = Some(crate::store::Revocation {
-            at: SystemTime::now(),
-            fingerprint: fingerprint.to_owned(),
-        });
-        store.write_state(&state)
-    });
-    if let Err(e) = result {
-        warn!(error = %crate::errors::error_chain(&e), "cannot record the revocation in state.json");
-    }
 }
 
 fn persist_retry(store: &Store, at: SystemTime) {
@@ -685,6 +775,46 @@ mod tests {
             reports,
             cancel: CancellationToken::new(),
         }
+    }
+
+    fn info(common_name: &str) -> CertInfo {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        CertInfo::from_pem(&pem).unwrap()
+    }
+
+    #[test]
+    fn the_connectors_revoked_stands_until_a_renewal_and_a_refusal_only_while_latest() {
+        use crate::protocol::Refusal;
+        let cert = info("orders");
+        let refused = Verdict::Refused(Refusal::TlsAlert {
+            alert: "unknown_ca".into(),
+        });
+        let after_refusal = evidence_after(None, &cert, refused.clone());
+        assert_eq!(
+            after_refusal,
+            Some(Evidence::Refused {
+                fingerprint: cert.fingerprint_sha256.clone(),
+                reason: "tls alert unknown_ca".into()
+            })
+        );
+        // A network failure after a refusal: nothing is known any more.
+        assert_eq!(
+            evidence_after(after_refusal, &cert, Verdict::Inconclusive),
+            None
+        );
+        let revoked = evidence_after(None, &cert, Verdict::Revoked);
+        assert!(matches!(revoked, Some(Evidence::Revoked { .. })));
+        // Neither a gateway's refusal nor a network failure un-says the connector's words.
+        assert_eq!(evidence_after(revoked.clone(), &cert, refused), revoked);
+        assert_eq!(
+            evidence_after(revoked.clone(), &cert, Verdict::Inconclusive),
+            revoked
+        );
     }
 
     /// Every certificate has a task resting in memory for months: the renewal and hook

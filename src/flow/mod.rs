@@ -7,7 +7,7 @@ mod renew;
 mod revoke;
 
 pub use enroll::{EnrollRequest, enroll};
-pub use renew::{Renewed, renew, usable_current};
+pub use renew::{Renewed, renew, renewable_current, usable_current};
 pub use revoke::revoke;
 
 use std::path::PathBuf;
@@ -17,7 +17,9 @@ use crate::config::CertificateConfig;
 use crate::pki::keys::{KeyError, PrivateKey};
 use crate::pki::subject::SubjectError;
 use crate::pki::verify::VerifyError;
-use crate::protocol::{self, AnyConnector, HttpSettings, Identity, ProtocolError};
+use crate::protocol::{
+    self, AnyConnector, HttpSettings, Identity, ProtocolError, Refusal, Verdict,
+};
 use crate::report::FailureReason;
 use crate::store::{CurrentMaterial, StoreError};
 
@@ -43,6 +45,14 @@ pub enum FlowError {
     },
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    #[error(
+        "the certificate is valid until {not_after} by this host's clock, yet the handshake was refused as expired: probable clock skew between this host and the connector (check time synchronisation on both)"
+    )]
+    ClockSkew {
+        not_after: String,
+        #[source]
+        source: ProtocolError,
+    },
     #[error("the connector announced an unusable subject")]
     Subject(#[from] SubjectError),
     #[error(transparent)]
@@ -73,12 +83,22 @@ impl FlowError {
             FlowError::Store(_) | FlowError::Interrupted | FlowError::Output(_) => {
                 FailureReason::Write
             }
-            FlowError::ServerCa { .. } => FailureReason::Tls,
+            FlowError::ServerCa { .. } | FlowError::ClockSkew { .. } => FailureReason::Tls,
             FlowError::NotEnrolled { .. }
             | FlowError::Expired { .. }
             | FlowError::Revoked
             | FlowError::NoRenewalUrl
             | FlowError::TokenForm(_) => FailureReason::Protocol,
+        }
+    }
+
+    /// How `state.json` records this failure: the error, and what it proved about the
+    /// certificate the attempt authenticated with.
+    pub fn evidence(&self) -> Option<crate::store::Evidence> {
+        match self.verdict() {
+            Verdict::Revoked => Some(crate::store::Evidence::Revoked),
+            Verdict::Refused(refusal) => Some(crate::store::Evidence::Refused(refusal.to_string())),
+            Verdict::Inconclusive => None,
         }
     }
 
@@ -92,11 +112,21 @@ impl FlowError {
     }
 
     /// Only a new one-time token helps: exit code 3, states expired/revoked/missing.
+    /// A refusal by something in front of the connector is not such a case (exit 1).
     pub fn needs_reenrollment(&self) -> bool {
         match self {
             FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked => true,
             FlowError::Protocol(e) => e.needs_reenrollment(),
             _ => false,
+        }
+    }
+
+    /// What the connector's answer says about the certificate (see [`ProtocolError::verdict`]).
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            FlowError::Protocol(e) => e.verdict(),
+            FlowError::ClockSkew { .. } => Verdict::Refused(Refusal::ProbableClockSkew),
+            _ => Verdict::Inconclusive,
         }
     }
 }
@@ -198,6 +228,22 @@ pub(crate) async fn verify_and_commit(
     .await
     .map_err(|_| FlowError::Interrupted)??;
     Ok(committed)
+}
+
+/// An attempt's result as [`crate::store::Store::record_attempt`] takes it.
+pub fn attempt<T>(
+    result: &Result<T, FlowError>,
+) -> Result<
+    (),
+    (
+        &(dyn std::error::Error + 'static),
+        Option<crate::store::Evidence>,
+    ),
+> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) => Err((error, error.evidence())),
+    }
 }
 
 /// Where renewals and revocations go: the configured override, else what the current

@@ -12,7 +12,7 @@ use crate::pki::keys::{build_csr, csr_base64};
 use crate::pki::subject::Subject;
 use crate::pki::verify::VerifyWarning;
 use crate::pki::x509::CertInfo;
-use crate::protocol::Connector;
+use crate::protocol::{Connector, ProtocolError};
 use crate::store::{ConsumerPaths, CurrentMaterial, Expect, Store};
 
 /// A completed renewal: the new certificate is on disk.
@@ -27,14 +27,20 @@ pub struct Renewed {
 }
 
 /// Renews `cfg`'s certificate now, whatever the schedule says.
+/// A certificate recorded as revoked is tried all the same: a revocation list cleaned up by
+/// an administrator, or a misclassified refusal, heals with the next renewal.
 pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
-    let current = usable_current(cfg, store)?;
+    let current = renewable_current(cfg, store)?;
     let renewal_url = renewal_url(cfg, &current, store)?;
 
     let connector = connector_for(cfg)?;
     let identity = identity_of(&current);
     debug!(url = %crate::protocol::RedactedUrl::new(&renewal_url), "asking the connector for the signing request info");
-    let plan = connector.begin_renew(&renewal_url, &identity).await?;
+    let not_after = current.info.not_after;
+    let plan = connector
+        .begin_renew(&renewal_url, &identity)
+        .await
+        .map_err(|e| expired_by_whose_clock(e, not_after))?;
     let subject = Subject::parse(&plan.subject)?;
 
     let key = if cfg.rotate_key {
@@ -46,7 +52,8 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     debug!("sending the signing request");
     let issued = connector
         .sign(&plan, &csr_base64(&csr), Some(&identity))
-        .await?;
+        .await
+        .map_err(|e| expired_by_whose_clock(e, not_after))?;
 
     // Committed only if the files still hold the certificate this renewal started from:
     // an `enroll` or another renewal meanwhile wins, and this one is discarded.
@@ -86,8 +93,37 @@ pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, Fl
     })
 }
 
-/// The current material, if it can still authenticate a renewal.
+/// A handshake refused with `certificate_expired` for a certificate that this host's clock
+/// still calls valid: one of the two clocks is wrong, and the operator should know which
+/// question to ask.
+fn expired_by_whose_clock(error: ProtocolError, not_after: SystemTime) -> FlowError {
+    match &error {
+        ProtocolError::HandshakeRefused {
+            alert: rustls::AlertDescription::CertificateExpired,
+            ..
+        } if not_after > SystemTime::now() => FlowError::ClockSkew {
+            not_after: crate::pki::verify::timestamp(not_after),
+            source: error,
+        },
+        _ => FlowError::Protocol(error),
+    }
+}
+
+/// The current material, if it can still authenticate a renewal and is not recorded as
+/// revoked (what `revoke` and `enroll --if-needed` go by).
 pub fn usable_current(
+    cfg: &CertificateConfig,
+    store: &Store,
+) -> Result<CurrentMaterial, FlowError> {
+    let current = renewable_current(cfg, store)?;
+    if store.state().is_revoked(&current.info.fingerprint_sha256) {
+        return Err(FlowError::Revoked);
+    }
+    Ok(current)
+}
+
+/// The current material, if it is present and not expired: all a renewal attempt needs.
+pub fn renewable_current(
     cfg: &CertificateConfig,
     store: &Store,
 ) -> Result<CurrentMaterial, FlowError> {
@@ -101,9 +137,6 @@ pub fn usable_current(
                 .parent()
                 .map_or_else(|| cfg.dir.clone(), ToOwned::to_owned),
         })?;
-    if store.state().is_revoked(&current.info.fingerprint_sha256) {
-        return Err(FlowError::Revoked);
-    }
     if current.info.not_after <= SystemTime::now() {
         return Err(FlowError::Expired {
             not_after: crate::pki::verify::timestamp(current.info.not_after),

@@ -186,14 +186,21 @@ fn validation_errors_with_status_422_are_protocol_errors_without_reenrollment() 
 }
 
 #[test]
-fn other_statuses_are_http_errors_and_403_over_mtls_means_reenrollment() {
+fn other_statuses_are_http_errors_and_a_bare_403_over_mtls_is_a_refusal() {
     let err = interpret(&response(503, "upstream busy", false)).unwrap_err();
     assert_eq!(err.reason(), "http");
     assert!(!err.needs_reenrollment());
-    let err = interpret(&response(403, "{}", true)).unwrap_err();
-    assert!(err.needs_reenrollment());
+    for status in [401, 403, 407] {
+        let err = interpret(&response(status, "{}", true)).unwrap_err();
+        assert!(!err.needs_reenrollment(), "{err}");
+        assert!(
+            matches!(err.verdict(), crate::protocol::Verdict::Refused(_)),
+            "{err}"
+        );
+    }
     let err = interpret(&response(403, "{}", false)).unwrap_err();
     assert!(!err.needs_reenrollment());
+    assert_eq!(err.verdict(), crate::protocol::Verdict::Inconclusive);
 }
 
 #[test]

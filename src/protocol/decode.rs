@@ -241,6 +241,23 @@ pub(crate) fn error_message(body: &[u8]) -> Option<String> {
     graphql_error(&value)
 }
 
+/// Whether `body` is the REST connector's error format, `{"code": status, "error": "..."}`
+/// with the code of the HTTP status it came with. Gateways answer in their own formats.
+pub(crate) fn is_connector_error(body: &[u8], status: u16) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    value.get("code").and_then(Value::as_u64) == Some(u64::from(status))
+        && value.get("error").is_some_and(Value::is_string)
+}
+
+/// A short, printable excerpt of a plain-text body, if it is UTF-8 and not empty.
+pub(crate) fn text_excerpt(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let text = bounded(text);
+    (!text.is_empty()).then_some(text)
+}
+
 /// Arbitrary JSON trees that use the field names of both protocols, for property tests.
 #[cfg(test)]
 pub(crate) fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {

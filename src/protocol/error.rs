@@ -1,6 +1,7 @@
 //! The protocol layer's error type: what went wrong talking to a connector, classified
-//! into a metric reason and a "re-enrollment needed" verdict. Does not decide what the
-//! daemon does about it, and never carries a token, key, CSR or certificate body.
+//! into a metric reason (the verdict on the certificate is in `verdict.rs`). Does not
+//! decide what the daemon does about it, and never carries a token, key, CSR or
+//! certificate body.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -83,8 +84,14 @@ pub enum ProtocolError {
     #[error("connector's certificate does not match host {host} ({url})")]
     WrongHost { url: RedactedUrl, host: String },
 
-    #[error("connector refused our client certificate at the tls handshake: {alert} ({url})")]
-    ClientCertificateRejected { url: RedactedUrl, alert: String },
+    #[error(
+        "the tls handshake with {url} was refused with alert {}: a gateway or proxy in front of the connector, or the connector, did not accept the client certificate",
+        super::verdict::alert_name(*.alert)
+    )]
+    HandshakeRefused {
+        url: RedactedUrl,
+        alert: AlertDescription,
+    },
 
     #[error("tls failure talking to {url}: {detail}")]
     Tls { url: RedactedUrl, detail: String },
@@ -95,14 +102,25 @@ pub enum ProtocolError {
     #[error("cannot reach {url}: {detail}")]
     Network { url: RedactedUrl, detail: String },
 
+    #[error(
+        "the proxy refused to tunnel to {url}: http 407, proxy authentication required (check HTTPS_PROXY and its credentials)"
+    )]
+    ProxyAuthentication {
+        url: RedactedUrl,
+        /// The call was authenticated with our client certificate.
+        mtls: bool,
+    },
+
     #[error("{url} answered http {status}{}", message_suffix(.message))]
     Status {
         url: RedactedUrl,
         status: u16,
         /// A short, sanitized excerpt of the server's error message, if it sent one.
         message: Option<String>,
-        /// A refusal (403) of a call authenticated with our client certificate.
-        client_certificate_refused: bool,
+        /// The call was authenticated with our client certificate.
+        mtls: bool,
+        /// The body is the connector's own error format, `{"code": <this status>, "error": ..}`.
+        from_connector: bool,
     },
 
     #[error("response from {url} is larger than {limit} bytes")]
@@ -153,10 +171,10 @@ impl ProtocolError {
             | Client { .. }
             | UntrustedServer { .. }
             | WrongHost { .. }
-            | ClientCertificateRejected { .. }
+            | HandshakeRefused { .. }
             | Tls { .. } => "tls",
             Timeout { .. } | Network { .. } => "network",
-            Status { .. } | BodyTooLarge { .. } => "http",
+            Status { .. } | BodyTooLarge { .. } | ProxyAuthentication { .. } => "http",
             UnsupportedScheme { .. }
             | GraphQl { .. }
             | Malformed { .. }
@@ -164,22 +182,6 @@ impl ProtocolError {
             | MissingToken { .. }
             | MissingIdentity { .. }
             | InvalidToken => "protocol",
-        }
-    }
-
-    /// True when the connector no longer accepts our certificate (expired, foreign or
-    /// revoked): only a new one-time token can help, retrying cannot.
-    pub fn needs_reenrollment(&self) -> bool {
-        match self {
-            ProtocolError::ClientCertificateRejected { .. } => true,
-            ProtocolError::Status {
-                client_certificate_refused,
-                ..
-            } => *client_certificate_refused,
-            ProtocolError::GraphQl { mtls, message, .. } => {
-                *mtls && refuses_the_certificate(message)
-            }
-            _ => false,
         }
     }
 
@@ -220,11 +222,18 @@ impl ProtocolError {
         if err.is_timeout() || chain_has_io_kind(&err, std::io::ErrorKind::TimedOut) {
             return ProtocolError::Timeout { url: safe, timeout };
         }
-        ProtocolError::Network {
-            url: safe,
-            detail: describe_chain(&err),
+        let detail = describe_chain(&err);
+        if is_proxy_authentication_required(&detail) {
+            return ProtocolError::ProxyAuthentication { url: safe, mtls };
         }
+        ProtocolError::Network { url: safe, detail }
     }
+}
+
+/// A forward proxy's `407` to CONNECT. hyper-util keeps its tunnel error type private, so
+/// its text is all there is to go by.
+fn is_proxy_authentication_required(chain: &str) -> bool {
+    chain.contains("proxy authorization required")
 }
 
 fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -> ProtocolError {
@@ -249,49 +258,18 @@ fn classify_tls(err: &rustls::Error, safe: RedactedUrl, url: &Url, mtls: bool) -
                 other => bounded(&other.to_string()),
             },
         },
-        rustls::Error::AlertReceived(alert) if mtls && refuses_client_certificate(*alert) => {
-            ProtocolError::ClientCertificateRejected {
-                url: safe,
-                alert: format!("alert {alert:?}"),
-            }
-        }
+        // Any alert: a gateway with a broken client-CA bundle says `unknown_ca`, one with
+        // a strict policy `handshake_failure` or `access_denied`. None of them is the
+        // connector's word about the certificate.
+        rustls::Error::AlertReceived(alert) if mtls => ProtocolError::HandshakeRefused {
+            url: safe,
+            alert: *alert,
+        },
         other => ProtocolError::Tls {
             url: safe,
             detail: bounded(&other.to_string()),
         },
     }
-}
-
-/// Whether a GraphQL error on the certificate-secured URL says that our certificate itself
-/// is refused. Any other error there (an internal error, a database timeout) is retried
-/// with backoff: taking it for a revocation would stop renewing for good, across a whole
-/// fleet, after one bad hour of the connector.
-fn refuses_the_certificate(message: &str) -> bool {
-    const REFUSALS: [&str; 6] = [
-        "revoked",
-        "unauthorized",
-        "unauthenticated",
-        "not authorized",
-        "forbidden",
-        "access denied",
-    ];
-    let message = message.to_ascii_lowercase();
-    REFUSALS.iter().any(|refusal| message.contains(refusal))
-}
-
-/// TLS alerts a server sends when it does not accept the client certificate.
-fn refuses_client_certificate(alert: AlertDescription) -> bool {
-    matches!(
-        alert,
-        AlertDescription::BadCertificate
-            | AlertDescription::UnsupportedCertificate
-            | AlertDescription::CertificateRevoked
-            | AlertDescription::CertificateExpired
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::UnknownCA
-            | AlertDescription::CertificateRequired
-            | AlertDescription::AccessDenied
-    )
 }
 
 /// Walks the source chain, looking inside `io::Error`s too (whose `source()` skips the
@@ -378,46 +356,6 @@ mod tests {
     }
 
     #[test]
-    fn only_refusals_of_our_certificate_need_reenrollment() {
-        let safe = RedactedUrl::new(&url());
-        let rejected = ProtocolError::ClientCertificateRejected {
-            url: safe.clone(),
-            alert: "CertificateExpired".into(),
-        };
-        assert!(rejected.needs_reenrollment());
-        assert_eq!(rejected.reason(), "tls");
-        let untrusted = ProtocolError::UntrustedServer {
-            url: safe.clone(),
-            detail: "unknown issuer".into(),
-        };
-        assert!(!untrusted.needs_reenrollment());
-        let forbidden_mtls = ProtocolError::Status {
-            url: safe.clone(),
-            status: 403,
-            message: Some("Certificate has been revoked.".into()),
-            client_certificate_refused: true,
-        };
-        assert!(forbidden_mtls.needs_reenrollment());
-        assert_eq!(forbidden_mtls.reason(), "http");
-        let graphql_token = ProtocolError::GraphQl {
-            url: safe.clone(),
-            message: "invalid token".into(),
-            mtls: false,
-        };
-        assert!(!graphql_token.needs_reenrollment());
-        let graphql_mtls = |message: &str| ProtocolError::GraphQl {
-            url: safe.clone(),
-            message: message.into(),
-            mtls: true,
-        };
-        assert!(graphql_mtls("the client certificate has been revoked").needs_reenrollment());
-        assert!(graphql_mtls("Unauthorized").needs_reenrollment());
-        // A connector's own trouble is retried, not taken for a revocation.
-        assert!(!graphql_mtls("internal error: database timeout").needs_reenrollment());
-        assert!(!graphql_mtls("failed to sign the certificate").needs_reenrollment());
-    }
-
-    #[test]
     fn a_server_certificate_with_a_bad_signature_is_explained_in_words() {
         let bad = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
         let err = classify_tls(&bad, RedactedUrl::new(&url()), &url(), false);
@@ -431,12 +369,22 @@ mod tests {
     }
 
     #[test]
-    fn alerts_on_a_token_call_are_plain_tls_errors() {
-        let alert = rustls::Error::AlertReceived(AlertDescription::CertificateExpired);
-        let on_token = classify_tls(&alert, RedactedUrl::new(&url()), &url(), false);
-        assert!(matches!(on_token, ProtocolError::Tls { .. }));
-        let on_mtls = classify_tls(&alert, RedactedUrl::new(&url()), &url(), true);
-        assert!(on_mtls.needs_reenrollment());
+    fn alerts_on_a_token_call_are_plain_tls_errors_and_on_mtls_refusals() {
+        for description in [
+            AlertDescription::CertificateExpired,
+            AlertDescription::HandshakeFailure,
+            AlertDescription::InternalError,
+        ] {
+            let alert = rustls::Error::AlertReceived(description);
+            let on_token = classify_tls(&alert, RedactedUrl::new(&url()), &url(), false);
+            assert!(matches!(on_token, ProtocolError::Tls { .. }));
+            let on_mtls = classify_tls(&alert, RedactedUrl::new(&url()), &url(), true);
+            assert!(
+                matches!(on_mtls.verdict(), crate::protocol::Verdict::Refused(_)),
+                "{on_mtls}"
+            );
+            assert!(!on_mtls.needs_reenrollment());
+        }
     }
 
     #[test]
@@ -459,7 +407,8 @@ mod tests {
             url: RedactedUrl::new(&url()),
             status: 403,
             message: Some("token SECRET is invalid".into()),
-            client_certificate_refused: false,
+            mtls: false,
+            from_connector: true,
         }
         .scrub("SECRET");
         assert!(!err.to_string().contains("SECRET"));

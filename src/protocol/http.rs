@@ -152,16 +152,25 @@ pub(crate) struct Response {
 }
 
 impl Response {
-    /// The error for a non-2xx answer, with the server's message when it sent one. A 403
-    /// to a call made with our client certificate means the certificate is refused
-    /// (revoked): re-enrollment needed. Same rule for both protocols.
+    /// The error for a non-2xx answer, with the server's message when it sent one, and
+    /// whether the body is in the connector's own error format (what tells the connector's
+    /// 403 "revoked" from a gateway's). Same rule for both protocols.
     pub(crate) fn status_error(&self) -> ProtocolError {
         let status = self.status.as_u16();
+        let from_connector = super::decode::is_connector_error(&self.body, status);
+        let message = super::decode::error_message(&self.body).or_else(|| {
+            // A gateway's plain-text refusal ("RBAC: access denied") tells the operator
+            // where to look; other plain bodies stay out of the error, as before.
+            (self.mtls && !from_connector && matches!(status, 401 | 403 | 407))
+                .then(|| super::decode::text_excerpt(&self.body))
+                .flatten()
+        });
         ProtocolError::Status {
             url: self.url.clone(),
             status,
-            message: super::decode::error_message(&self.body),
-            client_certificate_refused: self.mtls && status == 403,
+            message,
+            mtls: self.mtls,
+            from_connector,
         }
     }
 }

@@ -7,6 +7,7 @@ mod decode;
 mod error;
 mod http;
 mod rest;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +21,7 @@ pub use compass::{
 pub use error::{MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl};
 pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, USER_AGENT};
 pub use rest::RestConnector;
+pub use verdict::{Refusal, Verdict, alert_name};
 
 use crate::config::{KeyAlgorithm, Protocol};
 use crate::pki::secret::Token;

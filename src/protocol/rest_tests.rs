@@ -156,6 +156,31 @@ fn revoked_certificate_403_over_mtls_needs_reenrollment() {
 }
 
 #[test]
+fn a_gateways_403_over_mtls_is_a_refusal_with_its_text_not_a_revocation() {
+    let err = interpret(&response(403, "RBAC: access denied", true)).unwrap_err();
+    assert!(!err.needs_reenrollment());
+    assert!(
+        matches!(
+            err.verdict(),
+            crate::protocol::Verdict::Refused(crate::protocol::Refusal::Status {
+                status: 403,
+                connector_message: None
+            })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("RBAC: access denied"), "{err}");
+    // A JSON body in another shape (Envoy's ext_authz, a WAF) is no more the connector's.
+    let err = interpret(&response(
+        403,
+        r#"{"message":"Certificate has been revoked."}"#,
+        true,
+    ))
+    .unwrap_err();
+    assert!(!err.needs_reenrollment(), "{err}");
+}
+
+#[test]
 fn invalid_token_403_is_not_a_reenrollment_verdict() {
     let err = interpret(&response(
         403,

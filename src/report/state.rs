@@ -10,19 +10,24 @@ pub enum CertState {
     Renewing,
     /// The last attempt failed and a retry is scheduled; the current one is still valid.
     Backoff,
+    /// The last attempt was refused by something that may sit in front of the connector (a
+    /// gateway's 403, a 401/407, a TLS alert): retried with backoff; still valid.
+    Refused,
     /// Past notAfter: needs a new enrollment.
     Expired,
-    /// The connector refused it as revoked: needs a new enrollment.
+    /// The connector said in its own words that it is revoked: needs a new enrollment,
+    /// though it is still probed every `retry_max` until it expires.
     Revoked,
     /// No certificate on disk (never enrolled, or unreadable).
     Missing,
 }
 
 impl CertState {
-    pub const ALL: [CertState; 6] = [
+    pub const ALL: [CertState; 7] = [
         CertState::Valid,
         CertState::Renewing,
         CertState::Backoff,
+        CertState::Refused,
         CertState::Expired,
         CertState::Revoked,
         CertState::Missing,
@@ -33,6 +38,7 @@ impl CertState {
             CertState::Valid => "valid",
             CertState::Renewing => "renewing",
             CertState::Backoff => "backoff",
+            CertState::Refused => "refused",
             CertState::Expired => "expired",
             CertState::Revoked => "revoked",
             CertState::Missing => "missing",
@@ -40,11 +46,12 @@ impl CertState {
     }
 
     /// Whether consumers can use the certificate on disk right now: valid, also while a
-    /// renewal runs or backs off. Expired, revoked and missing need a new enrollment.
+    /// renewal runs, backs off or is refused (a refusal proves nothing against the
+    /// certificate, and it stays valid). Expired, revoked and missing need a new enrollment.
     pub fn is_usable(self) -> bool {
         matches!(
             self,
-            CertState::Valid | CertState::Renewing | CertState::Backoff
+            CertState::Valid | CertState::Renewing | CertState::Backoff | CertState::Refused
         )
     }
 }

@@ -28,7 +28,7 @@ use crate::pki::verify::VerifiedMaterial;
 use crate::pki::x509::CertInfo;
 
 pub use connection::{CONNECTION_FILE, Connection};
-pub use state::{Notified, Revocation, StateFile};
+pub use state::{Evidence, Notified, RefusalRecord, Revocation, StateFile};
 
 use fsio::{Dir, Ownership};
 
@@ -403,9 +403,13 @@ impl Store {
         })
     }
 
-    /// Records an attempt's outcome in `state.json` (what `status` shows). Failing to
-    /// write the record is logged, never fatal: the certificate itself is what matters.
-    pub fn record_attempt<E: std::error::Error + 'static>(&self, outcome: Result<(), &E>) {
+    /// Records an attempt's outcome in `state.json` (what `status` shows): `Err` carries
+    /// the error and what it proved about the current certificate. Failing to write the
+    /// record is logged, never fatal: the certificate itself is what matters.
+    pub fn record_attempt(
+        &self,
+        outcome: Result<(), (&(dyn std::error::Error + 'static), Option<Evidence>)>,
+    ) {
         // A directory that is gone has nothing to record: writing state.json would create
         // it again (perhaps as the wrong owner, or under an unmounted volume) and the
         // operator restoring it would find a stray directory in the way.
@@ -413,9 +417,21 @@ impl Store {
             tracing::debug!(dir = %self.dir.display(), "not recording the attempt: the directory does not exist");
             return;
         }
-        let error = outcome.err().map(|e| crate::errors::error_chain(e));
+        // The certificate the attempt authenticated with is the current one: the attempt
+        // read it moments ago, and a swap by someone else would have ended the attempt.
+        let needs_fingerprint = matches!(&outcome, Err((_, Some(_))));
+        let fingerprint = needs_fingerprint
+            .then(|| self.open_dir().ok().flatten())
+            .flatten()
+            .and_then(|dir| self.current_fingerprint(&dir).ok().flatten());
+        let outcome =
+            outcome.map_err(|(error, evidence)| (crate::errors::error_chain(error), evidence));
         let result = self.update_state(|state| {
-            state.record_attempt(SystemTime::now(), error.as_deref().map_or(Ok(()), Err));
+            let outcome = match &outcome {
+                Ok(()) => Ok(()),
+                Err((error, evidence)) => Err((error.as_str(), evidence.clone())),
+            };
+            state.record_attempt(SystemTime::now(), outcome, fingerprint);
         });
         if let Err(e) = result {
             tracing::warn!(error = %crate::errors::error_chain(&e), "cannot record the attempt in state.json");

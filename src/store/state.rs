@@ -1,6 +1,6 @@
 //! `dir/state.json`: what the daemon learned and remembers between runs for one
-//! certificate (renewal URL, attempts, backoff, last error, revocation). Does not decide
-//! what to do with it.
+//! certificate (renewal URL, attempts, backoff, last error, revocation, refusal). Does not
+//! decide what to do with it.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,27 @@ pub struct Revocation {
     pub at: SystemTime,
     /// SHA-256 fingerprint (lower-case hex) of the revoked certificate.
     pub fingerprint: String,
+}
+
+/// What a failed attempt proved about the certificate it authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    /// The connector's own words: revoked.
+    Revoked,
+    /// Refused by something that may sit in front of the connector, with the reason.
+    Refused(String),
+}
+
+/// The last renewal attempt of a certificate was refused by something that may sit in
+/// front of the connector (a gateway's 403, a 401/407, a TLS alert): retried with backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalRecord {
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// SHA-256 fingerprint (lower-case hex) of the refused certificate.
+    pub fingerprint: String,
+    /// Which refusal: `http 403 not in the connector's error format`, `tls alert unknown_ca`, ...
+    pub reason: String,
 }
 
 /// The persistent state of one certificate. Unknown fields are ignored and missing ones
@@ -43,7 +64,11 @@ pub struct StateFile {
     pub next_attempt: Option<SystemTime>,
     /// A one-line message for `status`; never a secret.
     pub last_error: Option<String>,
+    /// Revoked in the connector's own words (or by `revoke`); cleared by a renewal.
     pub revoked: Option<Revocation>,
+    /// The last attempt was refused without the connector's words; cleared by any other
+    /// outcome.
+    pub refused: Option<RefusalRecord>,
     /// Which `on_renew` hooks were told about which certificate. A certificate that
     /// became current is announced until every hook has succeeded for it; losing this
     /// record only means the hooks run once more.
@@ -84,19 +109,51 @@ impl StateFile {
         self.last_error = Some(text);
     }
 
-    /// Records a renewal attempt's outcome (`Err` carries the error's one-line text).
-    pub fn record_attempt(&mut self, now: SystemTime, outcome: Result<(), &str>) {
+    /// Records a renewal attempt's outcome (`Err` carries the error's one-line text and
+    /// what the attempt proved about the certificate `fingerprint`, the one it
+    /// authenticated with). A success heals every refusal and revocation; the
+    /// connector's own "revoked" is kept until then; a refusal only while it is the
+    /// latest word.
+    pub fn record_attempt(
+        &mut self,
+        now: SystemTime,
+        outcome: Result<(), (&str, Option<Evidence>)>,
+        fingerprint: Option<String>,
+    ) {
         self.last_attempt = Some(now);
-        match outcome {
+        self.refused = None;
+        let evidence = match outcome {
             Ok(()) => {
                 self.last_success = Some(now);
                 self.consecutive_failures = 0;
                 self.last_error = None;
+                self.revoked = None;
+                return;
             }
-            Err(error) => {
+            Err((error, evidence)) => {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 self.set_error(error);
+                evidence
             }
+        };
+        let (Some(evidence), Some(fingerprint)) = (evidence, fingerprint) else {
+            return;
+        };
+        match evidence {
+            Evidence::Revoked if !self.is_revoked(&fingerprint) => {
+                self.revoked = Some(Revocation {
+                    at: now,
+                    fingerprint,
+                });
+            }
+            Evidence::Refused(reason) => {
+                self.refused = Some(RefusalRecord {
+                    at: now,
+                    fingerprint,
+                    reason,
+                });
+            }
+            Evidence::Revoked => {}
         }
     }
 
@@ -117,6 +174,14 @@ impl StateFile {
         self.used_tokens.push(hash.to_owned());
         let excess = self.used_tokens.len().saturating_sub(USED_TOKENS_KEPT);
         self.used_tokens.drain(..excess);
+    }
+
+    /// Why the certificate with this fingerprint was last refused, if it was.
+    pub fn refusal_of(&self, fingerprint: &str) -> Option<&str> {
+        self.refused
+            .as_ref()
+            .filter(|r| r.fingerprint == fingerprint)
+            .map(|r| r.reason.as_str())
     }
 
     /// Whether the certificate with this fingerprint was revoked.
@@ -210,6 +275,11 @@ mod tests {
                 at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
                 fingerprint: "ab".repeat(32),
             }),
+            refused: Some(RefusalRecord {
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                fingerprint: "cd".repeat(32),
+                reason: "tls alert unknown_ca".into(),
+            }),
             ..StateFile::default()
         };
         state.set_error("connection refused");
@@ -220,6 +290,11 @@ mod tests {
         assert_eq!(back, state);
         assert!(back.is_revoked(&"ab".repeat(32)));
         assert!(!back.is_revoked("cd"));
+        assert_eq!(
+            back.refusal_of(&"cd".repeat(32)),
+            Some("tls alert unknown_ca")
+        );
+        assert_eq!(back.refusal_of(&"ab".repeat(32)), None);
     }
 
     #[test]

@@ -551,11 +551,11 @@ fn recording_an_attempt_never_creates_a_vanished_directory() {
         path: dir.join("x"),
         reason: "no certificate".into(),
     };
-    store.record_attempt(Err(&error));
+    store.record_attempt(Err((&error, None)));
     assert!(!dir.exists(), "the attempt recreated {}", dir.display());
 
     fs::create_dir(&dir).unwrap();
-    store.record_attempt(Err(&error));
+    store.record_attempt(Err((&error, None)));
     let state = store.read_state().unwrap();
     assert_eq!(state.consecutive_failures, 1);
     assert!(state.last_error.unwrap().contains("no certificate"));

@@ -23,7 +23,7 @@ use kyma_connector_sim::SimConfig;
 #[allow(unused_imports)]
 pub use base::*;
 #[allow(unused_imports)]
-pub use kyma_connector_sim::{Endpoint, Fault, FaultScope};
+pub use kyma_connector_sim::{AlertName, Endpoint, Fault, FaultScope};
 pub use rustix::process::Signal;
 
 /// Seconds since the Unix epoch, as the metrics show times.

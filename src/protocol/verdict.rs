@@ -1,0 +1,289 @@
+//! What a failed exchange over mTLS says about the client certificate it was authenticated
+//! with, by evidence: revoked in the connector's own words, refused by something that may
+//! sit in front of the connector (a gateway, a proxy, a TLS terminator), or nothing at all.
+//! Does not decide what to do about it (the daemon and the commands do).
+
+use std::fmt;
+
+use rustls::AlertDescription;
+
+use super::error::ProtocolError;
+
+impl ProtocolError {
+    /// What this failure says about the client certificate it was authenticated with.
+    /// Only the connector's own words mean revoked: the REST error
+    /// `{"code":403,"error":"Certificate has been revoked."}`, or a GraphQL error body (which
+    /// only the connector's GraphQL server writes) refusing the certificate. Every other
+    /// 401, 403 or 407 and every TLS alert on an mTLS call is a refusal by something that
+    /// may sit in front of the connector, and proves nothing about the certificate.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            ProtocolError::HandshakeRefused { alert, .. } => Verdict::Refused(Refusal::TlsAlert {
+                alert: alert_name(*alert),
+            }),
+            ProtocolError::Status {
+                status,
+                message,
+                mtls: true,
+                from_connector,
+                ..
+            } => status_verdict(*status, message.as_deref(), *from_connector),
+            ProtocolError::ProxyAuthentication { mtls: true, .. } => {
+                Verdict::Refused(Refusal::Status {
+                    status: 407,
+                    connector_message: None,
+                })
+            }
+            ProtocolError::GraphQl {
+                mtls: true,
+                message,
+                ..
+            } if refuses_the_certificate(message) => Verdict::Revoked,
+            _ => Verdict::Inconclusive,
+        }
+    }
+
+    /// True when the connector itself said the certificate is revoked: only a new one-time
+    /// token can help (exit code 3). Refusals by anything else are retried.
+    pub fn needs_reenrollment(&self) -> bool {
+        self.verdict() == Verdict::Revoked
+    }
+}
+
+/// What a failed exchange says about the client certificate it was authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The connector said so in its own words: the certificate is revoked.
+    Revoked,
+    /// Something refused the certificate without the connector's words.
+    Refused(Refusal),
+    /// Nothing about the certificate: the network, the server's trouble, a bad answer.
+    Inconclusive,
+}
+
+/// Which refusal, as `status`, the log and the runbook name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// HTTP 401, 403 or 407 to an mTLS call, not saying "revoked" in the connector's format.
+    Status {
+        status: u16,
+        /// The body was in the connector's error format (with this message).
+        connector_message: Option<String>,
+    },
+    /// A TLS alert (RFC 8446 name) refused the handshake of an mTLS call.
+    TlsAlert { alert: String },
+    /// The alert `certificate_expired` for a certificate that this host's clock says is
+    /// still valid.
+    ProbableClockSkew,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Status {
+                status,
+                connector_message: Some(message),
+            } => write!(f, "http {status} from the connector: {message}"),
+            Refusal::Status {
+                status: 403,
+                connector_message: None,
+            } => f.write_str("http 403 not in the connector's error format"),
+            Refusal::Status { status, .. } => write!(f, "http {status}"),
+            Refusal::TlsAlert { alert } => write!(f, "tls alert {alert}"),
+            Refusal::ProbableClockSkew => {
+                f.write_str("tls alert certificate_expired: probable clock skew")
+            }
+        }
+    }
+}
+
+/// Statuses that refuse a caller rather than fail a request: unauthenticated, forbidden,
+/// proxy authentication required.
+const REFUSING_STATUSES: [u16; 3] = [401, 403, 407];
+
+fn status_verdict(status: u16, message: Option<&str>, from_connector: bool) -> Verdict {
+    if !REFUSING_STATUSES.contains(&status) {
+        return Verdict::Inconclusive;
+    }
+    let says_revoked = message.is_some_and(|m| m.to_ascii_lowercase().contains("revoked"));
+    if status == 403 && from_connector && says_revoked {
+        return Verdict::Revoked;
+    }
+    Verdict::Refused(Refusal::Status {
+        status,
+        connector_message: message.filter(|_| from_connector).map(str::to_owned),
+    })
+}
+
+/// The RFC 8446 name of a TLS alert (`unknown_ca`), as operators search for it.
+pub fn alert_name(alert: AlertDescription) -> String {
+    use AlertDescription as A;
+    let name = match alert {
+        A::CloseNotify => "close_notify",
+        A::UnexpectedMessage => "unexpected_message",
+        A::BadRecordMac => "bad_record_mac",
+        A::DecryptionFailed => "decryption_failed",
+        A::RecordOverflow => "record_overflow",
+        A::DecompressionFailure => "decompression_failure",
+        A::HandshakeFailure => "handshake_failure",
+        A::NoCertificate => "no_certificate",
+        A::BadCertificate => "bad_certificate",
+        A::UnsupportedCertificate => "unsupported_certificate",
+        A::CertificateRevoked => "certificate_revoked",
+        A::CertificateExpired => "certificate_expired",
+        A::CertificateUnknown => "certificate_unknown",
+        A::IllegalParameter => "illegal_parameter",
+        A::UnknownCA => "unknown_ca",
+        A::AccessDenied => "access_denied",
+        A::DecodeError => "decode_error",
+        A::DecryptError => "decrypt_error",
+        A::ExportRestriction => "export_restriction",
+        A::ProtocolVersion => "protocol_version",
+        A::InsufficientSecurity => "insufficient_security",
+        A::InternalError => "internal_error",
+        A::InappropriateFallback => "inappropriate_fallback",
+        A::UserCanceled => "user_canceled",
+        A::NoRenegotiation => "no_renegotiation",
+        A::MissingExtension => "missing_extension",
+        A::UnsupportedExtension => "unsupported_extension",
+        A::CertificateUnobtainable => "certificate_unobtainable",
+        A::UnrecognisedName => "unrecognized_name",
+        A::BadCertificateStatusResponse => "bad_certificate_status_response",
+        A::BadCertificateHashValue => "bad_certificate_hash_value",
+        A::UnknownPSKIdentity => "unknown_psk_identity",
+        A::CertificateRequired => "certificate_required",
+        A::NoApplicationProtocol => "no_application_protocol",
+        other => return format!("alert {}", u8::from(other)),
+    };
+    name.to_owned()
+}
+
+/// Whether a GraphQL error on the certificate-secured URL says that our certificate itself
+/// is refused. Any other error there (an internal error, a database timeout) is retried
+/// with backoff: taking it for a revocation would slow renewals to a probe per
+/// `retry_max`, across a whole fleet, after one bad hour of the connector.
+fn refuses_the_certificate(message: &str) -> bool {
+    const REFUSALS: [&str; 6] = [
+        "revoked",
+        "unauthorized",
+        "unauthenticated",
+        "not authorized",
+        "forbidden",
+        "access denied",
+    ];
+    let message = message.to_ascii_lowercase();
+    REFUSALS.iter().any(|refusal| message.contains(refusal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::RedactedUrl;
+
+    fn url() -> url::Url {
+        url::Url::parse("https://connector.example/v1/info").unwrap()
+    }
+
+    fn status(
+        status: u16,
+        message: Option<&str>,
+        mtls: bool,
+        from_connector: bool,
+    ) -> ProtocolError {
+        ProtocolError::Status {
+            url: RedactedUrl::new(&url()),
+            status,
+            message: message.map(str::to_owned),
+            mtls,
+            from_connector,
+        }
+    }
+
+    #[test]
+    fn only_the_connectors_own_words_mean_revoked() {
+        let revoked = status(403, Some("Certificate has been revoked."), true, true);
+        assert_eq!(revoked.verdict(), Verdict::Revoked);
+        assert!(revoked.needs_reenrollment());
+        assert_eq!(revoked.reason(), "http");
+        // The same words in a gateway's plain text, or on a token call, prove nothing.
+        let gateway = status(403, Some("Certificate has been revoked."), true, false);
+        assert!(matches!(gateway.verdict(), Verdict::Refused(_)));
+        assert!(!gateway.needs_reenrollment());
+        let on_token = status(403, Some("Certificate has been revoked."), false, true);
+        assert_eq!(on_token.verdict(), Verdict::Inconclusive);
+        let graphql_mtls = |message: &str| ProtocolError::GraphQl {
+            url: RedactedUrl::new(&url()),
+            message: message.into(),
+            mtls: true,
+        };
+        assert_eq!(
+            graphql_mtls("the client certificate has been revoked").verdict(),
+            Verdict::Revoked
+        );
+        assert_eq!(graphql_mtls("Unauthorized").verdict(), Verdict::Revoked);
+        // A connector's own trouble is retried, not taken for a revocation.
+        assert_eq!(
+            graphql_mtls("internal error: database timeout").verdict(),
+            Verdict::Inconclusive
+        );
+        let graphql_token = ProtocolError::GraphQl {
+            url: RedactedUrl::new(&url()),
+            message: "certificate revoked".into(),
+            mtls: false,
+        };
+        assert_eq!(graphql_token.verdict(), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn refusals_name_what_refused() {
+        let refusal = |e: ProtocolError| match e.verdict() {
+            Verdict::Refused(r) => r.to_string(),
+            other => panic!("not a refusal: {other:?}"),
+        };
+        assert_eq!(
+            refusal(status(403, Some("RBAC: access denied"), true, false)),
+            "http 403 not in the connector's error format"
+        );
+        assert_eq!(refusal(status(401, None, true, false)), "http 401");
+        assert_eq!(refusal(status(407, None, true, false)), "http 407");
+        assert_eq!(
+            refusal(status(403, Some("Invalid token."), true, true)),
+            "http 403 from the connector: Invalid token."
+        );
+        let alert = ProtocolError::HandshakeRefused {
+            url: RedactedUrl::new(&url()),
+            alert: AlertDescription::UnknownCA,
+        };
+        assert_eq!(alert.reason(), "tls");
+        assert!(alert.to_string().contains("alert unknown_ca"), "{alert}");
+        assert_eq!(refusal(alert), "tls alert unknown_ca");
+        assert_eq!(
+            Refusal::ProbableClockSkew.to_string(),
+            "tls alert certificate_expired: probable clock skew"
+        );
+        // Server trouble says nothing about the certificate.
+        assert_eq!(
+            status(503, None, true, false).verdict(),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            status(500, None, true, true).verdict(),
+            Verdict::Inconclusive
+        );
+        let untrusted = ProtocolError::UntrustedServer {
+            url: RedactedUrl::new(&url()),
+            detail: "unknown issuer".into(),
+        };
+        assert_eq!(untrusted.verdict(), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn alerts_have_their_rfc_names() {
+        assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
+        assert_eq!(
+            alert_name(AlertDescription::CertificateExpired),
+            "certificate_expired"
+        );
+        assert_eq!(alert_name(AlertDescription::Unknown(200)), "alert 200");
+    }
+}
