@@ -225,3 +225,56 @@ async fn pem_bundle_for_haproxy_is_key_leaf_and_ca_that_openssl_reads() {
     let (modulus_cert, _) = run("openssl", &["x509", "-noout", "-modulus", "-in", bundle]);
     assert_eq!(modulus_key, modulus_cert, "the key belongs to the leaf");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_land_in_dir_for_both_layouts_with_the_key_mode() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::start(Duration::from_secs(3600)).await;
+    let tls = env.dir.path().join("tls");
+    let output = "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\"]";
+    let mut files = Cert::compass("files").with("layout = \"files\"");
+    for (key, name) in [
+        ("cert_file", "c.pem"),
+        ("key_file", "k.pem"),
+        ("chain_file", "ch.pem"),
+        ("ca_file", "ca.pem"),
+    ] {
+        files = files.with(&format!(
+            "{key} = {:?}",
+            tls.join(name).display().to_string()
+        ));
+    }
+    let certs = [
+        Cert::compass("linked")
+            .with("key_mode = \"0640\"")
+            .with(output),
+        files.with(output),
+    ];
+    env.write_config(&[], &certs);
+    for cert in &certs {
+        env.enroll(&cert.name, "compass").ok();
+        let bundle = env.cert_dir(&cert.name).join("bundle.pem");
+        let text = std::fs::read_to_string(&bundle).unwrap();
+        let key_path = if cert.name == "files" {
+            tls.join("k.pem")
+        } else {
+            env.cert_dir(&cert.name).join("key.pem")
+        };
+        let key = std::fs::read_to_string(key_path).unwrap();
+        assert_eq!(pem_bodies(&text)[0], pem_bodies(&key)[0], "{}", cert.name);
+        let mode = std::fs::metadata(&bundle).unwrap().permissions().mode() & 0o777;
+        let expected = if cert.name == "files" { 0o600 } else { 0o640 };
+        assert_eq!(
+            mode, expected,
+            "{}: a bundle with the key has key_mode",
+            cert.name
+        );
+        let link = std::fs::symlink_metadata(&bundle).unwrap();
+        assert_eq!(
+            link.file_type().is_symlink(),
+            cert.name == "linked",
+            "{}: linked into the generation only with the symlink layout",
+            cert.name
+        );
+    }
+}

@@ -131,6 +131,28 @@ fn modes(cert: &CertSpec) -> Vec<(PathBuf, u32, bool)> {
     out
 }
 
+/// The `[[certificate.output]]` files of the mode test, and whether each holds the key.
+const OUTPUT_FILES: [(&str, bool); 4] = [
+    ("client.pem", true),
+    ("trust.pem", false),
+    ("keystore.p12", true),
+    ("truststore.p12", false),
+];
+
+/// Output tables writing [`OUTPUT_FILES`], with a keystore password file in `workspace`.
+fn outputs_tables(workspace: &Workspace) -> String {
+    let password = workspace.path("keystore.pass");
+    std::fs::write(&password, format!("{KEYSTORE_PASSWORD}\n")).unwrap();
+    format!(
+        "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"client.pem\"\nparts = [\"key\", \"cert\", \"chain\"]\n\
+         [[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"trust.pem\"\nparts = [\"ca\"]\n\
+         [[certificate.output]]\nkind = \"pkcs12\"\nfile = \"keystore.p12\"\npassword_file = {:?}\ntruststore = \"truststore.p12\"\n",
+        password.display().to_string()
+    )
+}
+
+const KEYSTORE_PASSWORD: &str = "Keyst0re-pa55word";
+
 #[test]
 fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider() {
     let sim = Sim::ecdsa(Duration::from_secs(3600));
@@ -138,11 +160,14 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
     let mut widest_key = 0;
     for umask in [0o000, 0o077] {
         let workspace = Workspace::new();
-        let sym = workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink);
-        let files = workspace
+        let outputs = outputs_tables(&workspace);
+        let mut sym = workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink);
+        sym.tail.push_str(&outputs);
+        let mut files = workspace
             .cert("files", &sim, Proto::Rest, Layout::Files)
             .with("cert_mode = \"0640\"")
             .with("key_mode = \"0400\"");
+        files.tail.push_str(&outputs);
         let certs = [sym, files];
         workspace.write_config(&certs);
         for cert in &certs {
@@ -187,7 +212,10 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
 
         let (key_mode, cert_mode) = ([0o600, 0o400], [0o644, 0o640]);
         for (index, cert) in certs.iter().enumerate() {
-            for (path, mode, is_key) in modes(cert) {
+            let outputs = OUTPUT_FILES.iter().map(|(name, secret)| {
+                (cert.dir.join(name), mode_of(&cert.dir.join(name)), *secret)
+            });
+            for (path, mode, is_key) in modes(cert).into_iter().chain(outputs) {
                 let want = if is_key {
                     key_mode[index]
                 } else {
@@ -207,7 +235,10 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
         for (path, mode) in &seen {
             let name = path.file_name().unwrap().to_string_lossy();
             let is_files_layout = path.starts_with(&certs[1].files_dir);
-            let allowed = if name.contains("key.pem") {
+            let secret_output = OUTPUT_FILES
+                .iter()
+                .any(|(output, secret)| *secret && name.contains(output));
+            let allowed = if name.contains("key.pem") || secret_output {
                 widest_key |= *mode;
                 if is_files_layout { 0o400 } else { 0o600 }
             } else if name.starts_with("state.json") || name.starts_with("journal.json") {
@@ -232,12 +263,20 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
             keys_seen >= 10,
             "umask {umask:03o}: only {keys_seen} key files were seen being written"
         );
+        let keystores_seen = seen
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("keystore.p12"))
+            .count();
+        assert!(
+            keystores_seen >= 10,
+            "umask {umask:03o}: only {keystores_seen} keystores were seen being written"
+        );
         observed += seen.len();
     }
     results::record(
         "7a-modes",
-        "enroll, 5 × `renew --force` and a daemon renewal per layout under umask 000 and 077 (symlink: default modes; files: cert_mode 0640, key_mode 0400), with an inotify watcher stat-ing every file as it is created",
-        "keys exactly key_mode and certificates exactly cert_mode in every generation; directories 0755, state.json 0644; no file, temporary ones included, ever had a mode bit beyond its final mode",
+        "enroll, 5 × `renew --force` and a daemon renewal per layout under umask 000 and 077 (symlink: default modes; files: cert_mode 0640, key_mode 0400), each with a key bundle, a CA bundle, a PKCS#12 keystore and truststore as outputs, with an inotify watcher stat-ing every file as it is created",
+        "keys, the key bundle and the keystore exactly key_mode, certificates, the CA bundle and the truststore exactly cert_mode in every generation; directories 0755, state.json 0644; no file, temporary ones included, ever had a mode bit beyond its final mode",
         &[
             ("files observed as they were created", observed.to_string()),
             ("union of key modes observed", format!("{widest_key:04o}")),
@@ -379,13 +418,19 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
     let compass = Sim::ecdsa(Duration::from_secs(3600));
     let rest = Sim::ecdsa(Duration::from_secs(3600));
     let workspace = Workspace::new();
-    let certs = [
+    // Both with outputs: a bundle holding the key, keystores with a password.
+    let outputs = outputs_tables(&workspace);
+    let mut certs = [
         workspace.cert("c", &compass, Proto::Compass, Layout::Symlink),
         workspace.cert("r", &rest, Proto::Rest, Layout::Files),
     ];
+    for cert in &mut certs {
+        cert.tail.push_str(&outputs);
+    }
     let sims = [&compass, &rest];
     workspace.write_config(&certs);
     let mut secrets = secrets::Secrets::new();
+    secrets.add("the keystore password", KEYSTORE_PASSWORD);
     let mut seen = Vec::new();
     let mut state_files = Vec::new();
     let collect = |secrets: &mut secrets::Secrets, state_files: &mut Vec<String>| {
@@ -575,8 +620,8 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
     }
     results::record(
         "7b-secrets-commands",
-        "every command at RUST_LOG=trace: check-config, enroll (wrong token, --token-file, stdin, --token, the Director's rawEncoded blob and legacy connector URL, a refused form, --if-needed), renew (not due, forced, forced under each of the 12 faults), status and status --json after each, revoke, renew after revoke, demo; both protocols",
-        "no PEM armour, no base64 of PEM text, no key or certificate body, no token (rejected ones included) and no long mixed-case base64 run in any output or state.json",
+        "every command at RUST_LOG=trace, with a key bundle and PKCS#12 outputs configured: check-config, enroll (wrong token, --token-file, stdin, --token, the Director's rawEncoded blob and legacy connector URL, a refused form, --if-needed), renew (not due, forced, forced under each of the 12 faults), status and status --json after each, revoke, renew after revoke, demo; both protocols",
+        "no PEM armour, no base64 of PEM text, no key or certificate body, no token (rejected ones included), no keystore password and no long mixed-case base64 run in any output or state.json",
         &[
             ("command runs", seen.len().to_string()),
             ("faulted renewals", faulted.to_string()),

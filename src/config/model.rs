@@ -100,6 +100,22 @@ pub struct FilePaths {
     pub ca_file: PathBuf,
 }
 
+impl FilePaths {
+    /// Those of the four files that live directly in `dir`.
+    pub fn in_dir(&self, dir: &std::path::Path) -> Vec<&std::path::Path> {
+        [
+            &self.cert_file,
+            &self.key_file,
+            &self.chain_file,
+            &self.ca_file,
+        ]
+        .into_iter()
+        .map(PathBuf::as_path)
+        .filter(|p| p.parent() == Some(dir))
+        .collect()
+    }
+}
+
 /// A POSIX signal a `signal` hook may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookSignal {

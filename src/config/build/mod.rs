@@ -369,10 +369,14 @@ impl Builder<'_> {
             .flatten()
             .filter_map(|hook| self.hook(hook, ctx))
             .collect();
+        let configured_in_dir = match &layout {
+            Some(Layout::Files(files)) => dir.as_ref().map(|dir| files.in_dir(dir)),
+            _ => None,
+        };
         let outputs = self.outputs(
             raw.output.as_deref().unwrap_or_default(),
             ctx,
-            common.files_layout,
+            configured_in_dir.as_deref().unwrap_or_default(),
         );
         if self.problems.len() > before {
             return None;

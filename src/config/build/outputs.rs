@@ -3,6 +3,7 @@
 //! encode anything (see `crate::outputs`).
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use toml::Spanned;
 
@@ -11,33 +12,34 @@ use super::super::model::{OutputConfig, PemPart};
 use super::super::raw::RawOutput;
 use super::{Builder, own};
 
-/// The files every generation already holds.
-pub(crate) const RESERVED_NAMES: [&str; 5] = [
+/// Names the store already uses in a generation or in `dir` (see `crate::store`): an
+/// output is linked (symlink layout) or written (files layout) as `dir/<file>`, so it
+/// must not take any of them.
+pub(crate) const RESERVED_NAMES: [&str; 9] = [
     "cert.pem",
     "key.pem",
     "chain.pem",
     "ca.pem",
     "connection.json",
+    "state.json",
+    "journal.json",
+    "current",
+    "previous",
 ];
+
+/// Prefixes of names the store creates, prunes or cleans up in `dir` (generations, a
+/// set-aside corrupt state); temporary files contain `.tmp-`.
+const RESERVED_PREFIXES: [&str; 2] = ["gen-", "state.json.corrupt-"];
 
 impl Builder<'_> {
     pub(super) fn outputs(
         &mut self,
         raw: &[Spanned<RawOutput>],
         ctx: &str,
-        files_layout: bool,
+        in_dir: &[&Path],
     ) -> Vec<OutputConfig> {
         let ctx = format!("{ctx}: output");
         let ctx = ctx.as_str();
-        if files_layout && let Some(first) = raw.first() {
-            self.problems.at(
-                first.span(),
-                Some(ctx),
-                None,
-                "only applies with layout = \"symlink\": outputs are written into each generation",
-            );
-            return Vec::new();
-        }
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut outputs = Vec::new();
         for entry in raw {
@@ -45,6 +47,7 @@ impl Builder<'_> {
                 continue;
             };
             self.check_unique_names(entry.get_ref(), &mut names, ctx);
+            self.check_not_configured(entry.get_ref(), in_dir, ctx);
             outputs.push(output);
         }
         outputs
@@ -148,6 +151,27 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// With the files layout, outputs are written in `dir`: none may be one of the four
+    /// configured files when those live in `dir` too.
+    fn check_not_configured(&mut self, raw: &RawOutput, in_dir: &[&Path], ctx: &str) {
+        for (key, value) in [("file", &raw.file), ("truststore", &raw.truststore)] {
+            let Some(value) = value else { continue };
+            if in_dir
+                .iter()
+                .any(|p| p.file_name().is_some_and(|n| n == value.get_ref().as_str()))
+            {
+                self.problems.at(
+                    value.span(),
+                    Some(ctx),
+                    Some(key),
+                    "is also a configured cert_file, key_file, chain_file or ca_file in `dir`",
+                );
+            }
+        }
+    }
+}
+
 /// A plain file name inside a generation directory.
 fn check_file_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -164,9 +188,17 @@ fn check_file_name(name: &str) -> Result<(), String> {
     }
     if RESERVED_NAMES.contains(&name) {
         return Err(format!(
-            "is a file every generation already holds ({})",
+            "is a name kyma-certd already uses ({})",
             RESERVED_NAMES.join(", ")
         ));
+    }
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(*p)) {
+        return Err(format!(
+            "must not start with `{prefix}`, which kyma-certd uses"
+        ));
+    }
+    if name.contains(".tmp-") {
+        return Err("must not contain `.tmp-`, which marks kyma-certd's temporary files".into());
     }
     Ok(())
 }
@@ -261,14 +293,23 @@ mod tests {
             &bundle("../x.pem", "[\"key\"]"),
             "key `file`: must be a plain file name",
         );
+        for taken in [
+            "key.pem",
+            "connection.json",
+            "state.json",
+            "current",
+            "previous",
+        ] {
+            refused(
+                &bundle(taken, "[\"key\"]"),
+                "is a name kyma-certd already uses",
+            );
+        }
         refused(
-            &bundle("key.pem", "[\"key\"]"),
-            "every generation already holds",
+            &bundle("gen-x.pem", "[\"key\"]"),
+            "must not start with `gen-`",
         );
-        refused(
-            &bundle("connection.json", "[\"key\"]"),
-            "every generation already holds",
-        );
+        refused(&bundle("a.tmp-1", "[\"key\"]"), "must not contain `.tmp-`");
         refused(&bundle(".hidden", "[\"key\"]"), "must not start with `.`");
         refused(
             &bundle("b.pem", "[]"),
@@ -308,13 +349,27 @@ mod tests {
             "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"a\"\nparts = [\"key\"]\nmode = \"0600\"\n",
             "mode",
         );
-        refused(
-            &format!(
-                "layout = \"files\"\ncert_file = \"/a\"\nkey_file = \"/b\"\nchain_file = \"/c\"\nca_file = \"/d\"\n{}",
+        let files = |cert_file: &str| {
+            format!(
+                "layout = \"files\"\ncert_file = {cert_file:?}\nkey_file = \"/t/k\"\nchain_file = \"/t/ch\"\nca_file = \"/t/ca\"\n{}",
                 bundle("b.pem", "[\"key\"]")
-            ),
-            "only applies with layout = \"symlink\"",
+            )
+        };
+        refused(
+            &files("/var/lib/o/b.pem"),
+            "key `file`: is also a configured cert_file",
         );
+        let config =
+            parse(&files("/elsewhere/b.pem")).expect("an output in dir beside files elsewhere");
+        assert_eq!(config.certificates[0].outputs.len(), 1);
+    }
+
+    #[test]
+    fn reserved_names_match_the_store() {
+        use crate::store::{CONNECTION_FILE, JOURNAL_FILE, STATE_FILE};
+        for name in [CONNECTION_FILE, JOURNAL_FILE, STATE_FILE] {
+            assert!(super::RESERVED_NAMES.contains(&name), "{name}");
+        }
     }
 
     #[test]
