@@ -66,7 +66,7 @@ start_sim() {
   mkdir -p "$dir"
   RUST_LOG=warn "$ROOT/target/release/kyma-connector-sim" --out-dir "$dir" "$@" >"$dir/out.log" 2>&1 &
   SIM_PID=$!
-  wait_until 30 "the simulator's admin API" grep -q '^admin API:' "$dir/out.log" ||
+  wait_until 30 "the simulator's admin API" grep -qs '^admin API:' "$dir/out.log" ||
     die "the simulator did not start: $(cat "$dir/out.log")"
   SIM_ADMIN=$(awk '/^admin API:/ { print $3; exit }' "$dir/out.log")
   SIM_TOKEN_URL=$(awk '/^Compass token URL:/ { print $4; exit }' "$dir/out.log")
