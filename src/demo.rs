@@ -1,11 +1,25 @@
 //! `kyma-certd demo`: the built-in connector simulator and the daemon against it, with
 //! short-lived certificates, in a temporary folder. Shows a new user what the daemon
-//! does within a minute. Does nothing the daemon does not do in production.
+//! does within a minute. Does nothing the daemon does not do in production. Stops, and
+//! removes the folder, on Ctrl-C, SIGTERM or when its terminal closes (SIGHUP).
 
 use std::time::Duration;
 
 use crate::cli::DemoProtocol;
 use crate::exit::{CommandError, CommandResult};
+
+/// Prints a line of the demo's narration. After SIGHUP the terminal is gone: a failed
+/// write must not panic (and abort) before the folder is removed.
+#[cfg(feature = "demo")]
+macro_rules! say {
+    () => {
+        say!("")
+    };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 pub struct DemoOptions {
     pub validity: Duration,
@@ -35,6 +49,10 @@ pub async fn run(options: DemoOptions) -> CommandResult {
             "--validity must be at least 10s"
         )));
     }
+    // Before anything is created: from here on a closed terminal ends the demo through
+    // the normal path (which removes the folder) instead of killing the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(CommandError::failed)?;
     let folder = tempfile::Builder::new()
         .prefix("kyma-certd-demo-")
         .tempdir()
@@ -97,24 +115,24 @@ timeout = "5s"
     let _ = Checks::Full;
     let cert = config.certificates[0].clone();
 
-    println!();
-    println!("kyma-certd demo");
-    println!(
+    say!();
+    say!("kyma-certd demo");
+    say!(
         "  connector simulator ({protocol}): {}",
         enroll_url_display(&enroll_url)
     );
-    println!(
+    say!(
         "  certificates live {}; the daemon renews at 60% of the lifetime, less up to 5% jitter",
         humantime::format_duration(options.validity)
     );
-    println!("  working folder:  {}", folder.path().display());
-    println!("  configuration:   {}", config_path.display());
-    println!(
+    say!("  working folder:  {}", folder.path().display());
+    say!("  configuration:   {}", config_path.display());
+    say!(
         "  certificate:     {}/cert.pem (key.pem, chain.pem, ca.pem beside it)",
         cert_dir.display()
     );
-    println!("  Ctrl-C stops the demo and removes the folder.");
-    println!();
+    say!("  Ctrl-C (or closing the terminal) stops the demo and removes the folder.");
+    say!();
 
     let store = Store::new(&cert);
     let url = (protocol == "kyma-rest").then(|| enroll_url.to_string());
@@ -128,7 +146,7 @@ timeout = "5s"
     )
     .await
     .map_err(|e| crate::commands::flow_error(&cert.name, e))?;
-    println!(
+    say!(
         "enrolled with a one-time token: {} (sha256 {}…), valid until {}",
         info.subject,
         &info.fingerprint_sha256[..16],
@@ -136,25 +154,31 @@ timeout = "5s"
     );
 
     let stop = async move {
-        match options.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
+        let timer = async {
+            match options.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = timer => {}
+            _ = hangup.recv() => tracing::info!("SIGHUP: the terminal closed, stopping the demo"),
         }
     };
     let result = crate::daemon::run_until(config, stop, |addr| {
-        println!("metrics: curl http://{addr}/metrics   readiness: curl http://{addr}/readyz");
-        println!(
+        say!("metrics: curl http://{addr}/metrics   readiness: curl http://{addr}/readyz");
+        say!(
             "status:  kyma-certd --config {} status",
             config_path.display()
         );
-        println!();
+        say!();
     })
     .await;
     sim.shutdown().await;
     let renewals = std::fs::read_to_string(&marker)
         .map(|t| t.lines().count())
         .unwrap_or(0);
-    println!(
+    say!(
         "demo finished: {renewals} renewal(s) with hook runs; removing {}",
         folder.path().display()
     );

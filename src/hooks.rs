@@ -339,7 +339,8 @@ async fn run_command(
 ) -> Result<CommandReport, HookError> {
     let (program, args) = argv.split_first().ok_or(HookError::EmptyCommand)?;
     let deadline = Instant::now() + timeout;
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    let mut child = without_service_manager_env(&mut command)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -403,6 +404,29 @@ async fn run_command(
         program: program.clone(),
         status,
     })
+}
+
+/// Variables through which systemd talks to the daemon itself. A hook that inherited them
+/// could send notifications in the daemon's name (systemd logs and drops them, "reception
+/// only permitted for main PID"), believe it runs under the daemon's watchdog, or take
+/// sockets passed to the daemon as its own.
+const SERVICE_MANAGER_VARS: [&str; 6] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
+/// Removes [`SERVICE_MANAGER_VARS`] from what `command` inherits.
+fn without_service_manager_env(
+    command: &mut tokio::process::Command,
+) -> &mut tokio::process::Command {
+    for var in SERVICE_MANAGER_VARS {
+        command.env_remove(var);
+    }
+    command
 }
 
 /// Kills a hook's process group when the hook is abandoned before it ended (the daemon

@@ -141,3 +141,62 @@ fn demo_with_compass_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up(
 fn demo_with_kyma_rest_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up() {
     demo("kyma-rest");
 }
+
+/// A terminal that closes sends SIGHUP and takes stdout with it: the demo must stop, and
+/// remove its folder and its simulator, instead of running on in the background.
+#[test]
+fn demo_stops_and_removes_its_folder_when_its_terminal_closes() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--validity", "20s"])
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    // The narration up to the metrics line (the daemon runs then); the reader thread ends
+    // there and closes the pipe, as a vanished terminal would.
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let running = line.starts_with("metrics: curl");
+            seen.push(line);
+            if running {
+                break;
+            }
+        }
+        let _ = lines_tx.send(seen);
+    });
+    let narration = lines_rx.recv_timeout(Duration::from_secs(30));
+    let Ok(narration) = narration else {
+        let _ = child.kill();
+        panic!("the demo printed no metrics line within 30 s");
+    };
+    let folder: PathBuf = narration
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("working folder:"))
+        .map(|p| PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("no working folder printed: {narration:?}"));
+    assert!(
+        folder.is_dir(),
+        "{} does not exist while running",
+        folder.display()
+    );
+
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("send SIGHUP");
+    let status = harness::try_wait_for(Duration::from_secs(20), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("the demo still runs 20 s after SIGHUP");
+    };
+    assert!(
+        status.success(),
+        "the demo exited with {status} after SIGHUP"
+    );
+    assert!(!folder.exists(), "{} was left behind", folder.display());
+}

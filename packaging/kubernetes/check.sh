@@ -1,24 +1,55 @@
 #!/usr/bin/env bash
-# Checks the Kubernetes example without a cluster: every file parses, every
-# volume, ConfigMap, Secret and claim a pod refers to exists, every probe names
-# a declared port, every container is locked down (non-root, read-only root,
-# no privilege escalation, no capabilities, resource limits), and the
+# Checks the Kubernetes example without a cluster. Every manifest is validated
+# against the real Kubernetes OpenAPI schemas by kubernetes-validate (strict:
+# unknown fields are errors). Then the checks only this project can make:
+# every volume, ConfigMap, Secret and claim a pod refers to exists, every probe
+# names a declared port, every container is locked down (non-root, read-only
+# root, no privilege escalation, no capabilities, resource limits), the
 # kyma-certd configuration fits the pod (metrics port, certificate directory
-# and pid file on mounted volumes). With a kyma-certd binary given, also runs
+# and pid file on mounted volumes), and the NetworkPolicy lets only one
+# namespace reach the metrics port. With a kyma-certd binary given, also runs
 # its check-config on the embedded configuration.
+#
+# Needs python3 with PyYAML and kubernetes-validate (tests/setup.sh installs it
+# into target/tools/venv; KUBERNETES_VALIDATE names another one).
 #
 # Usage: packaging/kubernetes/check.sh [PATH-TO-kyma-certd]
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-command -v python3 >/dev/null || { echo "check.sh: python3 is not installed" >&2; exit 2; }
-python3 -c 'import yaml' 2>/dev/null || { echo "check.sh: python3 needs PyYAML (python3-yaml)" >&2; exit 2; }
+venv=target/tools/venv/bin
+validate=${KUBERNETES_VALIDATE:-}
+if [ -z "$validate" ]; then
+    if [ -x "$venv/kubernetes-validate" ]; then
+        validate=$venv/kubernetes-validate
+    else
+        validate=$(command -v kubernetes-validate || true)
+    fi
+fi
+if [ -z "$validate" ]; then
+    echo "check.sh: kubernetes-validate is not installed (run tests/setup.sh, or: pip install kubernetes-validate)" >&2
+    exit 2
+fi
+# The venv's python has PyYAML (a kubernetes-validate dependency) and tomllib.
+python=python3
+[ -x "$venv/python3" ] && python=$venv/python3
+"$python" -c 'import yaml' 2>/dev/null || { echo "check.sh: $python needs PyYAML (python3-yaml)" >&2; exit 2; }
+
+manifests=()
+while read -r file; do
+    manifests+=("packaging/kubernetes/$file")
+done < <("$python" -c 'import sys, yaml; print("\n".join(yaml.safe_load(open(sys.argv[1]))["resources"]))' \
+    packaging/kubernetes/kustomization.yaml)
+manifests+=(packaging/kubernetes/secret.yaml)
+echo "== kubernetes-validate --strict ${manifests[*]}"
+"$validate" --strict --quiet "${manifests[@]}"
+echo "ok: ${#manifests[@]} manifests match the Kubernetes schemas"
 
 config=$(mktemp --suffix=.toml)
 trap 'rm -f "$config"' EXIT
 
-python3 - packaging/kubernetes "$config" <<'EOF'
+"$python" - packaging/kubernetes "$config" <<'EOF'
 import pathlib
 import sys
 import tomllib
@@ -100,6 +131,28 @@ for dep in deployments:
                 shared = volume_of("kyma-certd", hook["pid_file"])
                 if shared is None or shared not in mounts["nginx"].values():
                     problems.append(f"pid file {hook['pid_file']} is not on a volume shared with nginx")
+
+# Inbound: only one namespace, only the metrics port.
+policies = [d for (kind, _), d in objects.items() if kind == "NetworkPolicy"]
+pod_labels = {}
+for dep in deployments:
+    pod_labels.update(dep["spec"]["template"]["metadata"].get("labels", {}))
+guarding = [p for p in policies
+            if p["spec"].get("podSelector", {}).get("matchLabels", {}).items() <= pod_labels.items()
+            and "Ingress" in p["spec"].get("policyTypes", [])]
+if not guarding:
+    problems.append("no NetworkPolicy restricts inbound traffic to the pod")
+metrics_ports = {"metrics", port} if deployments else set()
+for policy in guarding:
+    rules = policy["spec"].get("ingress", [])
+    for rule in rules:
+        ports = [p.get("port") for p in rule.get("ports", [])]
+        if not ports or any(p not in metrics_ports for p in ports):
+            problems.append(f"NetworkPolicy {policy['metadata']['name']}: a rule opens {ports or 'every port'}, want only the metrics port")
+        peers = rule.get("from", [])
+        if not peers or any(set(peer) != {"namespaceSelector"} or not peer["namespaceSelector"].get("matchLabels")
+                            for peer in peers):
+            problems.append(f"NetworkPolicy {policy['metadata']['name']}: a rule admits more than a named namespace: {peers}")
 
 for p in problems:
     print("FAIL:", p, file=sys.stderr)

@@ -252,6 +252,35 @@ async fn command_hook_gets_an_empty_stdin() {
 }
 
 #[tokio::test]
+async fn hook_commands_do_not_inherit_the_service_managers_variables() {
+    // The variables are set on the command, not in this process: tests never change the
+    // process environment. The hook's own command sees them removed all the same.
+    let mut command = tokio::process::Command::new("env");
+    for var in SERVICE_MANAGER_VARS {
+        command.env(var, "set-by-systemd");
+    }
+    command.env("KEPT", "yes");
+    let output = without_service_manager_env(&mut command)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let dumped = String::from_utf8(output.stdout).unwrap();
+    let names: Vec<&str> = dumped
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    for var in SERVICE_MANAGER_VARS {
+        assert!(!names.contains(&var), "{var} reached the hook: {dumped}");
+    }
+    assert!(
+        names.contains(&"KEPT"),
+        "other variables are kept: {dumped}"
+    );
+}
+
+#[tokio::test]
 async fn command_hook_that_hangs_is_killed_at_its_timeout_with_its_children() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");

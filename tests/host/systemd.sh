@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The booted-systemd test: boots Debian 12 with systemd in a container (systemd-nspawn,
+# --volatile=overlay over the cached tree from tests/host/debian-tree.sh, so every run
+# starts clean), installs the .deb, enrolls against the connector simulator on the host's
+# loopback (the container shares the host's network) and runs tests/host/systemd-inside.sh
+# there: READY and STATUS, renewals in the sandbox, reload, the watchdog, a journal without
+# denials, and every hook type reaching nginx running as root.
+#
+# Needs root (or sudo), systemd-nspawn (systemd-container), debootstrap and curl.
+# Usage: tests/host/systemd.sh [PACKAGE.deb]   (default: build it with packaging/deb/build.sh)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need systemd-nspawn debootstrap curl python3 cargo
+cd "$ROOT"
+run_started=$SECONDS
+
+if [ $# -gt 1 ]; then
+  echo "usage: tests/host/systemd.sh [PACKAGE.deb]" >&2
+  exit 2
+fi
+if [ $# -eq 1 ]; then
+  deb=$1
+else
+  deb=$(packaging/deb/build.sh | tail -n 1)
+fi
+[ -f "$deb" ] || die "no package at '$deb'"
+cargo build --release --locked --quiet -p kyma-connector-sim
+tree=$("$HOST_DIR/debian-tree.sh")
+
+mkdir -p "$CACHE"
+share=$(mktemp -d "$CACHE/systemd-run.XXXXXX")
+boot_log="$share/boot.log"
+cleanup() {
+  stop_sim
+  if [ "${KEEP:-0}" = 1 ]; then log "kept $share"; else rm -rf "$share"; fi
+}
+trap cleanup EXIT
+# The service user inside reads the token and the configuration from here.
+chmod 0755 "$share"
+
+# Certificates live 30 s and are renewed at half of that: a scheduled renewal within
+# about 15 s of the start.
+start_sim "$share/sim" --validity 30s
+install -m 0644 "$share/sim/server-ca.pem" "$share/connector-ca.pem"
+mint_token >"$share/token"
+chmod 0644 "$share/token"
+install -m 0644 "$deb" "$share/kyma-certd.deb"
+install -m 0755 "$HOST_DIR/systemd-inside.sh" "$share/inside.sh"
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo "METRICS_PORT=$metrics_port" >"$share/env"
+cat >"$share/config.toml" <<TOML
+# Written by tests/host/systemd.sh; the test appends one [[certificate.on_renew]].
+[metrics]
+listen = "127.0.0.1:$metrics_port"
+
+[defaults]
+renew_at = "50%"
+jitter = "5%"
+retry_min = "2s"
+retry_max = "10s"
+key_algorithm = "rsa2048"
+
+[[certificate]]
+name = "web"
+protocol = "compass"
+dir = "/var/lib/kyma-certd/web"
+server_ca_file = "/etc/kyma-certd/connector-ca.pem"
+connector_url = "$SIM_TOKEN_URL"
+TOML
+
+# The test runs as a oneshot unit of the booted system, and powers it off when done.
+cat >"$share/kyma-certd-test.service" <<'UNIT'
+[Unit]
+Description=kyma-certd booted-systemd test
+After=nginx.service dbus.service systemd-logind.service
+
+[Service]
+Type=oneshot
+ExecStart=/share/inside.sh
+ExecStopPost=/bin/systemctl poweroff --no-block
+TimeoutStartSec=600
+UNIT
+
+log "booting $tree (volatile overlay)"
+boot_started=$SECONDS
+status=0
+# systemd.wants= on init's command line adds the test unit to the boot transaction.
+as_root timeout 900 systemd-nspawn --quiet --register=no --keep-unit --volatile=overlay \
+  --console=read-only -D "$tree" --bind="$share:/share" \
+  --bind-ro="$share/kyma-certd-test.service:/etc/systemd/system/kyma-certd-test.service" \
+  -b -- systemd.wants=kyma-certd-test.service </dev/null >"$boot_log" 2>&1 || status=$?
+boot_seconds=$((SECONDS - boot_started))
+
+cat "$share/inside.log" 2>/dev/null >&2 || true
+result=$(cat "$share/result" 2>/dev/null || echo "no result (the test unit did not run)")
+if [ "$result" != PASS ]; then
+  log "--- boot log (last lines)"
+  tail -n 40 "$boot_log" >&2 || true
+  log "--- journal (last lines)"
+  tail -n 80 "$share/journal.txt" >&2 2>/dev/null || true
+  die "booted-systemd test: $result (systemd-nspawn exit $status)"
+fi
+log "PASS: booted-systemd test, ${boot_seconds}s in the container, $((SECONDS - run_started))s in all"
