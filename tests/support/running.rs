@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::process::Signal;
@@ -97,7 +96,6 @@ impl LogLine {
 struct Capture {
     lines: Arc<Mutex<Vec<LogLine>>>,
     closed: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
 }
 
 impl Capture {
@@ -105,7 +103,7 @@ impl Capture {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let closed = Arc::new(AtomicBool::new(false));
         let (sink, done) = (Arc::clone(&lines), Arc::clone(&closed));
-        let reader = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             let mut stream = BufReader::new(stream);
             let mut raw = Vec::new();
             // Bytes, not `lines()`: a line that is not UTF-8 must not end the capture.
@@ -117,11 +115,12 @@ impl Capture {
             }
             done.store(true, Ordering::Release);
         });
-        Capture {
-            lines,
-            closed,
-            reader: Some(reader),
-        }
+        Capture { lines, closed }
+    }
+
+    /// Whether the writing end is closed: every line is in.
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn lines(&self) -> Vec<LogLine> {
@@ -138,21 +137,13 @@ impl Capture {
             .collect()
     }
 
-    fn any(&self, matches: impl Fn(&LogLine) -> bool) -> bool {
-        self.lines.lock().unwrap().iter().any(matches)
-    }
-
     fn find(&self, matches: impl Fn(&LogLine) -> bool) -> Option<LogLine> {
-        self.lines.lock().unwrap().iter().find(|l| matches(l)).cloned()
-    }
-
-    /// Waits (bounded) for the writer's end to close, so that every line is in.
-    fn drain(&mut self) {
-        if eventually(DRAIN_LIMIT, || self.closed.load(Ordering::Acquire))
-            && let Some(reader) = self.reader.take()
-        {
-            let _ = reader.join();
-        }
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| matches(l))
+            .cloned()
     }
 }
 
@@ -285,7 +276,7 @@ impl Daemon {
                     return addr.metrics_addr();
                 }
                 assert!(
-                    !self.stderr.closed.load(Ordering::Acquire),
+                    !self.stderr.closed(),
                     "the daemon closed its stderr without a metrics address:\n{}",
                     self.log_text()
                 );
@@ -382,8 +373,8 @@ impl Daemon {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         eventually(timeout, || !self.alive());
         if self.exited.is_some() {
-            self.stdout.drain();
-            self.stderr.drain();
+            // Bounded: a hook the daemon started may still hold the pipes open.
+            eventually(DRAIN_LIMIT, || self.stdout.closed() && self.stderr.closed());
         }
         self.exited
     }
