@@ -89,7 +89,7 @@ impl Setup {
             .prefix("kyma-certd-obs-")
             .tempdir()
             .expect("a temporary folder");
-        // Readable by an unprivileged daemon too (see `Daemon::start_as_nobody`).
+        // Readable by an unprivileged daemon too (see `Daemon::start_unprivileged`).
         chmod(tmp.path(), 0o755);
         let server_ca = sim.map(|sim| {
             let copy = tmp.path().join("server-ca.pem");
@@ -301,6 +301,16 @@ impl Daemon {
             command.uid(65534).gid(65534);
         }
         Daemon::spawn_serving(command)
+    }
+
+    /// The observability suites' earlier name for [`Daemon::log_text`].
+    pub fn logs(&self) -> String {
+        self.log_text()
+    }
+
+    /// The observability suites' earlier name for [`Daemon::metrics`].
+    pub fn scrape(&self) -> Scrape {
+        self.metrics()
     }
 }
 

@@ -389,6 +389,16 @@ impl Daemon {
     pub fn start(workspace: &Workspace, name: &str) -> Daemon {
         Daemon::spawn_serving(workspace.command(&["run"])).labelled(name)
     }
+
+    /// The reliability suites' earlier name for [`Daemon::alive`].
+    pub fn is_running(&mut self) -> bool {
+        self.alive()
+    }
+
+    /// The reliability suites' earlier name for [`Daemon::metrics`].
+    pub fn scrape(&self) -> Scrape {
+        self.metrics()
+    }
 }
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `Err` with the
