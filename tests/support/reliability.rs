@@ -179,7 +179,7 @@ impl CertSpec {
 
     /// Entries that should not be there after recovery: temporary files, journals,
     /// generations other than the current and the previous one. (`.lock` is the store's
-    /// lock file and stays.)
+    /// lock file and `connection.json` what the connector returned: both stay.)
     pub fn leftovers(&self) -> Vec<String> {
         let mut unexpected = Vec::new();
         let names = list(&self.dir);
@@ -192,6 +192,7 @@ impl CertSpec {
                     "ca.pem",
                     "current",
                     "previous",
+                    "connection.json",
                 ]
                 .iter()
                 .map(|s| s.to_string())
@@ -209,7 +210,7 @@ impl CertSpec {
                 unexpected.extend(
                     names
                         .into_iter()
-                        .filter(|n| n != "state.json" && n != ".lock"),
+                        .filter(|n| n != "state.json" && n != ".lock" && n != "connection.json"),
                 );
                 let files: Vec<String> = list(&self.files_dir);
                 unexpected.extend(
