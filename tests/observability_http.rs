@@ -41,7 +41,7 @@ fn readyz_is_200_only_when_every_certificate_is_valid_and_lists_the_states() {
         s.state("orders").as_deref() == Some("valid")
             && s.state("billing").as_deref() == Some("missing")
     });
-    let ready = daemon.get("/readyz");
+    let ready = daemon.response("/readyz");
     assert_eq!(ready.status, 503);
     assert_eq!(ready.header("content-type"), Some("application/json"));
     assert_eq!(
@@ -51,21 +51,21 @@ fn readyz_is_200_only_when_every_certificate_is_valid_and_lists_the_states() {
 
     setup.enroll(&sim, "billing");
     daemon.wait_state("billing", "valid", SHORT);
-    let ready = daemon.get("/readyz");
+    let ready = daemon.response("/readyz");
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(
         ready.json(),
         serde_json::json!({"ready": true, "certificates": {"orders": "valid", "billing": "valid"}})
     );
 
-    let health = daemon.get("/healthz");
+    let health = daemon.response("/healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
 }
 
 #[test]
 fn only_the_three_paths_are_served_and_only_to_get_and_head() {
     let (_setup, daemon) = lone_daemon();
-    let addr = daemon.addr;
+    let addr = daemon.metrics_addr();
     for path in ["/metrics", "/healthz", "/readyz"] {
         let expected = if path == "/readyz" { 503 } else { 200 };
         assert_eq!(request(addr, "GET", path).status, expected, "GET {path}");
@@ -133,7 +133,7 @@ fn assert_serving(addr: SocketAddr, within: Duration) {
 #[test]
 fn a_burst_of_garbage_requests_leaves_the_endpoint_serving() {
     let (_setup, daemon) = lone_daemon();
-    let addr = daemon.addr;
+    let addr = daemon.metrics_addr();
     let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
     // Each with whether its head is malformed (a 4xx or a closed connection) or only its
     // body is (the handler never reads a body: any well-formed answer will do).
@@ -190,7 +190,7 @@ fn a_burst_of_garbage_requests_leaves_the_endpoint_serving() {
     });
     eprintln!("200 garbage requests answered in {:?}", started.elapsed());
     assert_serving(addr, Duration::from_secs(2));
-    let logs = daemon.logs();
+    let logs = daemon.log_text();
     assert!(
         !logs.contains("kyma_certd::report::http"),
         "bad clients do not fill the log at info:\n{logs}"
@@ -230,7 +230,7 @@ fn wait_closed(mut stream: TcpStream, limit: Duration) {
 #[test]
 fn slow_clients_with_partial_headers_neither_block_scrapes_nor_stay_forever() {
     let (_setup, daemon) = lone_daemon();
-    let addr = daemon.addr;
+    let addr = daemon.metrics_addr();
 
     // Fewer than the connection limit: scrapes go on as if they were not there.
     let started = Instant::now();
@@ -266,7 +266,7 @@ fn slow_clients_with_partial_headers_neither_block_scrapes_nor_stay_forever() {
 #[test]
 fn an_oversized_request_is_refused_and_the_endpoint_keeps_serving() {
     let (_setup, daemon) = lone_daemon();
-    let addr = daemon.addr;
+    let addr = daemon.metrics_addr();
     let huge_header = format!(
         "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "b".repeat(16 * 1024)
@@ -344,7 +344,7 @@ fn scrape_latency_with_a_thousand_certificates() {
         let mut size = 0;
         for _ in 0..SCRAPES {
             let started = Instant::now();
-            let response = http_get(daemon.addr, "/metrics", headers);
+            let response = http_get(daemon.metrics_addr(), "/metrics", headers);
             times.push(started.elapsed());
             assert_eq!(response.status, 200);
             size = response.body.len();
@@ -369,7 +369,7 @@ fn scrape_latency_with_a_thousand_certificates() {
         let expected = f64::from(reloads);
         loop {
             let started = Instant::now();
-            let response = http_get(daemon.addr, "/metrics", &[]);
+            let response = http_get(daemon.metrics_addr(), "/metrics", &[]);
             let took = started.elapsed();
             let counted = obs::Scrape::parse(&response.body)
                 .value("kyma_certd_config_reloads_total", &[("result", "success")]);

@@ -176,26 +176,23 @@ fn no_secret_leaves_the_process(protocol: &'static str) {
         s.renewals("orders", "success") == 1.0 && s.state("orders").as_deref() == Some("valid")
     });
     secrets.add_material(&setup, protocol, "renewed by the daemon");
-    outputs.add("/metrics", daemon.get("/metrics").body);
+    outputs.add("/metrics", daemon.response("/metrics").body);
     outputs.add(
         "/metrics (OpenMetrics)",
         http_get(
-            daemon.addr,
+            daemon.metrics_addr(),
             "/metrics",
             &[("Accept", "application/openmetrics-text;version=1.0.0")],
         )
         .body,
     );
-    outputs.add("/readyz", daemon.get("/readyz").body);
+    outputs.add("/readyz", daemon.response("/readyz").body);
     outputs.add_state(&setup, "after the daemon's renewal");
-    assert!(daemon.stop().success(), "{}", daemon.logs());
-    let log = daemon.logs();
+    assert!(daemon.stop().success(), "{}", daemon.log_text());
+    let log = daemon.log_text();
     assert_json_log_shape(&log, protocol);
     outputs.add("daemon stderr", log);
-    outputs.add(
-        "daemon stdout",
-        std::fs::read_to_string(&daemon.stdout).unwrap_or_default(),
-    );
+    outputs.add("daemon stdout", daemon.stdout_text());
 
     let renewed = setup.run(&["renew", "--force", "--name", "orders"], &TRACE);
     outputs.add_run("renew --force", &renewed);

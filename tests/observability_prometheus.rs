@@ -68,7 +68,7 @@ fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_rene
     let (_setup, daemon) = renewed_daemon(&sim);
 
     // No Accept header: the classic text format, which is what promtool lints.
-    let response = daemon.get("/metrics");
+    let response = daemon.response("/metrics");
     assert_eq!(response.status, 200);
     assert_eq!(
         response.header("content-type"),
@@ -111,7 +111,7 @@ fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_rene
 
     // A client that asks for OpenMetrics gets it, terminated by `# EOF`.
     let open = http_get(
-        daemon.addr,
+        daemon.metrics_addr(),
         "/metrics",
         &[(
             "Accept",
@@ -246,7 +246,7 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
     setup.enroll(&sim, "orders");
     let daemon = Daemon::start(&setup, &[]);
     daemon.wait_state("orders", "valid", Duration::from_secs(20));
-    let prometheus = Prometheus::start(setup.path(), daemon.addr);
+    let prometheus = Prometheus::start(setup.path(), daemon.metrics_addr());
 
     assert_eq!(
         prometheus.wait_value(r#"up{job="kyma-certd"}"#, |v| v == 1.0),

@@ -107,7 +107,7 @@ fn assert_moved(
 }
 
 fn readyz(daemon: &Daemon) -> (u16, serde_json::Value) {
-    let response = daemon.get("/readyz");
+    let response = daemon.response("/readyz");
     (response.status, response.json())
 }
 
@@ -178,7 +178,7 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
     );
     // And nothing more happens by itself.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(counters(&daemon.scrape(), "orders"), after);
+    assert_eq!(counters(&daemon.metrics(), "orders"), after);
 
     // One failure per fault, each counted once under its reason.
     let faults = [
@@ -188,7 +188,7 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
         (Fault::DropHandshake, "network"),
     ];
     for (streak, (fault, reason)) in faults.into_iter().enumerate() {
-        let before = counters(&daemon.scrape(), "orders");
+        let before = counters(&daemon.metrics(), "orders");
         let on_disk = setup.cert_pem("orders");
         sim.set_fault(fault.clone(), FaultScope::Next(1));
         daemon.renew_now();
@@ -222,7 +222,7 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
     }
 
     // A success ends the streak.
-    let before = counters(&daemon.scrape(), "orders");
+    let before = counters(&daemon.metrics(), "orders");
     daemon.renew_now();
     let scrape = daemon.wait_scrape(SHORT, "the recovery", |s| {
         s.renewals("orders", "success") == before["renewals:success"] + 1.0
@@ -323,9 +323,9 @@ fn state_goes_from_backoff_to_expired_when_renewals_fail_until_not_after() {
     assert_eq!(scrape.renewals("orders", "failure"), failures["http"]);
     assert_eq!(scrape.renewals("orders", "success"), 0.0);
     assert!(
-        !daemon.logs().contains("the connector refused"),
+        !daemon.log_text().contains("the connector refused"),
         "the connector never refused anything:\n{}",
-        daemon.logs()
+        daemon.log_text()
     );
     let (status, body) = readyz(&daemon);
     assert_eq!(status, 503);

@@ -254,7 +254,7 @@ fn kill_daemon(setup: &Setup, rng: &mut Rng, typical: Duration, tallies: &mut [T
         "both certificates valid in the daemon",
         Duration::from_secs(20),
         || {
-            let (_, body) = daemon.get("/metrics")?;
+            let (_, body) = daemon.try_get("/metrics")?;
             let scrape = harness::Scrape::parse(&body);
             setup
                 .certs
@@ -271,7 +271,7 @@ fn kill_daemon(setup: &Setup, rng: &mut Rng, typical: Duration, tallies: &mut [T
         .collect();
     daemon.signal(rustix::process::Signal::USR1);
     std::thread::sleep(rng.delay(typical));
-    let running = daemon.is_running();
+    let running = daemon.alive();
     drop(daemon);
     let issued = setup.sim.issued_fingerprints();
     for ((cert, tally), before) in setup.certs.iter().zip(tallies.iter_mut()).zip(&befores) {

@@ -23,7 +23,7 @@ const NOBODY: u32 = 65534;
 const STRANGER: u32 = 12345;
 
 fn scrape(daemon: &Daemon) -> Option<Scrape> {
-    let (status, body) = daemon.get("/metrics")?;
+    let (status, body) = daemon.try_get("/metrics")?;
     (status == 200).then(|| Scrape::parse(&body))
 }
 
@@ -70,7 +70,7 @@ fn wait_for_write_failures(daemon: &mut Daemon, names: &[&str], n: f64) -> Scrap
             scrape.state(name)
         );
     }
-    assert!(daemon.is_running(), "the daemon died on a write error");
+    assert!(daemon.alive(), "the daemon died on a write error");
     scrape
 }
 
@@ -316,10 +316,7 @@ fn unwritable_directories_fail_clearly_keep_old_files_and_the_daemon_retries() {
     }
 
     let names = ["readonly", "foreign", "tls"];
-    let mut daemon = Daemon::spawn(
-        as_nobody(workspace.command(&["run"])),
-        workspace.path("daemon.log"),
-    );
+    let mut daemon = Daemon::spawn_serving(as_nobody(workspace.command(&["run"])));
     wait_for_write_failures(&mut daemon, &names, 2.0);
     for cert in &certs {
         assert_eq!(cert.leftovers(), Vec::<String>::new(), "{}", cert.name);
@@ -453,7 +450,7 @@ fn vanished_directory_means_missing_and_the_daemon_notices_a_new_one() {
         assert_eq!(status.status.code(), Some(3), "{}", harness::text(&status));
 
         state_is(&cert.name, "missing");
-        let (ready, _) = daemon.get("/readyz").unwrap();
+        let (ready, _) = daemon.try_get("/readyz").unwrap();
         assert_eq!(ready, 503);
 
         // ... and a new one takes its place (a restore from backup, a new enrollment).
@@ -466,10 +463,10 @@ fn vanished_directory_means_missing_and_the_daemon_notices_a_new_one() {
         assert!(copied.success());
         state_is(&cert.name, "valid");
     }
-    let (ready, _) = daemon.get("/readyz").unwrap();
+    let (ready, _) = daemon.try_get("/readyz").unwrap();
     assert_eq!(ready, 200);
     let mut daemon = daemon;
-    assert!(daemon.is_running());
+    assert!(daemon.alive());
     drop(daemon);
     results::record(
         "2d-disk-vanished",

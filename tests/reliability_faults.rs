@@ -108,7 +108,7 @@ fn short_lived(workspace: &Workspace, name: &str, sim: &Sim, protocol: Proto) ->
 }
 
 fn scrape(daemon: &Daemon) -> Option<Scrape> {
-    let (status, body) = daemon.get("/metrics")?;
+    let (status, body) = daemon.try_get("/metrics")?;
     (status == 200).then(|| Scrape::parse(&body))
 }
 
@@ -214,7 +214,7 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
         );
         assert_eq!(&cert.consistent_pair().unwrap(), fingerprint);
     }
-    assert!(daemon.is_running(), "the daemon died under faults");
+    assert!(daemon.alive(), "the daemon died under faults");
 
     let cleared = Instant::now();
     for (_, _, _, sim, _) in &cases_run {
@@ -246,9 +246,9 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
     // Nothing secret anywhere the daemon or `status` shows, at trace level, after every fault.
     secrets.add_keys_under(workspace.root.path());
     secrets.assert_clean("the daemon's trace log", &daemon.log_text());
-    let (_, metrics) = daemon.get("/metrics").unwrap();
+    let (_, metrics) = daemon.try_get("/metrics").unwrap();
     secrets.assert_clean("/metrics", &metrics);
-    let (_, ready) = daemon.get("/readyz").unwrap();
+    let (_, ready) = daemon.try_get("/readyz").unwrap();
     secrets.assert_clean("/readyz", &ready);
     for cert in &certs {
         secrets.assert_clean("state.json", &cert.state_json().unwrap_or_default());
@@ -342,7 +342,7 @@ fn stalled_and_endless_answers_end_at_the_timeout_and_keep_memory_flat() {
     );
     let elapsed = faulted.elapsed();
     let (rss_after, hwm_after) = daemon.memory_kib();
-    assert!(daemon.is_running());
+    assert!(daemon.alive());
     assert_eq!(
         scrape_after
             .failure_reasons("stall")

@@ -189,17 +189,15 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
             }
         }
         // The daemon too, renewing both on SIGUSR1.
-        let daemon = Daemon::spawn(
-            harness::with_umask(&workspace.command(&["run"]), umask),
-            workspace.path("daemon.log"),
-        );
+        let daemon =
+            Daemon::spawn_serving(harness::with_umask(&workspace.command(&["run"]), umask));
         daemon.wait_ready();
         daemon.signal(rustix::process::Signal::USR1);
         wait_for(
             "two renewals in the daemon",
             Duration::from_secs(30),
             || {
-                let (_, body) = daemon.get("/metrics")?;
+                let (_, body) = daemon.try_get("/metrics")?;
                 let scrape = Scrape::parse(&body);
                 certs
                     .iter()
@@ -665,7 +663,7 @@ fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_client
     workspace.enroll(&sim, &cert);
     let mut daemon = Daemon::start(&workspace, "daemon");
     daemon.wait_ready();
-    let addr = daemon.metrics_addr;
+    let addr = daemon.metrics_addr();
     let fds_before = open_fds(daemon.pid());
     let (_, hwm_before) = daemon.memory_kib();
 
@@ -798,8 +796,8 @@ fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_client
     let held: Vec<Duration> = slow.into_iter().map(|h| h.join().unwrap()).collect();
     let longest = held.iter().max().copied().unwrap_or_default();
 
-    assert!(daemon.is_running());
-    assert_eq!(daemon.get("/metrics").map(|r| r.0), Some(200));
+    assert!(daemon.alive());
+    assert_eq!(daemon.try_get("/metrics").map(|r| r.0), Some(200));
     let fds_after = wait_for(
         "descriptors to be released",
         Duration::from_secs(15),

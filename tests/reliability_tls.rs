@@ -71,7 +71,7 @@ fn error_line(output: &std::process::Output) -> String {
 }
 
 fn scrape(daemon: &Daemon) -> Option<Scrape> {
-    let (status, body) = daemon.get("/metrics")?;
+    let (status, body) = daemon.try_get("/metrics")?;
     (status == 200).then(|| Scrape::parse(&body))
 }
 

@@ -1,21 +1,17 @@
 //! Harness for the daemon tests: a temporary world (simulator, configuration, certificate
-//! folders, token files), the real `kyma-certd` binary as a child process with its JSON
-//! log captured line by line, and small readers for `/metrics`, `/readyz`,
-//! `status --json` and the files on disk. Synchronous on purpose: tests poll with
-//! deadlines while the simulator serves on its own runtime. Does not assert anything
-//! itself beyond "the helper worked".
+//! folders, token files) that starts the real `kyma-certd run` as a [`Daemon`] (see
+//! `running.rs`), and small readers for `status --json` and the files on disk.
+//! Synchronous on purpose: tests poll with deadlines while the simulator serves on its
+//! own runtime. Does not assert anything itself beyond "the helper worked".
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 #[path = "base.rs"]
 mod base;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kyma_certd::pki::x509::CertInfo;
 use kyma_connector_sim::SimConfig;
@@ -24,6 +20,7 @@ use kyma_connector_sim::SimConfig;
 pub use base::*;
 #[allow(unused_imports)]
 pub use kyma_connector_sim::{AlertName, Endpoint, Fault, FaultScope};
+#[allow(unused_imports)]
 pub use rustix::process::Signal;
 
 /// Seconds since the Unix epoch, as the metrics show times.
@@ -252,240 +249,8 @@ impl World {
     /// Starts `kyma-certd run`, letting `setup` adjust the command (environment).
     pub fn run_with(&self, setup: impl FnOnce(&mut Command)) -> Daemon {
         let mut command = self.command(&["run"]);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
         setup(&mut command);
         Daemon::spawn(command)
-    }
-}
-
-/// One line the daemon logged, with when the test saw it.
-#[derive(Clone, Debug)]
-pub struct LogLine {
-    pub seen: Instant,
-    pub text: String,
-    pub json: serde_json::Value,
-}
-
-impl LogLine {
-    pub fn message(&self) -> &str {
-        self.json["message"].as_str().unwrap_or_default()
-    }
-
-    pub fn level(&self) -> &str {
-        self.json["level"].as_str().unwrap_or_default()
-    }
-
-    /// The certificate the line is about: the span's `cert` field.
-    pub fn cert(&self) -> Option<&str> {
-        // Span fields are flattened into every event.
-        self.json["cert"].as_str()
-    }
-
-    /// An event field (flattened to the top level).
-    pub fn field(&self, key: &str) -> &serde_json::Value {
-        &self.json[key]
-    }
-
-    /// The event's own timestamp.
-    pub fn timestamp(&self) -> SystemTime {
-        let text = self.json["timestamp"].as_str().expect("a timestamp");
-        humantime::parse_rfc3339(text).expect("an RFC 3339 timestamp")
-    }
-}
-
-/// A running `kyma-certd run`. Dropping it kills the process; when the test is failing,
-/// the captured log is printed to help.
-pub struct Daemon {
-    pub child: Child,
-    pub started: Instant,
-    log: Arc<Mutex<Vec<LogLine>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    metrics_addr: Option<SocketAddr>,
-    exited: Option<ExitStatus>,
-}
-
-impl Daemon {
-    /// Starts `command` (a `kyma-certd run`, possibly behind an `exec`) with stderr piped.
-    pub fn spawn(mut command: Command) -> Daemon {
-        let started = Instant::now();
-        let mut child = command.spawn().expect("start kyma-certd run");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(text) = line else { break };
-                let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-                sink.lock().unwrap().push(LogLine {
-                    seen: Instant::now(),
-                    text,
-                    json,
-                });
-            }
-        });
-        Daemon {
-            child,
-            started,
-            log,
-            reader: Some(reader),
-            metrics_addr: None,
-            exited: None,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Every line logged so far.
-    pub fn log(&self) -> Vec<LogLine> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The log so far as text, for failure messages.
-    pub fn log_text(&self) -> String {
-        self.log()
-            .iter()
-            .map(|l| l.text.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Lines whose message contains `needle`.
-    pub fn lines_with(&self, needle: &str) -> Vec<LogLine> {
-        self.log()
-            .into_iter()
-            .filter(|l| l.message().contains(needle))
-            .collect()
-    }
-
-    /// Waits for a line matching `matches` and returns the first one.
-    pub fn wait_for_line(
-        &self,
-        what: &str,
-        timeout: Duration,
-        matches: impl Fn(&LogLine) -> bool,
-    ) -> LogLine {
-        let found = eventually(timeout, || self.log().iter().any(&matches));
-        assert!(
-            found,
-            "no log line {what} within {timeout:?}:\n{}",
-            self.log_text()
-        );
-        self.log().into_iter().find(matches).expect("found above")
-    }
-
-    /// Waits for a line whose message contains `needle`.
-    pub fn wait_for_message(&self, needle: &str, timeout: Duration) -> LogLine {
-        self.wait_for_line(&format!("{needle:?}"), timeout, |l| {
-            l.message().contains(needle)
-        })
-    }
-
-    /// Waits for the `ready` line (every certificate has its first schedule).
-    pub fn wait_ready(&self) {
-        self.wait_for_line("ready", Duration::from_secs(15), |l| l.message() == "ready");
-    }
-
-    /// The metrics address, from the startup line.
-    pub fn metrics_addr(&mut self) -> SocketAddr {
-        if let Some(addr) = self.metrics_addr {
-            return addr;
-        }
-        let line = self.wait_for_message("metrics on http://", Duration::from_secs(15));
-        let addr = line
-            .message()
-            .trim_start_matches("metrics on http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("a socket address");
-        self.metrics_addr = Some(addr);
-        addr
-    }
-
-    /// One scrape of `/metrics`.
-    pub fn metrics(&mut self) -> Scrape {
-        let (status, body) = self.get("/metrics");
-        assert_eq!(status, 200, "{body}");
-        Scrape::parse(&body)
-    }
-
-    /// `GET path` on the metrics port: (status, body).
-    pub fn get(&mut self, path: &str) -> (u16, String) {
-        let response = http_get(self.metrics_addr(), path, &[]);
-        (response.status, response.body)
-    }
-
-    pub fn signal(&self, signal: Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a positive pid");
-        rustix::process::kill_process(pid, signal).expect("signal the daemon");
-    }
-
-    /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
-        if self.exited.is_some() {
-            return false;
-        }
-        match self.child.try_wait().expect("try_wait") {
-            Some(status) => {
-                self.exited = Some(status);
-                false
-            }
-            None => true,
-        }
-    }
-
-    /// Waits up to `timeout` for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        eventually(timeout, || !self.alive());
-        let status = self.exited;
-        if status.is_some()
-            && let Some(reader) = self.reader.take()
-        {
-            let _ = reader.join();
-        }
-        status
-    }
-
-    /// SIGTERM, then the exit status and how long the exit took. Also checks that the
-    /// whole log held no secret material.
-    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
-        let asked = Instant::now();
-        self.signal(Signal::TERM);
-        let status = self
-            .wait_exit(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("kyma-certd did not exit on SIGTERM:\n{}", self.log_text()));
-        let took = asked.elapsed();
-        self.assert_no_secrets();
-        (status, took)
-    }
-
-    /// No PEM body and no key in any line logged so far.
-    pub fn assert_no_secrets(&self) {
-        for line in self.log() {
-            assert!(
-                !line.text.contains("-----BEGIN") && !line.text.contains("PRIVATE KEY"),
-                "secret material in the log: {}",
-                line.text
-            );
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.alive() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("---- kyma-certd log ----\n{}\n----", self.log_text());
-        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! Harness for the observability tests: a temporary configuration and the real
-//! `kyma-certd` binary as a child process (stopped on drop), with the shared simulator,
-//! HTTP client and scrape reader. Tests stay synchronous; only the simulator runs async,
+//! Harness for the observability tests: a temporary configuration that starts the real
+//! `kyma-certd run` as a [`Daemon`] (see `running.rs`), with the shared simulator, HTTP
+//! client and scrape reader. Tests stay synchronous; only the simulator runs async,
 //! on its own runtime.
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -8,11 +8,8 @@
 mod base;
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 #[allow(unused_imports)] // Not every suite uses every shared piece.
 pub use base::*;
@@ -92,7 +89,7 @@ impl Setup {
             .prefix("kyma-certd-obs-")
             .tempdir()
             .expect("a temporary folder");
-        // Readable by an unprivileged daemon too (see `Daemon::start_as_nobody`).
+        // Readable by an unprivileged daemon too (see `Daemon::start_unprivileged`).
         chmod(tmp.path(), 0o755);
         let server_ca = sim.map(|sim| {
             let copy = tmp.path().join("server-ca.pem");
@@ -287,148 +284,41 @@ pub fn unix_of(rfc3339: &str) -> i64 {
 // ---------------------------------------------------------------------------------------
 // The daemon
 
-static LOG_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// `kyma-certd run` as a child process; SIGKILLed on drop if still running.
-pub struct Daemon {
-    child: Child,
-    pub stderr: PathBuf,
-    pub stdout: PathBuf,
-    pub addr: SocketAddr,
-}
-
 impl Daemon {
-    /// Starts the daemon with `setup`'s configuration and `env`, and waits until its
+    /// Starts `kyma-certd run` with `setup`'s configuration and `env`, and waits until its
     /// metrics endpoint is bound.
     pub fn start(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
-        Self::spawn(setup, env, false)
+        Daemon::spawn_serving(run_command(setup, env))
     }
 
     /// Like [`Daemon::start`], but as user and group 65534 when the tests run as root, so
     /// that file permissions apply to it. Everything in `setup` is handed to that user.
     pub fn start_unprivileged(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
-        Self::spawn(setup, env, true)
-    }
-
-    fn spawn(setup: &Setup, env: &[(&str, &str)], unprivileged: bool) -> Daemon {
-        let n = LOG_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let stderr = setup.path().join(format!("daemon-{n}.stderr"));
-        let stdout = setup.path().join(format!("daemon-{n}.stdout"));
-        let mut command = setup.command(&["run"]);
-        command
-            .envs(env.iter().copied())
-            .stdout(fs::File::create(&stdout).expect("stdout file"))
-            .stderr(fs::File::create(&stderr).expect("stderr file"));
-        if unprivileged && rustix::process::geteuid().is_root() {
+        let mut command = run_command(setup, env);
+        if rustix::process::geteuid().is_root() {
             use std::os::unix::process::CommandExt as _;
             chown_tree(setup.path(), 65534);
             command.uid(65534).gid(65534);
         }
-        let child = command.spawn().expect("kyma-certd run starts");
-        let mut daemon = Daemon {
-            child,
-            stderr,
-            stdout,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        daemon.addr = wait_for("the metrics address", Duration::from_secs(30), || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("the daemon exited early ({status}):\n{}", daemon.logs());
-            }
-            metrics_addr(&daemon.logs())
-        });
-        daemon
+        Daemon::spawn_serving(command)
     }
 
-    pub fn pid(&self) -> rustix::process::Pid {
-        rustix::process::Pid::from_raw(self.child.id() as i32).expect("a child has a pid")
-    }
-
-    /// Everything the daemon wrote to stderr so far.
+    /// The observability suites' earlier name for [`Daemon::log_text`].
     pub fn logs(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.log_text()
     }
 
-    pub fn signal(&self, signal: rustix::process::Signal) {
-        rustix::process::kill_process(self.pid(), signal).expect("signal the daemon");
-    }
-
-    /// SIGUSR1: renew every certificate now.
-    pub fn renew_now(&self) {
-        self.signal(rustix::process::Signal::USR1);
-    }
-
-    /// SIGTERM, then waits (10 s at most) for a clean exit; returns the exit status.
-    pub fn stop(&mut self) -> ExitStatus {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return status;
-        }
-        self.signal(rustix::process::Signal::TERM);
-        let child = &mut self.child;
-        wait_for("the daemon to stop", Duration::from_secs(10), || {
-            child.try_wait().expect("wait for the daemon")
-        })
-    }
-
-    /// `GET path` on the metrics endpoint.
-    pub fn get(&self, path: &str) -> Response {
-        http_get(self.addr, path, &[])
-    }
-
-    /// One scrape in the classic text format.
+    /// The observability suites' earlier name for [`Daemon::metrics`].
     pub fn scrape(&self) -> Scrape {
-        let response = self.get("/metrics");
-        assert_eq!(response.status, 200, "{}", response.body);
-        Scrape::parse(&response.body)
-    }
-
-    /// Scrapes until `check` accepts a scrape; returns that scrape.
-    pub fn wait_scrape(
-        &self,
-        limit: Duration,
-        what: &str,
-        check: impl Fn(&Scrape) -> bool,
-    ) -> Scrape {
-        let mut last = String::new();
-        let found = try_wait_for(limit, || {
-            let scrape = self.scrape();
-            if check(&scrape) {
-                return Some(scrape);
-            }
-            last = scrape.text;
-            None
-        });
-        found.unwrap_or_else(|| {
-            panic!(
-                "timed out after {limit:?} waiting for {what}\n--- last scrape\n{last}\n--- daemon log\n{}",
-                self.logs()
-            )
-        })
-    }
-
-    /// Waits until the state gauge of `name` says `state`.
-    pub fn wait_state(&self, name: &str, state: &str, limit: Duration) -> Scrape {
-        self.wait_scrape(limit, &format!("{name} to be {state}"), |s| {
-            s.state(name).as_deref() == Some(state)
-        })
+        self.metrics()
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The address in the daemon's "metrics on http://ADDR/metrics" line, text or JSON.
-fn metrics_addr(logs: &str) -> Option<SocketAddr> {
-    let start = logs.find("metrics on http://")? + "metrics on http://".len();
-    let rest = &logs[start..];
-    let end = rest.find("/metrics")?;
-    rest[..end].parse().ok()
+/// `kyma-certd run` with `setup`'s configuration and `env`.
+fn run_command(setup: &Setup, env: &[(&str, &str)]) -> Command {
+    let mut command = setup.command(&["run"]);
+    command.envs(env.iter().copied());
+    command
 }
 
 fn chown_tree(path: &Path, id: u32) {

@@ -1,6 +1,6 @@
 //! Drives the real `kyma-certd` binary against in-process connector simulators for the
-//! reliability suite: temporary workspaces, configuration files, enrollment, a daemon with
-//! its log and metrics, and checks of what is on disk. Asserts nothing about the daemon
+//! reliability suite: temporary workspaces, configuration files, enrollment, starting a
+//! [`Daemon`] (see `running.rs`) on a workspace, and checks of what is on disk. Asserts nothing about the daemon
 //! itself; the tests do.
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -9,11 +9,9 @@ mod base;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 use kyma_certd::pki::keys::PrivateKey;
 use kyma_certd::pki::x509::CertInfo;
@@ -181,7 +179,7 @@ impl CertSpec {
 
     /// Entries that should not be there after recovery: temporary files, journals,
     /// generations other than the current and the previous one. (`.lock` is the store's
-    /// lock file and stays.)
+    /// lock file and `connection.json` what the connector returned: both stay.)
     pub fn leftovers(&self) -> Vec<String> {
         let mut unexpected = Vec::new();
         let names = list(&self.dir);
@@ -195,6 +193,7 @@ impl CertSpec {
                     "connection.json",
                     "current",
                     "previous",
+                    "connection.json",
                 ]
                 .iter()
                 .map(|s| s.to_string())
@@ -386,127 +385,22 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-/// A running `kyma-certd run`, its log in a file, killed when dropped.
-pub struct Daemon {
-    child: Child,
-    pub log: PathBuf,
-    pub metrics_addr: SocketAddr,
-}
-
 impl Daemon {
-    /// Starts `command` (a `run` command from [`Workspace::command`] or wrapped in a
-    /// shell), logging to `log`, and waits until the metrics endpoint is bound.
-    pub fn spawn(mut command: Command, log: PathBuf) -> Daemon {
-        let file = fs::File::create(&log).expect("creating the daemon log");
-        command.stdout(Stdio::null()).stderr(file);
-        let child = command.spawn().expect("the daemon starts");
-        let mut daemon = Daemon {
-            child,
-            log,
-            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let addr = wait_for(
-            "the metrics address in the log",
-            Duration::from_secs(20),
-            || {
-                if let Ok(Some(status)) = daemon.child.try_wait() {
-                    panic!(
-                        "the daemon exited early with {status}:\n{}",
-                        daemon.log_text()
-                    );
-                }
-                let log = daemon.log_text();
-                let start = log.find("metrics on http://")? + "metrics on http://".len();
-                let end = start + log[start..].find("/metrics")?;
-                log[start..end].parse().ok()
-            },
-        );
-        daemon.metrics_addr = addr;
-        daemon
-    }
-
-    /// Waits for the `ready` log line: every certificate has a schedule and the signal
-    /// handlers are installed.
-    pub fn wait_ready(&self) {
-        wait_for("the daemon to be ready", Duration::from_secs(20), || {
-            self.log_text()
-                .contains(" ready certificates=")
-                .then_some(())
-        });
-    }
-
+    /// Starts `kyma-certd run` on `workspace`'s configuration and waits until its metrics
+    /// endpoint is bound; `name` labels its log in a failing test's output.
     pub fn start(workspace: &Workspace, name: &str) -> Daemon {
-        Daemon::spawn(
-            workspace.command(&["run"]),
-            workspace.path(&format!("{name}.log")),
-        )
+        Daemon::spawn_serving(workspace.command(&["run"])).labelled(name)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
+    /// The reliability suites' earlier name for [`Daemon::alive`].
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.alive()
     }
 
-    /// `GET path` on the metrics port: (status, body), `None` if it does not answer.
-    pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        try_http_get(self.metrics_addr, path, &[], Duration::from_secs(10))
-            .ok()
-            .map(|response| (response.status, response.body))
-    }
-
+    /// The reliability suites' earlier name for [`Daemon::metrics`].
     pub fn scrape(&self) -> Scrape {
-        let (status, body) = self.get("/metrics").expect("the metrics endpoint answers");
-        assert_eq!(status, 200, "{body}");
-        Scrape::parse(&body)
+        self.metrics()
     }
-
-    pub fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, signal).expect("signalling the daemon");
-    }
-
-    /// SIGTERM, then waits (at most 10 s) for the exit.
-    pub fn stop(mut self) -> ExitStatus {
-        self.signal(rustix::process::Signal::TERM);
-        wait_for("the daemon to exit", Duration::from_secs(10), || {
-            self.child.try_wait().ok().flatten()
-        })
-    }
-
-    /// Memory of the daemon process from `/proc/<pid>/status`: (VmRSS, VmHWM) in KiB.
-    pub fn memory_kib(&self) -> (u64, u64) {
-        memory_kib(self.pid())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// (VmRSS, VmHWM) of a process in KiB.
-pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `Err` with the
