@@ -207,7 +207,7 @@ monitoring() {
     grep -hE '^(id|state|ca_error)=' "$1"/* | grep -B1 -A1 -E 'state=(CA_|NEED_GUIDANCE)' | head -20 >&2
     return 1
   fi
-  grep -lx 'state=MONITORING' "$1"/* 2>/dev/null | wc -l
+  { grep -lx 'state=MONITORING' "$1"/* 2>/dev/null || true; } | wc -l
 }
 
 # revisits LOG: how many requests have logged when certmonger will next look at them.
@@ -234,7 +234,8 @@ certmonger_enroll() {
   log "requesting $MAX certificates from certmonger"
   for ((i = 1; i <= MAX; i++)); do printf 'c%04d\n' "$i"; done |
     xargs -P 4 -I{} env DBUS_SESSION_BUS_ADDRESS="$BUS_ADDRESS" getcert request -s -c bench \
-      -k "$CM/keys/{}.key" -f "$CM/certs/{}.pem" -N "CN={}" -I "{}" >/dev/null
+      -k "$CM/keys/{}.key" -f "$CM/certs/{}.pem" -N "CN={}" -I "{}" >/dev/null ||
+    { log "getcert request failed"; exit 1; }
   deadline=$((SECONDS + 600 + MAX))
   count=0
   while ((count < MAX)); do
@@ -297,7 +298,8 @@ certmonger_run() { # COUNT
     touch "$CM/renew-mark-$n"
     sleep 1 # the certificates' mtimes must be later than the mark
     for ((i = 1; i <= n; i++)); do printf 'c%04d\n' "$i"; done |
-      xargs -P 4 -I{} env DBUS_SESSION_BUS_ADDRESS="$BUS_ADDRESS" getcert resubmit -s -i "{}" >/dev/null
+      xargs -P 4 -I{} env DBUS_SESSION_BUS_ADDRESS="$BUS_ADDRESS" getcert resubmit -s -i "{}" >/dev/null ||
+      { log "getcert resubmit failed"; exit 1; }
     deadline=$((SECONDS + 600 + n))
     local fresh=0 count=0
     until ((fresh >= n && count >= n)); do
