@@ -411,10 +411,10 @@ for d in certmonger kyma-certd; do
 done
 echo
 echo "Private keys found in the daemon's memory by \`bench/keyscan.py\` (prime p, private"
-echo "exponent d in both byte orders, base64 lines of the PEM), as found / keys scanned. After"
-echo "the start the keys scanned are the current ones; after a round of renewals (SIGUSR1 to"
-echo "kyma-certd, which makes new keys; \`getcert resubmit\` for certmonger, which keeps them)"
-echo "they are every key on disk, kyma-certd's previous generation included."
+echo "exponent d in both byte orders, base64 lines of the PEM), as found / keys scanned: every"
+echo "key on disk for those certificates, kyma-certd's previous generation included (the"
+echo "certificates renewed at a smaller count have one). Renewals: SIGUSR1 to kyma-certd, which"
+echo "makes new keys; \`getcert resubmit\` for certmonger, which keeps them."
 echo
 echo "| daemon | certificates | keys found after start | after a round of renewals |"
 echo "|---|---:|---:|---:|"
