@@ -23,6 +23,9 @@ tree_job=$!
 step "tests (cargo test --workspace)"
 cargo test --workspace
 
+step "key material scanner: finds a key in a process that holds it, none in one that does not"
+python3 bench/keyscan.py --self-test
+
 step "crash consistency: SIGKILL at random moments, 200 kills per layout"
 cargo test --test reliability_crash -- --ignored
 
