@@ -30,6 +30,15 @@ fn token_metric(daemon: &mut harness::Daemon, result: &str) -> f64 {
         .unwrap_or(-1.0)
 }
 
+/// Waits until another certificate than `old` is in place and valid.
+fn wait_for_reenrollment(world: &World, old: &str) {
+    wait_for("the re-enrollment", Duration::from_secs(10), || {
+        let status = world.status();
+        let fingerprint = status["orders"]["fingerprint_sha256"].as_str()?.to_owned();
+        (fingerprint != old && status["orders"]["state"] == "valid").then_some(())
+    });
+}
+
 fn configurations(world: &World) -> u64 {
     world
         .sim
@@ -171,11 +180,7 @@ fn an_expired_certificate_is_re_enrolled_from_the_token_file() {
     });
     world.sim.clear_fault();
     std::fs::write(&token_file, world.sim.mint_compass_token()).unwrap();
-    wait_for("the re-enrollment", Duration::from_secs(10), || {
-        let status = world.status();
-        let fingerprint = status["orders"]["fingerprint_sha256"].as_str()?.to_owned();
-        (fingerprint != old && status["orders"]["state"] == "valid").then_some(())
-    });
+    wait_for_reenrollment(&world, &old);
     assert_eq!(token_metric(&mut daemon, "success"), 1.0);
     daemon.terminate();
 }
@@ -196,11 +201,7 @@ fn a_revoked_certificate_is_re_enrolled_from_the_token_file() {
         (world.status()["orders"]["state"] == "revoked").then_some(())
     });
     std::fs::write(&token_file, world.sim.mint_compass_token()).unwrap();
-    wait_for("the re-enrollment", Duration::from_secs(10), || {
-        let status = world.status();
-        let fingerprint = status["orders"]["fingerprint_sha256"].as_str()?.to_owned();
-        (fingerprint != old && status["orders"]["state"] == "valid").then_some(())
-    });
+    wait_for_reenrollment(&world, &old);
     assert_eq!(token_metric(&mut daemon, "success"), 1.0);
     daemon.terminate();
 }

@@ -51,26 +51,8 @@ mkdir -p "$share/etc" "$share/state"
 install -m 0644 "$share/sim/server-ca.pem" "$share/etc/connector-ca.pem"
 mint_token >"$share/etc/token"
 chmod 0644 "$share/etc/token"
-metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$share/etc/config.toml" <<TOML
-# Written by tests/host/container.sh.
-[metrics]
-listen = "127.0.0.1:$metrics_port"
-
-[defaults]
-renew_at = "50%"
-jitter = "5%"
-retry_min = "2s"
-retry_max = "10s"
-key_algorithm = "rsa2048"
-
-[[certificate]]
-name = "web"
-protocol = "compass"
-dir = "/var/lib/kyma-certd/web"
-server_ca_file = "/etc/kyma-certd/connector-ca.pem"
-connector_url = "$SIM_TOKEN_URL"
-TOML
+metrics_port=$(free_port)
+write_config "$share/etc/config.toml" "$metrics_port" "tests/host/container.sh"
 # The shared volume belongs to the image's user, as an fsGroup would make it.
 as_root chown 65532:65532 "$share/state"
 as_root chmod 0750 "$share/state"

@@ -76,3 +76,33 @@ start_sim() {
 mint_token() {
   curl -sSf -X POST "${SIM_ADMIN}tokens/compass" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
 }
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# write_config FILE PORT WRITER: the configuration both host tests run the packaged daemon
+# with: one compass certificate "web", renewed at half its life against the simulator
+# (SIM_TOKEN_URL), its CA at /etc/kyma-certd/connector-ca.pem, metrics on 127.0.0.1:PORT.
+write_config() {
+    cat >"$1" <<TOML
+# Written by $3.
+[metrics]
+listen = "127.0.0.1:$2"
+
+[defaults]
+renew_at = "50%"
+jitter = "5%"
+retry_min = "2s"
+retry_max = "10s"
+key_algorithm = "rsa2048"
+
+[[certificate]]
+name = "web"
+protocol = "compass"
+dir = "/var/lib/kyma-certd/web"
+server_ca_file = "/etc/kyma-certd/connector-ca.pem"
+connector_url = "$SIM_TOKEN_URL"
+TOML
+}

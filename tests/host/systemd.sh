@@ -46,27 +46,9 @@ mint_token >"$share/token"
 chmod 0644 "$share/token"
 install -m 0644 "$deb" "$share/kyma-certd.deb"
 install -m 0755 "$HOST_DIR/systemd-inside.sh" "$share/inside.sh"
-metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics_port=$(free_port)
 echo "METRICS_PORT=$metrics_port" >"$share/env"
-cat >"$share/config.toml" <<TOML
-# Written by tests/host/systemd.sh; the test appends one [[certificate.on_renew]].
-[metrics]
-listen = "127.0.0.1:$metrics_port"
-
-[defaults]
-renew_at = "50%"
-jitter = "5%"
-retry_min = "2s"
-retry_max = "10s"
-key_algorithm = "rsa2048"
-
-[[certificate]]
-name = "web"
-protocol = "compass"
-dir = "/var/lib/kyma-certd/web"
-server_ca_file = "/etc/kyma-certd/connector-ca.pem"
-connector_url = "$SIM_TOKEN_URL"
-TOML
+write_config "$share/config.toml" "$metrics_port" "tests/host/systemd.sh; the test appends one [[certificate.on_renew]]"
 
 # The test runs as a oneshot unit of the booted system, and powers it off when done.
 cat >"$share/kyma-certd-test.service" <<'UNIT'
