@@ -428,10 +428,10 @@ if [[ -s $R/where ]]; then
 fi
 revisit=$(awk '{ printf "%s%s s (%s requests)", (NR > 1 ? ", " : ""), $2, $1 }' "$R/certmonger-revisit-$MAX")
 echo "Timers: certmonger logged its next look at each of the $MAX requests after $revisit;"
-echo "kyma-certd sleeps at most \`schedule::MAX_SLEEP\` (1 h) per certificate. The tasks start"
-echo "their hourly sleeps together, so their wakeups come due together, about an hour after the"
-echo "start (the armed timeout above), and an idle window of ${WINDOW} s right after the start sees"
-echo "none of them: with $MAX certificates that is about $MAX task wakeups an hour, in bursts."
+echo "kyma-certd's tasks sleep until their next deadline (a clock step or a resume makes them"
+echo "recompute; see src/daemon/clock.rs), so the event loop's armed timeout above is the next"
+echo "renewal, capped by epoll at about 24.8 days (2,147,484 s): no wakeup in between, whatever"
+echo "the number of certificates."
 echo
 # field DAEMON COUNT COLUMN: one value of the rows.
 field() { awk -v d="$1" -v n="$2" -v c="$3" '$1 == d && $2 == n { print $c }' "$R/rows"; }
