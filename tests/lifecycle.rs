@@ -43,6 +43,16 @@ fn slow_hook(pids: &Path) -> Vec<String> {
 }
 
 /// Renews every certificate now and waits until the slow hook's two processes run.
+/// A daemon with one certificate, "orders", whose renewal is in its slow hook.
+fn running_in_the_slow_hook(world: &World, pids: &Path) -> (Daemon, Vec<String>, Instant) {
+    world.write_config(&[spec("orders").hook(&slow_hook(pids))]);
+    world.enroll("orders", "compass");
+    let daemon = world.run();
+    daemon.wait_ready();
+    let (hook_pids, started) = renew_into_the_slow_hook(&daemon, pids);
+    (daemon, hook_pids, started)
+}
+
 fn renew_into_the_slow_hook(daemon: &Daemon, pids: &Path) -> (Vec<String>, Instant) {
     daemon.signal(Signal::USR1);
     let found = wait_for("the hook to start", Duration::from_secs(10), || {
@@ -138,11 +148,7 @@ fn sighup_removing_a_certificate_during_its_hook_kills_the_hook_and_leaves_no_tr
 fn sighup_changing_a_certificate_during_its_hook_restarts_it_without_the_old_hook() {
     let world = World::new(LONG);
     let pids = world.path("hook.pids");
-    world.write_config(&[spec("orders").hook(&slow_hook(&pids))]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
-    let (hook_pids, hook_started) = renew_into_the_slow_hook(&daemon, &pids);
+    let (mut daemon, hook_pids, hook_started) = running_in_the_slow_hook(&world, &pids);
 
     // The new version has another policy and no hook: any hook outcome recorded from now
     // on could only come from the old task.
@@ -206,11 +212,7 @@ fn sighup_changing_a_certificate_during_its_hook_restarts_it_without_the_old_hoo
 fn sigterm_during_a_hook_exits_cleanly_within_the_stop_bound_and_kills_the_hook() {
     let world = World::new(LONG);
     let pids = world.path("hook.pids");
-    world.write_config(&[spec("orders").hook(&slow_hook(&pids))]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
-    let (hook_pids, _) = renew_into_the_slow_hook(&daemon, &pids);
+    let (mut daemon, hook_pids, _) = running_in_the_slow_hook(&world, &pids);
 
     let (status, took) = daemon.terminate();
     eprintln!("SIGTERM during a hook: exited in {took:?} with {status}");
