@@ -33,6 +33,10 @@ use watch::{DEBOUNCE, DirWatcher};
 /// under a state.json write reaches this bound.
 pub const DRAIN: Duration = Duration::from_millis(900);
 
+/// How long after the last report of a task (a start, a renewal, a failure) the free
+/// memory of the burst is returned to the kernel: once per burst, never while idle.
+const RELEASE_AFTER_QUIET: Duration = Duration::from_secs(15);
+
 /// The longest a clean stop takes after SIGTERM: the tasks' drain, then the metrics
 /// server's, then the grace given to blocking work. `TimeoutStopSec=` in the systemd
 /// unit must leave room for it (a test reads both).
@@ -52,6 +56,7 @@ pub async fn run_until(
     stop: impl Future<Output = ()>,
     on_listen: impl FnOnce(std::net::SocketAddr),
 ) -> CommandResult {
+    crate::memory::configure_for_daemon();
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
     let shutdown = CancellationToken::new();
     let (health_probe, health) = report_http::health_channel();
@@ -92,9 +97,10 @@ pub async fn run_until(
         announced_ready: false,
         last_status: String::new(),
     };
-    let certificates = supervisor.config.certificates.clone();
-    for cert in certificates {
-        supervisor.start(cert);
+    // The tasks own the certificates' settings from here on (one copy each, shared
+    // with their handles); the supervisor keeps the rest of the configuration.
+    for cert in std::mem::take(&mut supervisor.config.certificates) {
+        supervisor.start(Arc::new(cert));
     }
     if supervisor.tasks.is_empty() {
         warn!("no [[certificate]] configured: nothing to do");
@@ -116,13 +122,14 @@ pub async fn run_until(
 }
 
 struct TaskHandle {
-    cfg: CertificateConfig,
+    cfg: Arc<CertificateConfig>,
     control: mpsc::UnboundedSender<Control>,
     cancel: CancellationToken,
     join: JoinHandle<()>,
 }
 
 struct Supervisor {
+    /// The configuration in force, without its certificates: those are in `tasks`.
     config: Config,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
@@ -148,6 +155,7 @@ impl Supervisor {
         // Pings come from this loop, so a wedged loop stops them and systemd restarts us.
         let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
         let mut pending: HashMap<String, Instant> = HashMap::new();
+        let mut release_at: Option<Instant> = None;
         loop {
             let next_debounce = pending.values().min().copied();
             tokio::select! {
@@ -184,7 +192,14 @@ impl Supervisor {
                         self.files_changed(&name);
                     }
                 }
-                Some(report) = reports.recv() => self.record(report),
+                Some(report) = reports.recv() => {
+                    self.record(report);
+                    release_at = Some(Instant::now() + RELEASE_AFTER_QUIET);
+                }
+                () = sleep_until_opt(release_at) => {
+                    release_at = None;
+                    crate::memory::release_free_memory();
+                }
                 Some(ping) = health.recv() => { let _ = ping.send(()); }
                 _ = tick(&mut watchdog) => systemd::watchdog(),
                 () = clock.changed() => {
@@ -212,7 +227,7 @@ impl Supervisor {
         let _ = handle.control.send(Control::FilesChanged);
     }
 
-    fn start(&mut self, cfg: CertificateConfig) {
+    fn start(&mut self, cfg: Arc<CertificateConfig>) {
         let (control, control_rx) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         for dir in watched_dirs(&cfg) {
@@ -221,7 +236,7 @@ impl Supervisor {
             }
         }
         let ctx = TaskContext {
-            cfg: cfg.clone(),
+            cfg: Arc::clone(&cfg),
             metrics: Arc::clone(&self.metrics),
             permits: Arc::clone(&self.permits),
             control: control_rx,
@@ -292,11 +307,10 @@ impl Supervisor {
         if new.daemon != self.config.daemon || new.metrics != self.config.metrics {
             warn!("changes to [daemon] and [metrics] take effect at the next restart");
         }
-        let old: HashMap<String, CertificateConfig> = self
-            .config
-            .certificates
+        let old: HashMap<String, Arc<CertificateConfig>> = self
+            .tasks
             .iter()
-            .map(|c| (c.name.clone(), c.clone()))
+            .map(|(name, handle)| (name.clone(), Arc::clone(&handle.cfg)))
             .collect();
         let wanted: HashSet<&str> = new.certificates.iter().map(|c| c.name.as_str()).collect();
         let removed: Vec<String> = old
@@ -305,14 +319,15 @@ impl Supervisor {
             .cloned()
             .collect();
         let mut restart = Vec::new();
-        for cert in &new.certificates {
-            match old.get(&cert.name) {
-                Some(previous) if previous == cert => {}
-                _ => restart.push(cert.clone()),
-            }
-        }
         let daemon = self.config.daemon.clone();
         let metrics_settings = self.config.metrics.clone();
+        let mut new = new;
+        for cert in std::mem::take(&mut new.certificates) {
+            match old.get(&cert.name) {
+                Some(previous) if **previous == cert => {}
+                _ => restart.push(Arc::new(cert)),
+            }
+        }
         self.config = Config {
             daemon,
             metrics: metrics_settings,

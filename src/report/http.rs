@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::format::Format;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, TEXT_KEEP};
 
 /// The read buffer of one connection, and so the largest request head (hyper's minimum).
 pub const MAX_BUF_SIZE: usize = 8192;
@@ -177,7 +177,8 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
     }
 }
 
-/// Keeps the cached encodings recent while events happen; sleeps while nothing changes.
+/// Keeps the cached encodings recent while events happen, and drops the large ones once
+/// the registry has been quiet for `TEXT_KEEP`; sleeps while nothing changes.
 /// Small registries are re-encoded on the event loop (microseconds). Large ones take
 /// milliseconds per format, which would delay every scrape, signal and renewal step
 /// queued behind them; they are re-encoded on one dedicated thread, started when first
@@ -186,22 +187,34 @@ async fn refresh_after_changes(metrics: Arc<Metrics>) {
     let mut encoder: Option<EncoderThread> = None;
     loop {
         metrics.wait_for_change().await;
-        tokio::time::sleep(REFRESH_DELAY).await;
-        if !metrics.has_large_encoding() {
-            metrics.refresh_stale();
-            continue;
-        }
-        if encoder.is_none() {
-            encoder = EncoderThread::spawn(Arc::clone(&metrics));
-        }
-        match &encoder {
-            Some(thread) if thread.refresh().await => {}
-            _ => {
-                // No thread (it could not start or it died): encode here, slower scrapes
-                // rather than stale ones.
-                encoder = None;
-                metrics.refresh_stale();
+        loop {
+            tokio::time::sleep(REFRESH_DELAY).await;
+            refresh(&metrics, &mut encoder).await;
+            let quiet = tokio::time::timeout(TEXT_KEEP, metrics.wait_for_change()).await;
+            if quiet.is_err() {
+                metrics.drop_idle_encodings();
+                break;
             }
+        }
+    }
+}
+
+/// Re-encodes the stale cached formats, on the encoder thread when they are large.
+async fn refresh(metrics: &Arc<Metrics>, encoder: &mut Option<EncoderThread>) {
+    if !metrics.has_large_encoding() {
+        metrics.refresh_stale();
+        return;
+    }
+    if encoder.is_none() {
+        *encoder = EncoderThread::spawn(Arc::clone(metrics));
+    }
+    match encoder {
+        Some(thread) if thread.refresh().await => {}
+        _ => {
+            // No thread (it could not start or it died): encode here, slower scrapes
+            // rather than stale ones.
+            *encoder = None;
+            metrics.refresh_stale();
         }
     }
 }

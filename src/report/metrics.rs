@@ -1,6 +1,10 @@
 //! The daemon's Prometheus metrics (DESIGN.md section 6) and the readiness snapshot of
 //! certificate states, with their OpenMetrics and classic text encodings. Does not serve
 //! HTTP and does not decide states: the event loop reports events here.
+//!
+//! Each certificate's values live in one small record (`Series`, about 350 bytes) that
+//! is written out as about forty series at a scrape, rather than as forty registered
+//! series, each a map entry with its own copy of the name (3-4 KiB per certificate).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,11 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
@@ -26,54 +28,11 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct NameLabels {
-    name: String,
-}
+/// The `result` label of the counters by outcome, in the order of their arrays.
+const RESULTS: [&str; 2] = ["success", "failure"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct StateLabels {
-    name: String,
-    state: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ResultLabels {
-    name: String,
-    result: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabels {
-    name: String,
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HookLabels {
-    name: String,
-    hook: &'static str,
-    result: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReloadLabels {
-    result: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct VersionLabels {
-    version: String,
-}
-
-type TimeGauge = Family<NameLabels, Gauge<f64, AtomicU64>>;
-
-fn new_duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
-}
-
-fn result_label(ok: bool) -> &'static str {
-    if ok { "success" } else { "failure" }
+fn result_index(ok: bool) -> usize {
+    usize::from(!ok)
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -87,6 +46,96 @@ fn unix_seconds(t: SystemTime) -> f64 {
 /// Above it (about a hundred certificates) a text at most `max_age` old may be served.
 const STALE_TEXT_MIN_BYTES: usize = 256 * 1024;
 
+/// A large text is kept for later scrapes only while events come (renewals, a start):
+/// this long after the last one it is dropped, and a quiet daemon holds none (a
+/// thousand certificates' text is 3 MB). Scrapes of a quiet registry encode afresh.
+pub const TEXT_KEEP: Duration = Duration::from_secs(10);
+
+/// Everything exported about one certificate. Counters start at zero and the state at
+/// `missing` when the certificate is first named, so rates and alerts work from the first
+/// scrape; the timestamps exist only once known.
+#[derive(Debug, Clone)]
+struct Series {
+    state: CertState,
+    not_before: Option<f64>,
+    not_after: Option<f64>,
+    next_renewal: Option<f64>,
+    last_success: Option<f64>,
+    /// By `RESULTS`.
+    renewals: [u64; 2],
+    /// By `FailureReason::ALL`.
+    failures: [u64; FailureReason::ALL.len()],
+    consecutive_failures: i64,
+    duration: Durations,
+    /// By `HookKind::ALL`, then `RESULTS`.
+    hook_runs: [[u64; 2]; HookKind::ALL.len()],
+    /// By `RESULTS`.
+    token_enrollments: [u64; 2],
+    hooks_pending: i64,
+    ca_changes: u64,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            state: CertState::Missing,
+            not_before: None,
+            not_after: None,
+            next_renewal: None,
+            last_success: None,
+            renewals: [0; 2],
+            failures: [0; FailureReason::ALL.len()],
+            consecutive_failures: 0,
+            duration: Durations::default(),
+            hook_runs: [[0; 2]; HookKind::ALL.len()],
+            token_enrollments: [0; 2],
+            hooks_pending: 0,
+            ca_changes: 0,
+        }
+    }
+}
+
+/// A histogram over `DURATION_BUCKETS`; the last bucket is `+Inf`. Counts per bucket,
+/// not cumulative (the encoder sums them).
+#[derive(Debug, Clone, Default)]
+struct Durations {
+    sum: f64,
+    count: u64,
+    buckets: [u64; DURATION_BUCKETS.len() + 1],
+}
+
+impl Durations {
+    fn observe(&mut self, seconds: f64) {
+        self.sum += seconds;
+        self.count += 1;
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|upper| seconds <= *upper)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[bucket] += 1;
+    }
+
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut buckets = [(0.0, 0); DURATION_BUCKETS.len() + 1];
+        for (i, bucket) in buckets.iter_mut().enumerate() {
+            let upper = DURATION_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+            *bucket = (upper, self.buckets[i]);
+        }
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum, self.count, &buckets, None,
+        )
+    }
+}
+
+/// The values behind the metrics, under one lock: the scrape reads them all at once.
+#[derive(Debug, Default)]
+struct Values {
+    /// Every known certificate, by name: also the readiness snapshot.
+    certs: BTreeMap<Box<str>, Series>,
+    /// By `RESULTS`.
+    config_reloads: [u64; 2],
+}
+
 /// All metrics of the daemon, and the current state of every known certificate.
 ///
 /// Every method is cheap and synchronous and holds no lock across an await, so scrapes
@@ -94,28 +143,16 @@ const STALE_TEXT_MIN_BYTES: usize = 256 * 1024;
 /// the first time any method names it, and disappear with [`Metrics::forget`].
 pub struct Metrics {
     registry: Registry,
-    not_after: TimeGauge,
-    not_before: TimeGauge,
-    next_renewal: TimeGauge,
-    last_success: TimeGauge,
-    state: Family<StateLabels, Gauge>,
-    renewals: Family<ResultLabels, Counter>,
-    failures: Family<ReasonLabels, Counter>,
-    consecutive_failures: Family<NameLabels, Gauge>,
-    duration: Family<NameLabels, Histogram, fn() -> Histogram>,
-    hook_runs: Family<HookLabels, Counter>,
-    token_enrollments: Family<ResultLabels, Counter>,
-    hooks_pending: Family<NameLabels, Gauge>,
-    config_reloads: Family<ReloadLabels, Counter>,
-    ca_changes: Family<NameLabels, Counter>,
-    /// The readiness snapshot; also the set of known certificate names.
-    states: Mutex<BTreeMap<String, CertState>>,
+    values: Arc<Mutex<Values>>,
     /// Bumped after every event; the encodings below are valid for one value of it.
     generation: AtomicU64,
     /// The last encoding of each format.
     encoded: Mutex<[Option<Encoded>; 2]>,
     /// Woken by every event, for a background refresher of the encodings.
     changes: Notify,
+    /// When the last event happened, in milliseconds since `born`.
+    last_event_ms: AtomicU64,
+    born: Instant,
 }
 
 /// One cached encoding: the registry at `generation`, read at `as_of` (every event
@@ -129,7 +166,7 @@ struct Encoded {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics")
-            .field("states", &*self.lock_states())
+            .field("values", &*self.lock())
             .finish_non_exhaustive()
     }
 }
@@ -137,319 +174,128 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A fresh registry with `build_info{version}` = 1 and both reload counters at zero.
     pub fn new(version: &str) -> Arc<Self> {
+        let values = Arc::new(Mutex::new(Values::default()));
         let mut registry = Registry::with_prefix("kyma_certd");
-        let metrics = Metrics {
-            not_after: Family::default(),
-            not_before: Family::default(),
-            next_renewal: Family::default(),
-            last_success: Family::default(),
-            state: Family::default(),
-            renewals: Family::default(),
-            failures: Family::default(),
-            consecutive_failures: Family::default(),
-            duration: Family::new_with_constructor(new_duration_histogram),
-            hook_runs: Family::default(),
-            token_enrollments: Family::default(),
-            hooks_pending: Family::default(),
-            config_reloads: Family::default(),
-            ca_changes: Family::default(),
-            states: Mutex::new(BTreeMap::new()),
+        registry.register_collector(Box::new(Exporter {
+            values: Arc::clone(&values),
+            version: version.to_owned(),
+        }));
+        Arc::new(Metrics {
+            registry,
+            values,
             generation: AtomicU64::new(0),
             encoded: Mutex::new([None, None]),
             changes: Notify::new(),
-            registry: Registry::default(),
-        };
-        let build_info = Family::<VersionLabels, Gauge>::default();
-        build_info
-            .get_or_create(&VersionLabels {
-                version: version.to_owned(),
-            })
-            .set(1);
-        for ok in [true, false] {
-            create(
-                &metrics.config_reloads,
-                &ReloadLabels {
-                    result: result_label(ok),
-                },
-            );
-        }
-
-        registry.register(
-            "certificate_not_after_timestamp_seconds",
-            "notAfter of the current certificate, in seconds since the Unix epoch",
-            metrics.not_after.clone(),
-        );
-        registry.register(
-            "certificate_not_before_timestamp_seconds",
-            "notBefore of the current certificate, in seconds since the Unix epoch",
-            metrics.not_before.clone(),
-        );
-        registry.register(
-            "certificate_next_renewal_timestamp_seconds",
-            "When the next renewal attempt is scheduled, in seconds since the Unix epoch",
-            metrics.next_renewal.clone(),
-        );
-        registry.register(
-            "certificate_state",
-            "1 for the certificate's current state, 0 for the others",
-            metrics.state.clone(),
-        );
-        registry.register(
-            "renewals",
-            "Renewal attempts by result",
-            metrics.renewals.clone(),
-        );
-        registry.register(
-            "renewal_failures",
-            "Failed renewal attempts by reason",
-            metrics.failures.clone(),
-        );
-        registry.register(
-            "consecutive_failures",
-            "Failed renewal attempts since the last success",
-            metrics.consecutive_failures.clone(),
-        );
-        registry.register(
-            "renewal_duration_seconds",
-            "Duration of whole renewal attempts, key generation included",
-            metrics.duration.clone(),
-        );
-        registry.register(
-            "last_success_timestamp_seconds",
-            "When the last renewal succeeded, in seconds since the Unix epoch",
-            metrics.last_success.clone(),
-        );
-        registry.register(
-            "hook_runs",
-            "on_renew hook runs by kind and result",
-            metrics.hook_runs.clone(),
-        );
-        registry.register(
-            "token_enrollments",
-            "Enrollments the daemon made with a token from token_file, by result",
-            metrics.token_enrollments.clone(),
-        );
-        registry.register(
-            "hooks_pending",
-            "on_renew hooks not yet told about the current certificate",
-            metrics.hooks_pending.clone(),
-        );
-        registry.register(
-            "config_reloads",
-            "Configuration reloads by result",
-            metrics.config_reloads.clone(),
-        );
-        registry.register(
-            "ca_changes",
-            "Renewals that returned a CA bundle different from the previous one",
-            metrics.ca_changes.clone(),
-        );
-        registry.register(
-            "build_info",
-            "Always 1; the version label names the running build",
-            build_info,
-        );
-        Arc::new(Metrics {
-            registry,
-            ..metrics
+            last_event_ms: AtomicU64::new(0),
+            born: Instant::now(),
         })
     }
 
     /// The certificate on disk is (now) the one valid from `not_before` to `not_after`.
     pub fn cert_loaded(&self, name: &str, not_before: SystemTime, not_after: SystemTime) {
-        self.touch(name);
-        let labels = name_labels(name);
-        self.not_before
-            .get_or_create(&labels)
-            .set(unix_seconds(not_before));
-        self.not_after
-            .get_or_create(&labels)
-            .set(unix_seconds(not_after));
-        self.changed_now();
+        self.update(name, |s| {
+            s.not_before = Some(unix_seconds(not_before));
+            s.not_after = Some(unix_seconds(not_after));
+        });
     }
 
     /// No certificate is on disk (any more): its validity series disappear, so no alert
     /// reads the notAfter of files that are gone.
     pub fn cert_unloaded(&self, name: &str) {
-        self.touch(name);
-        let labels = name_labels(name);
-        self.not_before.remove(&labels);
-        self.not_after.remove(&labels);
-        self.changed_now();
+        self.update(name, |s| {
+            s.not_before = None;
+            s.not_after = None;
+        });
     }
 
     /// The next attempt is scheduled at `at`; `None` (waiting for enrollment) removes the
     /// series.
     pub fn next_renewal(&self, name: &str, at: Option<SystemTime>) {
-        self.touch(name);
-        let labels = name_labels(name);
-        match at {
-            Some(at) => {
-                self.next_renewal
-                    .get_or_create(&labels)
-                    .set(unix_seconds(at));
-            }
-            None => {
-                self.next_renewal.remove(&labels);
-            }
-        }
-        self.changed_now();
+        self.update(name, |s| s.next_renewal = at.map(unix_seconds));
     }
 
     /// `name` is now in `state`: its state gauge moves and `/readyz` follows.
     pub fn set_state(&self, name: &str, state: CertState) {
-        let mut states = self.lock_states();
-        self.touch_locked(&mut states, name);
-        states.insert(name.to_owned(), state);
-        self.write_state(name, state);
-        self.changed_now();
+        self.update(name, |s| s.state = state);
     }
 
     /// A renewal succeeded after `took`: one success counted, the failure streak reset,
     /// the last-success time set to now.
     pub fn renewal_succeeded(&self, name: &str, took: Duration) {
-        self.touch(name);
-        let labels = name_labels(name);
-        self.renewals
-            .get_or_create(&result_labels(name, true))
-            .inc();
-        self.consecutive_failures.get_or_create(&labels).set(0);
-        self.last_success
-            .get_or_create(&labels)
-            .set(unix_seconds(SystemTime::now()));
-        self.duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-        self.changed_now();
+        self.update(name, |s| {
+            s.renewals[result_index(true)] += 1;
+            s.consecutive_failures = 0;
+            s.last_success = Some(unix_seconds(SystemTime::now()));
+            s.duration.observe(took.as_secs_f64());
+        });
     }
 
     /// A renewal failed for `reason` after `took`: one failure counted, by result and by
     /// reason, and the failure streak grows by one.
     pub fn renewal_failed(&self, name: &str, reason: FailureReason, took: Duration) {
-        self.touch(name);
-        let labels = name_labels(name);
-        self.renewals
-            .get_or_create(&result_labels(name, false))
-            .inc();
-        self.failures
-            .get_or_create(&ReasonLabels {
-                name: name.to_owned(),
-                reason: reason.as_str(),
-            })
-            .inc();
-        self.consecutive_failures.get_or_create(&labels).inc();
-        self.duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-        self.changed_now();
+        self.update(name, |s| {
+            s.renewals[result_index(false)] += 1;
+            s.failures[reason_index(reason)] += 1;
+            s.consecutive_failures += 1;
+            s.duration.observe(took.as_secs_f64());
+        });
     }
 
     /// A renewal returned a CA bundle different from the previous generation's.
     pub fn ca_changed(&self, name: &str) {
-        self.touch(name);
-        self.ca_changes.get_or_create(&name_labels(name)).inc();
-        self.changed_now();
+        self.update(name, |s| s.ca_changes += 1);
     }
 
     /// The failure streak remembered from before a restart (`state.json`), so the gauge
     /// keeps counting since the last success rather than since the process started.
     pub fn restore_failures(&self, name: &str, consecutive: u32) {
-        self.touch(name);
-        self.consecutive_failures
-            .get_or_create(&name_labels(name))
-            .set(i64::from(consecutive));
-        self.changed_now();
+        self.update(name, |s| s.consecutive_failures = i64::from(consecutive));
     }
 
     /// The daemon enrolled `name` with a token from its `token_file` (`ok`), or the
     /// connector refused that token.
     pub fn token_enrollment(&self, name: &str, ok: bool) {
-        self.touch(name);
-        self.token_enrollments
-            .get_or_create(&result_labels(name, ok))
-            .inc();
-        self.changed_now();
+        self.update(name, |s| s.token_enrollments[result_index(ok)] += 1);
     }
 
     /// One `on_renew` hook of `kind` ran for `name`.
     pub fn hook_ran(&self, name: &str, kind: HookKind, ok: bool) {
-        self.touch(name);
-        self.hook_runs
-            .get_or_create(&HookLabels {
-                name: name.to_owned(),
-                hook: kind.as_label(),
-                result: result_label(ok),
-            })
-            .inc();
-        self.changed_now();
+        self.update(name, |s| {
+            s.hook_runs[hook_index(kind)][result_index(ok)] += 1
+        });
     }
 
     /// How many `on_renew` hooks still have to hear about `name`'s current certificate.
     pub fn hooks_pending(&self, name: &str, pending: usize) {
-        self.touch(name);
-        self.hooks_pending
-            .get_or_create(&name_labels(name))
-            .set(i64::try_from(pending).unwrap_or(i64::MAX));
-        self.changed_now();
+        self.update(name, |s| {
+            s.hooks_pending = i64::try_from(pending).unwrap_or(i64::MAX);
+        });
     }
 
     /// A configuration reload was applied (`ok`) or rejected.
     pub fn config_reload(&self, ok: bool) {
-        self.config_reloads
-            .get_or_create(&ReloadLabels {
-                result: result_label(ok),
-            })
-            .inc();
+        self.lock().config_reloads[result_index(ok)] += 1;
         self.changed_now();
     }
 
     /// `name` left the configuration: all its series and its readiness entry disappear.
     pub fn forget(&self, name: &str) {
-        let mut states = self.lock_states();
-        states.remove(name);
-        let labels = name_labels(name);
-        for family in [
-            &self.not_after,
-            &self.not_before,
-            &self.next_renewal,
-            &self.last_success,
-        ] {
-            family.remove(&labels);
-        }
-        self.consecutive_failures.remove(&labels);
-        self.hooks_pending.remove(&labels);
-        self.duration.remove(&labels);
-        self.ca_changes.remove(&labels);
-        for state in CertState::ALL {
-            self.state.remove(&state_labels(name, state));
-        }
-        for ok in [true, false] {
-            self.renewals.remove(&result_labels(name, ok));
-            self.token_enrollments.remove(&result_labels(name, ok));
-            for kind in HookKind::ALL {
-                self.hook_runs.remove(&hook_labels(name, kind, ok));
-            }
-        }
-        for reason in FailureReason::ALL {
-            self.failures.remove(&ReasonLabels {
-                name: name.to_owned(),
-                reason: reason.as_str(),
-            });
-        }
+        self.lock().certs.remove(name);
         self.changed_now();
     }
 
     /// Every known certificate and its state, sorted by name.
     pub fn states(&self) -> Vec<(String, CertState)> {
-        self.lock_states()
+        self.lock()
+            .certs
             .iter()
-            .map(|(name, state)| (name.clone(), *state))
+            .map(|(name, series)| (name.to_string(), series.state))
             .collect()
     }
 
     /// The state of `name`, if it is known.
     pub fn state_of(&self, name: &str) -> Option<CertState> {
-        self.lock_states().get(name).copied()
+        self.lock().certs.get(name).map(|series| series.state)
     }
 
     /// The whole registry in `format`, as it is now.
@@ -516,6 +362,9 @@ impl Metrics {
             .as_ref()
             .map_or(4096, |cached| cached.text.len() + cached.text.len() / 8);
         let text = Bytes::from(self.encode_uncached(format, size_hint));
+        if text.len() >= STALE_TEXT_MIN_BYTES && !self.busy() {
+            return text;
+        }
         let mut cache = self.lock_cache();
         // Two encoders may race (a scrape and the refresher): keep the newer text.
         if cache[slot]
@@ -549,71 +398,72 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Drops the large cached texts once no event has come for `TEXT_KEEP`.
+    pub fn drop_idle_encodings(&self) {
+        if self.busy() {
+            return;
+        }
+        for cached in self.lock_cache().iter_mut() {
+            if cached
+                .as_ref()
+                .is_some_and(|c| c.text.len() >= STALE_TEXT_MIN_BYTES)
+            {
+                *cached = None;
+            }
+        }
+    }
+
+    /// Whether an event came within the last `TEXT_KEEP`.
+    fn busy(&self) -> bool {
+        let last = Duration::from_millis(self.last_event_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last) < TEXT_KEEP
+    }
+
     /// Marks the cached encodings stale and wakes the refresher; called after every event.
     fn changed_now(&self) {
+        let since_born = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_event_ms.store(since_born, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Release);
         self.changes.notify_one();
     }
 
-    fn lock_states(&self) -> MutexGuard<'_, BTreeMap<String, CertState>> {
-        // A panic elsewhere while holding the lock leaves a map that is still consistent.
-        self.states
+    fn lock(&self) -> MutexGuard<'_, Values> {
+        // A panic elsewhere while holding the lock leaves values that are still consistent.
+        self.values
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn touch(&self, name: &str) {
-        let mut states = self.lock_states();
-        self.touch_locked(&mut states, name);
-    }
-
-    /// Creates the series of a name seen for the first time: counters at zero, state
-    /// `missing`, so rates and alerts work from the first scrape.
-    fn touch_locked(&self, states: &mut BTreeMap<String, CertState>, name: &str) {
-        if states.contains_key(name) {
-            return;
-        }
-        states.insert(name.to_owned(), CertState::Missing);
-        self.write_state(name, CertState::Missing);
-        for ok in [true, false] {
-            create(&self.renewals, &result_labels(name, ok));
-            create(&self.token_enrollments, &result_labels(name, ok));
-            for kind in HookKind::ALL {
-                create(&self.hook_runs, &hook_labels(name, kind, ok));
+    /// Changes `name`'s values (creating them, at zero and `missing`, the first time the
+    /// name is seen) and marks the encodings stale.
+    fn update(&self, name: &str, change: impl FnOnce(&mut Series)) {
+        {
+            let mut values = self.lock();
+            match values.certs.get_mut(name) {
+                Some(series) => change(series),
+                None => {
+                    let mut series = Series::default();
+                    change(&mut series);
+                    values.certs.insert(name.into(), series);
+                }
             }
         }
-        for reason in FailureReason::ALL {
-            create(
-                &self.failures,
-                &ReasonLabels {
-                    name: name.to_owned(),
-                    reason: reason.as_str(),
-                },
-            );
-        }
-        let labels = name_labels(name);
-        create(&self.consecutive_failures, &labels);
-        create(&self.hooks_pending, &labels);
-        create(&self.duration, &labels);
-        create(&self.ca_changes, &labels);
-    }
-
-    fn write_state(&self, name: &str, current: CertState) {
-        for state in CertState::ALL {
-            self.state
-                .get_or_create(&state_labels(name, state))
-                .set(i64::from(state == current));
-        }
+        self.changed_now();
     }
 }
 
-/// Creates the series `labels` in `family` (at zero) without touching its value.
-fn create<S, M, C>(family: &Family<S, M, C>, labels: &S)
-where
-    S: Clone + std::hash::Hash + Eq,
-    C: prometheus_client::metrics::family::MetricConstructor<M>,
-{
-    drop(family.get_or_create(labels));
+fn reason_index(reason: FailureReason) -> usize {
+    FailureReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .expect("ALL lists every reason")
+}
+
+fn hook_index(kind: HookKind) -> usize {
+    HookKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("ALL lists every kind")
 }
 
 fn slot(format: Format) -> usize {
@@ -623,31 +473,228 @@ fn slot(format: Format) -> usize {
     }
 }
 
-fn name_labels(name: &str) -> NameLabels {
-    NameLabels {
-        name: name.to_owned(),
+/// Writes the values out as metric families at each scrape, in the order DESIGN.md lists
+/// them, certificates sorted by name.
+#[derive(Debug)]
+struct Exporter {
+    values: Arc<Mutex<Values>>,
+    version: String,
+}
+
+/// One family: its descriptor, then one sample (or histogram) per label set.
+fn family<'a>(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl Iterator<Item = (Labels<'a>, Sample<'a>)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = out.encode_descriptor(name, help, None, kind)?;
+    for (labels, sample) in samples {
+        match labels {
+            Labels::Name(name) => sample.encode(metric.encode_family(&[("name", name)])?)?,
+            Labels::Two(name, key, value) => {
+                sample.encode(metric.encode_family(&[("name", name), (key, value)])?)?
+            }
+            Labels::Hook(name, hook, result) => sample.encode(metric.encode_family(&[
+                ("name", name),
+                ("hook", hook),
+                ("result", result),
+            ])?)?,
+            Labels::One(key, value) => sample.encode(metric.encode_family(&[(key, value)])?)?,
+        }
+    }
+    Ok(())
+}
+
+/// The label sets this daemon uses, `name` first.
+enum Labels<'a> {
+    Name(&'a str),
+    Two(&'a str, &'static str, &'static str),
+    Hook(&'a str, &'static str, &'static str),
+    One(&'static str, &'a str),
+}
+
+enum Sample<'a> {
+    Counter(u64),
+    Gauge(i64),
+    Time(f64),
+    Histogram(&'a Durations),
+}
+
+impl Sample<'_> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            Sample::Counter(v) => {
+                encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, u64, f64>(v, None)
+            }
+            Sample::Gauge(v) => encoder.encode_gauge(v),
+            Sample::Time(v) => encoder.encode_gauge(v),
+            Sample::Histogram(durations) => durations.encode(encoder),
+        }
     }
 }
 
-fn state_labels(name: &str, state: CertState) -> StateLabels {
-    StateLabels {
-        name: name.to_owned(),
-        state: state.as_str(),
-    }
-}
-
-fn result_labels(name: &str, ok: bool) -> ResultLabels {
-    ResultLabels {
-        name: name.to_owned(),
-        result: result_label(ok),
-    }
-}
-
-fn hook_labels(name: &str, kind: HookKind, ok: bool) -> HookLabels {
-    HookLabels {
-        name: name.to_owned(),
-        hook: kind.as_label(),
-        result: result_label(ok),
+impl Collector for Exporter {
+    fn encode(&self, mut out: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let values = self
+            .values
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let certs = &values.certs;
+        let time = |pick: fn(&Series) -> Option<f64>| {
+            certs
+                .iter()
+                .filter_map(move |(n, s)| pick(s).map(|v| (Labels::Name(n), Sample::Time(v))))
+        };
+        let per_cert = |pick: fn(&Series) -> Sample<'_>| {
+            certs.iter().map(move |(n, s)| (Labels::Name(n), pick(s)))
+        };
+        let by_result = |pick: fn(&Series) -> &[u64; 2]| {
+            certs.iter().flat_map(move |(n, s)| {
+                RESULTS
+                    .iter()
+                    .zip(pick(s))
+                    .map(move |(result, v)| (Labels::Two(n, "result", result), Sample::Counter(*v)))
+            })
+        };
+        family(
+            &mut out,
+            "certificate_not_after_timestamp_seconds",
+            "notAfter of the current certificate, in seconds since the Unix epoch",
+            MetricType::Gauge,
+            time(|s| s.not_after),
+        )?;
+        family(
+            &mut out,
+            "certificate_not_before_timestamp_seconds",
+            "notBefore of the current certificate, in seconds since the Unix epoch",
+            MetricType::Gauge,
+            time(|s| s.not_before),
+        )?;
+        family(
+            &mut out,
+            "certificate_next_renewal_timestamp_seconds",
+            "When the next renewal attempt is scheduled, in seconds since the Unix epoch",
+            MetricType::Gauge,
+            time(|s| s.next_renewal),
+        )?;
+        family(
+            &mut out,
+            "certificate_state",
+            "1 for the certificate's current state, 0 for the others",
+            MetricType::Gauge,
+            certs.iter().flat_map(|(n, s)| {
+                CertState::ALL.iter().map(move |state| {
+                    (
+                        Labels::Two(n, "state", state.as_str()),
+                        Sample::Gauge(i64::from(*state == s.state)),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut out,
+            "renewals",
+            "Renewal attempts by result",
+            MetricType::Counter,
+            by_result(|s| &s.renewals),
+        )?;
+        family(
+            &mut out,
+            "renewal_failures",
+            "Failed renewal attempts by reason",
+            MetricType::Counter,
+            certs.iter().flat_map(|(n, s)| {
+                FailureReason::ALL
+                    .iter()
+                    .zip(&s.failures)
+                    .map(move |(reason, v)| {
+                        (
+                            Labels::Two(n, "reason", reason.as_str()),
+                            Sample::Counter(*v),
+                        )
+                    })
+            }),
+        )?;
+        family(
+            &mut out,
+            "consecutive_failures",
+            "Failed renewal attempts since the last success",
+            MetricType::Gauge,
+            per_cert(|s| Sample::Gauge(s.consecutive_failures)),
+        )?;
+        family(
+            &mut out,
+            "renewal_duration_seconds",
+            "Duration of whole renewal attempts, key generation included",
+            MetricType::Histogram,
+            per_cert(|s| Sample::Histogram(&s.duration)),
+        )?;
+        family(
+            &mut out,
+            "last_success_timestamp_seconds",
+            "When the last renewal succeeded, in seconds since the Unix epoch",
+            MetricType::Gauge,
+            time(|s| s.last_success),
+        )?;
+        family(
+            &mut out,
+            "hook_runs",
+            "on_renew hook runs by kind and result",
+            MetricType::Counter,
+            certs.iter().flat_map(|(n, s)| {
+                HookKind::ALL
+                    .iter()
+                    .zip(&s.hook_runs)
+                    .flat_map(move |(kind, runs)| {
+                        RESULTS.iter().zip(runs).map(move |(result, v)| {
+                            (
+                                Labels::Hook(n, kind.as_label(), result),
+                                Sample::Counter(*v),
+                            )
+                        })
+                    })
+            }),
+        )?;
+        family(
+            &mut out,
+            "token_enrollments",
+            "Enrollments the daemon made with a token from token_file, by result",
+            MetricType::Counter,
+            by_result(|s| &s.token_enrollments),
+        )?;
+        family(
+            &mut out,
+            "hooks_pending",
+            "on_renew hooks not yet told about the current certificate",
+            MetricType::Gauge,
+            per_cert(|s| Sample::Gauge(s.hooks_pending)),
+        )?;
+        family(
+            &mut out,
+            "config_reloads",
+            "Configuration reloads by result",
+            MetricType::Counter,
+            RESULTS
+                .iter()
+                .zip(&values.config_reloads)
+                .map(|(result, v)| (Labels::One("result", result), Sample::Counter(*v))),
+        )?;
+        family(
+            &mut out,
+            "ca_changes",
+            "Renewals that returned a CA bundle different from the previous one",
+            MetricType::Counter,
+            per_cert(|s| Sample::Counter(s.ca_changes)),
+        )?;
+        family(
+            &mut out,
+            "build_info",
+            "Always 1; the version label names the running build",
+            MetricType::Gauge,
+            std::iter::once((Labels::One("version", &self.version), Sample::Gauge(1))),
+        )
     }
 }
 
