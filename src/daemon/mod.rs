@@ -3,6 +3,7 @@
 //! serves the metrics. Does not renew anything itself (see `task`).
 
 mod clock;
+mod mailbox;
 mod task;
 mod watch;
 
@@ -25,7 +26,8 @@ use crate::exit::{CommandError, CommandResult};
 use crate::report::http::{self as report_http, HealthRequests, HttpLimits, HttpState};
 use crate::report::{CertState, Metrics};
 use crate::systemd;
-use task::{Control, Report, TaskContext};
+use mailbox::{Control, Mailbox};
+use task::{Report, TaskContext};
 use watch::{DEBOUNCE, DirWatcher};
 
 /// How long a stopped certificate task may take to return before it is aborted. Tasks
@@ -123,7 +125,7 @@ pub async fn run_until(
 
 struct TaskHandle {
     cfg: Arc<CertificateConfig>,
-    control: mpsc::UnboundedSender<Control>,
+    control: Arc<Mailbox>,
     cancel: CancellationToken,
     join: JoinHandle<()>,
 }
@@ -165,7 +167,7 @@ impl Supervisor {
                     SIGUSR1 => {
                         info!("SIGUSR1: renewing every certificate now");
                         for handle in self.tasks.values() {
-                            let _ = handle.control.send(Control::RenewNow);
+                            handle.control.post(Control::RenewNow);
                         }
                     }
                     _ => {
@@ -205,7 +207,7 @@ impl Supervisor {
                 () = clock.changed() => {
                     info!("the wall clock was stepped or the machine resumed; recomputing every schedule");
                     for handle in self.tasks.values() {
-                        let _ = handle.control.send(Control::ClockChanged);
+                        handle.control.post(Control::ClockChanged);
                     }
                 }
             }
@@ -224,11 +226,11 @@ impl Supervisor {
                 debug!(name = %name, dir = %dir.display(), error = %e, "cannot watch the directory again");
             }
         }
-        let _ = handle.control.send(Control::FilesChanged);
+        handle.control.post(Control::FilesChanged);
     }
 
     fn start(&mut self, cfg: Arc<CertificateConfig>) {
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let control = Arc::new(Mailbox::default());
         let cancel = CancellationToken::new();
         for dir in watched_dirs(&cfg) {
             if let Err(e) = self.watcher.watch(&cfg.name, &dir) {
@@ -239,7 +241,7 @@ impl Supervisor {
             cfg: Arc::clone(&cfg),
             metrics: Arc::clone(&self.metrics),
             permits: Arc::clone(&self.permits),
-            control: control_rx,
+            control: Arc::clone(&control),
             reports: self.reports_tx.clone(),
             cancel: cancel.clone(),
         };

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::mailbox::{Control, Mailbox};
 use crate::config::CertificateConfig;
 use crate::flow::{self, FlowError};
 use crate::notify;
@@ -23,17 +24,6 @@ use crate::store::Store;
 
 /// How often a certificate that needs a new enrollment is complained about.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// What the supervisor tells a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// SIGUSR1: renew now, whatever the schedule says.
-    RenewNow,
-    /// Someone changed the files: look again.
-    FilesChanged,
-    /// The wall clock was stepped or the machine resumed: recompute the deadlines.
-    ClockChanged,
-}
 
 /// What a task tells the supervisor, for `STATUS=` and `READY=1`.
 #[derive(Debug, Clone)]
@@ -49,7 +39,7 @@ pub struct TaskContext {
     pub cfg: Arc<CertificateConfig>,
     pub metrics: Arc<Metrics>,
     pub permits: Arc<Semaphore>,
-    pub control: mpsc::UnboundedReceiver<Control>,
+    pub control: Arc<Mailbox>,
     pub reports: mpsc::UnboundedSender<Report>,
     pub cancel: CancellationToken,
 }
@@ -286,7 +276,7 @@ impl Task {
         };
         // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
         // to the files (its own swap, say) by the look at the top of the loop.
-        while self.ctx.control.try_recv().is_ok() {}
+        self.ctx.control.clear();
         match outcome {
             Ok(renewed) => self.renewed(&renewed, permit),
             // The files expired or vanished since they were inspected: the next
@@ -776,10 +766,7 @@ async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
         }
         tokio::select! {
             () = tokio::time::sleep(nap) => {}
-            message = ctx.control.recv() => return match message {
-                Some(control) => Woke::Control(control),
-                None => Woke::Cancelled,
-            },
+            control = ctx.control.recv() => return Woke::Control(control),
             () = ctx.cancel.cancelled() => return Woke::Cancelled,
         }
     }
@@ -819,7 +806,6 @@ mod tests {
         );
         let config = config::parse_with(&text, std::path::Path::new("t.toml"), Checks::Syntax)
             .expect("a valid configuration");
-        let (_, control) = mpsc::unbounded_channel();
         let (reports, _) = mpsc::unbounded_channel();
         TaskContext {
             cfg: Arc::new(
@@ -831,7 +817,7 @@ mod tests {
             ),
             metrics: Metrics::new("test"),
             permits: Arc::new(Semaphore::new(1)),
-            control,
+            control: Arc::default(),
             reports,
             cancel: CancellationToken::new(),
         }
