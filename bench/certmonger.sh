@@ -13,8 +13,8 @@
 # written beforehand by bench/examples/keyfiles.rs and it requests one certificate per
 # key. It is ready when every request has logged its next revisit (it is back in
 # MONITORING); debug level 3 is what prints that line. kyma-certd (the packaged build,
-# metrics on) tracks certificates enrolled at the connector simulator and is ready at
-# its READY=1 (bench/notify_ready.py). Renewals: SIGUSR1 to kyma-certd (new keys, as
+# metrics on, scraped once before its memory is read) tracks certificates enrolled at
+# the connector simulator and is ready at its READY=1 (bench/notify_ready.py). Renewals: SIGUSR1 to kyma-certd (new keys, as
 # `rotate_key` defaults), `getcert resubmit` of every request for certmonger (same keys).
 #
 # Usage: bench/certmonger.sh   (COUNTS, default "1 100 1000"; IDLE_WINDOW, idle seconds,
@@ -191,6 +191,10 @@ kyma_run() { # COUNT
   daemon=$(awk '/^pid / { print $2; exit }' "$out")
   cpu=$(cpu_ms_with_children "$daemon")
   sleep "$SETTLE"
+  # Scraped once, as Prometheus would: what a scrape leaves behind is measured too.
+  url=$(grep -m1 -o 'http://127\.0\.0\.1:[0-9]*' "$KY/daemon-$n.log")
+  curl -sf -H 'Accept: application/openmetrics-text; version=1.0.0' "$url/metrics" >/dev/null
+  sleep 1
   mem=$(memory "$daemon")
   idle_row=$(idle "$daemon")
   if scans_at "$n"; then
@@ -387,9 +391,10 @@ done
 # --- tables ----------------------------------------------------------------------
 
 echo "Both daemons track the same number of RSA 2048 certificates valid for 90 days, one"
-echo "after the other, in one run. kyma-certd: the packaged build, metrics on, against the"
-echo "connector simulator; ready at its READY=1. certmonger $CM_VERSION: foreground on a"
-echo "private session bus, an external CA helper signing with \`openssl x509 -req\`; ready"
+echo "after the other, in one run. kyma-certd: the packaged build, metrics on (scraped once"
+echo "before its memory is read), against the connector simulator; ready at its READY=1."
+echo "certmonger $CM_VERSION: foreground on a private session bus, an external CA helper"
+echo "signing with \`openssl x509 -req\`; ready"
 echo "when every request is back in MONITORING (debug level 3 logs it). Memory in KiB from"
 echo "\`/proc/PID/status\` (VmRSS, RssAnon) and \`smaps_rollup\` (PSS, its anonymous part),"
 echo "${SETTLE} s after ready; then ${WINDOW} s idle: CPU ticks (10 ms) and context switches"

@@ -414,6 +414,24 @@ async fn serve_connection(
     }
 }
 
+/// The text for a scrape: the cached one when recent enough, else a fresh encoding. A
+/// large one (milliseconds of work with a thousand certificates) is encoded on a blocking
+/// thread, so that renewals, signals and health checks never wait behind a scrape.
+async fn metrics_text(metrics: &Arc<Metrics>, format: Format) -> Bytes {
+    if let Some(text) = metrics.cached(format, MAX_STALENESS) {
+        return text;
+    }
+    if metrics.encodes_slowly() {
+        let encoder = Arc::clone(metrics);
+        let encoded =
+            tokio::task::spawn_blocking(move || encoder.encode_recent(format, MAX_STALENESS));
+        if let Ok(text) = encoded.await {
+            return text;
+        }
+    }
+    metrics.encode_recent(format, MAX_STALENESS)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Metrics,
@@ -442,7 +460,7 @@ async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Ful
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
             let format = negotiate(accept);
-            let body = state.metrics.encode_recent(format, MAX_STALENESS);
+            let body = metrics_text(&state.metrics, format).await;
             with_type(StatusCode::OK, format.content_type(), body)
         }
         Route::Health => {
