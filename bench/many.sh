@@ -5,7 +5,8 @@
 # max_concurrent_renewals), and whether every certificate was renewed before it expired.
 #
 # Usage: bench/many.sh   (N; VARIANTS, default "ecdsa-p256:120 rsa2048:240" = key:validity
-# in seconds; CONCURRENCY, the max_concurrent_renewals, default 4)
+# in seconds; CONCURRENCY, the max_concurrent_renewals, default 4; KEEP, a folder to keep
+# the raw scrape times and daemon logs in)
 source "$(dirname "$0")/lib.sh"
 
 N=${N:-1000}
@@ -82,6 +83,12 @@ run_variant() {
   curl -sf "${SIM_ADMIN}certificates" >"$V/issued.json"
   stop "$daemon"
   stop "$sim_pid"
+  # KEEP=DIR keeps each variant's scrape times and daemon log for a closer look.
+  if [[ -n ${KEEP:-} ]]; then
+    mkdir -p "$KEEP"
+    cp "$V/scrape.out" "$KEEP/$key-scrape.out"
+    cp "$V/daemon.log" "$KEEP/$key-daemon.log"
+  fi
 
   grep '^scrape' "$V/scrape.out" | awk '{print $2}' >"$V/scrape-all"
   grep '^scrape' "$V/scrape.out" | awk '$4 > 0 {print $2}' >"$V/scrape-busy"

@@ -5,11 +5,12 @@
 //! as a clock change for these timers). Certificate tasks sleep on monotonic timers
 //! until their exact deadline, so between renewals the daemon does not wake at all;
 //! this watcher is what makes them recompute their deadlines from the wall clock when
-//! the monotonic clock and the wall clock part. Does not schedule anything itself.
+//! the monotonic clock and the wall clock part by a second or more. Does not schedule
+//! anything itself.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use rustix::time::{
     Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
@@ -66,42 +67,123 @@ impl ClockWatcher {
     }
 }
 
-/// How often deadlines are recomputed where the kernel cannot report clock changes.
+/// How often the clocks are compared where the kernel cannot report clock changes.
 const POLL_FALLBACK: Duration = Duration::from_secs(3600);
 
-/// Clock-change notices for the supervisor: from the timerfd, or, where one cannot be
-/// had (another kernel, a sandbox refusing it), from an hourly tick as before.
-pub enum ClockChanges {
+/// Moves of the wall clock smaller than this are not worth recomputing every schedule
+/// for: the time-sync agent of a virtual machine may step the clock by milliseconds
+/// several times a second. Small steps add up until they reach it.
+const MOVE_MIN: Duration = Duration::from_secs(1);
+
+/// However often the clock is stepped, schedules are recomputed at most this often.
+const REPORT_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reports the wall clock moving against the monotonic clock (which certificate tasks
+/// sleep on) by at least `MOVE_MIN`: a step, a run of small steps, or a resume (the
+/// monotonic clock stands still while the machine sleeps). Notices come from the
+/// timerfd, or, where one cannot be had (another kernel, a sandbox refusing it), from
+/// an hourly comparison of the two clocks.
+pub struct ClockChanges {
+    source: Source,
+    /// Both clocks, read together at the last report.
+    wall_at: SystemTime,
+    mono_at: Instant,
+    last_report: Option<Instant>,
+}
+
+enum Source {
     Watched(ClockWatcher),
     Polled(tokio::time::Interval),
 }
 
 impl ClockChanges {
     pub fn new() -> ClockChanges {
-        match ClockWatcher::new() {
-            Ok(watcher) => ClockChanges::Watched(watcher),
+        let source = match ClockWatcher::new() {
+            Ok(watcher) => Source::Watched(watcher),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the wall clock; recomputing schedules every hour instead");
-                ClockChanges::polled()
+                tracing::warn!(error = %e, "cannot watch the wall clock; comparing it with the monotonic clock every hour instead");
+                Source::polled()
             }
+        };
+        ClockChanges {
+            source,
+            wall_at: SystemTime::now(),
+            mono_at: Instant::now(),
+            last_report: None,
         }
     }
 
-    fn polled() -> ClockChanges {
-        let start = tokio::time::Instant::now() + POLL_FALLBACK;
-        ClockChanges::Polled(tokio::time::interval_at(start, POLL_FALLBACK))
+    /// Completes when the wall clock has moved by at least `MOVE_MIN` against the
+    /// monotonic clock since the last report, with how far it moved, in seconds
+    /// (negative: backwards).
+    pub async fn changed(&mut self) -> f64 {
+        loop {
+            self.source.notice().await;
+            if self.moved().abs() < MOVE_MIN.as_secs_f64() {
+                tracing::debug!(
+                    moved_seconds = self.moved(),
+                    "the wall clock changed by less than a second; schedules stay"
+                );
+                continue;
+            }
+            // A clock stepped again and again is followed at most once a second; the
+            // steps in between are read as one.
+            if let Some(last) = self.last_report {
+                tokio::time::sleep_until((last + REPORT_MIN_INTERVAL).into()).await;
+            }
+            let moved = self.moved();
+            if moved.abs() < MOVE_MIN.as_secs_f64() {
+                continue;
+            }
+            self.wall_at = SystemTime::now();
+            self.mono_at = Instant::now();
+            self.last_report = Some(self.mono_at);
+            return moved;
+        }
     }
 
-    /// Completes at the next clock change (or tick, when polling).
-    pub async fn changed(&mut self) {
+    /// How far the wall clock moved beyond the monotonic clock since the last report.
+    fn moved(&self) -> f64 {
+        drift(
+            self.wall_at,
+            self.mono_at,
+            SystemTime::now(),
+            Instant::now(),
+        )
+    }
+}
+
+/// Seconds the wall clock advanced beyond the monotonic clock between two readings of
+/// both.
+fn drift(
+    wall_then: SystemTime,
+    mono_then: Instant,
+    wall_now: SystemTime,
+    mono_now: Instant,
+) -> f64 {
+    let wall = match wall_now.duration_since(wall_then) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
+    };
+    wall - mono_now.duration_since(mono_then).as_secs_f64()
+}
+
+impl Source {
+    fn polled() -> Source {
+        let start = tokio::time::Instant::now() + POLL_FALLBACK;
+        Source::Polled(tokio::time::interval_at(start, POLL_FALLBACK))
+    }
+
+    /// Completes at the next clock-change notice (or tick, when polling).
+    async fn notice(&mut self) {
         match self {
-            ClockChanges::Watched(watcher) => {
+            Source::Watched(watcher) => {
                 if let Err(e) = watcher.changed().await {
-                    tracing::warn!(error = %e, "the wall-clock watcher failed; recomputing schedules every hour instead");
-                    *self = ClockChanges::polled();
+                    tracing::warn!(error = %e, "the wall-clock watcher failed; comparing the clocks every hour instead");
+                    *self = Source::polled();
                 }
             }
-            ClockChanges::Polled(tick) => {
+            Source::Polled(tick) => {
                 tick.tick().await;
             }
         }
@@ -137,6 +219,28 @@ mod tests {
         let mut watcher = ClockWatcher::new().expect("a timerfd");
         let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.changed()).await;
         assert!(quiet.is_err(), "a clock change was reported without one");
+    }
+
+    #[test]
+    fn drift_is_how_far_the_wall_clock_moved_beyond_the_monotonic_clock() {
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mono = Instant::now();
+        let later = mono + Duration::from_secs(10);
+        // Both advanced by 10 s: no move.
+        assert_eq!(
+            drift(wall, mono, wall + Duration::from_secs(10), later),
+            0.0
+        );
+        // A 2 s step forward, or a resume after 2 s asleep (the monotonic clock stood).
+        assert_eq!(
+            drift(wall, mono, wall + Duration::from_secs(12), later),
+            2.0
+        );
+        // A step back by more than the time that passed.
+        assert_eq!(
+            drift(wall, mono, wall - Duration::from_secs(5), later),
+            -15.0
+        );
     }
 
     /// The timer is armed for a time that never comes, with cancel-on-set: what makes

@@ -14,7 +14,7 @@ pub enum Control {
     RenewNow,
     /// Someone changed the files: look again.
     FilesChanged,
-    /// The wall clock was stepped or the machine resumed: recompute the deadlines.
+    /// The wall clock moved (a step or a resume): measure the sleep to the deadline again.
     ClockChanged,
 }
 

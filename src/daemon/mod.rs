@@ -204,8 +204,11 @@ impl Supervisor {
                 }
                 Some(ping) = health.recv() => { let _ = ping.send(()); }
                 _ = tick(&mut watchdog) => systemd::watchdog(),
-                () = clock.changed() => {
-                    info!("the wall clock was stepped or the machine resumed; recomputing every schedule");
+                moved = clock.changed() => {
+                    info!(
+                        moved_seconds = moved,
+                        "the wall clock moved {moved:+.1} s against the monotonic clock (a step or a resume); recomputing every schedule"
+                    );
                     for handle in self.tasks.values() {
                         handle.control.post(Control::ClockChanged);
                     }

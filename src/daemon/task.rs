@@ -250,6 +250,7 @@ impl Task {
         };
         match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
+            // (`wait_until` handles clock changes itself.)
             Woke::Control(Control::FilesChanged | Control::ClockChanged) => {
                 return ControlFlow::Continue(());
             }
@@ -757,7 +758,8 @@ fn inspect(store: &Store) -> Standing {
 
 /// Sleeps until `deadline` on the monotonic clock, in one step: between renewals the
 /// task does not wake. A clock step or a resume arrives as [`Control::ClockChanged`]
-/// (see `clock`), and the caller recomputes its deadline from the wall clock.
+/// (see `clock`): the deadline is a wall-clock time, so the sleep is measured again
+/// from the wall clock, without another look at the files.
 async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
     loop {
         let nap = next_wakeup(SystemTime::now(), deadline);
@@ -766,7 +768,10 @@ async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
         }
         tokio::select! {
             () = tokio::time::sleep(nap) => {}
-            control = ctx.control.recv() => return Woke::Control(control),
+            control = ctx.control.recv() => match control {
+                Control::ClockChanged => {}
+                control => return Woke::Control(control),
+            },
             () = ctx.cancel.cancelled() => return Woke::Cancelled,
         }
     }

@@ -23,9 +23,10 @@ impl Format {
 /// Turns prometheus-client's OpenMetrics text into the classic 0.0.4 text format: drops
 /// `# EOF` and `# UNIT`, names counter families by their `_total` samples in `# HELP` and
 /// `# TYPE`, and calls OpenMetrics `unknown` `untyped`. Sample lines are copied unchanged,
-/// in bulk. (Exemplars, `info` and `stateset` are not handled: this registry has none.)
-pub fn openmetrics_to_classic(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// in bulk, appended to `out`. (Exemplars, `info` and `stateset` are not handled: this
+/// registry has none.)
+pub fn write_classic(text: &str, out: &mut String) {
+    out.reserve(text.len());
     // A `# HELP` waits for the `# TYPE` after it, which says whether it names a counter.
     let mut pending_help: Option<(&str, &str)> = None;
     let mut counter: Option<&str> = None;
@@ -38,7 +39,7 @@ pub fn openmetrics_to_classic(text: &str) -> String {
             rest.find("\n#").map_or(rest.len(), |i| i + 1)
         };
         if samples > 0 {
-            write_help(&mut out, pending_help.take(), counter);
+            write_help(out, pending_help.take(), counter);
             out.push_str(&rest[..samples]);
             rest = &rest[samples..];
             continue;
@@ -47,12 +48,12 @@ pub fn openmetrics_to_classic(text: &str) -> String {
         let line = rest[..end].trim_end_matches('\n');
         rest = &rest[end..];
         if let Some(help) = line.strip_prefix("# HELP ") {
-            write_help(&mut out, pending_help.take(), counter);
+            write_help(out, pending_help.take(), counter);
             pending_help = Some(help.split_once(' ').unwrap_or((help, "")));
         } else if let Some(kind) = line.strip_prefix("# TYPE ") {
             let (name, kind) = kind.split_once(' ').unwrap_or((kind, ""));
             counter = (kind == "counter").then_some(name);
-            write_help(&mut out, pending_help.take(), counter);
+            write_help(out, pending_help.take(), counter);
             out.push_str("# TYPE ");
             out.push_str(name);
             if counter.is_some() {
@@ -64,13 +65,12 @@ pub fn openmetrics_to_classic(text: &str) -> String {
         } else if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         } else {
-            write_help(&mut out, pending_help.take(), counter);
+            write_help(out, pending_help.take(), counter);
             out.push_str(line);
             out.push('\n');
         }
     }
-    write_help(&mut out, pending_help, counter);
-    out
+    write_help(out, pending_help, counter);
 }
 
 fn write_help(out: &mut String, help: Option<(&str, &str)>, counter: Option<&str>) {
@@ -90,6 +90,12 @@ fn write_help(out: &mut String, help: Option<(&str, &str)>, counter: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn openmetrics_to_classic(text: &str) -> String {
+        let mut out = String::new();
+        write_classic(text, &mut out);
+        out
+    }
 
     #[test]
     fn classic_conversion_renames_counter_descriptors_and_drops_eof_and_unit() {

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::format::Format;
-use super::metrics::{Metrics, TEXT_KEEP};
+use super::metrics::Metrics;
+use encoder::{Encoder, refresh_after_changes};
 
 /// The read buffer of one connection, and so the largest request head (hyper's minimum).
 pub const MAX_BUF_SIZE: usize = 8192;
@@ -129,8 +130,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 /// Serves `listener` until `shutdown` completes, then lets open connections finish for a
 /// few seconds and returns. Failed accepts and broken connections are logged, never fatal.
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Future<Output = ()>) {
+    let encoder = Encoder::new(Arc::clone(&state.metrics));
     let refresher = tokio::spawn(
-        refresh_after_changes(Arc::clone(&state.metrics))
+        refresh_after_changes(Arc::clone(&encoder))
             .instrument(tracing::debug_span!("metrics_refresh")),
     );
     let slots = Slots::new(state.limits.max_connections);
@@ -158,12 +160,15 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
             slot = slots.admit() => slot,
         };
         while connections.try_join_next().is_some() {}
-        let state = state.clone();
+        let handler = Handler {
+            state: state.clone(),
+            encoder: Arc::clone(&encoder),
+        };
         let stop = stop.clone();
         let span = tracing::debug_span!("metrics_connection", %peer);
         connections.spawn(
             async move {
-                serve_connection(stream, peer, state, stop, &slot.occupant).await;
+                serve_connection(stream, peer, handler, stop, &slot.occupant).await;
                 drop(slot);
             }
             .instrument(span),
@@ -174,80 +179,6 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: impl Futur
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::debug!("metrics connections still open at shutdown were closed");
-    }
-}
-
-/// Keeps the cached encodings recent while events happen, and drops the large ones once
-/// the registry has been quiet for `TEXT_KEEP`; sleeps while nothing changes.
-/// Small registries are re-encoded on the event loop (microseconds). Large ones take
-/// milliseconds per format, which would delay every scrape, signal and renewal step
-/// queued behind them; they are re-encoded on one dedicated thread, started when first
-/// needed (one thread, so one allocator arena, not one per blocking-pool thread).
-async fn refresh_after_changes(metrics: Arc<Metrics>) {
-    let mut encoder: Option<EncoderThread> = None;
-    loop {
-        metrics.wait_for_change().await;
-        loop {
-            tokio::time::sleep(REFRESH_DELAY).await;
-            refresh(&metrics, &mut encoder).await;
-            let quiet = tokio::time::timeout(TEXT_KEEP, metrics.wait_for_change()).await;
-            if quiet.is_err() {
-                metrics.drop_idle_encodings();
-                break;
-            }
-        }
-    }
-}
-
-/// Re-encodes the stale cached formats, on the encoder thread when they are large.
-async fn refresh(metrics: &Arc<Metrics>, encoder: &mut Option<EncoderThread>) {
-    if !metrics.has_large_encoding() {
-        metrics.refresh_stale();
-        return;
-    }
-    if encoder.is_none() {
-        *encoder = EncoderThread::spawn(Arc::clone(metrics));
-    }
-    match encoder {
-        Some(thread) if thread.refresh().await => {}
-        _ => {
-            // No thread (it could not start or it died): encode here, slower scrapes
-            // rather than stale ones.
-            *encoder = None;
-            metrics.refresh_stale();
-        }
-    }
-}
-
-/// The thread that re-encodes large registries. It ends when this handle is dropped.
-struct EncoderThread {
-    requests: std::sync::mpsc::Sender<oneshot::Sender<()>>,
-}
-
-impl EncoderThread {
-    fn spawn(metrics: Arc<Metrics>) -> Option<Self> {
-        let (requests, queue) = std::sync::mpsc::channel::<oneshot::Sender<()>>();
-        let started = std::thread::Builder::new()
-            .name("metrics-encoder".into())
-            .spawn(move || {
-                for done in queue {
-                    metrics.refresh_stale();
-                    let _ = done.send(());
-                }
-            });
-        match started {
-            Ok(_) => Some(Self { requests }),
-            Err(err) => {
-                tracing::warn!(%err, "cannot start the metrics encoder thread");
-                None
-            }
-        }
-    }
-
-    /// Re-encodes the stale formats on the thread; false if the thread is gone.
-    async fn refresh(&self) -> bool {
-        let (done, finished) = oneshot::channel();
-        self.requests.send(done).is_ok() && finished.await.is_ok()
     }
 }
 
@@ -370,21 +301,28 @@ impl Drop for Answering {
     }
 }
 
+/// What one connection answers with.
+#[derive(Clone)]
+struct Handler {
+    state: HttpState,
+    encoder: Arc<Encoder>,
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    state: HttpState,
+    handler: Handler,
     stop: CancellationToken,
     occupant: &Arc<Occupant>,
 ) {
-    let lifetime = state.limits.connection_lifetime;
-    let header_read_timeout = state.limits.header_read_timeout;
+    let lifetime = handler.state.limits.connection_lifetime;
+    let header_read_timeout = handler.state.limits.header_read_timeout;
     let answering = Arc::clone(occupant);
     let service = service_fn(move |request| {
-        let state = state.clone();
+        let handler = handler.clone();
         let busy = Answering::start(&answering);
         async move {
-            let response = respond(&state, &request).await;
+            let response = respond(&handler, &request).await;
             drop(busy);
             Ok::<_, Infallible>(response)
         }
@@ -414,24 +352,6 @@ async fn serve_connection(
     }
 }
 
-/// The text for a scrape: the cached one when recent enough, else a fresh encoding. A
-/// large one (milliseconds of work with a thousand certificates) is encoded on a blocking
-/// thread, so that renewals, signals and health checks never wait behind a scrape.
-async fn metrics_text(metrics: &Arc<Metrics>, format: Format) -> Bytes {
-    if let Some(text) = metrics.cached(format, MAX_STALENESS) {
-        return text;
-    }
-    if metrics.encodes_slowly() {
-        let encoder = Arc::clone(metrics);
-        let encoded =
-            tokio::task::spawn_blocking(move || encoder.encode_recent(format, MAX_STALENESS));
-        if let Ok(text) = encoded.await {
-            return text;
-        }
-    }
-    metrics.encode_recent(format, MAX_STALENESS)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Metrics,
@@ -439,7 +359,8 @@ enum Route {
     Ready,
 }
 
-async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(handler: &Handler, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let state = &handler.state;
     let route = match request.uri().path() {
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Health,
@@ -460,7 +381,7 @@ async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Ful
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
             let format = negotiate(accept);
-            let body = metrics_text(&state.metrics, format).await;
+            let body = handler.encoder.text(format).await;
             with_type(StatusCode::OK, format.content_type(), body)
         }
         Route::Health => {
@@ -544,6 +465,8 @@ fn with_type(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+mod encoder;
 
 #[cfg(test)]
 mod tests;

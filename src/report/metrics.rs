@@ -7,7 +7,7 @@
 //! series, each a map entry with its own copy of the name (3-4 KiB per certificate).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
-use super::format::{Format, openmetrics_to_classic};
+use super::format::{Format, write_classic};
 use super::state::{CertState, FailureReason};
 use crate::hooks::HookKind;
 
@@ -128,12 +128,13 @@ impl Durations {
 }
 
 /// The values behind the metrics, under one lock: the scrape reads them all at once.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Values {
     /// Every known certificate, by name: also the readiness snapshot.
     /// Boxed: the map's nodes are half empty after splits, and empty slots of a box
     /// cost 8 bytes instead of a whole record.
-    certs: BTreeMap<Box<str>, Box<Series>>,
+    /// Names are shared with the copies a scrape encodes from.
+    certs: BTreeMap<Arc<str>, Box<Series>>,
     /// By `RESULTS`.
     config_reloads: [u64; 2],
 }
@@ -152,12 +153,25 @@ pub struct Metrics {
     encoded: Mutex<[Option<Encoded>; 2]>,
     /// Woken by every event, for a background refresher of the encodings.
     changes: Notify,
-    /// When the last event happened, in milliseconds since `born`.
+    /// When the last event happened, in milliseconds since `born`; `NO_EVENT` before the
+    /// first.
     last_event_ms: AtomicU64,
     born: Instant,
     /// The size of the last encoding, for the next one's buffer.
     last_size: AtomicUsize,
+    /// By format: whether anyone has scraped it, so the refresher keeps it warm.
+    wanted: [AtomicBool; 2],
+    /// Emptied buffers of replaced large texts, reused while events come: a fresh 3 MB
+    /// buffer costs a page fault per 4 KiB page at every encoding.
+    spare: Mutex<Vec<String>>,
 }
+
+/// `Metrics::last_event_ms` before any event.
+const NO_EVENT: u64 = u64::MAX;
+
+/// At most this many spare buffers: the text being replaced and a classic encoding's
+/// OpenMetrics draft.
+const SPARE_BUFFERS: usize = 2;
 
 /// One cached encoding: the registry at `generation`, read at `as_of` (every event
 /// before `as_of` is in the text).
@@ -190,9 +204,11 @@ impl Metrics {
             generation: AtomicU64::new(0),
             encoded: Mutex::new([None, None]),
             changes: Notify::new(),
-            last_event_ms: AtomicU64::new(0),
+            last_event_ms: AtomicU64::new(NO_EVENT),
             born: Instant::now(),
             last_size: AtomicUsize::new(4096),
+            wanted: [AtomicBool::new(false), AtomicBool::new(false)],
+            spare: Mutex::new(Vec::new()),
         })
     }
 
@@ -316,6 +332,7 @@ impl Metrics {
     /// milliseconds, and a scrape during a burst of renewals should not pay for it each
     /// time (see [`Metrics::refresh_stale`]). `Duration::ZERO` is [`Metrics::encode`].
     pub fn encode_recent(&self, format: Format, max_age: Duration) -> Bytes {
+        self.wanted[slot(format)].store(true, Ordering::Relaxed);
         // Read before encoding: an event during the encoding bumps it past this value.
         let generation = self.generation.load(Ordering::Acquire);
         let now = Instant::now();
@@ -327,6 +344,7 @@ impl Metrics {
 
     /// The cached text that [`Metrics::encode_recent`] would serve, if there is one.
     pub fn cached(&self, format: Format, max_age: Duration) -> Option<Bytes> {
+        self.wanted[slot(format)].store(true, Ordering::Relaxed);
         let generation = self.generation.load(Ordering::Acquire);
         self.cached_at(format, max_age, generation, Instant::now())
     }
@@ -352,28 +370,35 @@ impl Metrics {
         recent.then(|| cached.text.clone())
     }
 
-    /// Re-encodes the formats that were encoded before (someone scrapes them) and are
-    /// out of date. Takes milliseconds with many certificates: call it off the event loop.
+    /// Re-encodes the formats someone scrapes whose cached text is out of date or was
+    /// dropped while the registry was quiet. Takes milliseconds with many certificates:
+    /// call it off the event loop.
     pub fn refresh_stale(&self) {
         for format in [Format::OpenMetrics, Format::Classic] {
+            if !self.wanted[slot(format)].load(Ordering::Relaxed) {
+                continue;
+            }
             let generation = self.generation.load(Ordering::Acquire);
-            let stale = matches!(
+            let current = matches!(
                 &self.lock_cache()[slot(format)],
-                Some(cached) if cached.generation != generation
+                Some(cached) if cached.generation == generation
             );
-            if stale {
+            if !current {
                 self.encode_into_cache(format, generation, Instant::now());
             }
         }
     }
 
-    /// Whether a cached encoding is large enough that re-encoding it takes milliseconds
-    /// (and a slightly old one may be served meanwhile).
-    pub fn has_large_encoding(&self) -> bool {
-        self.lock_cache()
-            .iter()
-            .flatten()
-            .any(|cached| cached.text.len() >= STALE_TEXT_MIN_BYTES)
+    /// Whether a scraped format has no cached text: the registry was quiet and its large
+    /// text was dropped. The first event after such a pause is encoded at once, so the
+    /// scrapes of a burst find a text from its start.
+    pub fn is_cold(&self) -> bool {
+        let cache = self.lock_cache();
+        [Format::OpenMetrics, Format::Classic]
+            .into_iter()
+            .any(|format| {
+                self.wanted[slot(format)].load(Ordering::Relaxed) && cache[slot(format)].is_none()
+            })
     }
 
     /// Completes once an event has happened since the previous call completed (or
@@ -392,31 +417,83 @@ impl Metrics {
         if text.len() >= STALE_TEXT_MIN_BYTES && !self.busy() {
             return text;
         }
-        let mut cache = self.lock_cache();
-        // Two encoders may race (a scrape and the refresher): keep the newer text.
-        if cache[slot]
-            .as_ref()
-            .is_none_or(|cached| cached.generation <= generation)
-        {
-            cache[slot] = Some(Encoded {
-                generation,
-                as_of,
-                text: text.clone(),
-            });
+        let replaced = {
+            let mut cache = self.lock_cache();
+            // Two encoders may race (a scrape and the refresher): keep the newer text.
+            if cache[slot]
+                .as_ref()
+                .is_none_or(|cached| cached.generation <= generation)
+            {
+                cache[slot].replace(Encoded {
+                    generation,
+                    as_of,
+                    text: text.clone(),
+                })
+            } else {
+                None
+            }
+        };
+        if let Some(replaced) = replaced {
+            self.recycle(replaced.text);
         }
         text
     }
 
     fn encode_uncached(&self, format: Format, size_hint: usize) -> String {
-        let mut text = String::with_capacity(size_hint);
+        let mut text = self.buffer(size_hint);
         // Writing into a String cannot fail, and every metric here encodes without error.
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             tracing::error!("encoding the metrics failed");
         }
         match format {
             Format::OpenMetrics => text,
-            Format::Classic => openmetrics_to_classic(&text),
+            Format::Classic => {
+                let mut classic = self.buffer(size_hint);
+                write_classic(&text, &mut classic);
+                text.clear();
+                self.keep_spare(text);
+                classic
+            }
         }
+    }
+
+    /// An empty buffer of at least `capacity`: a spare one while events come, else new.
+    fn buffer(&self, capacity: usize) -> String {
+        let mut buffer = self.lock_spare().pop().unwrap_or_default();
+        buffer.reserve(capacity);
+        buffer
+    }
+
+    /// Keeps the buffer of a replaced text for the next encoding, if no scrape still
+    /// holds it and events are coming (a quiet registry keeps no large buffer).
+    fn recycle(&self, text: Bytes) {
+        if text.len() < STALE_TEXT_MIN_BYTES || !self.busy() {
+            return;
+        }
+        let Ok(unique) = text.try_into_mut() else {
+            return;
+        };
+        let mut buffer = Vec::from(unique);
+        buffer.clear();
+        if let Ok(buffer) = String::from_utf8(buffer) {
+            self.keep_spare(buffer);
+        }
+    }
+
+    fn keep_spare(&self, buffer: String) {
+        if buffer.capacity() < STALE_TEXT_MIN_BYTES || !self.busy() {
+            return;
+        }
+        let mut spare = self.lock_spare();
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buffer);
+        }
+    }
+
+    fn lock_spare(&self) -> MutexGuard<'_, Vec<String>> {
+        self.spare
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_cache(&self) -> MutexGuard<'_, [Option<Encoded>; 2]> {
@@ -425,11 +502,13 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops the large cached texts once no event has come for `TEXT_KEEP`.
+    /// Drops the large cached texts and spare buffers once no event has come for
+    /// `TEXT_KEEP`.
     pub fn drop_idle_encodings(&self) {
         if self.busy() {
             return;
         }
+        self.lock_spare().clear();
         for cached in self.lock_cache().iter_mut() {
             if cached
                 .as_ref()
@@ -440,15 +519,33 @@ impl Metrics {
         }
     }
 
+    /// Whether large texts are kept for later scrapes: while events come.
+    pub fn keeps_texts(&self) -> bool {
+        self.busy()
+    }
+
     /// Whether an event came within the last `TEXT_KEEP`.
     fn busy(&self) -> bool {
-        let last = Duration::from_millis(self.last_event_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last) < TEXT_KEEP
+        match self.last_event_ms.load(Ordering::Relaxed) {
+            NO_EVENT => false,
+            last => {
+                self.born
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(last))
+                    < TEXT_KEEP
+            }
+        }
+    }
+
+    /// As if the last event were `TEXT_KEEP` ago.
+    #[cfg(test)]
+    fn pretend_quiet(&self) {
+        self.last_event_ms.store(NO_EVENT, Ordering::Relaxed);
     }
 
     /// Marks the cached encodings stale and wakes the refresher; called after every event.
     fn changed_now(&self) {
-        let since_born = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let since_born = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(NO_EVENT - 1);
         self.last_event_ms.store(since_born, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Release);
         self.changes.notify_one();
@@ -565,23 +662,29 @@ impl Sample<'_> {
 impl Collector for Exporter {
     fn encode(&self, mut out: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         // A copy (a fraction of a millisecond for a thousand certificates): the event
-        // loop's updates never wait for an encoding, which takes milliseconds.
-        let values = self
-            .values
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        let certs = &values.certs;
-        let time = |pick: fn(&Series) -> Option<f64>| {
-            certs
+        // loop's updates never wait for an encoding, which takes milliseconds. One
+        // block, so a large one goes back to the kernel when freed instead of leaving
+        // a thousand small holes in the encoding thread's heap.
+        let (certs, config_reloads) = {
+            let values = self
+                .values
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let certs: Vec<(Arc<str>, Series)> = values
+                .certs
                 .iter()
-                .filter_map(move |(n, s)| pick(s).map(|v| (Labels::Name(n), Sample::Time(v))))
+                .map(|(name, series)| (Arc::clone(name), Series::clone(series)))
+                .collect();
+            (certs, values.config_reloads)
         };
-        let per_cert = |pick: fn(&Series) -> Sample<'_>| {
-            certs.iter().map(move |(n, s)| (Labels::Name(n), pick(s)))
+        let each = || certs.iter().map(|(name, series)| (&**name, series));
+        let time = |pick: fn(&Series) -> Option<f64>| {
+            each().filter_map(move |(n, s)| pick(s).map(|v| (Labels::Name(n), Sample::Time(v))))
         };
+        let per_cert =
+            |pick: fn(&Series) -> Sample<'_>| each().map(move |(n, s)| (Labels::Name(n), pick(s)));
         let by_result = |pick: fn(&Series) -> &[u64; 2]| {
-            certs.iter().flat_map(move |(n, s)| {
+            each().flat_map(move |(n, s)| {
                 RESULTS
                     .iter()
                     .zip(pick(s))
@@ -614,7 +717,7 @@ impl Collector for Exporter {
             "certificate_state",
             "1 for the certificate's current state, 0 for the others",
             MetricType::Gauge,
-            certs.iter().flat_map(|(n, s)| {
+            each().flat_map(|(n, s)| {
                 CertState::ALL.iter().map(move |state| {
                     (
                         Labels::Two(n, "state", state.as_str()),
@@ -635,7 +738,7 @@ impl Collector for Exporter {
             "renewal_failures",
             "Failed renewal attempts by reason",
             MetricType::Counter,
-            certs.iter().flat_map(|(n, s)| {
+            each().flat_map(|(n, s)| {
                 FailureReason::ALL
                     .iter()
                     .zip(&s.failures)
@@ -673,7 +776,7 @@ impl Collector for Exporter {
             "hook_runs",
             "on_renew hook runs by kind and result",
             MetricType::Counter,
-            certs.iter().flat_map(|(n, s)| {
+            each().flat_map(|(n, s)| {
                 HookKind::ALL
                     .iter()
                     .zip(&s.hook_runs)
@@ -708,7 +811,7 @@ impl Collector for Exporter {
             MetricType::Counter,
             RESULTS
                 .iter()
-                .zip(&values.config_reloads)
+                .zip(&config_reloads)
                 .map(|(result, v)| (Labels::One("result", result), Sample::Counter(*v))),
         )?;
         family(

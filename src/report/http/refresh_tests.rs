@@ -24,7 +24,7 @@ async fn a_large_registry_is_refreshed_on_its_own_thread() {
         metrics.cert_loaded(&format!("cert-{i}"), now, now + Duration::from_secs(3600));
     }
     let server = scrape_event_and_wait_for_refresh(&metrics).await;
-    assert!(metrics.has_large_encoding());
+    assert!(metrics.encodes_slowly());
     assert!(
         thread_names().iter().any(|name| name == "metrics-encoder"),
         "threads: {:?}",

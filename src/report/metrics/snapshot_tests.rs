@@ -83,6 +83,80 @@ fn refresh_brings_a_scraped_format_up_to_date_without_a_scrape() {
     );
 }
 
+#[test]
+fn a_quiet_registry_keeps_no_large_text_and_the_first_event_brings_it_back() {
+    let metrics = large_registry();
+    metrics.encode(Format::OpenMetrics);
+    assert!(
+        metrics
+            .cached(Format::OpenMetrics, Duration::ZERO)
+            .is_some()
+    );
+
+    metrics.pretend_quiet();
+    metrics.drop_idle_encodings();
+    assert!(
+        metrics
+            .cached(Format::OpenMetrics, Duration::from_secs(3600))
+            .is_none()
+    );
+    assert!(metrics.is_cold(), "a scraped format without a text");
+    // A scrape of the quiet registry is answered, and nothing is kept.
+    metrics.encode(Format::OpenMetrics);
+    assert!(
+        metrics
+            .cached(Format::OpenMetrics, Duration::from_secs(3600))
+            .is_none()
+    );
+    // Nobody scrapes the classic format: it is not encoded in the background.
+    assert!(
+        metrics
+            .cached(Format::Classic, Duration::from_secs(3600))
+            .is_none()
+    );
+
+    // The first event: the refresher's encoding is kept for the scrapes that follow.
+    metrics.config_reload(true);
+    metrics.refresh_stale();
+    assert!(!metrics.is_cold());
+    let served = metrics
+        .cached(Format::OpenMetrics, Duration::ZERO)
+        .expect("a current text");
+    assert!(text(&served).contains(RELOADED_ONCE));
+}
+
+#[test]
+fn a_replaced_large_text_lends_its_buffer_to_a_later_encoding() {
+    let metrics = large_registry();
+    let first = metrics.encode(Format::OpenMetrics);
+    let first_buffer = first.as_ptr();
+    drop(first);
+    // The next encoding replaces the first text, whose buffer nobody holds any more.
+    metrics.config_reload(true);
+    metrics.encode(Format::OpenMetrics);
+    metrics.config_reload(true);
+    let third = metrics.encode(Format::OpenMetrics);
+    assert_eq!(
+        third.as_ptr(),
+        first_buffer,
+        "the first text's buffer was reused"
+    );
+    assert!(text(&third).contains("kyma_certd_config_reloads_total{result=\"success\"} 2\n"));
+
+    // A text a scrape still holds is not reused.
+    metrics.config_reload(true);
+    let held = metrics.encode(Format::OpenMetrics);
+    metrics.config_reload(true);
+    metrics.encode(Format::OpenMetrics);
+    metrics.config_reload(true);
+    assert_ne!(metrics.encode(Format::OpenMetrics).as_ptr(), held.as_ptr());
+
+    // A quiet registry keeps no spare buffer.
+    metrics.pretend_quiet();
+    metrics.drop_idle_encodings();
+    assert!(metrics.lock_spare().is_empty());
+}
+
 #[tokio::test]
 async fn waiting_for_a_change_completes_after_an_event() {
     let metrics = Metrics::new("1");
