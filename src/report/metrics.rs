@@ -166,6 +166,9 @@ pub struct Metrics {
     spare: Mutex<Vec<String>>,
 }
 
+/// A certificate's share of the text, about: 40 series of about 70 bytes.
+const BYTES_PER_CERTIFICATE: usize = 2_800;
+
 /// `Metrics::last_event_ms` before any event.
 const NO_EVENT: u64 = u64::MAX;
 
@@ -206,7 +209,7 @@ impl Metrics {
             changes: Notify::new(),
             last_event_ms: AtomicU64::new(NO_EVENT),
             born: Instant::now(),
-            last_size: AtomicUsize::new(4096),
+            last_size: AtomicUsize::new(0),
             wanted: [AtomicBool::new(false), AtomicBool::new(false)],
             spare: Mutex::new(Vec::new()),
         })
@@ -351,7 +354,15 @@ impl Metrics {
 
     /// Whether an encoding takes long enough (milliseconds) to be done off the event loop.
     pub fn encodes_slowly(&self) -> bool {
-        self.last_size.load(Ordering::Relaxed) >= STALE_TEXT_MIN_BYTES
+        self.expected_size() >= STALE_TEXT_MIN_BYTES
+    }
+
+    /// The next text's size: the last one's, or an estimate before the first, so that
+    /// even the first scrape of a large registry is encoded off the event loop.
+    fn expected_size(&self) -> usize {
+        let last = self.last_size.load(Ordering::Relaxed);
+        let estimate = self.lock().certs.len() * BYTES_PER_CERTIFICATE;
+        last.max(estimate)
     }
 
     fn cached_at(
@@ -410,8 +421,8 @@ impl Metrics {
     fn encode_into_cache(&self, format: Format, generation: u64, as_of: Instant) -> Bytes {
         let slot = slot(format);
         // The last text's size, cached or not: one allocation instead of a dozen doublings.
-        let last = self.last_size.load(Ordering::Relaxed);
-        let size_hint = last + last / 8;
+        let expected = self.expected_size();
+        let size_hint = expected + expected / 8;
         let text = Bytes::from(self.encode_uncached(format, size_hint));
         self.last_size.store(text.len(), Ordering::Relaxed);
         if text.len() >= STALE_TEXT_MIN_BYTES && !self.busy() {

@@ -84,6 +84,24 @@ fn refresh_brings_a_scraped_format_up_to_date_without_a_scrape() {
 }
 
 #[test]
+fn a_large_registry_is_known_to_encode_slowly_before_its_first_encoding() {
+    let metrics = Metrics::new("1");
+    assert!(!metrics.encodes_slowly());
+    let now = std::time::SystemTime::now();
+    for i in 0..200 {
+        metrics.cert_loaded(&format!("cert-{i}"), now, now + Duration::from_secs(3600));
+    }
+    assert!(metrics.encodes_slowly(), "200 certificates, never encoded");
+    let size = metrics.encode(Format::OpenMetrics).len();
+    // The estimate is within a fifth of the real size.
+    let estimate = 200 * BYTES_PER_CERTIFICATE;
+    assert!(
+        size * 4 / 5 <= estimate && estimate <= size * 6 / 5,
+        "{size} bytes, estimated {estimate}"
+    );
+}
+
+#[test]
 fn a_quiet_registry_keeps_no_large_text_and_the_first_event_brings_it_back() {
     let metrics = large_registry();
     metrics.encode(Format::OpenMetrics);
