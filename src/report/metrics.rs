@@ -420,12 +420,12 @@ impl Metrics {
 
     fn encode_into_cache(&self, format: Format, generation: u64, as_of: Instant) -> Bytes {
         let slot = slot(format);
-        // The last text's size, cached or not: one allocation instead of a dozen doublings.
+        // The expected size, with room: one allocation instead of a dozen doublings.
         let expected = self.expected_size();
         let size_hint = expected + expected / 8;
         let text = Bytes::from(self.encode_uncached(format, size_hint));
         self.last_size.store(text.len(), Ordering::Relaxed);
-        if text.len() >= STALE_TEXT_MIN_BYTES && !self.busy() {
+        if text.len() >= STALE_TEXT_MIN_BYTES && !self.keeps_texts() {
             return text;
         }
         let replaced = {
@@ -478,7 +478,7 @@ impl Metrics {
     /// Keeps the buffer of a replaced text for the next encoding, if no scrape still
     /// holds it and events are coming (a quiet registry keeps no large buffer).
     fn recycle(&self, text: Bytes) {
-        if text.len() < STALE_TEXT_MIN_BYTES || !self.busy() {
+        if text.len() < STALE_TEXT_MIN_BYTES || !self.keeps_texts() {
             return;
         }
         let Ok(unique) = text.try_into_mut() else {
@@ -492,7 +492,7 @@ impl Metrics {
     }
 
     fn keep_spare(&self, buffer: String) {
-        if buffer.capacity() < STALE_TEXT_MIN_BYTES || !self.busy() {
+        if buffer.capacity() < STALE_TEXT_MIN_BYTES || !self.keeps_texts() {
             return;
         }
         let mut spare = self.lock_spare();
@@ -516,7 +516,7 @@ impl Metrics {
     /// Drops the large cached texts and spare buffers once no event has come for
     /// `TEXT_KEEP`.
     pub fn drop_idle_encodings(&self) {
-        if self.busy() {
+        if self.keeps_texts() {
             return;
         }
         self.lock_spare().clear();
@@ -530,13 +530,9 @@ impl Metrics {
         }
     }
 
-    /// Whether large texts are kept for later scrapes: while events come.
+    /// Whether large texts are kept for later scrapes: while events come, i.e. an event
+    /// came within the last `TEXT_KEEP`.
     pub fn keeps_texts(&self) -> bool {
-        self.busy()
-    }
-
-    /// Whether an event came within the last `TEXT_KEEP`.
-    fn busy(&self) -> bool {
         match self.last_event_ms.load(Ordering::Relaxed) {
             NO_EVENT => false,
             last => {
