@@ -89,6 +89,8 @@ pub struct ClockChanges {
     wall_at: SystemTime,
     mono_at: Instant,
     last_report: Option<Instant>,
+    /// A move came too soon after the last report: it is reported at this time.
+    report_due: Option<Instant>,
 }
 
 enum Source {
@@ -110,18 +112,26 @@ impl ClockChanges {
             wall_at: SystemTime::now(),
             mono_at: Instant::now(),
             last_report: None,
+            report_due: None,
         }
     }
 
     /// Completes when the wall clock has moved by at least `MOVE_MIN` against the
     /// monotonic clock since the last report, with how far it moved, in seconds
-    /// (negative: backwards).
+    /// (negative: backwards). Cancel-safe, as a branch of the supervisor's `select!`
+    /// must be: a move seen but not yet reported is remembered in `self`.
     pub async fn changed(&mut self) -> f64 {
         loop {
-            self.source.notice().await;
-            if self.moved().abs() < MOVE_MIN.as_secs_f64() {
+            if let Some(due) = self.report_due {
+                tokio::time::sleep_until(due.into()).await;
+                self.report_due = None;
+            } else {
+                self.source.notice().await;
+            }
+            let moved = self.moved();
+            if moved.abs() < MOVE_MIN.as_secs_f64() {
                 tracing::debug!(
-                    moved_seconds = self.moved(),
+                    moved_seconds = moved,
                     "the wall clock changed by less than a second; schedules stay"
                 );
                 continue;
@@ -129,11 +139,10 @@ impl ClockChanges {
             // A clock stepped again and again is followed at most once a second; the
             // steps in between are read as one.
             if let Some(last) = self.last_report {
-                tokio::time::sleep_until((last + REPORT_MIN_INTERVAL).into()).await;
-            }
-            let moved = self.moved();
-            if moved.abs() < MOVE_MIN.as_secs_f64() {
-                continue;
+                if last.elapsed() < REPORT_MIN_INTERVAL {
+                    self.report_due = Some(last + REPORT_MIN_INTERVAL);
+                    continue;
+                }
             }
             self.wall_at = SystemTime::now();
             self.mono_at = Instant::now();
