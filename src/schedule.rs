@@ -206,6 +206,14 @@ pub fn next_wakeup(now: SystemTime, deadline: SystemTime) -> Duration {
         .min(MAX_SLEEP)
 }
 
+/// Seconds from `from` to `to`, negative when `to` is earlier.
+pub fn seconds_between(from: SystemTime, to: SystemTime) -> f64 {
+    match to.duration_since(from) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
+    }
+}
+
 /// Clamps to [0, 1]; NaN becomes 0.
 fn clamp_unit(x: f64) -> f64 {
     if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }

@@ -170,11 +170,8 @@ fn drift(
     wall_now: SystemTime,
     mono_now: Instant,
 ) -> f64 {
-    let wall = match wall_now.duration_since(wall_then) {
-        Ok(ahead) => ahead.as_secs_f64(),
-        Err(behind) => -behind.duration().as_secs_f64(),
-    };
-    wall - mono_now.duration_since(mono_then).as_secs_f64()
+    crate::schedule::seconds_between(wall_then, wall_now)
+        - mono_now.duration_since(mono_then).as_secs_f64()
 }
 
 impl Source {

@@ -36,10 +36,7 @@ fn result_index(ok: bool) -> usize {
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_secs_f64(),
-        Err(before) => -before.duration().as_secs_f64(),
-    }
+    crate::schedule::seconds_between(UNIX_EPOCH, t)
 }
 
 /// Below this size a scrape always encodes afresh: exact values cost under a millisecond.
