@@ -6,6 +6,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use crate::answers::RestFlavour;
 use crate::fault::ActiveFault;
 use crate::respond::{self, Body};
 use crate::shared::Shared;
@@ -44,7 +45,7 @@ struct Index {
     rest_management_info_url: String,
     server_ca_path: String,
     client_ca_path: String,
-    endpoints: [&'static str; 11],
+    endpoints: [&'static str; 12],
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Body> {
@@ -131,6 +132,25 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
                 no_content()
             } else {
                 error(StatusCode::NOT_FOUND, "this fingerprint is not revoked")
+            }
+        }
+        (&Method::GET, ["rest-flavour"]) => {
+            respond::json(StatusCode::OK, &shared.rest_flavour())
+        }
+        (&Method::PUT, ["rest-flavour"]) => {
+            let body = match respond::read_body(request.into_body()).await {
+                Ok(body) => body,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+            };
+            match serde_json::from_slice::<RestFlavour>(&body) {
+                Ok(flavour) => {
+                    shared.set_rest_flavour(flavour);
+                    no_content()
+                }
+                Err(_) => error(
+                    StatusCode::BAD_REQUEST,
+                    "expected \"connector-service\" or \"connectivity-adapter\"",
+                ),
             }
         }
         (&Method::GET, ["fault"]) => respond::json(StatusCode::OK, &shared.faults.current()),
@@ -236,6 +256,7 @@ fn index(shared: &Shared) -> Index {
             "GET /revocations",
             "POST|DELETE /revocations/{fingerprint}",
             "GET|PUT|DELETE /fault",
+            "GET|PUT /rest-flavour (\"connector-service\" or \"connectivity-adapter\")",
             "GET /counters",
             "GET /",
         ],

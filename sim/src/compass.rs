@@ -15,6 +15,10 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 
+use crate::answers::{
+    self, COMPASS_REVOKE_UNAUTHENTICATED, COMPASS_SIGN_UNAUTHENTICATED_PREFIX,
+    COMPASS_UNAUTHENTICATED,
+};
 use crate::registry::Endpoint;
 use crate::respond::{self, Body};
 use crate::server::{Peer, Role};
@@ -169,19 +173,31 @@ impl Caller {
     }
 }
 
+/// The Connector's answer when no identity reached it, as the operation's resolver words it.
+/// Upstream, the gateway's hydrator drops the identity of a revoked certificate and of a
+/// used, expired or unknown token alike: the Connector cannot tell them apart.
+fn unauthenticated(endpoints: &[Endpoint]) -> Refusal {
+    let message = if endpoints.contains(&Endpoint::CompassSign) {
+        format!("{COMPASS_SIGN_UNAUTHENTICATED_PREFIX}{COMPASS_UNAUTHENTICATED}")
+    } else if endpoints == [Endpoint::CompassRevoke] {
+        COMPASS_REVOKE_UNAUTHENTICATED.to_owned()
+    } else {
+        COMPASS_UNAUTHENTICATED.to_owned()
+    };
+    Refusal::one(StatusCode::OK, message)
+}
+
 fn authenticate(
     shared: &Shared,
     role: Role,
     peer: Option<&Peer>,
     parts: &Parts,
+    endpoints: &[Endpoint],
 ) -> Result<Caller, Refusal> {
     match (role, peer) {
         (Role::Mtls, Some(peer)) => {
             if shared.registry.is_revoked(&peer.fingerprint) {
-                return Err(Refusal::one(
-                    StatusCode::OK,
-                    "the client certificate has been revoked",
-                ));
+                return Err(unauthenticated(endpoints));
             }
             Ok(Caller::Certificate {
                 common_name: peer.common_name.clone(),
@@ -194,16 +210,16 @@ fn authenticate(
                 .get(TOKEN_HEADER)
                 .and_then(|value| value.to_str().ok())
             else {
-                return Err(Refusal::one(
-                    StatusCode::OK,
-                    "missing Connector-Token header: client info not found",
-                ));
+                return Err(unauthenticated(endpoints));
             };
             shared
                 .tokens
                 .burn(Protocol::Compass, token.trim())
                 .map(|client_id| Caller::Token { client_id })
-                .map_err(|error| Refusal::one(StatusCode::OK, format!("invalid token: {error}")))
+                .map_err(|error| {
+                    tracing::info!(%error, "refused a token");
+                    unauthenticated(endpoints)
+                })
         }
     }
 }
@@ -249,7 +265,8 @@ fn execute(
         parsed => parsed,
     };
     // The token is burned before the document is looked at: even a failing call uses it up.
-    let caller = authenticate(shared, role, peer, parts)?;
+    let endpoints = parsed.as_ref().map(Parsed::endpoints).unwrap_or_default();
+    let caller = authenticate(shared, role, peer, parts, &endpoints)?;
     let parsed = parsed?;
     let operation = parsed.operation()?;
     let context = Context { shared, caller };
@@ -264,7 +281,15 @@ fn execute(
         .raw_variable_values(&parsed.variables)
         .execute_sync(root);
     match result {
-        Ok(response) => Ok(respond::json(StatusCode::OK, &response)),
+        Ok(mut response) => {
+            // gqlgen, upstream, sends a resolver's error as it is; apollo prefixes it.
+            for error in &mut response.errors {
+                if let Some(message) = error.message.strip_prefix("resolver error: ") {
+                    error.message = message.to_owned();
+                }
+            }
+            Ok(respond::json(StatusCode::OK, &response))
+        }
         Err(error) => Err(Refusal {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             errors: vec![error.to_graphql_error(&parsed.document.sources)],
@@ -363,11 +388,11 @@ impl Context<'_> {
             .sign(csr, &expected, Protocol::Compass, renewal)
             .map_err(|error| match error {
                 SignError::Csr(error) => {
-                    field_error(format!("invalid certificate signing request: {error}"))
+                    field_error(answers::compass_csr(&error))
                 }
                 SignError::Issue(error) => {
                     tracing::error!(%error, "signing failed");
-                    field_error("internal error while signing the certificate")
+                    field_error(format!("Error while signing Certificate Signing Request: Error while creating certificate: {error}"))
                 }
             })?;
         Ok(Object::new("CertificationResult")
@@ -383,9 +408,8 @@ impl Context<'_> {
                 tracing::info!(%fingerprint, "revoked a client certificate");
                 Ok(true)
             }
-            Caller::Token { .. } => Err(field_error(
-                "revokeCertificate needs a client certificate: call it on the certificate-secured URL",
-            )),
+            // A token is no certificate identity: `AuthenticateCertificate()` fails.
+            Caller::Token { .. } => Err(field_error(COMPASS_REVOKE_UNAUTHENTICATED)),
         }
     }
 }

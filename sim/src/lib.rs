@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod answers;
 mod compass;
 mod config;
 mod csr;
@@ -31,6 +32,10 @@ mod subject;
 mod tokens;
 
 pub use admin::DirectorToken;
+pub use answers::{
+    ADAPTER_UNAUTHENTICATED, COMPASS_REVOKE_UNAUTHENTICATED, COMPASS_UNAUTHENTICATED,
+    REST_REVOKED, RestFlavour,
+};
 pub use compass::TOKEN_HEADER;
 pub use config::SimConfig;
 pub use error::SimError;

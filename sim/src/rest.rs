@@ -9,6 +9,10 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::answers::{
+    self, ADAPTER_UNAUTHENTICATED, REST_REVOKED, REST_TOKEN_INVALID, REST_TOKEN_MISSING,
+    RestFlavour,
+};
 use crate::registry::Endpoint;
 use crate::respond::{self, Body};
 use crate::server::{Peer, Role};
@@ -143,9 +147,16 @@ pub(crate) async fn handle(
                 (Route::Info, _) => info(shared, token.as_deref()),
                 (Route::Sign, _) => sign(shared, token.as_deref(), &body).await,
                 (Route::Health, _) => Ok(respond::json(StatusCode::OK, &serde_json::json!({}))),
-                (Route::ManagementInfo, Some(peer)) => Ok(management_info(shared, peer)),
-                (Route::Renew, Some(peer)) => renew(shared, peer, &body).await,
-                (Route::Revoke, Some(peer)) => Ok(revoke(shared, peer)),
+                (Route::ManagementInfo, Some(peer)) => {
+                    refuse_revoked(shared, peer, route).map(|()| management_info(shared, peer))
+                }
+                (Route::Renew, Some(peer)) => match refuse_revoked(shared, peer, route) {
+                    Ok(()) => renew(shared, peer, &body).await,
+                    Err(refused) => Err(refused),
+                },
+                (Route::Revoke, Some(peer)) => {
+                    refuse_revoked(shared, peer, route).map(|()| revoke(shared, peer))
+                }
                 (_, None) => Err(AppError::new(
                     StatusCode::FORBIDDEN,
                     "A client certificate is required.",
@@ -258,22 +269,50 @@ fn application_urls(shared: &Shared, application: &str) -> (String, String) {
     )
 }
 
+/// The 403 for a missing token, or a used, expired or unknown one, in the flavour's words.
+fn token_refused(shared: &Shared, missing: bool) -> AppError {
+    let message = match (shared.rest_flavour(), missing) {
+        (RestFlavour::ConnectivityAdapter, _) => ADAPTER_UNAUTHENTICATED,
+        (RestFlavour::ConnectorService, true) => REST_TOKEN_MISSING,
+        (RestFlavour::ConnectorService, false) => REST_TOKEN_INVALID,
+    };
+    AppError::new(StatusCode::FORBIDDEN, message)
+}
+
+/// A revoked certificate's 403, where the flavour checks it: connector-service only on
+/// renewals, the connectivity-adapter on every mTLS call (the gateway dropped its identity).
+fn refuse_revoked(shared: &Shared, peer: &Peer, route: Route) -> Result<(), AppError> {
+    if !shared.registry.is_revoked(&peer.fingerprint) {
+        return Ok(());
+    }
+    match (shared.rest_flavour(), route) {
+        (RestFlavour::ConnectivityAdapter, _) => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            ADAPTER_UNAUTHENTICATED,
+        )),
+        (RestFlavour::ConnectorService, Route::Renew) => {
+            Err(AppError::new(StatusCode::FORBIDDEN, REST_REVOKED))
+        }
+        (RestFlavour::ConnectorService, _) => Ok(()),
+    }
+}
+
 fn client_of_token(shared: &Shared, token: Option<&str>) -> Result<String, AppError> {
-    let token = token.ok_or_else(|| AppError::new(StatusCode::FORBIDDEN, "Token not provided."))?;
+    let token = token.ok_or_else(|| token_refused(shared, true))?;
     shared
         .tokens
         .peek(Protocol::KymaRest, token)
-        .map_err(|_| AppError::new(StatusCode::FORBIDDEN, "Invalid token."))
+        .map_err(|_| token_refused(shared, false))
 }
 
 /// `GET signingRequests/info?token=`: replaces the token with a fresh one for `csrUrl`.
 fn info(shared: &Shared, token: Option<&str>) -> Result<Response<Body>, AppError> {
-    let token = token.ok_or_else(|| AppError::new(StatusCode::FORBIDDEN, "Token not provided."))?;
+    let token = token.ok_or_else(|| token_refused(shared, true))?;
     // Info cannot fail once the token is valid: consuming it at once keeps the swap atomic.
     let application = shared
         .tokens
         .burn(Protocol::KymaRest, token)
-        .map_err(|_| AppError::new(StatusCode::FORBIDDEN, "Invalid token."))?;
+        .map_err(|_| token_refused(shared, false))?;
     let fresh = shared.tokens.mint(Protocol::KymaRest, &application);
     let (metadata_url, events_url) = application_urls(shared, &application);
     let body = InfoResponse {
@@ -307,9 +346,10 @@ async fn sign_body(
             StatusCode::CREATED,
             &CsrResponse::from(fields),
         )),
-        Err(SignError::Csr(error)) => {
-            Err(AppError::new(StatusCode::BAD_REQUEST, error.to_string()))
-        }
+        Err(SignError::Csr(error)) => Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            answers::rest_csr(&error),
+        )),
         Err(SignError::Issue(error)) => {
             tracing::error!(%error, "signing failed");
             Err(AppError::new(
@@ -352,14 +392,8 @@ fn management_info(shared: &Shared, peer: &Peer) -> Response<Body> {
     respond::json(StatusCode::OK, &body)
 }
 
-/// `POST certificates/renewals` over mTLS; refused for a revoked certificate.
+/// `POST certificates/renewals` over mTLS (revoked certificates are refused before).
 async fn renew(shared: &Arc<Shared>, peer: &Peer, body: &[u8]) -> Result<Response<Body>, AppError> {
-    if shared.registry.is_revoked(&peer.fingerprint) {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "Certificate has been revoked.",
-        ));
-    }
     sign_body(shared, body, &ExpectedSubject::new(&peer.common_name), true).await
 }
 

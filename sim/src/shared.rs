@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use crate::answers::RestFlavour;
 use std::time::Duration;
 
 use apollo_compiler::Schema;
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub faults: FaultSlot,
     pub schema: Valid<Schema>,
+    /// Which server the REST API answers as; switchable at run time.
+    pub rest_flavour: Mutex<crate::answers::RestFlavour>,
 }
 
 /// How a protocol formats errors that happen before it looks at a request.
@@ -110,6 +114,21 @@ pub(crate) const SERVER_CA_FILE: &str = "server-ca.pem";
 pub(crate) const CLIENT_CA_FILE: &str = "client-ca.pem";
 
 impl Shared {
+    pub fn rest_flavour(&self) -> RestFlavour {
+        *self
+            .rest_flavour
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set_rest_flavour(&self, flavour: RestFlavour) {
+        tracing::info!(?flavour, "rest flavour set");
+        *self
+            .rest_flavour
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = flavour;
+    }
+
     pub fn validity(&self) -> Duration {
         *self
             .validity

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apollo_compiler::Schema;
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::admin::DirectorToken;
+use crate::answers::RestFlavour;
 use crate::config::SimConfig;
 use crate::error::SimError;
 use crate::fault::{ActiveFault, Fault, FaultScope, FaultSlot};
@@ -106,6 +107,7 @@ impl Simulator {
             registry: Registry::default(),
             faults: FaultSlot::default(),
             schema,
+            rest_flavour: Mutex::default(),
         });
         write(
             out_dir.join(SERVER_CA_FILE),
@@ -253,6 +255,12 @@ impl Simulator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = validity;
         Ok(())
+    }
+
+    /// Which server the REST API answers as (connector-service or the connectivity-adapter):
+    /// their answers to a revoked certificate and a bad token differ.
+    pub fn set_rest_flavour(&self, flavour: RestFlavour) {
+        self.shared.set_rest_flavour(flavour);
     }
 
     /// A one-time Compass token for the configured app (use with [`Self::compass_token_url`]).

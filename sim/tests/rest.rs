@@ -169,7 +169,7 @@ async fn the_signing_token_is_deleted_only_on_success() {
     let key = rsa_key();
 
     let (status, refused) = post(&client, &csr_url, json!({"csr": csr(&key, "wrong-app")})).await;
-    assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "CN");
+    assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "CSR: Invalid common name provided.");
     let (status, refused) = post(&client, &csr_url, json!({"csr": "%%%"})).await;
     assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "base64");
     let (status, refused) = post(&client, &csr_url, json!({"no": "csr"})).await;
@@ -267,6 +267,32 @@ async fn a_revoked_certificate_cannot_renew_but_still_connects() {
     // The handshake and management info still work: only renewal checks revocation.
     let (status, _) = get(&mtls, sim.rest_management_info_url()).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(sim.issued_certificates().len(), 1);
+}
+
+#[tokio::test]
+async fn the_connectivity_adapter_refuses_a_revoked_certificate_on_every_mtls_call() {
+    let sim = start().await;
+    sim.set_rest_flavour(kyma_connector_sim::RestFlavour::ConnectivityAdapter);
+    let key = rsa_key();
+    let enrolled = rest_enroll(&sim, &key).await;
+    let mtls = mtls_client(&sim, &enrolled.cert_pem, &enrolled.key_pem);
+    let (renew_url, _) = management_urls(&sim, &mtls).await;
+    sim.revoke(&fingerprint(&first_der(&enrolled.cert_pem)));
+
+    let adapter = kyma_connector_sim::ADAPTER_UNAUTHENTICATED;
+    let (status, body) = get(&mtls, sim.rest_management_info_url()).await;
+    assert_app_error(status, &body, StatusCode::FORBIDDEN, adapter);
+    assert_eq!(body["error"], adapter);
+    let (status, body) = post(&mtls, &renew_url, json!({"csr": csr(&key, "my-app")})).await;
+    assert_app_error(status, &body, StatusCode::FORBIDDEN, adapter);
+    // A used token gets the same words on the token-secured URL.
+    let (token, info_url) = sim.mint_rest_token();
+    let client = client(&sim);
+    assert_eq!(get(&client, info_url.clone()).await.0, StatusCode::OK);
+    let (status, body) = get(&client, info_url).await;
+    assert_app_error(status, &body, StatusCode::FORBIDDEN, adapter);
+    drop(token);
     assert_eq!(sim.issued_certificates().len(), 1);
 }
 

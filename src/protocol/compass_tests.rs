@@ -170,10 +170,18 @@ fn graphql_errors_with_null_data_are_errors_even_with_status_200() {
 }
 
 #[test]
-fn graphql_errors_on_the_mtls_url_mean_reenrollment() {
+fn the_authenticators_refusal_on_the_mtls_url_means_reenrollment_and_other_errors_do_not() {
+    let refusal = "Failed to authenticate request. Token authentication error: Client Id not provided. Certificate authentication error: Client Id not provided.";
+    let body = serde_json::json!({"errors": [{"message": refusal}], "data": null}).to_string();
+    let err = interpret(&response(200, &body, true)).unwrap_err();
+    assert!(err.needs_reenrollment());
+    // The same words on the token-secured URL are about the token.
+    let err = interpret(&response(200, &body, false)).unwrap_err();
+    assert!(!err.needs_reenrollment());
+    // Words that are not the Connector's prove nothing.
     let body = r#"{"errors":[{"message":"certificate revoked"}],"data":null}"#;
     let err = interpret(&response(200, body, true)).unwrap_err();
-    assert!(err.needs_reenrollment());
+    assert!(!err.needs_reenrollment());
 }
 
 #[test]

@@ -220,7 +220,9 @@ impl HttpClient {
     pub(crate) async fn execute(&self, request: Request<'_>) -> Result<Response, ProtocolError> {
         self.check_url(request.url)?;
         let url = request.url;
-        let mtls = request.identity.is_some();
+        // Only an answer over TLS to our certificate says anything about it: with
+        // `allow_insecure_http` anyone on the path could have written a "revoked".
+        let mtls = request.identity.is_some() && url.scheme() == "https";
         let client = match request.identity {
             Some(identity) => build_client(&self.settings, self.roots.as_deref(), Some(identity))?,
             None => self.anonymous.clone(),

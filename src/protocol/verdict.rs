@@ -11,11 +11,11 @@ use super::error::ProtocolError;
 
 impl ProtocolError {
     /// What this failure says about the client certificate it was authenticated with.
-    /// Only the connector's own words mean revoked: the REST error
-    /// `{"code":403,"error":"Certificate has been revoked."}`, or a GraphQL error body (which
-    /// only the connector's GraphQL server writes) refusing the certificate. Every other
-    /// 401, 403 or 407 and every TLS alert on an mTLS call is a refusal by something that
-    /// may sit in front of the connector, and proves nothing about the certificate.
+    /// Only the connector's own words, on a call authenticated with our certificate over
+    /// TLS, mean revoked: [`REST_REVOKED`] and the Compass authenticator's refusal
+    /// (docs/connector-answers.md gives each answer's upstream source). Every other 401, 403 or 407 and every TLS alert on an
+    /// mTLS call is a refusal by something that may sit in front of the connector, and
+    /// proves nothing about the certificate.
     pub fn verdict(&self) -> Verdict {
         match self {
             ProtocolError::HandshakeRefused { alert, .. } => Verdict::Refused(Refusal::TlsAlert {
@@ -38,7 +38,7 @@ impl ProtocolError {
                 mtls: true,
                 message,
                 ..
-            } if refuses_the_certificate(message) => Verdict::Revoked,
+            } if is_compass_unauthenticated(message) => Verdict::Revoked,
             _ => Verdict::Inconclusive,
         }
     }
@@ -105,7 +105,7 @@ fn status_verdict(status: u16, message: Option<&str>, from_connector: bool) -> V
     if !REFUSING_STATUSES.contains(&status) {
         return Verdict::Inconclusive;
     }
-    let says_revoked = message.is_some_and(|m| m.to_ascii_lowercase().contains("revoked"));
+    let says_revoked = message.is_some_and(|m| REST_REVOKED.contains(&m.trim()));
     if status == 403 && from_connector && says_revoked {
         return Verdict::Revoked;
     }
@@ -158,21 +158,34 @@ pub fn alert_name(alert: AlertDescription) -> String {
     name.to_owned()
 }
 
-/// Whether a GraphQL error on the certificate-secured URL says that our certificate itself
-/// is refused. Any other error there (an internal error, a database timeout) is retried
-/// with backoff: taking it for a revocation would slow renewals to a probe per
-/// `retry_max`, across a whole fleet, after one bad hour of the connector.
-fn refuses_the_certificate(message: &str) -> bool {
-    const REFUSALS: [&str; 6] = [
-        "revoked",
-        "unauthorized",
-        "unauthenticated",
-        "not authorized",
-        "forbidden",
-        "access denied",
-    ];
-    let message = message.to_ascii_lowercase();
-    REFUSALS.iter().any(|refusal| message.contains(refusal))
+/// The REST connectors' `error` texts (HTTP 403, `{"code":403,"error":..}`) for a
+/// certificate they do not recognise: connector-service's revocation check, and the
+/// connectivity-adapter's authorization middleware (neither a token's nor a certificate's
+/// identity reached it: the gateway dropped a revoked certificate's).
+pub const REST_REVOKED: [&str; 2] = ["Certificate has been revoked.", "invalid token or certificate"];
+
+/// The Compass Connector's authenticator, when neither a token's nor a certificate's client
+/// id reached it (the hydrator drops a revoked certificate's identity): the frame of
+/// `Authenticate()` around its two inner errors, whose wording changed between releases.
+const COMPASS_FRAME: (&str, &str) = (
+    "Failed to authenticate request. Token authentication error: ",
+    " Certificate authentication error: ",
+);
+
+/// `AuthenticateCertificate()`'s own errors, which `revokeCertificate` returns unframed.
+const COMPASS_CERTIFICATE_ERROR: &str = "Failed to authenticate with Certificate.";
+
+/// Whether a GraphQL error on the certificate-secured URL is the Compass authenticator
+/// saying it received no identity for our certificate. Any other error there (an internal
+/// error, a database timeout, a gateway's words) is retried with backoff: taking it for a
+/// revocation would slow renewals to a probe per `retry_max`, across a whole fleet, after
+/// one bad hour of the connector.
+fn is_compass_unauthenticated(message: &str) -> bool {
+    let (opening, middle) = COMPASS_FRAME;
+    let framed = message
+        .find(opening)
+        .is_some_and(|at| message[at + opening.len()..].contains(middle));
+    framed || message.contains(COMPASS_CERTIFICATE_ERROR)
 }
 
 #[cfg(test)]
@@ -216,11 +229,31 @@ mod tests {
             message: message.into(),
             mtls: true,
         };
-        assert_eq!(
-            graphql_mtls("the client certificate has been revoked").verdict(),
-            Verdict::Revoked
-        );
-        assert_eq!(graphql_mtls("Unauthorized").verdict(), Verdict::Revoked);
+        // The Compass authenticator's refusal, in the wording of both releases, bare (the
+        // configuration query), wrapped by the signing resolver, and revokeCertificate's.
+        for words in [
+            "Failed to authenticate request. Token authentication error: Client Id not provided. Certificate authentication error: Client Id not provided.",
+            "Failed to authenticate with token: Failed to authenticate request. Token authentication error: Failed to authenticate with one time token.. Certificate authentication error: Failed to authenticate with Certificate. Invalid subject.",
+            "Failed to authenticate with Certificate. Invalid request: Client Id not provided.",
+            "Failed to authenticate with certificate: Failed to authenticate with Certificate. Invalid subject.",
+        ] {
+            assert_eq!(graphql_mtls(words).verdict(), Verdict::Revoked, "{words}");
+        }
+        // Generic words are not the connector's: a gateway or a proxy may say them.
+        for words in [
+            "the client certificate has been revoked",
+            "Unauthorized",
+            "forbidden",
+            "access denied",
+            "Failed to authenticate request. Token authentication error: x",
+        ] {
+            assert_eq!(graphql_mtls(words).verdict(), Verdict::Inconclusive, "{words}");
+        }
+        // The REST adapter's words; generic "revoked" words in the connector's format are not.
+        let adapter = status(403, Some("invalid token or certificate"), true, true);
+        assert_eq!(adapter.verdict(), Verdict::Revoked);
+        let other = status(403, Some("the certificate was revoked"), true, true);
+        assert!(matches!(other.verdict(), Verdict::Refused(_)));
         // A connector's own trouble is retried, not taken for a revocation.
         assert_eq!(
             graphql_mtls("internal error: database timeout").verdict(),
