@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use harness::{CertSpec, Endpoint, Fault, FaultScope, World, toml_path, wait_for};
+use kyma_connector_sim::RestFlavour;
 
 fn spec(token_file: &Path) -> CertSpec {
     CertSpec::compass("orders").with("token_file", &toml_path(token_file))
@@ -185,14 +186,58 @@ fn an_expired_certificate_is_re_enrolled_from_the_token_file() {
     daemon.terminate();
 }
 
-/// A certificate the connector revoked is re-enrolled from a token dropped in afterwards,
-/// while the daemon keeps probing it.
-#[test]
-fn a_revoked_certificate_is_re_enrolled_from_the_token_file() {
+/// How the token reaches the token file.
+#[derive(Clone, Copy)]
+enum Delivery {
+    /// Written in place.
+    File,
+    /// A Kubernetes Secret volume's `..data` swap.
+    SecretVolume,
+}
+
+/// A Secret volume as the kubelet lays it out, holding `content` as `token`.
+fn secret_volume(world: &World, content: &str) -> std::path::PathBuf {
+    let volume = world.path("secret");
+    std::fs::create_dir_all(&volume).unwrap();
+    let first = volume.join("..2026_12_03_10_00_00.000000001");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::write(first.join("token"), content).unwrap();
+    std::os::unix::fs::symlink(first.file_name().unwrap(), volume.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/token", volume.join("token")).unwrap();
+    volume.join("token")
+}
+
+/// The kubelet's update: a new timestamped folder, `..data` renamed over, the old removed.
+fn swap_secret_volume(token_file: &Path, content: &str) {
+    let volume = token_file.parent().unwrap();
+    let old = std::fs::read_link(volume.join("..data")).unwrap();
+    let second = volume.join("..2026_12_03_10_05_00.000000002");
+    std::fs::create_dir(&second).unwrap();
+    std::fs::write(second.join("token"), content).unwrap();
+    std::os::unix::fs::symlink(second.file_name().unwrap(), volume.join("..data_tmp")).unwrap();
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    std::fs::remove_dir_all(volume.join(old)).unwrap();
+}
+
+/// A certificate the connector revoked, in that connector's own words, is re-enrolled from
+/// a token dropped in afterwards, while the daemon keeps probing it.
+fn a_revoked_certificate_is_re_enrolled_from_the_token_file(
+    protocol: &str,
+    flavour: RestFlavour,
+    delivery: Delivery,
+) {
     let world = World::new(Duration::from_secs(3600));
-    let token_file = world.path("orders.token");
-    world.write_config(&[spec(&token_file)]);
-    let old = world.enroll("orders", "compass");
+    world.sim.set_rest_flavour(flavour);
+    let token_file = match delivery {
+        Delivery::File => world.path("orders.token"),
+        Delivery::SecretVolume => secret_volume(&world, "placeholder until provisioning\n"),
+    };
+    let base = match protocol {
+        "compass" => CertSpec::compass("orders"),
+        _ => CertSpec::kyma_rest("orders"),
+    };
+    world.write_config(&[base.with("token_file", &toml_path(&token_file))]);
+    let old = world.enroll("orders", protocol);
     world.sim.revoke(&old);
     let mut daemon = world.run();
     daemon.wait_ready();
@@ -200,8 +245,52 @@ fn a_revoked_certificate_is_re_enrolled_from_the_token_file() {
     wait_for("the revocation noticed", Duration::from_secs(15), || {
         (world.status()["orders"]["state"] == "revoked").then_some(())
     });
-    std::fs::write(&token_file, world.sim.mint_compass_token()).unwrap();
+    let token = match protocol {
+        "compass" => world.sim.mint_compass_token(),
+        // The REST form: the configuration URL that carries the token.
+        _ => world.sim.mint_rest_token().1.to_string(),
+    };
+    match delivery {
+        Delivery::File => std::fs::write(&token_file, token).unwrap(),
+        Delivery::SecretVolume => swap_secret_volume(&token_file, &token),
+    }
     wait_for_reenrollment(&world, &old);
     assert_eq!(token_metric(&mut daemon, "success"), 1.0);
     daemon.terminate();
+}
+
+#[test]
+fn a_revoked_compass_certificate_is_re_enrolled_from_the_token_file() {
+    a_revoked_certificate_is_re_enrolled_from_the_token_file(
+        "compass",
+        RestFlavour::default(),
+        Delivery::File,
+    );
+}
+
+#[test]
+fn a_revoked_compass_certificate_is_re_enrolled_from_a_secret_volume_update() {
+    a_revoked_certificate_is_re_enrolled_from_the_token_file(
+        "compass",
+        RestFlavour::default(),
+        Delivery::SecretVolume,
+    );
+}
+
+#[test]
+fn a_revoked_connector_service_certificate_is_re_enrolled_from_the_token_file() {
+    a_revoked_certificate_is_re_enrolled_from_the_token_file(
+        "kyma-rest",
+        RestFlavour::ConnectorService,
+        Delivery::File,
+    );
+}
+
+#[test]
+fn a_revoked_connectivity_adapter_certificate_is_re_enrolled_from_a_secret_volume_update() {
+    a_revoked_certificate_is_re_enrolled_from_the_token_file(
+        "kyma-rest",
+        RestFlavour::ConnectivityAdapter,
+        Delivery::SecretVolume,
+    );
 }

@@ -18,6 +18,7 @@ use harness::{
     AlertName, CertSpec, Daemon, Endpoint, Fault, FaultScope, Signal, World, eventually,
     fingerprint_on_disk,
 };
+use kyma_connector_sim::RestFlavour;
 
 /// Long enough that nothing is due during a test: every attempt is one the test caused.
 const LONG: Duration = Duration::from_secs(3600);
@@ -245,8 +246,9 @@ fn probes(world: &World, protocol: &str) -> u64 {
     }
 }
 
-fn a_real_revocation_exits_3_and_heals_when_lifted(protocol: &str) {
+fn a_real_revocation_exits_3_and_heals_when_lifted(protocol: &str, flavour: RestFlavour) {
     let world = World::new(LONG);
+    world.sim.set_rest_flavour(flavour);
     world.write_config(&[spec(protocol)]);
     let enrolled = world.enroll("orders", protocol);
     let dir = world.cert_dir("orders");
@@ -321,14 +323,26 @@ fn a_real_revocation_exits_3_and_heals_when_lifted(protocol: &str) {
     assert!(status.success(), "{status}");
 }
 
+/// Compass: the Connector's authenticator, which got no identity for the certificate.
 #[test]
 fn compass_a_real_revocation_exits_3_and_heals_when_lifted() {
-    a_real_revocation_exits_3_and_heals_when_lifted("compass");
+    a_real_revocation_exits_3_and_heals_when_lifted("compass", RestFlavour::default());
 }
 
+/// Kyma's connector-service: `Certificate has been revoked.` on renewals.
 #[test]
 fn kyma_rest_a_real_revocation_exits_3_and_heals_when_lifted() {
-    a_real_revocation_exits_3_and_heals_when_lifted("kyma-rest");
+    a_real_revocation_exits_3_and_heals_when_lifted("kyma-rest", RestFlavour::ConnectorService);
+}
+
+/// The REST API as Compass's connectivity-adapter serves it: `invalid token or
+/// certificate` on every mTLS call, `management/info` included.
+#[test]
+fn connectivity_adapter_a_real_revocation_exits_3_and_heals_when_lifted() {
+    a_real_revocation_exits_3_and_heals_when_lifted(
+        "kyma-rest",
+        RestFlavour::ConnectivityAdapter,
+    );
 }
 
 /// A forward proxy that answers every CONNECT with `407 Proxy Authentication Required`,

@@ -70,6 +70,11 @@ pub fn flow_error(name: &str, error: FlowError) -> CommandError {
         Verdict::Refused(refusal) => format!(
             "certificate {name:?}: renewal refused ({refusal}), not revoked; the certificate stays valid, retry once what refused it is fixed"
         ),
+        // The connector's words for "revoked" rarely say so (Compass: "Client Id not
+        // provided"): name what they mean and the way out.
+        Verdict::Revoked => format!(
+            "certificate {name:?}: revoked (the connector does not recognise it); enroll again with a new one-time token (kyma-certd enroll, or token_file)"
+        ),
         _ => format!("certificate {name:?}"),
     };
     let error = anyhow::Error::new(error).context(context);
