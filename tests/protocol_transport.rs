@@ -333,3 +333,26 @@ async fn tls_test_helper_issues_usable_server_certificates() {
         .server_ca
         .leaf("unused", &[], ExtendedKeyUsagePurpose::ClientAuth);
 }
+
+/// With `allow_insecure_http`, anyone on the path can write the connector's words: a
+/// "revoked" over plain HTTP proves nothing, so it never asks for a new token.
+#[tokio::test]
+async fn a_revoked_answer_over_plain_http_is_not_taken_for_a_revocation() {
+    let server = TestServer::plain(always(|| {
+        Reply::Json(
+            403,
+            json!({"code": 403, "error": "Certificate has been revoked."}),
+        )
+    }))
+    .await;
+    let identity = TestCa::new("client ca").client_identity("app");
+    let connector = RestConnector::new(plain_settings(Duration::from_secs(5))).unwrap();
+    let err = connector
+        .begin_renew(&server.url("/v1/applications/management/info"), &identity)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::Status { status: 403, .. }), "{err}");
+    assert!(!err.needs_reenrollment(), "{err}");
+    assert_ne!(err.verdict(), Verdict::Revoked);
+    assert_eq!(server.seen().len(), 1, "the request was sent");
+}
