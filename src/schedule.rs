@@ -25,6 +25,15 @@ pub const MAX_WAIT_FRACTION_OF_REMAINING: f64 = 0.1;
 /// `renew_before` longer than the issued lifetime cannot turn into a renewal storm.
 pub const MIN_ELAPSED_FRACTION: f64 = 0.1;
 
+/// Where a certificate renews when the configured window (with its whole jitter) would
+/// leave less than [`MIN_ELAPSED_FRACTION`] of the lifetime: `renew_before = "2h"` on a
+/// 1-hour certificate. The default policy's point, so a clamped certificate behaves like
+/// one without a renewal setting.
+pub const CLAMPED_RENEW_AT: f64 = 0.7;
+
+/// The jitter a clamped window keeps at most (a fraction of the lifetime).
+pub const CLAMPED_MAX_JITTER: f64 = 0.2;
+
 /// Errors of this layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
@@ -72,6 +81,22 @@ pub fn due(
     renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
 }
 
+/// Whether a `renew_before` window is too long for a certificate of this `lifetime`: it
+/// would renew before [`MIN_ELAPSED_FRACTION`] of it has passed (a guide for 92-day
+/// certificates applied to 1-hour ones). Such a window is clamped to [`CLAMPED_RENEW_AT`]:
+/// the certificate is kept and renewed at a sane point, never thrown away for its window.
+/// (`renew_at` is a fraction of the lifetime, and the configuration keeps it above the
+/// jitter.)
+pub fn window_is_clamped(lifetime: Duration, policy: RenewPolicy) -> bool {
+    match policy {
+        RenewPolicy::Before(before) => {
+            !lifetime.is_zero()
+                && lifetime.saturating_sub(before) < lifetime.mul_f64(MIN_ELAPSED_FRACTION)
+        }
+        RenewPolicy::At(_) => false,
+    }
+}
+
 /// [`renewal_time`] with the jitter's share `unit` in [0, 1] given directly.
 fn renewal_time_with(
     not_before: SystemTime,
@@ -86,13 +111,23 @@ fn renewal_time_with(
     if lifetime.is_zero() {
         return not_before;
     }
+    let (policy, jitter) = if window_is_clamped(lifetime, policy) {
+        (
+            RenewPolicy::At(CLAMPED_RENEW_AT),
+            jitter.min(CLAMPED_MAX_JITTER),
+        )
+    } else {
+        (policy, jitter)
+    };
     let fraction = |x: f64| lifetime.mul_f64(clamp_unit(x));
     let base = match policy {
         RenewPolicy::At(ratio) => fraction(ratio),
         RenewPolicy::Before(before) => lifetime.saturating_sub(before),
     };
-    let base = base.max(fraction(MIN_ELAPSED_FRACTION));
-    let offset = base.saturating_sub(fraction(clamp_unit(jitter) * unit));
+    // The floor holds after the jitter too: a certificate issued now is never due at once.
+    let offset = base
+        .saturating_sub(fraction(clamp_unit(jitter) * unit))
+        .max(fraction(MIN_ELAPSED_FRACTION));
     let latest = not_after
         .checked_sub(Duration::from_nanos(1))
         .unwrap_or(not_before);
@@ -273,12 +308,18 @@ mod tests {
     }
 
     #[test]
-    fn renew_before_longer_than_the_lifetime_waits_for_the_minimum_elapsed_fraction() {
+    fn renew_before_longer_than_the_lifetime_is_clamped_to_seventy_percent() {
         let (nb, na) = ninety_days();
+        // Clamped to 70% of the lifetime, and its jitter to at most 20% of it.
         let at = renewal_time(nb, na, RenewPolicy::Before(365 * DAY), 0.0, 42);
-        assert_eq!(at, nb + 9 * DAY);
+        assert_eq!(at, nb + 63 * DAY);
         let with_jitter = renewal_time(nb, na, RenewPolicy::Before(365 * DAY), 0.5, 42);
-        assert!(with_jitter >= nb && with_jitter <= at);
+        assert!(with_jitter >= nb + 45 * DAY && with_jitter <= at);
+        assert!(window_is_clamped(90 * DAY, RenewPolicy::Before(82 * DAY)));
+        assert!(!window_is_clamped(90 * DAY, RenewPolicy::Before(80 * DAY)));
+        // A window that leaves more than the floor keeps it, the jitter included.
+        let at = renewal_time(nb, na, RenewPolicy::Before(80 * DAY), 0.1, u64::MAX);
+        assert!(at >= nb + 9 * DAY && at <= nb + 10 * DAY, "{at:?}");
     }
 
     #[test]

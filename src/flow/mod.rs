@@ -190,7 +190,7 @@ pub(crate) async fn verify_and_commit(
         },
     )?;
     for warning in &verified.warnings {
-        tracing::warn!(%warning, "suspicious but allowed certificate");
+        tracing::warn!(%warning, "certificate accepted, with a warning");
     }
     let connection = crate::store::Connection::new(
         cfg.protocol,

@@ -35,8 +35,9 @@ pub struct Expectations<'a> {
     /// The subject that was requested in the CSR.
     pub subject: &'a Subject,
     pub now: SystemTime,
-    /// The renewal policy and jitter (a fraction of the lifetime) from the configuration:
-    /// a certificate already due for renewal under the worst-case jitter is refused.
+    /// The renewal policy and jitter (a fraction of the lifetime) from the configuration. A
+    /// window too long for the lifetime is clamped (a warning), never a reason to refuse;
+    /// only a stale certificate, past even the clamped renewal point, is refused.
     pub renew: RenewPolicy,
     pub jitter: f64,
     /// The lifetime of the certificate being replaced, if any.
@@ -48,6 +49,13 @@ pub struct Expectations<'a> {
 pub enum VerifyWarning {
     /// The new lifetime is more than `LIFETIME_GROWTH_WARNING` times the previous one.
     LifetimeMuchLonger { previous: Duration, new: Duration },
+    /// The configured renewal window (with its jitter) is too long for this lifetime: the
+    /// certificate renews at [`crate::schedule::CLAMPED_RENEW_AT`] of it instead.
+    WindowClamped {
+        /// The setting as written in the configuration (`renew_before = "2h"`).
+        setting: String,
+        lifetime: Duration,
+    },
 }
 
 impl fmt::Display for VerifyWarning {
@@ -58,6 +66,12 @@ impl fmt::Display for VerifyWarning {
                 "the new certificate lives {} while the previous one lived {}",
                 humantime::format_duration(*new),
                 humantime::format_duration(*previous)
+            ),
+            VerifyWarning::WindowClamped { setting, lifetime } => write!(
+                f,
+                "{setting} is too long for a certificate that lives {}: renewing at {:.0}% of its lifetime instead (set a shorter window for this connector)",
+                humantime::format_duration(*lifetime),
+                crate::schedule::CLAMPED_RENEW_AT * 100.0
             ),
         }
     }
@@ -87,18 +101,34 @@ pub enum VerifyError {
     #[error("the certificate does not chain to the returned CA: {reason}")]
     Untrusted { reason: String },
     #[error(
-        "the certificate is already due for renewal (from {renew_from}; not after {not_after})"
+        "the certificate is stale: issued {not_before}, it is already past its renewal point {renew_from} (not after {not_after})"
     )]
-    InsideRenewalWindow {
+    Stale {
+        not_before: String,
         renew_from: String,
         not_after: String,
     },
 }
 
 impl VerifyError {
-    /// The error that means the material was fine but will need renewing at once.
-    pub fn is_renewal_window(&self) -> bool {
-        matches!(self, VerifyError::InsideRenewalWindow { .. })
+    /// The certificate was issued long ago: renewing it would get the same again at once.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, VerifyError::Stale { .. })
+    }
+}
+
+/// The renewal settings as an operator wrote them, for a warning that names them.
+fn window_setting(renew: RenewPolicy, jitter: f64) -> String {
+    let window = match renew {
+        RenewPolicy::At(at) => format!("renew_at = \"{:.0}%\"", at * 100.0),
+        RenewPolicy::Before(before) => {
+            format!("renew_before = \"{}\"", humantime::format_duration(before))
+        }
+    };
+    if jitter > 0.0 {
+        format!("{window} with jitter = \"{:.0}%\"", jitter * 100.0)
+    } else {
+        window
     }
 }
 
@@ -162,6 +192,8 @@ pub fn verify(
     }
     check_validity(&info, expect.now)?;
     check_chain(leaf_der, &ca_ders, &chain_ders[1..], &info, expect.now)?;
+    // The window is clamped to the lifetime, so a certificate issued now is never due: one
+    // that is has been issued long ago, and renewing it would fetch the same again.
     let renew_from = crate::schedule::earliest_renewal_time(
         info.not_before,
         info.not_after,
@@ -169,13 +201,20 @@ pub fn verify(
         expect.jitter,
     );
     if expect.now >= renew_from {
-        return Err(VerifyError::InsideRenewalWindow {
+        return Err(VerifyError::Stale {
+            not_before: timestamp(info.not_before),
             renew_from: timestamp(renew_from),
             not_after: timestamp(info.not_after),
         });
     }
 
     let mut warnings = Vec::new();
+    if crate::schedule::window_is_clamped(info.lifetime(), expect.renew) {
+        warnings.push(VerifyWarning::WindowClamped {
+            setting: window_setting(expect.renew, expect.jitter),
+            lifetime: info.lifetime(),
+        });
+    }
     if let Some(previous) = expect.previous_lifetime {
         let new = info.lifetime();
         if !previous.is_zero() && new > previous.saturating_mul(LIFETIME_GROWTH_WARNING) {
@@ -389,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn certificate_already_inside_its_renewal_window_is_refused() {
+    fn a_stale_certificate_is_refused_but_never_a_fresh_one_for_its_window() {
         let ca = TestCa::new("ca");
         let key = key();
         let now = SystemTime::now();
@@ -397,17 +436,29 @@ mod tests {
         // 10 days, issued 6.6 days ago: 66% elapsed, due at 70% - 5% = 65%.
         let got = issued(&ca, &key, now - DAY.mul_f64(6.6), 10 * DAY);
         let err = verify(pems(&got), key.clone(), &expect(&subject, now)).unwrap_err();
-        assert!(err.is_renewal_window(), "{err}");
-        // renew_before 30 days on a 10-day certificate: due at the schedule's floor, 10%
-        // of the lifetime (1 day), so a fresh one is fine and a 1.5-day-old one is not.
+        assert!(err.is_stale(), "{err}");
+        // A guide's renew_before = "2h" with 10% jitter on a 1-hour certificate: kept, with
+        // a warning naming the setting, and due at 70% less at most 10% of the lifetime.
+        let hour = Duration::from_secs(3600);
         let mut e = expect(&subject, now);
-        e.renew = RenewPolicy::Before(30 * DAY);
-        e.jitter = 0.0;
-        let fresh = issued(&ca, &key, now, 10 * DAY);
-        verify(pems(&fresh), key.clone(), &e).expect("a fresh certificate is not yet due");
-        let older = issued(&ca, &key, now - DAY.mul_f64(1.5), 10 * DAY);
+        e.renew = RenewPolicy::Before(2 * hour);
+        e.jitter = 0.1;
+        let fresh = issued(&ca, &key, now, hour);
+        let material = verify(pems(&fresh), key.clone(), &e).expect("a fresh certificate is kept");
+        assert_eq!(
+            material.warnings,
+            [VerifyWarning::WindowClamped {
+                setting: "renew_before = \"2h\" with jitter = \"10%\"".into(),
+                lifetime: hour
+            }]
+        );
+        assert!(material.warnings[0].to_string().contains("renew_before"));
+        let due = crate::schedule::earliest_renewal_time(now, now + hour, e.renew, e.jitter);
+        assert_eq!(due, now + hour.mul_f64(0.6));
+        // Clamped or not, a certificate issued long ago is stale.
+        let older = issued(&ca, &key, now - hour.mul_f64(0.65), hour);
         let err = verify(pems(&older), key, &e).unwrap_err();
-        assert!(err.is_renewal_window(), "{err}");
+        assert!(err.is_stale(), "{err}");
     }
 
     #[test]
@@ -480,15 +531,20 @@ mod tests {
             worst_case_renewal_time(&info, RenewPolicy::Before(30 * DAY), 0.05),
             start + 65 * DAY
         );
-        // Never earlier than the schedule's floor, 10% of the lifetime.
+        // A window longer than the lifetime is clamped to 70% of it.
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::Before(300 * DAY), 0.0),
+            start + 70 * DAY
+        );
+        // Never earlier than the schedule's floor, 10% of the lifetime, jitter included.
+        assert_eq!(
+            worst_case_renewal_time(&info, RenewPolicy::Before(85 * DAY), 0.5),
             start + 10 * DAY
         );
-        // A policy that cannot be read is due at once, whatever the certificate.
+        // A policy that cannot be read still waits for the floor.
         assert_eq!(
             worst_case_renewal_time(&info, RenewPolicy::At(f64::NAN), f64::INFINITY),
-            start
+            start + 10 * DAY
         );
     }
 
