@@ -128,6 +128,17 @@ pub fn read_password(path: &Path) -> Result<Password, OutputError> {
     Ok(Password::new(text))
 }
 
+/// Whether `outputs` can be produced: every keystore password file reads (its text is
+/// wiped at once). Run before a one-time token is spent.
+pub fn preflight(outputs: &[OutputConfig]) -> Result<(), OutputError> {
+    for output in outputs {
+        if let OutputConfig::Pkcs12 { password_file, .. } = output {
+            drop(read_password(password_file)?);
+        }
+    }
+    Ok(())
+}
+
 /// The files of `outputs` for one generation; keystore passwords are read from their
 /// files now and wiped when this returns. `alias` names the key entry (the certificate's
 /// name).

@@ -351,7 +351,10 @@ async fn a_revoked_answer_over_plain_http_is_not_taken_for_a_revocation() {
         .begin_renew(&server.url("/v1/applications/management/info"), &identity)
         .await
         .unwrap_err();
-    assert!(matches!(err, ProtocolError::Status { status: 403, .. }), "{err}");
+    assert!(
+        matches!(err, ProtocolError::Status { status: 403, .. }),
+        "{err}"
+    );
     assert!(!err.needs_reenrollment(), "{err}");
     assert_ne!(err.verdict(), Verdict::Revoked);
     assert_eq!(server.seen().len(), 1, "the request was sent");

@@ -339,10 +339,7 @@ fn kyma_rest_a_real_revocation_exits_3_and_heals_when_lifted() {
 /// certificate` on every mTLS call, `management/info` included.
 #[test]
 fn connectivity_adapter_a_real_revocation_exits_3_and_heals_when_lifted() {
-    a_real_revocation_exits_3_and_heals_when_lifted(
-        "kyma-rest",
-        RestFlavour::ConnectivityAdapter,
-    );
+    a_real_revocation_exits_3_and_heals_when_lifted("kyma-rest", RestFlavour::ConnectivityAdapter);
 }
 
 /// A forward proxy that answers every CONNECT with `407 Proxy Authentication Required`,

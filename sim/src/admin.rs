@@ -134,9 +134,7 @@ pub(crate) async fn route(shared: &Shared, request: Request<Incoming>) -> Respon
                 error(StatusCode::NOT_FOUND, "this fingerprint is not revoked")
             }
         }
-        (&Method::GET, ["rest-flavour"]) => {
-            respond::json(StatusCode::OK, &shared.rest_flavour())
-        }
+        (&Method::GET, ["rest-flavour"]) => respond::json(StatusCode::OK, &shared.rest_flavour()),
         (&Method::PUT, ["rest-flavour"]) => {
             let body = match respond::read_body(request.into_body()).await {
                 Ok(body) => body,

@@ -74,9 +74,7 @@ fn csr_words(error: &CsrError) -> String {
         CsrError::Base64 => REST_BASE64.to_owned(),
         CsrError::Pem => "Error while decoding pem block.".to_owned(),
         CsrError::Der => "Error while parsing CSR: asn1: structure error".to_owned(),
-        CsrError::Signature => {
-            "CSR signature invalid: crypto/rsa: verification error".to_owned()
-        }
+        CsrError::Signature => "CSR signature invalid: crypto/rsa: verification error".to_owned(),
         // Upstream signs what Go's x509 accepts; the simulator's stricter key and signature
         // checks keep their own words, in the upstream's frame.
         CsrError::KeyNotRsa(_) | CsrError::KeyNotAllowed(_) | CsrError::SignatureAlgorithm(_) => {
@@ -120,7 +118,10 @@ mod tests {
             key: "OU",
             expected: "OrgUnit".into(),
         };
-        assert_eq!(subject_words(&missing), "CSR: No organizational unit provided.");
+        assert_eq!(
+            subject_words(&missing),
+            "CSR: No organizational unit provided."
+        );
         let different = SubjectMismatch::Different {
             key: "CN",
             found: "x".into(),

@@ -33,8 +33,8 @@ mod tokens;
 
 pub use admin::DirectorToken;
 pub use answers::{
-    ADAPTER_UNAUTHENTICATED, COMPASS_REVOKE_UNAUTHENTICATED, COMPASS_UNAUTHENTICATED,
-    REST_REVOKED, RestFlavour,
+    ADAPTER_UNAUTHENTICATED, COMPASS_REVOKE_UNAUTHENTICATED, COMPASS_UNAUTHENTICATED, REST_REVOKED,
+    RestFlavour,
 };
 pub use compass::TOKEN_HEADER;
 pub use config::SimConfig;

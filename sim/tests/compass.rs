@@ -157,7 +157,10 @@ async fn a_token_works_only_once() {
     assert!(first["data"]["result"].is_object(), "{first}");
     let (status, second) = graphql(&client, &sim.compass_token_url(), Some(&token), query).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(error_message(&second), kyma_connector_sim::COMPASS_UNAUTHENTICATED);
+    assert_eq!(
+        error_message(&second),
+        kyma_connector_sim::COMPASS_UNAUTHENTICATED
+    );
 }
 
 #[tokio::test]
@@ -227,7 +230,10 @@ async fn an_expired_token_is_refused() {
         json!({"query": CONFIGURATION}),
     )
     .await;
-    assert_eq!(error_message(&body), kyma_connector_sim::COMPASS_UNAUTHENTICATED);
+    assert_eq!(
+        error_message(&body),
+        kyma_connector_sim::COMPASS_UNAUTHENTICATED
+    );
 }
 
 #[tokio::test]
@@ -241,7 +247,10 @@ async fn a_request_without_a_token_is_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(error_message(&body), kyma_connector_sim::COMPASS_UNAUTHENTICATED);
+    assert_eq!(
+        error_message(&body),
+        kyma_connector_sim::COMPASS_UNAUTHENTICATED
+    );
 }
 
 #[tokio::test]
@@ -255,7 +264,10 @@ async fn a_rest_token_is_unknown_to_compass() {
         json!({"query": CONFIGURATION}),
     )
     .await;
-    assert_eq!(error_message(&body), kyma_connector_sim::COMPASS_UNAUTHENTICATED);
+    assert_eq!(
+        error_message(&body),
+        kyma_connector_sim::COMPASS_UNAUTHENTICATED
+    );
 }
 
 async fn sign_with_fresh_token(
@@ -282,12 +294,18 @@ async fn a_csr_with_a_missing_or_different_attribute_is_refused() {
         .filter(|(ty, _)| *ty != DnType::OrganizationalUnitName)
         .collect();
     let body = sign_with_fresh_token(&sim, &csr_with(&key, &without_ou)).await;
-    assert!(error_message(&body).contains("CSR: No organizational unit provided."), "{body}");
+    assert!(
+        error_message(&body).contains("CSR: No organizational unit provided."),
+        "{body}"
+    );
 
     let mut other_org = subject("my-app");
     other_org[0] = (DnType::OrganizationName, "Other");
     let body = sign_with_fresh_token(&sim, &csr_with(&key, &other_org)).await;
-    assert!(error_message(&body).contains("CSR: Invalid organization provided."), "{body}");
+    assert!(
+        error_message(&body).contains("CSR: Invalid organization provided."),
+        "{body}"
+    );
     assert!(sim.issued_certificates().is_empty());
 }
 
@@ -399,7 +417,10 @@ async fn revoke_certificate_needs_a_certificate() {
         json!({"query": "mutation { result: revokeCertificate }"}),
     )
     .await;
-    assert_eq!(error_message(&body), kyma_connector_sim::COMPASS_REVOKE_UNAUTHENTICATED);
+    assert_eq!(
+        error_message(&body),
+        kyma_connector_sim::COMPASS_REVOKE_UNAUTHENTICATED
+    );
     assert!(sim.revocations().is_empty());
 }
 

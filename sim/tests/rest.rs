@@ -169,7 +169,12 @@ async fn the_signing_token_is_deleted_only_on_success() {
     let key = rsa_key();
 
     let (status, refused) = post(&client, &csr_url, json!({"csr": csr(&key, "wrong-app")})).await;
-    assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "CSR: Invalid common name provided.");
+    assert_app_error(
+        status,
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "CSR: Invalid common name provided.",
+    );
     let (status, refused) = post(&client, &csr_url, json!({"csr": "%%%"})).await;
     assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "base64");
     let (status, refused) = post(&client, &csr_url, json!({"no": "csr"})).await;

@@ -24,6 +24,20 @@ pub struct EnrollRequest {
     pub token: Option<OneTimeToken>,
 }
 
+/// Checks, before the one-time token is sent, everything that could make the issued
+/// certificate unusable: the store can be written where the files go (modes, ownership,
+/// the types of the paths consumers read) and the outputs can be produced. A token is
+/// spent once: failing here keeps it for the next try.
+async fn preflight(cfg: &CertificateConfig) -> Result<(), FlowError> {
+    crate::outputs::preflight(&cfg.outputs)?;
+    let store = Store::new(cfg);
+    tokio::task::spawn_blocking(move || store.preflight())
+        .await
+        .map_err(|_| FlowError::Interrupted)??;
+    debug!("the store and the outputs are ready for a new certificate");
+    Ok(())
+}
+
 /// Enrolls `cfg`'s certificate, replacing whatever was there (an operator's decision).
 pub async fn enroll(
     cfg: &CertificateConfig,
@@ -41,6 +55,7 @@ pub async fn enroll(
     // is what they start with.
     let replaces = !matches!(store.load_current(), Ok(None));
     let connector = connector_for(cfg)?;
+    preflight(cfg).await?;
     debug!(url = %crate::protocol::RedactedUrl::new(&url), "asking the connector for the signing request info");
     let plan = connector.begin_enroll(&url, token.as_ref()).await?;
     drop(token);

@@ -162,7 +162,10 @@ pub fn alert_name(alert: AlertDescription) -> String {
 /// certificate they do not recognise: connector-service's revocation check, and the
 /// connectivity-adapter's authorization middleware (neither a token's nor a certificate's
 /// identity reached it: the gateway dropped a revoked certificate's).
-pub const REST_REVOKED: [&str; 2] = ["Certificate has been revoked.", "invalid token or certificate"];
+pub const REST_REVOKED: [&str; 2] = [
+    "Certificate has been revoked.",
+    "invalid token or certificate",
+];
 
 /// The Compass Connector's authenticator, when neither a token's nor a certificate's client
 /// id reached it (the hydrator drops a revoked certificate's identity): the frame of
@@ -247,7 +250,11 @@ mod tests {
             "access denied",
             "Failed to authenticate request. Token authentication error: x",
         ] {
-            assert_eq!(graphql_mtls(words).verdict(), Verdict::Inconclusive, "{words}");
+            assert_eq!(
+                graphql_mtls(words).verdict(),
+                Verdict::Inconclusive,
+                "{words}"
+            );
         }
         // The REST adapter's words; generic "revoked" words in the connector's format are not.
         let adapter = status(403, Some("invalid token or certificate"), true, true);

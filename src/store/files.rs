@@ -44,7 +44,7 @@ fn target_for<'a>(files: &'a FilePaths, stem: &str) -> &'a Path {
     }
 }
 
-fn configured(files: &FilePaths) -> [&Path; 4] {
+pub(super) fn configured(files: &FilePaths) -> [&Path; 4] {
     [
         &files.cert_file,
         &files.key_file,

@@ -11,6 +11,7 @@
 mod connection;
 mod files;
 mod fsio;
+mod preflight;
 pub mod state;
 mod symlink;
 
