@@ -42,16 +42,18 @@ impl Pending {
 
 /// The hooks of `cfg` that `state` does not record as told about `fingerprint`.
 pub fn pending(cfg: &CertificateConfig, state: &StateFile, fingerprint: &str) -> Pending {
-    let keys: Vec<String> = cfg.on_renew.iter().map(hook_key).collect();
-    let hooks: Vec<String> = state
-        .undelivered(fingerprint, &keys)
-        .into_iter()
-        .cloned()
+    pending_in(cfg, state.notified.as_ref(), fingerprint)
+}
+
+/// [`pending`] from a notification record alone (one kept in memory, say).
+fn pending_in(cfg: &CertificateConfig, notified: Option<&Notified>, fingerprint: &str) -> Pending {
+    let record = notified.filter(|n| n.fingerprint == fingerprint);
+    let hooks: Vec<String> = cfg
+        .on_renew
+        .iter()
+        .map(hook_key)
+        .filter(|key| record.is_none_or(|n| !n.delivered.contains(key)))
         .collect();
-    let record = state
-        .notified
-        .as_ref()
-        .filter(|n| n.fingerprint == fingerprint);
     Pending {
         retry_at: record
             .and_then(|n| n.retry_at)
@@ -67,6 +69,10 @@ pub struct Round {
     pub outcomes: Vec<HookOutcome>,
     /// What is still pending after the round.
     pub left: Pending,
+    /// The round's record when `state.json` could not take it. The caller keeps it, and
+    /// the backoff it holds, until [`record`] can write it: a hook that succeeded is not
+    /// run again, one that failed waits its backoff, whether or not the disk took it.
+    pub unrecorded: Option<Notified>,
 }
 
 impl Round {
@@ -78,7 +84,8 @@ impl Round {
 /// Runs the hooks that have not heard of `info` (the certificate on disk) and records the
 /// outcome. Hooks that succeeded are not run again for this certificate; the others are
 /// retried after a backoff from `retry_min` to `retry_max`. Dropping the future stops a
-/// running hook (its process group is killed) and leaves it pending.
+/// running hook (its process group is killed) and leaves it pending. `state` is what is
+/// known (`state.json`, or the caller's record that it could not write).
 pub async fn deliver(
     cfg: &CertificateConfig,
     state: &StateFile,
@@ -91,6 +98,7 @@ pub async fn deliver(
         return Round {
             outcomes: Vec::new(),
             left: before,
+            unrecorded: None,
         };
     }
     let hooks: Vec<_> = cfg
@@ -121,68 +129,105 @@ pub async fn deliver(
             .as_ref()
             .map(|e| format!("{} hook: {e}", o.kind.as_label()))
     });
-    let backoff = Backoff::new(cfg.retry_min, cfg.retry_max).ok();
-    let recorded = {
-        let fingerprint = fingerprint.clone();
-        let not_after = info.not_after;
-        let error = error.clone();
-        // With fsyncs: off the event loop, like every other state.json write.
-        let store = Store::new(cfg);
-        let update = move || {
-            store.update_state(move |state| {
-                let mut record = match state.notified.take() {
-                    Some(n) if n.fingerprint == fingerprint => n,
-                    _ => Notified {
-                        fingerprint,
-                        ..Notified::default()
-                    },
-                };
-                for key in succeeded {
+    let known = state
+        .notified
+        .clone()
+        .filter(|n| n.fingerprint == *fingerprint);
+    let next = next_record(
+        known,
+        fingerprint,
+        &succeeded,
+        error,
+        Backoff::new(cfg.retry_min, cfg.retry_max).ok(),
+        info.not_after,
+    );
+    match record(cfg, next.clone()).await {
+        Ok(state) => Round {
+            outcomes,
+            left: pending(cfg, &state, fingerprint),
+            unrecorded: None,
+        },
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::errors::error_chain(&e),
+                "cannot record the notification in state.json; kept in memory until it can be written"
+            );
+            Round {
+                outcomes,
+                left: pending_in(cfg, Some(&next), fingerprint),
+                unrecorded: Some(next),
+            }
+        }
+    }
+}
+
+/// The record after a round: `known` (what was recorded of this certificate) with the
+/// hooks that succeeded added, and the backoff reset or grown.
+fn next_record(
+    known: Option<Notified>,
+    fingerprint: &str,
+    succeeded: &[String],
+    error: Option<String>,
+    backoff: Option<Backoff>,
+    not_after: SystemTime,
+) -> Notified {
+    let mut record = known.unwrap_or_else(|| Notified {
+        fingerprint: fingerprint.to_owned(),
+        ..Notified::default()
+    });
+    for key in succeeded {
+        if !record.delivered.contains(key) {
+            record.delivered.push(key.clone());
+        }
+    }
+    match error {
+        None => {
+            record.failures = 0;
+            record.retry_at = None;
+            record.last_error = None;
+        }
+        Some(error) => {
+            record.failures = record.failures.saturating_add(1);
+            let now = SystemTime::now();
+            let delay = backoff.map_or(Duration::from_secs(30), |b| {
+                b.delay(record.failures, now, not_after, rand::random::<f64>())
+            });
+            record.retry_at = Some(now + delay);
+            record.last_error = Some(error);
+        }
+    }
+    record
+}
+
+/// Writes a notification record into `state.json` (with fsyncs, off the event loop). What
+/// the file already says of the same certificate's delivered hooks is kept.
+pub async fn record(
+    cfg: &CertificateConfig,
+    record: Notified,
+) -> Result<StateFile, crate::store::StoreError> {
+    let store = Store::new(cfg);
+    let update = move || {
+        store.update_state(move |state| {
+            let mut record = record;
+            if let Some(on_disk) = state.notified.take()
+                && on_disk.fingerprint == record.fingerprint
+            {
+                for key in on_disk.delivered {
                     if !record.delivered.contains(&key) {
                         record.delivered.push(key);
                     }
                 }
-                match error {
-                    None => {
-                        record.failures = 0;
-                        record.retry_at = None;
-                        record.last_error = None;
-                    }
-                    Some(error) => {
-                        record.failures = record.failures.saturating_add(1);
-                        let now = SystemTime::now();
-                        let delay = backoff.map_or(Duration::from_secs(30), |b| {
-                            b.delay(record.failures, now, not_after, rand::random::<f64>())
-                        });
-                        record.retry_at = Some(now + delay);
-                        record.last_error = Some(error);
-                    }
-                }
-                state.notified = Some(record);
-            })
-        };
-        tokio::task::spawn_blocking(update)
-            .await
-            .unwrap_or_else(|_| {
-                Err(crate::store::StoreError::io(
-                    "recording",
-                    cfg.dir.as_path(),
-                    std::io::Error::other("interrupted"),
-                ))
-            })
-    };
-    let left = match recorded {
-        Ok(state) => pending(cfg, &state, &info.fingerprint_sha256),
-        Err(e) => {
-            // Unrecorded, the whole round counts as pending: the hooks run again (at
-            // least once is the promise), not never.
-            tracing::warn!(error = %crate::errors::error_chain(&e), "cannot record the notification in state.json; the hooks will run again");
-            Pending {
-                retry_at: Some(SystemTime::now() + cfg.retry_min),
-                last_error: error,
-                ..before
             }
-        }
+            state.notified = Some(record);
+        })
     };
-    Round { outcomes, left }
+    tokio::task::spawn_blocking(update)
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::io(
+                "recording",
+                cfg.dir.as_path(),
+                std::io::Error::other("interrupted"),
+            ))
+        })
 }

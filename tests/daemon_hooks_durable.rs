@@ -133,3 +133,90 @@ fn an_enroll_racing_a_daemon_renewal_wins_and_the_renewal_is_discarded() {
     );
     daemon.terminate();
 }
+
+/// Sets or clears the immutable attribute (root; `chattr` from e2fsprogs): nobody, root
+/// included, can replace the file then, like on a read-only remount.
+fn immutable(path: &std::path::Path, on: bool) {
+    let status = std::process::Command::new("chattr")
+        .arg(if on { "+i" } else { "-i" })
+        .arg(path)
+        .status()
+        .expect("chattr runs");
+    assert!(status.success(), "chattr {}", path.display());
+}
+
+/// A state.json that cannot be written does not turn the hooks into a storm: a hook that
+/// succeeded is not run again, one that fails waits its backoff, the daemon says so in a
+/// metric, and the record is written once the disk takes it.
+#[test]
+fn an_unwritable_state_json_slows_the_hooks_instead_of_running_them_in_a_loop() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: making a file immutable needs root");
+        return;
+    }
+    let world = World::new(Duration::from_secs(3600));
+    let told = world.path("told");
+    let failing = world.path("failing");
+    let hook = |log: &std::path::Path, code: u8| {
+        vec![format!(
+            "command = {}",
+            toml_argv(&[
+                "sh",
+                "-c",
+                &format!("echo $KYMA_CERTD_FINGERPRINT >> \"$0\"; exit {code}"),
+                log.to_str().unwrap(),
+            ])
+        )]
+    };
+    world.write_config(&[
+        CertSpec::compass("orders").hook(&hook(&told, 0)),
+        CertSpec::compass("billing").hook(&hook(&failing, 1)),
+    ]);
+    // A second enrollment replaces the first: its certificate is owed to the dependents.
+    for name in ["orders", "billing"] {
+        world.enroll(name, "compass");
+        world.enroll(name, "compass");
+    }
+    let state = |name: &str| world.cert_dir(name).join("state.json");
+    for name in ["orders", "billing"] {
+        immutable(&state(name), true);
+    }
+
+    let mut daemon = world.run();
+    daemon.wait_ready();
+    wait_for("the hooks ran", Duration::from_secs(10), || {
+        (announced(&told).len() == 1 && !announced(&failing).is_empty()).then_some(())
+    });
+    let unwritten = |daemon: &mut harness::Daemon, name: &str| {
+        daemon
+            .metrics()
+            .get("kyma_certd_state_unwritten", &[("name", name)])
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(unwritten(&mut daemon, "orders"), 1.0);
+    // retry_min 1 s, retry_max 2 s: the failing hook runs at most about every second.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(announced(&told).len(), 1, "a hook that succeeded ran again");
+    let failures = announced(&failing).len();
+    assert!(
+        (2..=6).contains(&failures),
+        "the failing hook ran {failures} times in about 4 s"
+    );
+
+    // The disk takes writes again: the record is saved and nothing runs twice.
+    immutable(&state("orders"), false);
+    immutable(&state("billing"), false);
+    wait_for("the record saved", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(state("orders")).ok()?;
+        let saved: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let current = current_fingerprint(&world);
+        (saved["notified"]["fingerprint"] == current.as_str()
+            && !saved["notified"]["delivered"].as_array()?.is_empty())
+        .then_some(())
+    });
+    wait_for("the metric cleared", Duration::from_secs(10), || {
+        (unwritten(&mut daemon, "orders") == 0.0).then_some(())
+    });
+    assert_eq!(announced(&told).len(), 1);
+    daemon.terminate();
+}

@@ -5,6 +5,7 @@
 mod clock;
 mod mailbox;
 mod task;
+mod unrecorded;
 mod watch;
 
 use std::collections::{HashMap, HashSet};

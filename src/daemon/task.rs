@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::mailbox::{Control, Mailbox};
+use super::unrecorded::Unrecorded;
 use crate::config::CertificateConfig;
 use crate::flow::{self, FlowError};
 use crate::notify;
@@ -154,6 +155,8 @@ struct Task {
     /// What the last failures said about the certificate, kept in memory too so that a
     /// state.json that cannot be written does not hide it.
     evidence: Option<Evidence>,
+    /// The hooks' record that state.json could not take (boxed: rare).
+    unrecorded: Option<Box<Unrecorded>>,
 }
 
 impl Task {
@@ -200,6 +203,7 @@ impl Task {
             known: None,
             last_complaint: None,
             announced: None,
+            unrecorded: None,
         }
     }
 
@@ -229,12 +233,17 @@ impl Task {
         // happens to it: after a renewal, at start, after a crash or a reload.
         // The schedule is reported first: readiness never waits for a slow hook.
         let due = self.schedule(&info);
+        self.write_unrecorded(&info).await;
         let pending = self.pending_notifications(&info);
         if pending.is_due(SystemTime::now()) {
             return Look::Then(self.notify_dependents(&info).await);
         }
+        let wake = pending.retry_at.map_or(due, |retry| retry.min(due));
         Look::Wait {
-            wake: pending.retry_at.map_or(due, |retry| retry.min(due)),
+            wake: self
+                .unrecorded
+                .as_ref()
+                .map_or(wake, |u| u.write_at().min(wake)),
             due,
             seen: Seen::from(info),
         }
@@ -288,9 +297,32 @@ impl Task {
         ControlFlow::Continue(())
     }
 
+    /// What is known of the notifications: state.json, or the record it could not take.
+    fn ledger(&self) -> crate::store::StateFile {
+        let state = self.store.state();
+        match &self.unrecorded {
+            Some(unrecorded) => unrecorded.overlay(state),
+            None => state,
+        }
+    }
+
+    /// Writes the hooks' record kept in memory, once its backoff allows.
+    async fn write_unrecorded(&mut self, info: &CertInfo) {
+        let Some(unrecorded) = self.unrecorded.take() else {
+            return;
+        };
+        match unrecorded
+            .write_if_due(&self.ctx.cfg, &self.backoff, info.not_after)
+            .await
+        {
+            Ok(()) => self.ctx.metrics.state_unwritten(&self.ctx.cfg.name, false),
+            Err(kept) => self.unrecorded = Some(Box::new(kept)),
+        }
+    }
+
     /// The hooks that have not heard of the certificate `info`, also as a metric.
     fn pending_notifications(&self, info: &CertInfo) -> notify::Pending {
-        let pending = notify::pending(&self.ctx.cfg, &self.store.state(), &info.fingerprint_sha256);
+        let pending = notify::pending(&self.ctx.cfg, &self.ledger(), &info.fingerprint_sha256);
         self.ctx
             .metrics
             .hooks_pending(&self.ctx.cfg.name, pending.hooks.len());
@@ -300,8 +332,8 @@ impl Task {
     /// One round of the pending notifications; a hook still running when the task is
     /// cancelled is stopped and stays pending.
     async fn notify_dependents(&mut self, info: &CertInfo) -> ControlFlow<()> {
+        let state = self.ledger();
         let ctx = &self.ctx;
-        let state = self.store.state();
         let paths = self.store.consumer_paths();
         // A stop or a reload never waits for a hook: dropping the running one kills its
         // process group (see `hooks`); it stays pending for the next start.
@@ -327,6 +359,16 @@ impl Task {
                 "a dependent was not told about the new certificate; retrying"
             );
         }
+        // Unwritten, the round's record stays in memory and the hooks go on from it.
+        let previous = self.unrecorded.take().map(|kept| *kept);
+        let unwritten = round.unrecorded.is_some();
+        if let Some(record) = round.unrecorded {
+            let kept = Unrecorded::failed(previous, record, &self.backoff, info.not_after);
+            self.unrecorded = Some(Box::new(kept));
+        }
+        self.ctx
+            .metrics
+            .state_unwritten(&self.ctx.cfg.name, unwritten);
         ControlFlow::Continue(())
     }
 

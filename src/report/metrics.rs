@@ -69,6 +69,8 @@ struct Series {
     /// By `RESULTS`.
     token_enrollments: [u64; 2],
     hooks_pending: i64,
+    /// 1 while a record that state.json could not take is kept in memory.
+    state_unwritten: i64,
     ca_changes: u64,
 }
 
@@ -87,6 +89,7 @@ impl Default for Series {
             hook_runs: [[0; 2]; HookKind::ALL.len()],
             token_enrollments: [0; 2],
             hooks_pending: 0,
+            state_unwritten: 0,
             ca_changes: 0,
         }
     }
@@ -291,6 +294,11 @@ impl Metrics {
         self.update(name, |s| {
             s.hooks_pending = i64::try_from(pending).unwrap_or(i64::MAX);
         });
+    }
+
+    /// Whether `name` keeps a record in memory because state.json cannot be written.
+    pub fn state_unwritten(&self, name: &str, unwritten: bool) {
+        self.update(name, |s| s.state_unwritten = i64::from(unwritten));
     }
 
     /// A configuration reload was applied (`ok`) or rejected.
@@ -807,6 +815,13 @@ impl Collector for Exporter {
             "on_renew hooks not yet told about the current certificate",
             MetricType::Gauge,
             per_cert(|s| Sample::Gauge(s.hooks_pending)),
+        )?;
+        family(
+            &mut out,
+            "state_unwritten",
+            "1 while a record that state.json could not take is kept in memory (disk full, read-only)",
+            MetricType::Gauge,
+            per_cert(|s| Sample::Gauge(s.state_unwritten)),
         )?;
         family(
             &mut out,
