@@ -137,6 +137,15 @@ fn renewal_time_with(
         .max(not_before)
 }
 
+/// A retry, probe or hook deadline as it may be kept: never further than `longest` (the
+/// longest wait the backoff ever asks for) from `now`. A deadline computed under a clock
+/// that was days ahead, then corrected, would otherwise keep the daemon from looking at
+/// the certificate for those days; brought back, it is met within `longest`.
+pub fn bounded_deadline(deadline: SystemTime, now: SystemTime, longest: Duration) -> SystemTime {
+    now.checked_add(longest)
+        .map_or(deadline, |latest| deadline.min(latest))
+}
+
 /// The jitter seed of one certificate on one host: the first 8 bytes of
 /// SHA-256(len ‖ fingerprint ‖ host). Stable across restarts; different across a fleet.
 /// `fingerprint` may be the raw digest or its hex form, as long as the caller is consistent.
@@ -461,6 +470,18 @@ mod tests {
             (0.0001f64..0.9999).prop_map(RenewPolicy::At),
             (0u64..400 * 86_400).prop_map(|s| RenewPolicy::Before(Duration::from_secs(s))),
         ]
+    }
+
+    #[test]
+    fn a_deadline_set_under_a_clock_days_ahead_is_brought_back_after_the_correction() {
+        let now = t(1_750_000_000);
+        let max = Duration::from_secs(3600);
+        // Computed while the clock said "three days later": three days and an hour away.
+        let set_ahead = now + 3 * DAY + max;
+        assert_eq!(bounded_deadline(set_ahead, now, max), now + max);
+        // A deadline within reach, or already past, is kept.
+        assert_eq!(bounded_deadline(now + max / 2, now, max), now + max / 2);
+        assert_eq!(bounded_deadline(now - DAY, now, max), now - DAY);
     }
 
     proptest! {

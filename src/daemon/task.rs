@@ -238,7 +238,11 @@ impl Task {
         if pending.is_due(SystemTime::now()) {
             return Look::Then(self.notify_dependents(&info).await);
         }
-        let wake = pending.retry_at.map_or(due, |retry| retry.min(due));
+        // A hook's retry, recorded under a clock that was ahead, is met within retry_max.
+        let now = SystemTime::now();
+        let wake = pending.retry_at.map_or(due, |retry| {
+            crate::schedule::bounded_deadline(retry, now, self.backoff.max()).min(due)
+        });
         Look::Wait {
             wake: self
                 .unrecorded
@@ -259,7 +263,6 @@ impl Task {
         };
         match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
-            // (`wait_until` handles clock changes itself.)
             Woke::Control(Control::FilesChanged | Control::ClockChanged) => {
                 return ControlFlow::Continue(());
             }
@@ -547,6 +550,11 @@ impl Task {
     /// The next attempt and the state until then: the retry time after a failure (named
     /// by what the failure said), else the renewal time.
     fn schedule(&mut self, info: &CertInfo) -> SystemTime {
+        // A retry set under a clock that was ahead is met within retry_max once corrected.
+        let longest = self.backoff.max();
+        self.retry_at = self
+            .retry_at
+            .map(|at| crate::schedule::bounded_deadline(at, SystemTime::now(), longest));
         let ctx = &self.ctx;
         let (state, due) = match (self.retry_at, &self.evidence) {
             (Some(at), Some(Evidence::Revoked { .. })) => (CertState::Revoked, at),
@@ -810,10 +818,9 @@ async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
         }
         tokio::select! {
             () = tokio::time::sleep(nap) => {}
-            control = ctx.control.recv() => match control {
-                Control::ClockChanged => {}
-                control => return Woke::Control(control),
-            },
+            // A clock change (a step of a second or more) returns too: the certificate is
+            // looked at again, so a decision made under the wrong clock is made anew.
+            control = ctx.control.recv() => return Woke::Control(control),
             () = ctx.cancel.cancelled() => return Woke::Cancelled,
         }
     }
