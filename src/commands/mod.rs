@@ -72,6 +72,9 @@ pub fn flow_error(name: &str, error: FlowError) -> CommandError {
         ),
         // The connector's words for "revoked" rarely say so (Compass: "Client Id not
         // provided"): name what they mean and the way out.
+        _ if error.token_refused() => format!(
+            "certificate {name:?}: the connector refused the one-time token (used, expired, unknown, or for another connector); get a new token"
+        ),
         Verdict::Revoked => format!(
             "certificate {name:?}: revoked (the connector does not recognise it); enroll again with a new one-time token (kyma-certd enroll, or token_file)"
         ),

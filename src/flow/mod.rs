@@ -121,6 +121,11 @@ impl FlowError {
         }
     }
 
+    /// Whether the connector refused the one-time token (see [`ProtocolError::token_refused`]).
+    pub fn token_refused(&self) -> bool {
+        matches!(self, FlowError::Protocol(e) if e.token_refused())
+    }
+
     /// What the connector's answer says about the certificate (see [`ProtocolError::verdict`]).
     pub fn verdict(&self) -> Verdict {
         match self {

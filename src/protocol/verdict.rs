@@ -43,6 +43,26 @@ impl ProtocolError {
         }
     }
 
+    /// True when the connector refused the one-time token of a token-secured call: the
+    /// Compass authenticator's refusal, or a REST 403 in the connector's format. The token
+    /// was used, expired, unknown, or for another connector; only a new one helps.
+    pub fn token_refused(&self) -> bool {
+        match self {
+            ProtocolError::GraphQl {
+                mtls: false,
+                message,
+                ..
+            } => is_compass_unauthenticated(message),
+            ProtocolError::Status {
+                status: 403,
+                mtls: false,
+                from_connector: true,
+                ..
+            } => true,
+            _ => false,
+        }
+    }
+
     /// True when the connector itself said the certificate is revoked: only a new one-time
     /// token can help (exit code 3). Refusals by anything else are retried.
     pub fn needs_reenrollment(&self) -> bool {
@@ -272,6 +292,33 @@ mod tests {
             mtls: false,
         };
         assert_eq!(graphql_token.verdict(), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn the_connectors_refusal_of_a_token_is_told_apart_from_a_revocation() {
+        let on_token_url = ProtocolError::GraphQl {
+            url: RedactedUrl::new(&url()),
+            message: "Failed to authenticate request. Token authentication error: Client Id not provided. Certificate authentication error: Client Id not provided.".into(),
+            mtls: false,
+        };
+        assert!(on_token_url.token_refused());
+        assert_eq!(on_token_url.verdict(), Verdict::Inconclusive);
+        for message in [
+            "Invalid token.",
+            "Token not provided.",
+            "invalid token or certificate",
+        ] {
+            assert!(
+                status(403, Some(message), false, true).token_refused(),
+                "{message}"
+            );
+            assert!(
+                !status(403, Some(message), true, true).token_refused(),
+                "{message}"
+            );
+        }
+        // A gateway's 403 on the token URL is not the connector's word about the token.
+        assert!(!status(403, Some("RBAC: access denied"), false, false).token_refused());
     }
 
     #[test]
