@@ -461,13 +461,14 @@ impl Task {
             result = Box::pin(flow::enroll(&self.ctx.cfg, &self.store, request)) => result,
         };
         match result {
+            // Recorded before counted: whoever sees the count sees the record too.
             Ok(info) => {
-                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, true);
                 let store = Store::new(&self.ctx.cfg);
                 let _ = tokio::task::spawn_blocking(move || {
                     store.update_state(|s| s.token_error = None)
                 })
                 .await;
+                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, true);
                 info!(
                     fingerprint = %info.fingerprint_sha256,
                     not_after = %timestamp(info.not_after),
@@ -476,8 +477,8 @@ impl Task {
                 true
             }
             Err(e) => {
-                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, false);
                 self.token_refused(&crate::errors::error_chain(&e)).await;
+                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, false);
                 false
             }
         }
