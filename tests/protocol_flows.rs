@@ -64,7 +64,8 @@ fn compass(
             return Reply::Json(403, json!({"error": "client certificate required"}));
         }
         if mtls && revoked.load(Ordering::SeqCst) {
-            return graphql_error("Certificate has been revoked");
+            // The Connector's authenticator: the gateway dropped the revoked identity.
+            return graphql_error(kyma_connector_sim::COMPASS_UNAUTHENTICATED);
         }
         let token = seen.header("connector-token");
         match query {
