@@ -113,6 +113,25 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
     );
     std::fs::remove_file(&certs).unwrap();
 
+    // `dir` exists but takes no new file: immutable, like a read-only remount (root).
+    if rustix::process::geteuid().is_root() {
+        let dir = world.cert_dir("orders");
+        std::fs::create_dir_all(&dir).unwrap();
+        world.write_config(&[CertSpec::compass("orders")]);
+        let chattr = |flag: &str| {
+            let status = std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(&dir)
+                .status();
+            assert!(status.unwrap().success(), "chattr {flag}");
+        };
+        chattr("+i");
+        let (code, stderr) = enroll_with(&world, &token_file);
+        chattr("-i");
+        assert_ne!(code, 0, "{stderr}");
+        assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
+    }
+
     // A consumer path of the wrong type: a folder where the store links cert.pem.
     world.write_config(&[CertSpec::compass("orders")]);
     std::fs::create_dir_all(world.cert_dir("orders").join("cert.pem")).unwrap();
