@@ -16,6 +16,8 @@ mod symlink;
 mod trust;
 
 #[cfg(test)]
+mod host_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fs;
@@ -245,6 +247,13 @@ impl Store {
             #[cfg(test)]
             faults: tests::Faults::default(),
         }
+    }
+
+    /// The same store, giving up on a held lock after `wait`.
+    #[cfg(test)]
+    pub(crate) fn with_lock_wait(mut self, wait: Duration) -> Store {
+        self.lock_wait = wait;
+        self
     }
 
     /// The certificate's name (for messages).
