@@ -330,7 +330,7 @@ impl Dir {
     /// user (and root) may open it, so nobody else can hold the lock and stop renewals.
     /// flock works on a read-only descriptor: a read-only directory can still be locked
     /// when the file exists. A lock file that others may open (left by an older version)
-    /// is narrowed to 0600 when it is ours.
+    /// is narrowed to 0600 when it is ours; root gives it to the directory's owner.
     pub fn open_lock_file(&self, name: &str) -> Result<File, StoreError> {
         let path = self.join(name);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -349,8 +349,20 @@ impl Dir {
         })?;
         let stat = regular_file(&fd, &path)?;
         let me = rustix::process::geteuid();
+        // Best effort below: on a read-only file system the lock works all the same.
+        if me.is_root() {
+            // The lock belongs to the directory's owner (the service user, when root runs
+            // a one-shot command in its directory), who could replace it anyway: a
+            // root-only lock would lock the daemon out of its own directory.
+            let dir_owner = rustix::fs::fstat(&self.fd).ok().map(|d| d.st_uid);
+            if let Some(uid) = dir_owner.filter(|&uid| uid != stat.st_uid) {
+                if let Err(e) = rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(uid)), None)
+                {
+                    tracing::debug!(path = %path.display(), error = %e, "cannot give the lock file to the directory's owner");
+                }
+            }
+        }
         if stat.st_mode & 0o077 != 0 && (me.is_root() || stat.st_uid == me.as_raw()) {
-            // Best effort: a read-only file system keeps the old mode, and the lock works.
             if let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600)) {
                 tracing::debug!(path = %path.display(), error = %e, "cannot narrow the lock file to 0600");
             }

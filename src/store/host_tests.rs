@@ -292,3 +292,26 @@ fn as_root_a_symlink_planted_on_the_way_to_a_new_dir_is_not_followed() {
         "a directory was created through the planted link"
     );
 }
+
+/// Root running a one-shot command in the service user's directory leaves the lock file
+/// to that user: a root-only lock would shut the daemon out of its own directory.
+#[test]
+fn as_root_the_lock_file_belongs_to_the_directorys_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !is_root() {
+        eprintln!("skipped: not root, so no directory of another user can be made");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(STRANGER), Some(STRANGER)).unwrap();
+    let mut cfg = config(&dir, Layout::Symlink);
+    cfg.owner = Some(STRANGER);
+    Store::new(&cfg)
+        .update_state(|s| s.consecutive_failures = 1)
+        .unwrap();
+    let lock = fs::metadata(dir.join(LOCK_FILE)).unwrap();
+    assert_eq!(lock.uid(), STRANGER);
+    assert_eq!(lock.mode() & 0o7777, 0o600);
+}
