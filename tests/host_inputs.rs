@@ -3,12 +3,16 @@
 //! someone else. The event loop keeps answering `/healthz`, an unreadable file is an
 //! error that is retried (never "missing", never a reason to spend the token in
 //! `token_file`, never set aside), and a held lock is reported by name and waited out.
+//! Plus a signal hook under a `/proc` that hides other users' processes, as the unit's
+//! `ProtectProc=invisible` does (in a private mount namespace, as root).
 
 #[path = "support/reliability.rs"]
 mod harness;
 
 use std::fs;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::{Daemon, Layout, Proto, Sim, Workspace, wait_for};
@@ -167,4 +171,125 @@ fn a_held_lock_is_reported_by_name_and_the_renewal_retried_once_it_is_free() {
         || (daemon.metrics().successes("orders") >= 1.0).then_some(()),
     );
     assert_ne!(cert.snapshot(), before);
+}
+
+/// The user the binary runs as below, with `CAP_KILL` like the documented drop-in.
+const SERVICE_UID: u32 = 23456;
+/// The consumer: owns the signalled process and its pid file.
+const CONSUMER_UID: u32 = 12345;
+
+/// `chown -hR uid:uid path`.
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid);
+        }
+    }
+}
+
+/// `command` as [`SERVICE_UID`] holding `CAP_KILL`, in a mount namespace of its own whose
+/// `/proc` is mounted with `hidepid=<hidepid>` (see [`private_proc_works`]).
+fn with_private_proc(command: &Command, hidepid: &str) -> Command {
+    let script = format!(
+        "mount -t proc -o hidepid={hidepid} proc /proc && exec setpriv --reuid {SERVICE_UID} \
+         --regid {SERVICE_UID} --clear-groups --inh-caps +kill --ambient-caps +kill \"$@\""
+    );
+    let mut outer = Command::new("unshare");
+    outer
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => outer.env(key, value),
+            None => outer.env_remove(key),
+        };
+    }
+    outer.stdin(std::process::Stdio::null());
+    outer
+}
+
+/// Whether a private `/proc` with `hidepid` can be mounted here.
+fn private_proc_works() -> Result<(), String> {
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t proc -o hidepid=invisible proc /proc && setpriv --help >/dev/null")
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// The service user holds `CAP_KILL` and may signal the consumer's process. With the
+/// unit's `ProtectProc=invisible` it cannot see that process, so it cannot check that
+/// the pid file's owner owns it, and it sends nothing (the hook fails: exit 4, retried).
+/// With `ProtectProc=noaccess` (the drop-in) it sees the owner, and the signal goes.
+#[test]
+fn as_root_a_signal_hook_never_signals_a_process_hidden_from_the_daemon() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: not root, so no mount namespace and no other users");
+        return;
+    }
+    if let Err(reason) = private_proc_works() {
+        eprintln!("skipped: cannot mount a private /proc here: {reason}");
+        return;
+    }
+    let workspace = Workspace::new();
+    let sim = Sim::ecdsa(Duration::from_secs(3600));
+    let pid_file = workspace.path("app.pid");
+    let mut cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
+    cert.tail = format!(
+        "[[certificate.on_renew]]\nsignal = \"TERM\"\npid_file = {}\n",
+        harness::toml_path(&pid_file)
+    );
+    workspace.write_config(std::slice::from_ref(&cert));
+    workspace.enroll(&sim, &cert);
+    chown_tree(workspace.root.path(), SERVICE_UID);
+
+    let mut consumer = Command::new("sleep");
+    consumer.arg("60").uid(CONSUMER_UID).gid(CONSUMER_UID);
+    let mut consumer = consumer.spawn().unwrap();
+    fs::write(&pid_file, format!("{}\n", consumer.id())).unwrap();
+    std::os::unix::fs::chown(&pid_file, Some(CONSUMER_UID), Some(CONSUMER_UID)).unwrap();
+    let renew = workspace.command(&["renew", "--force", "--name", "orders"]);
+
+    let hidden = with_private_proc(&renew, "invisible").output().unwrap();
+    let text = harness::text(&hidden);
+    let still_running = consumer.try_wait().unwrap().is_none();
+    if !still_running {
+        let _ = consumer.wait();
+    }
+    assert_eq!(hidden.status.code(), Some(4), "{text}");
+    assert!(text.contains("renewed"), "{text}");
+    assert!(
+        text.contains(&format!("cannot see process {}", consumer.id())),
+        "{text}"
+    );
+    assert!(
+        still_running,
+        "a process the daemon could not see was signalled"
+    );
+
+    let seen = with_private_proc(&renew, "noaccess").output().unwrap();
+    let text = harness::text(&seen);
+    let _ = consumer.kill();
+    let status = consumer.wait().unwrap();
+    assert_eq!(seen.status.code(), Some(0), "{text}");
+    assert_eq!(
+        status.signal(),
+        Some(15),
+        "the hook's SIGTERM did not arrive: {text}"
+    );
 }
