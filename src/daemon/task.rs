@@ -166,6 +166,9 @@ struct Task {
     evidence: Option<Evidence>,
     /// Looks in a row that could not read the files.
     unreadable: u32,
+    /// The certificate whose hooks ran while state.json could not be read (so could not
+    /// record it): they are not run again for it at every look.
+    told_unrecorded: Option<String>,
 }
 
 impl Task {
@@ -220,6 +223,7 @@ impl Task {
             last_complaint: None,
             announced: None,
             unreadable: 0,
+            told_unrecorded: None,
         }
     }
 
@@ -255,6 +259,24 @@ impl Task {
         // happens to it: after a renewal, at start, after a crash or a reload.
         // The schedule is reported first: readiness never waits for a slow hook.
         let due = self.schedule(&info);
+        let state = match state {
+            Some(state) => state,
+            // Which hooks were told is unknown, and what they are told cannot be
+            // recorded: they are told about this certificate once (remembered in
+            // memory, not at every look), and state.json is looked at every retry_max.
+            None if self.told_unrecorded.as_deref() != Some(info.fingerprint_sha256.as_str()) => {
+                self.told_unrecorded = Some(info.fingerprint_sha256.clone());
+                let unknown = crate::store::StateFile::default();
+                return Look::Then(self.notify_dependents(&info, &unknown).await);
+            }
+            None => {
+                return Look::Wait {
+                    wake: due.min(SystemTime::now() + self.ctx.cfg.retry_max),
+                    due,
+                    seen: Seen::from(info),
+                };
+            }
+        };
         let pending = self.pending_notifications(&info, &state);
         if pending.is_due(SystemTime::now()) {
             return Look::Then(self.notify_dependents(&info, &state).await);
@@ -806,12 +828,25 @@ fn reached_connector(error: &FlowError) -> bool {
 
 /// [`inspect`] on the blocking pool, within [`READ_TIMEOUT`]: the event loop (health
 /// endpoints, the other certificates) never waits for the disk or the directory lock.
-async fn inspect_off_the_loop(cfg: &Arc<CertificateConfig>) -> (Standing, crate::store::StateFile) {
+/// The state is `None` when `state.json` exists but cannot be read (it is logged): then
+/// nothing is known about which hooks were told, and none is run until it can be read.
+async fn inspect_off_the_loop(
+    cfg: &Arc<CertificateConfig>,
+) -> (Standing, Option<crate::store::StateFile>) {
     let cfg = Arc::clone(cfg);
     let looked = tokio::task::spawn_blocking(move || {
         let store = Store::new(&cfg);
-        let state = store.state();
-        (inspect(&store, &state), state)
+        let state = match store.read_state() {
+            Ok(state) => Some(state),
+            Err(e) => {
+                warn!(error = %crate::errors::error_chain(&e), "ignoring state.json");
+                // Content that cannot be parsed is set aside at the next update: the
+                // hooks run once more and are recorded again.
+                (!e.is_unreadable()).then(crate::store::StateFile::default)
+            }
+        };
+        let standing = inspect(&store, state.as_ref());
+        (standing, state)
     });
     match tokio::time::timeout(READ_TIMEOUT, looked).await {
         Ok(Ok(looked)) => looked,
@@ -819,7 +854,7 @@ async fn inspect_off_the_loop(cfg: &Arc<CertificateConfig>) -> (Standing, crate:
             Standing::Unreadable {
                 why: "reading the certificate files was interrupted".to_owned(),
             },
-            crate::store::StateFile::default(),
+            None,
         ),
         Err(_) => (
             Standing::Unreadable {
@@ -828,14 +863,14 @@ async fn inspect_off_the_loop(cfg: &Arc<CertificateConfig>) -> (Standing, crate:
                     humantime::format_duration(READ_TIMEOUT)
                 ),
             },
-            crate::store::StateFile::default(),
+            None,
         ),
     }
 }
 
 /// What the files say; only "not found" means missing. Blocks: see
 /// [`inspect_off_the_loop`].
-fn inspect(store: &Store, state: &crate::store::StateFile) -> Standing {
+fn inspect(store: &Store, state: Option<&crate::store::StateFile>) -> Standing {
     match store.load_current() {
         Ok(None) => Standing::NeedsEnrollment {
             state: CertState::Missing,
@@ -862,8 +897,7 @@ fn inspect(store: &Store, state: &crate::store::StateFile) -> Standing {
         }
         Ok(Some(current)) => Standing::Valid {
             revoked_at: state
-                .revoked
-                .as_ref()
+                .and_then(|s| s.revoked.as_ref())
                 .filter(|r| r.fingerprint == current.info.fingerprint_sha256)
                 .map(|r| r.at),
             info: current.info,
