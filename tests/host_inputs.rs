@@ -57,7 +57,13 @@ fn wait_for_text(daemon: &Daemon, needle: &str) -> String {
 fn a_fifo_as_state_json_freezes_nothing_and_renewals_go_on() {
     let workspace = Workspace::new();
     let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
+    let told = workspace.path("told");
+    let mut cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
+    let script = format!("echo \"$KYMA_CERTD_FINGERPRINT\" >> '{}'", told.display());
+    cert.tail = format!(
+        "[[certificate.on_renew]]\ncommand = [\"sh\", \"-c\", {}]\n",
+        toml::Value::String(script)
+    );
     workspace.write_config(std::slice::from_ref(&cert));
     workspace.enroll(&sim, &cert);
     let state = cert.dir.join("state.json");
@@ -80,6 +86,30 @@ fn a_fifo_as_state_json_freezes_nothing_and_renewals_go_on() {
     assert_ne!(cert.snapshot(), before, "the certificate was not renewed");
     assert_healthy_quickly(&daemon);
     assert!(is_fifo(&state), "the FIFO was replaced or set aside");
+    // Which hooks were told cannot be recorded: each certificate is told once (the
+    // enrolled one at start, the renewed one), not at every look (one a second here).
+    let renewed = cert.consistent_pair().unwrap();
+    wait_for(
+        "the hook told of the renewal",
+        Duration::from_secs(15),
+        || {
+            fs::read_to_string(&told)
+                .ok()
+                .filter(|t| t.contains(&renewed))
+        },
+    );
+    let looks = daemon.log_text().matches("ignoring state.json").count();
+    wait_for("three more looks", Duration::from_secs(15), || {
+        let now = daemon.log_text().matches("ignoring state.json").count();
+        (now >= looks + 3).then_some(())
+    });
+    let lines: Vec<String> = fs::read_to_string(&told)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1], renewed);
     assert!(
         !harness::list(&cert.dir)
             .iter()
