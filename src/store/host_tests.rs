@@ -315,3 +315,35 @@ fn as_root_the_lock_file_belongs_to_the_directorys_owner() {
     assert_eq!(lock.uid(), STRANGER);
     assert_eq!(lock.mode() & 0o7777, 0o600);
 }
+
+/// The path walk resolves `..` after a symlink the way the kernel does (from where the
+/// link led), and a symlink loop on the way is an error, not a hang.
+#[test]
+fn dir_paths_resolve_like_the_kernel_and_symlink_loops_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    fs::create_dir_all(real.join("sub")).unwrap();
+    std::os::unix::fs::symlink(real.join("sub"), tmp.path().join("link")).unwrap();
+    let dir = tmp.path().join("link/../orders");
+    let store = Store::new(&config(&dir, Layout::Symlink));
+    store.swap(&material(&TestCa::new("ca"))).unwrap();
+    assert!(
+        real.join("orders/current").exists(),
+        "not where the kernel resolves it"
+    );
+    assert!(store.load_current().unwrap().is_some());
+
+    std::os::unix::fs::symlink(tmp.path().join("loop-b"), tmp.path().join("loop-a")).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("loop-a"), tmp.path().join("loop-b")).unwrap();
+    let looped = Store::new(&config(&tmp.path().join("loop-a/orders"), Layout::Symlink));
+    let err = looped.load_current().unwrap_err();
+    assert!(err.is_unreadable(), "{err}");
+    let err = looped
+        .update_state(|s| s.consecutive_failures = 1)
+        .unwrap_err();
+    assert!(
+        crate::errors::error_chain(&err).contains("symbolic links"),
+        "{}",
+        crate::errors::error_chain(&err)
+    );
+}
