@@ -3,14 +3,15 @@
 //! decide when hooks run, and never touches the certificate files.
 
 use std::ffi::OsStr;
-use std::io;
+use std::io::{self, Read as _};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -24,8 +25,15 @@ pub const OUTPUT_LIMIT: usize = 64 * 1024;
 /// The longest `timeout` a command or systemd hook may have (checked at config load).
 pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long a signal hook may take, the pid file's read included: a pid file on a file
+/// system that hangs must not hold up the next hook nor the daemon.
+pub const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A pid file longer than this is not a pid file.
 const PID_FILE_LIMIT: u64 = 4096;
+
+/// Where processes are looked up to learn who owns them.
+const PROC: &str = "/proc";
 
 /// How long output readers may run on after the command exited or was killed (a
 /// background process it started may keep the pipes open).
@@ -123,6 +131,24 @@ pub enum HookError {
     ProcessGone { pid: i32, path: PathBuf },
     #[error("pid file {path} is not trusted: {why}")]
     PidFileUntrusted { path: PathBuf, why: String },
+    /// The process could not be looked up (hidden by `ProtectProc=`, say): whose it is
+    /// is unknown, so it is not signalled.
+    #[error(
+        "cannot see process {pid} from pid file {path}, so cannot check that its owner owns the pid file; not signalling it (a pid file owned by root, or a view of other users' processes, e.g. ProtectProc=noaccess, lets the check pass)"
+    )]
+    ProcessHidden {
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot open process {pid} from pid file {path}")]
+    ProcessOpen {
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("signalling the process from pid file {path} did not finish within {timeout:?}")]
+    SignalTimedOut { path: PathBuf, timeout: Duration },
     #[error("cannot send SIG{signal} to process {pid} from pid file {path}")]
     Kill {
         signal: &'static str,
@@ -196,16 +222,48 @@ fn signal_of(signal: HookSignal) -> (Signal, &'static str) {
     }
 }
 
+/// Sends `signal` to the process in `pid_file`, within [`SIGNAL_TIMEOUT`]. The file
+/// system work runs on the blocking pool: a pid file on a hung mount times out instead
+/// of stopping the event loop.
 async fn send_signal(signal: HookSignal, pid_file: &Path) -> Result<(), HookError> {
-    let pid = read_pid_file(pid_file).await?;
-    let (sig, label) = signal_of(signal);
+    let path = pid_file.to_owned();
+    let work = tokio::task::spawn_blocking(move || signal_process(signal, &path, Path::new(PROC)));
+    match tokio::time::timeout(SIGNAL_TIMEOUT, work).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) | Err(_) => Err(HookError::SignalTimedOut {
+            path: pid_file.to_owned(),
+            timeout: SIGNAL_TIMEOUT,
+        }),
+    }
+}
+
+/// Reads `pid_file`, opens the process it names as a pidfd, checks that the pid file's
+/// owner may name that process, and signals it through the pidfd: a process that ended
+/// meanwhile, and a pid that was reused since, are never hit. `proc` is where processes
+/// are looked up (`/proc`).
+fn signal_process(signal: HookSignal, pid_file: &Path, proc: &Path) -> Result<(), HookError> {
+    let (pid, stat) = read_pid_file(pid_file)?;
     let raw = pid.as_raw_nonzero().get();
-    rustix::process::kill_process(pid, sig).map_err(|errno| {
-        if errno == rustix::io::Errno::SRCH {
-            HookError::ProcessGone {
+    let gone = || HookError::ProcessGone {
+        pid: raw,
+        path: pid_file.to_owned(),
+    };
+    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Err(gone()),
+        Err(errno) => {
+            return Err(HookError::ProcessOpen {
                 pid: raw,
                 path: pid_file.to_owned(),
-            }
+                source: errno.into(),
+            });
+        }
+    };
+    check_pid_file_owner(pid_file, &stat, pid, &pidfd, proc)?;
+    let (sig, label) = signal_of(signal);
+    rustix::process::pidfd_send_signal(&pidfd, sig).map_err(|errno| {
+        if errno == rustix::io::Errno::SRCH {
+            gone()
         } else {
             HookError::Kill {
                 signal: label,
@@ -217,48 +275,104 @@ async fn send_signal(signal: HookSignal, pid_file: &Path) -> Result<(), HookErro
     })
 }
 
+/// Whether the process behind `pidfd` has ended (its pidfd turns readable then).
+fn has_ended(pidfd: &OwnedFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&now)) {
+        Ok(ready) => ready > 0,
+        // Cannot tell: treat it as gone, which sends nothing.
+        Err(_) => true,
+    }
+}
+
 /// A pid file decides which process gets a signal, so it must come from someone who
 /// may signal that process anyway: root, this daemon's user, or the process's own user.
-/// A file others may write could name any process.
-fn check_pid_file_owner(path: &Path, meta: &std::fs::Metadata, pid: Pid) -> Result<(), HookError> {
+/// A file others may write could name any process. The owner checked is the file's own
+/// (it was opened without following a symlink), and a process whose owner cannot be
+/// seen is not signalled.
+fn check_pid_file_owner(
+    path: &Path,
+    stat: &rustix::fs::Stat,
+    pid: Pid,
+    pidfd: &OwnedFd,
+    proc: &Path,
+) -> Result<(), HookError> {
     use std::os::unix::fs::MetadataExt as _;
     let untrusted = |why: String| HookError::PidFileUntrusted {
         path: path.to_owned(),
         why,
     };
-    if meta.mode() & 0o002 != 0 {
+    if stat.st_mode & 0o002 != 0 {
         return Err(untrusted("other users may write it".into()));
     }
-    let owner = meta.uid();
+    let owner = stat.st_uid;
     if owner == 0 || owner == rustix::process::geteuid().as_raw() {
         return Ok(());
     }
-    let process_owner =
-        std::fs::metadata(format!("/proc/{}", pid.as_raw_nonzero())).map(|m| m.uid());
+    let raw = pid.as_raw_nonzero().get();
+    let gone = || HookError::ProcessGone {
+        pid: raw,
+        path: path.to_owned(),
+    };
+    let process_owner = std::fs::metadata(proc.join(raw.to_string())).map(|m| m.uid());
+    // The pidfd holds the process the pid named when it was opened: if that process is
+    // still running now, the entry just read was its own, not a successor's.
+    if has_ended(pidfd) {
+        return Err(gone());
+    }
     match process_owner {
         Ok(uid) if uid == owner => Ok(()),
         Ok(uid) => Err(untrusted(format!(
-            "it belongs to uid {owner}, but process {} runs as uid {uid}",
-            pid.as_raw_nonzero()
+            "it belongs to uid {owner}, but process {raw} runs as uid {uid}"
         ))),
-        // The process is gone: signalling it finds that out.
-        Err(_) => Ok(()),
+        Err(source) => Err(HookError::ProcessHidden {
+            pid: raw,
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// Reads a pid file: one positive decimal number, surrounding whitespace allowed. Zero and
 /// negative numbers are refused: `kill` would read them as a process group or as "all".
-async fn read_pid_file(path: &Path) -> Result<Pid, HookError> {
+/// The file is opened `O_NOFOLLOW|O_NONBLOCK` and must be a regular file: a symlink
+/// could lend it another file's owner, and a FIFO would block the read for ever.
+fn read_pid_file(path: &Path) -> Result<(Pid, rustix::fs::Stat), HookError> {
+    use rustix::fs::{FileType, Mode, OFlags};
     let read_err = |source| HookError::PidFileRead {
         path: path.to_owned(),
         source,
     };
-    let file = tokio::fs::File::open(path).await.map_err(read_err)?;
-    let meta = file.metadata().await.map_err(read_err)?;
+    let untrusted = |why: &str| HookError::PidFileUntrusted {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    };
+    let fd = match rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(untrusted(
+                "it is a symlink; name the pid file itself in the configuration",
+            ));
+        }
+        Err(errno) => return Err(read_err(errno.into())),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| read_err(e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(untrusted("it is not a regular file"));
+    }
     let mut bytes = Vec::new();
-    file.take(PID_FILE_LIMIT + 1)
+    std::fs::File::from(fd)
+        .take(PID_FILE_LIMIT + 1)
         .read_to_end(&mut bytes)
-        .await
         .map_err(read_err)?;
     let invalid = || HookError::PidFileInvalid {
         path: path.to_owned(),
@@ -280,8 +394,7 @@ async fn read_pid_file(path: &Path) -> Result<Pid, HookError> {
         return Err(invalid());
     }
     let pid = Pid::from_raw(raw).ok_or_else(invalid)?;
-    check_pid_file_owner(path, &meta, pid)?;
-    Ok(pid)
+    Ok((pid, stat))
 }
 
 fn systemctl_argv(unit: &str) -> Vec<String> {
@@ -549,5 +662,7 @@ fn emit_line(line: &[u8], name: &str, kind: HookKind, stream: Stream) {
     }
 }
 
+#[cfg(test)]
+mod pid_file_tests;
 #[cfg(test)]
 mod tests;

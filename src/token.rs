@@ -137,18 +137,53 @@ pub fn read_token_file(path: &Path) -> Result<OneTimeToken, TokenFileError> {
             path: path.to_owned(),
             source,
         })?;
+    token_from_bytes(path, &bytes)
+}
+
+/// The token in what a token file held.
+fn token_from_bytes(path: &Path, bytes: &[u8]) -> Result<OneTimeToken, TokenFileError> {
     if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
         return Err(TokenFileError::TooLarge {
             path: path.to_owned(),
         });
     }
-    let text = std::str::from_utf8(&bytes).map_err(|_| TokenFileError::NotText {
+    let text = std::str::from_utf8(bytes).map_err(|_| TokenFileError::NotText {
         path: path.to_owned(),
     })?;
     OneTimeToken::parse(text).map_err(|source| TokenFileError::Form {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Reads the `token_file` the daemon watches, like [`read_token_file`], but opened
+/// `O_NONBLOCK` and only if it is a regular file: a FIFO put there must not hold up the
+/// daemon. (Symlinks are followed: secret volumes are made of them.)
+pub fn read_watched_token_file(path: &Path) -> Result<OneTimeToken, TokenFileError> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let read_error = |source: std::io::Error| TokenFileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| read_error(e.into()))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| read_error(e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::from(fd)
+        .take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    token_from_bytes(path, &bytes)
 }
 
 /// The forms `enroll` accepts for `protocol`, as a sentence for error messages.
@@ -564,5 +599,34 @@ mod tests {
         );
         let err = enroll_target(Protocol::Compass, None, Some("not a url"), None).unwrap_err();
         assert_eq!(err, TokenFormError::BadUrl);
+    }
+
+    #[test]
+    fn a_watched_token_file_that_is_a_fifo_is_an_error_at_once_not_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = std::fs::File::open(dir.path()).unwrap();
+        rustix::fs::mknodat(
+            &folder,
+            "token",
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = read_watched_token_file(&dir.path().join("token")).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let TokenFileError::Read { source, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(source.to_string(), "not a regular file");
+
+        std::fs::write(dir.path().join("real"), "abc123\n").unwrap();
+        let token = read_watched_token_file(&dir.path().join("real")).unwrap();
+        assert_eq!(token.token().expose(), "abc123");
+        let missing = read_watched_token_file(&dir.path().join("absent")).unwrap_err();
+        assert!(
+            matches!(missing, TokenFileError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
     }
 }

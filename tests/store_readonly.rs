@@ -41,6 +41,13 @@ fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// Gives `dir/.lock` to the user [`unprivileged`] runs as.
+fn lock_for_nobody(dir: &Path) {
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(dir.join(".lock"), Some(65534), Some(65534)).unwrap();
+    }
+}
+
 #[test]
 fn write_errors_leave_old_material_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
@@ -50,6 +57,8 @@ fn write_errors_leave_old_material_byte_identical() {
     let store = Store::new(&common::certificate(&dir, ""));
     store.swap(&common::material()).unwrap();
     let before = read_all(&consumer(&store));
+    // The lock file (0600) is the store user's own, as when that user created it.
+    lock_for_nobody(&dir);
     chmod(&dir, 0o555);
     let err = unprivileged(|| store.swap(&common::material())).unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err}");
@@ -72,6 +81,7 @@ fn write_errors_leave_old_material_byte_identical() {
     let store = Store::new(&common::certificate(&state, &extra));
     store.swap(&common::material()).unwrap();
     let before = read_all(&consumer(&store));
+    lock_for_nobody(&state);
     chmod(&tls, 0o555);
     chmod(&state, 0o777);
     let err = unprivileged(|| store.swap(&common::material())).unwrap_err();

@@ -12,6 +12,12 @@ fn modes_are_exact_under_umask_000_and_077() {
     for umask in [0o000, 0o077] {
         let old = rustix::process::umask(Mode::from_raw_mode(umask));
         let tmp = tempfile::tempdir().unwrap();
+        // Under umask 000 the folder is 0777: root refuses a path that others may change.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
 
         let dir = tmp.path().join("orders");
         let store = Store::new(&common::certificate(&dir, ""));

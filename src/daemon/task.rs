@@ -26,6 +26,10 @@ use crate::store::Store;
 /// How often a certificate that needs a new enrollment is complained about.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// The longest a look at the files may take on the blocking pool (a held lock is given
+/// up on after `LOCK_WAIT`; a hung mount is given up on here): the task then retries.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a task tells the supervisor, for `STATUS=` and `READY=1`.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -96,6 +100,12 @@ enum Standing {
         state: CertState,
         why: String,
     },
+    /// The files could not be read (a held lock, permissions, too many open files, a
+    /// FIFO): nothing is known about the certificate, so it is neither missing nor a
+    /// reason to enroll; the look is retried.
+    Unreadable {
+        why: String,
+    },
 }
 
 /// What a resting task keeps of the certificate it waits to renew: not the parsed
@@ -157,6 +167,11 @@ struct Task {
     evidence: Option<Evidence>,
     /// The hooks' record that state.json could not take (boxed: rare).
     unrecorded: Option<Box<Unrecorded>>,
+    /// Looks in a row that could not read the files.
+    unreadable: u32,
+    /// The certificate whose hooks ran while state.json could not be read (so could not
+    /// record it): they are not run again for it at every look.
+    told_unrecorded: Option<String>,
 }
 
 impl Task {
@@ -164,8 +179,13 @@ impl Task {
     async fn start(ctx: TaskContext) -> Task {
         let store = Store::new(&ctx.cfg);
         let recover = Store::new(&ctx.cfg);
-        match tokio::task::spawn_blocking(move || recover.recover()).await {
-            Ok(Ok(report)) => {
+        let blocking = tokio::task::spawn_blocking(move || (recover.recover(), recover.state()));
+        let (recovered, persisted) = match tokio::time::timeout(READ_TIMEOUT, blocking).await {
+            Ok(Ok((recovered, persisted))) => (Some(recovered), persisted),
+            _ => (None, crate::store::StateFile::default()),
+        };
+        match recovered {
+            Some(Ok(report)) => {
                 if report.completed_journal || !report.removed.is_empty() {
                     info!(
                         completed_journal = report.completed_journal,
@@ -174,10 +194,13 @@ impl Task {
                     );
                 }
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 error!(error = %crate::errors::error_chain(&e), "cannot recover the certificate directory")
             }
-            Err(_) => error!("recovery was interrupted"),
+            None => error!(
+                "recovery did not finish within {}; going on",
+                humantime::format_duration(READ_TIMEOUT)
+            ),
         }
         let backoff = match Backoff::new(ctx.cfg.retry_min, ctx.cfg.retry_max) {
             Ok(b) => b,
@@ -188,7 +211,6 @@ impl Task {
                     .expect("constant bounds are valid")
             }
         };
-        let persisted = store.read_state().unwrap_or_default();
         let failures = persisted.consecutive_failures;
         if failures > 0 {
             ctx.metrics.restore_failures(&ctx.cfg.name, failures);
@@ -204,6 +226,8 @@ impl Task {
             last_complaint: None,
             announced: None,
             unrecorded: None,
+            unreadable: 0,
+            told_unrecorded: None,
         }
     }
 
@@ -211,12 +235,18 @@ impl Task {
     /// certificate, enrolls from `token_file`, or waits for an enrollment. Returns the
     /// certificate to renew at `due`, to be looked at again at `wake`.
     async fn look(&mut self) -> Look {
-        let (info, revoked_at) = match inspect(&self.store) {
+        let (standing, state) = inspect_off_the_loop(&self.ctx.cfg).await;
+        let (info, revoked_at) = match standing {
             Standing::Valid { info, revoked_at } => (info, revoked_at),
             Standing::NeedsEnrollment { state, why } => {
+                self.unreadable = 0;
                 return Look::Then(self.wait_for_enrollment(state, why).await);
             }
+            Standing::Unreadable { why } => {
+                return Look::Then(self.wait_after_unreadable(why).await);
+            }
         };
+        self.unreadable = 0;
         self.note_valid(&info);
         if let Some(at) = revoked_at {
             self.note_recorded_revocation(&info, at);
@@ -234,9 +264,32 @@ impl Task {
         // The schedule is reported first: readiness never waits for a slow hook.
         let due = self.schedule(&info);
         self.write_unrecorded(&info).await;
-        let pending = self.pending_notifications(&info);
+        let state = match state {
+            Some(state) => state,
+            // Which hooks were told is unknown, and what they are told cannot be
+            // recorded: they are told about this certificate once (remembered in
+            // memory, not at every look), and state.json is looked at every retry_max.
+            None if self.told_unrecorded.as_deref() != Some(info.fingerprint_sha256.as_str()) => {
+                self.told_unrecorded = Some(info.fingerprint_sha256.clone());
+                let unknown = crate::store::StateFile::default();
+                return Look::Then(self.notify_dependents(&info, &unknown).await);
+            }
+            None => {
+                return Look::Wait {
+                    wake: due.min(SystemTime::now() + self.ctx.cfg.retry_max),
+                    due,
+                    seen: Seen::from(info),
+                };
+            }
+        };
+        // A record state.json could not take stands in for what the file says.
+        let state = match &self.unrecorded {
+            Some(unrecorded) => unrecorded.overlay(state),
+            None => state,
+        };
+        let pending = self.pending_notifications(&info, &state);
         if pending.is_due(SystemTime::now()) {
-            return Look::Then(self.notify_dependents(&info).await);
+            return Look::Then(self.notify_dependents(&info, &state).await);
         }
         // A hook's retry, recorded under a clock that was ahead, is met within retry_max.
         let now = SystemTime::now();
@@ -300,15 +353,6 @@ impl Task {
         ControlFlow::Continue(())
     }
 
-    /// What is known of the notifications: state.json, or the record it could not take.
-    fn ledger(&self) -> crate::store::StateFile {
-        let state = self.store.state();
-        match &self.unrecorded {
-            Some(unrecorded) => unrecorded.overlay(state),
-            None => state,
-        }
-    }
-
     /// Writes the hooks' record kept in memory, once its backoff allows.
     async fn write_unrecorded(&mut self, info: &CertInfo) {
         let Some(unrecorded) = self.unrecorded.take() else {
@@ -324,8 +368,12 @@ impl Task {
     }
 
     /// The hooks that have not heard of the certificate `info`, also as a metric.
-    fn pending_notifications(&self, info: &CertInfo) -> notify::Pending {
-        let pending = notify::pending(&self.ctx.cfg, &self.ledger(), &info.fingerprint_sha256);
+    fn pending_notifications(
+        &self,
+        info: &CertInfo,
+        state: &crate::store::StateFile,
+    ) -> notify::Pending {
+        let pending = notify::pending(&self.ctx.cfg, state, &info.fingerprint_sha256);
         self.ctx
             .metrics
             .hooks_pending(&self.ctx.cfg.name, pending.hooks.len());
@@ -334,8 +382,11 @@ impl Task {
 
     /// One round of the pending notifications; a hook still running when the task is
     /// cancelled is stopped and stays pending.
-    async fn notify_dependents(&mut self, info: &CertInfo) -> ControlFlow<()> {
-        let state = self.ledger();
+    async fn notify_dependents(
+        &mut self,
+        info: &CertInfo,
+        state: &crate::store::StateFile,
+    ) -> ControlFlow<()> {
         let ctx = &self.ctx;
         let paths = self.store.consumer_paths();
         // A stop or a reload never waits for a hook: dropping the running one kills its
@@ -346,7 +397,7 @@ impl Task {
                 warn!("stopping: the running hook was interrupted and stays pending");
                 return ControlFlow::Break(());
             }
-            round = notify::deliver(&ctx.cfg, &state, info, &paths) => round,
+            round = notify::deliver(&ctx.cfg, state, info, &paths) => round,
         };
         for outcome in &round.outcomes {
             ctx.metrics
@@ -373,6 +424,33 @@ impl Task {
             .metrics
             .state_unwritten(&self.ctx.cfg.name, unwritten);
         ControlFlow::Continue(())
+    }
+
+    /// The files could not be read: says why, and looks again after a backoff from
+    /// `retry_min` to `retry_max` (or at once when the files change). The certificate is
+    /// not called missing and `token_file` is not used: nothing is known against it.
+    /// Reported as `backoff`, with the time of the next look.
+    async fn wait_after_unreadable(&mut self, why: String) -> ControlFlow<()> {
+        self.unreadable = self.unreadable.saturating_add(1);
+        let cfg = &self.ctx.cfg;
+        let delay = unreadable_delay(cfg.retry_min, cfg.retry_max, self.unreadable);
+        let at = SystemTime::now() + delay;
+        let ctx = &self.ctx;
+        ctx.metrics.next_renewal(&ctx.cfg.name, Some(at));
+        ctx.metrics.set_state(&ctx.cfg.name, CertState::Backoff);
+        report(ctx, CertState::Backoff, Some(at));
+        self.announced = None;
+        error!(
+            error = %why,
+            consecutive = self.unreadable,
+            retry_in_seconds = delay.as_secs(),
+            "cannot read the certificate files; retrying in {} (the certificate is not treated as missing)",
+            humantime::format_duration(delay)
+        );
+        match wait_until(at, &mut self.ctx).await {
+            Woke::Cancelled => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
     }
 
     /// Reports the state, complains (once an hour), and waits for the files to change.
@@ -418,7 +496,28 @@ impl Task {
         let Some(path) = self.ctx.cfg.token_file.clone() else {
             return false;
         };
-        let token = match crate::token::read_token_file(&path) {
+        let reader = Store::new(&self.ctx.cfg);
+        let read_path = path.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            (
+                crate::token::read_watched_token_file(&read_path),
+                reader.read_state(),
+            )
+        });
+        let (token, used) = match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(Ok((token, Ok(state)))) => (token, state.used_tokens),
+            Ok(Ok((_, Err(e)))) => {
+                // Whether this token was used already is unknown: it may be burned, and
+                // sending it again would be wasted at best.
+                warn!(error = %crate::errors::error_chain(&e), "cannot read state.json; not looking at token_file until it can be read");
+                return false;
+            }
+            _ => {
+                warn!(path = %path.display(), "reading token_file did not finish; trying again later");
+                return false;
+            }
+        };
+        let token = match token {
             Ok(token) => token,
             Err(crate::token::TokenFileError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -437,7 +536,7 @@ impl Task {
         let hash = crate::pki::x509::hex(
             crate::pki::x509::sha256(token.token().expose().as_bytes()).as_ref(),
         );
-        if self.store.state().used_tokens.contains(&hash) {
+        if used.contains(&hash) {
             debug!(path = %path.display(), "the token in token_file was used already");
             return false;
         }
@@ -774,12 +873,58 @@ fn reached_connector(error: &FlowError) -> bool {
         )
 }
 
-fn inspect(store: &Store) -> Standing {
-    let state = store.read_state().unwrap_or_default();
+/// [`inspect`] on the blocking pool, within [`READ_TIMEOUT`]: the event loop (health
+/// endpoints, the other certificates) never waits for the disk or the directory lock.
+/// The state is `None` when `state.json` exists but cannot be read (it is logged): then
+/// nothing is known about which hooks were told, and none is run until it can be read.
+async fn inspect_off_the_loop(
+    cfg: &Arc<CertificateConfig>,
+) -> (Standing, Option<crate::store::StateFile>) {
+    let cfg = Arc::clone(cfg);
+    let looked = tokio::task::spawn_blocking(move || {
+        let store = Store::new(&cfg);
+        let state = match store.read_state() {
+            Ok(state) => Some(state),
+            Err(e) => {
+                warn!(error = %crate::errors::error_chain(&e), "ignoring state.json");
+                // Content that cannot be parsed is set aside at the next update: the
+                // hooks run once more and are recorded again.
+                (!e.is_unreadable()).then(crate::store::StateFile::default)
+            }
+        };
+        let standing = inspect(&store, state.as_ref());
+        (standing, state)
+    });
+    match tokio::time::timeout(READ_TIMEOUT, looked).await {
+        Ok(Ok(looked)) => looked,
+        Ok(Err(_)) => (
+            Standing::Unreadable {
+                why: "reading the certificate files was interrupted".to_owned(),
+            },
+            None,
+        ),
+        Err(_) => (
+            Standing::Unreadable {
+                why: format!(
+                    "reading the certificate files did not finish within {}",
+                    humantime::format_duration(READ_TIMEOUT)
+                ),
+            },
+            None,
+        ),
+    }
+}
+
+/// What the files say; only "not found" means missing. Blocks: see
+/// [`inspect_off_the_loop`].
+fn inspect(store: &Store, state: Option<&crate::store::StateFile>) -> Standing {
     match store.load_current() {
         Ok(None) => Standing::NeedsEnrollment {
             state: CertState::Missing,
             why: "no certificate on disk".to_owned(),
+        },
+        Err(e) if e.is_unreadable() => Standing::Unreadable {
+            why: crate::errors::error_chain(&e),
         },
         Err(e) => Standing::NeedsEnrollment {
             state: CertState::Missing,
@@ -799,7 +944,7 @@ fn inspect(store: &Store) -> Standing {
         }
         Ok(Some(current)) => Standing::Valid {
             revoked_at: state
-                .revoked
+                .and_then(|s| s.revoked.as_ref())
                 .filter(|r| r.fingerprint == current.info.fingerprint_sha256)
                 .map(|r| r.at),
             info: current.info,
@@ -833,6 +978,16 @@ fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
         state,
         next,
     });
+}
+
+/// `retry_min`, doubled for each look in a row that could not read the files, at most
+/// `retry_max`.
+fn unreadable_delay(retry_min: Duration, retry_max: Duration, looks: u32) -> Duration {
+    let doublings = looks.saturating_sub(1).min(20);
+    retry_min
+        .saturating_mul(1 << doublings)
+        .min(retry_max)
+        .max(retry_min.min(retry_max))
 }
 
 fn persist_retry(store: &Store, at: SystemTime) {
@@ -927,6 +1082,16 @@ mod tests {
             ),
             revoked
         );
+    }
+
+    #[test]
+    fn looks_that_cannot_read_the_files_back_off_from_retry_min_to_retry_max() {
+        let (min, max) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let delays: Vec<u64> = (1..=9)
+            .map(|n| unreadable_delay(min, max, n).as_secs())
+            .collect();
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(unreadable_delay(min, max, u32::MAX), max);
     }
 
     /// Every certificate has a task resting in memory for months: the look, the renewal

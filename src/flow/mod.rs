@@ -61,7 +61,9 @@ pub enum FlowError {
     Verify(#[from] VerifyError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("key generation was interrupted")]
+    #[error(
+        "work on the blocking pool (key generation, reading or writing the files) was interrupted"
+    )]
     Interrupted,
     #[error(transparent)]
     Output(#[from] crate::outputs::OutputError),

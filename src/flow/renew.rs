@@ -30,7 +30,14 @@ pub struct Renewed {
 /// A certificate recorded as revoked is tried all the same: a revocation list cleaned up by
 /// an administrator, or a misclassified refusal, heals with the next renewal.
 pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
-    let current = renewable_current(cfg, store)?;
+    // Reading the files may wait (boundedly) for the directory lock while a files-layout
+    // swap completes: off the event loop.
+    let current = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || renewable_current(&cfg, &Store::new(&cfg)))
+            .await
+            .map_err(|_| FlowError::Interrupted)??
+    };
     let renewal_url = renewal_url(cfg, &current, store)?;
 
     let connector = connector_for(cfg)?;

@@ -65,7 +65,7 @@ fn open_parents(store: &Store, files: &FilePaths) -> Result<Parents, StoreError>
     for target in configured(files) {
         let (parent, _) = fsio::split(target);
         if !parents.contains_key(parent) {
-            parents.insert(parent.to_owned(), Dir::ensure(parent, store.ownership)?);
+            parents.insert(parent.to_owned(), store.ensure_folder(parent)?);
         }
     }
     Ok(parents)
@@ -252,7 +252,7 @@ pub(super) fn recover(
     for target in configured(files) {
         let (parent, _) = fsio::split(target);
         if !parents.contains_key(parent) {
-            if let Some(open) = Dir::open(parent)? {
+            if let Some(open) = store.open_folder(parent)? {
                 parents.insert(parent.to_owned(), open);
             }
         }
@@ -300,6 +300,7 @@ fn check_journal(
 }
 
 pub(super) fn load(
+    store: &Store,
     dir: Option<&Dir>,
     files: &FilePaths,
 ) -> Result<Option<CurrentMaterial>, StoreError> {
@@ -313,7 +314,7 @@ pub(super) fn load(
     let mut texts: [Option<String>; 4] = Default::default();
     for (slot, path) in texts.iter_mut().zip(all) {
         let (parent, name) = fsio::split(path);
-        *slot = match Dir::open(parent)? {
+        *slot = match store.open_folder(parent)? {
             Some(parent) => parent.read_text(&name)?,
             None => None,
         };

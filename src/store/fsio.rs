@@ -6,11 +6,10 @@
 //! certificates or layouts.
 
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -75,33 +74,17 @@ fn errno(e: rustix::io::Errno) -> io::Error {
 }
 
 impl Dir {
-    /// Opens the directory at `path` (the configured path itself may go through
-    /// symlinks: the administrator chose it). `None` when it does not exist.
-    pub fn open(path: &Path) -> Result<Option<Dir>, StoreError> {
-        match rustix::fs::open(
-            path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => Ok(Some(Dir {
-                fd,
-                path: path.to_owned(),
-            })),
-            Err(rustix::io::Errno::NOENT) => Ok(None),
-            Err(e) => Err(StoreError::io("opening the directory", path, errno(e))),
-        }
+    /// Wraps a directory opened by `trust`, named `path` in messages.
+    pub fn from_fd(fd: OwnedFd, path: PathBuf) -> Dir {
+        Dir { fd, path }
     }
 
-    /// Opens `path`, creating it (and its parents) first when missing.
-    pub fn ensure(path: &Path, ownership: Ownership) -> Result<Dir, StoreError> {
-        ensure_dir(path, ownership)?;
-        Dir::open(path)?.ok_or_else(|| {
-            StoreError::io(
-                "opening the directory",
-                path,
-                io::Error::from(io::ErrorKind::NotFound),
-            )
-        })
+    /// Gives a directory just created its group and exact mode (the umask may have
+    /// narrowed it), on the descriptor: never on whatever the path names meanwhile.
+    pub fn set_created_ownership(&self, ownership: Ownership) -> Result<(), StoreError> {
+        ownership.apply_to_dir(&self.fd, &self.path)?;
+        rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(ownership.dir_mode()))
+            .map_err(|e| StoreError::io("setting the mode of", &self.path, errno(e)))
     }
 
     pub fn path(&self) -> &Path {
@@ -139,14 +122,16 @@ impl Dir {
         }
     }
 
-    /// A whole regular file as text, `None` when it does not exist. A symlink in its
-    /// place is an error, not followed.
+    /// A whole regular file as text, `None` when it does not exist (and only then: any
+    /// other failure is an error). A symlink in its place is an error, not followed;
+    /// so is anything but a regular file, which is opened `O_NONBLOCK` so that a FIFO
+    /// planted there cannot hold up the reader.
     pub fn read_text(&self, name: &str) -> Result<Option<String>, StoreError> {
         let path = self.join(name);
         let fd = match rustix::fs::openat(
             &self.fd,
             name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
@@ -154,6 +139,7 @@ impl Dir {
             Err(rustix::io::Errno::LOOP) => return Err(StoreError::Symlink { path }),
             Err(e) => return Err(StoreError::io("reading", &path, errno(e))),
         };
+        regular_file(&fd, &path)?;
         let mut bytes = Vec::new();
         File::from(fd)
             .take(MAX_READ + 1)
@@ -340,92 +326,76 @@ impl Dir {
         Ok(names)
     }
 
-    /// Opens (creating when missing, mode 0644) the lock file `name`. flock works on a
-    /// read-only descriptor: whoever may write the directory may lock it, and a
-    /// read-only directory can still be locked when the file exists.
+    /// Opens (creating when missing, mode 0600) the lock file `name`: only the daemon's
+    /// user (and root) may open it, so nobody else can hold the lock and stop renewals.
+    /// flock works on a read-only descriptor: a read-only directory can still be locked
+    /// when the file exists. A lock file that others may open (left by an older version)
+    /// is narrowed to 0600 when it is ours; root gives it to the directory's owner.
     pub fn open_lock_file(&self, name: &str) -> Result<File, StoreError> {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let path = self.join(name);
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let opened = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
             Err(rustix::io::Errno::NOENT) => rustix::fs::openat(
                 &self.fd,
                 name,
                 flags | OFlags::CREATE,
-                Mode::from_raw_mode(0o644),
+                Mode::from_raw_mode(0o600),
             ),
             other => other,
         };
-        opened
-            .map(File::from)
-            .map_err(|e| StoreError::io("opening the lock file", &self.join(name), errno(e)))
-    }
-
-    /// The directory's owner and mode bits.
-    pub fn owner_and_mode(&self) -> Result<(u32, u32), StoreError> {
-        let stat = rustix::fs::fstat(&self.fd)
-            .map_err(|e| StoreError::io("inspecting", &self.path, errno(e)))?;
-        Ok((stat.st_uid, stat.st_mode & 0o7777))
-    }
-}
-
-/// Makes sure `dir` exists: missing parents are created with the default mode, `dir`
-/// itself with the ownership's directory mode. An existing directory is left as it is.
-pub(super) fn ensure_dir(dir: &Path, ownership: Ownership) -> Result<(), StoreError> {
-    match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
-        // The configured path itself may be a symlink to a directory.
-        Ok(meta) if meta.file_type().is_symlink() && dir.is_dir() => return Ok(()),
-        Ok(_) => {
-            return Err(StoreError::io(
-                "using as a directory",
-                dir,
-                io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a directory",
-                ),
-            ));
+        let fd = opened.map_err(|e| match e {
+            rustix::io::Errno::LOOP => StoreError::Symlink { path: path.clone() },
+            e => StoreError::io("opening the lock file", &path, errno(e)),
+        })?;
+        let stat = regular_file(&fd, &path)?;
+        let me = rustix::process::geteuid();
+        // Best effort below: on a read-only file system the lock works all the same.
+        if me.is_root() {
+            // The lock belongs to the directory's owner (the service user, when root runs
+            // a one-shot command in its directory), who could replace it anyway: a
+            // root-only lock would lock the daemon out of its own directory.
+            let dir_owner = rustix::fs::fstat(&self.fd).ok().map(|d| d.st_uid);
+            if let Some(uid) = dir_owner.filter(|&uid| uid != stat.st_uid) {
+                if let Err(e) = rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(uid)), None)
+                {
+                    tracing::debug!(path = %path.display(), error = %e, "cannot give the lock file to the directory's owner");
+                }
+            }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StoreError::io("inspecting", dir, e)),
+        if stat.st_mode & 0o077 != 0 && (me.is_root() || stat.st_uid == me.as_raw()) {
+            if let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600)) {
+                tracing::debug!(path = %path.display(), error = %e, "cannot narrow the lock file to 0600");
+            }
+        }
+        Ok(File::from(fd))
     }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| StoreError::io("creating the directory", parent, e))?;
-    let mode = ownership.dir_mode();
-    match fs::DirBuilder::new().mode(mode).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(StoreError::io("creating the directory", dir, e)),
-    }
-    let created = File::open(dir).map_err(|e| StoreError::io("opening", dir, e))?;
-    ownership.apply_to_dir(&created, dir)?;
-    created
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| StoreError::io("setting the mode of", dir, e))?;
-    Dir::open(parent)?.map_or(Ok(()), |p| p.sync())
 }
 
-/// When running as root, a directory that another user may write is refused: that user
-/// could rearrange what root then reads and writes. Another user is anyone but root and
-/// the configured owner of the files.
-pub(super) fn check_trusted(dir: &Dir, owner: Option<u32>) -> Result<(), StoreError> {
-    if !rustix::process::geteuid().is_root() {
-        return Ok(());
-    }
-    let (uid, mode) = dir.owner_and_mode()?;
-    let foreign_owner = uid != 0 && Some(uid) != owner;
-    if foreign_owner || mode & 0o022 != 0 {
-        return Err(StoreError::Untrusted {
-            path: dir.path().to_owned(),
-            detail: if foreign_owner {
-                format!("it belongs to uid {uid}")
-            } else {
-                format!("its mode {mode:04o} lets other users write it")
-            },
+/// Refuses anything but a regular file behind `fd` (a FIFO, a device, a socket, a
+/// directory), with what it is.
+fn regular_file(fd: &OwnedFd, path: &Path) -> Result<rustix::fs::Stat, StoreError> {
+    let stat = rustix::fs::fstat(fd).map_err(|e| StoreError::io("inspecting", path, errno(e)))?;
+    let kind = FileType::from_raw_mode(stat.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(StoreError::NotRegular {
+            path: path.to_owned(),
+            kind: kind_name(kind),
         });
     }
-    Ok(())
+    Ok(stat)
+}
+
+fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::RegularFile => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        _ => "special file",
+    }
 }
 
 /// The directory holding `path` and the name of `path` in it.

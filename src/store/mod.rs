@@ -14,14 +14,17 @@ mod fsio;
 mod preflight;
 pub mod state;
 mod symlink;
+mod trust;
 
+#[cfg(test)]
+mod host_tests;
 #[cfg(test)]
 mod tests;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{CertificateConfig, Layout};
 use crate::pki::keys::PrivateKey;
@@ -44,6 +47,11 @@ const CORRUPT_STATE_PREFIX: &str = "state.json.corrupt-";
 /// `renew` or `enroll` and a running daemon never interleave their writes in one
 /// directory.
 pub const LOCK_FILE: &str = ".lock";
+
+/// How long taking the lock may wait: a swap or a `state.json` update holds it for well
+/// under a second, so a lock held longer is held by something else, which is reported
+/// (and the operation retried later) instead of waited for without end.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the store could not read or write. Every variant names the path involved; none
 /// carries file contents.
@@ -75,6 +83,13 @@ pub enum StoreError {
     Symlink { path: PathBuf },
     #[error("refusing to use {} as root: {detail}; make it owned by root (or the configured owner) and not writable by group or others", path.display())]
     Untrusted { path: PathBuf, detail: String },
+    /// Something other than a regular file (a FIFO, a device) where a file of ours
+    /// belongs: never opened for reading in a way that could block.
+    #[error("{} is a {kind}, not a regular file; refusing to read it", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    /// The directory lock stayed taken for [`LOCK_WAIT`].
+    #[error("the lock file {} is held by another process (waited {}s); another kyma-certd command, or whatever holds it, must finish first", path.display(), waited.as_secs())]
+    Locked { path: PathBuf, waited: Duration },
     #[error("the journal {} does not match the configured files ({})", path.display(), entry.display())]
     JournalMismatch { path: PathBuf, entry: PathBuf },
     /// The compare-and-swap failed: someone else (an `enroll`, another renewal) put
@@ -84,6 +99,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the files could not be read or written at all (permissions, too many open
+    /// files, a lock held, a FIFO or a symlink where a file belongs, an untrusted
+    /// directory), as opposed to being read and found missing or wrong. Such an error
+    /// says nothing about the certificate: it is retried and reported, and never a reason
+    /// to call the certificate missing or to enroll again.
+    pub fn is_unreadable(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } | StoreError::Rename { source, .. } => {
+                source.kind() != io::ErrorKind::NotFound
+            }
+            StoreError::NotRegular { .. }
+            | StoreError::Locked { .. }
+            | StoreError::Untrusted { .. }
+            | StoreError::Symlink { .. }
+            | StoreError::NotSymlink { .. } => true,
+            StoreError::Corrupt { .. }
+            | StoreError::KeyMismatch { .. }
+            | StoreError::Incomplete { .. }
+            | StoreError::JournalMismatch { .. }
+            | StoreError::Superseded { .. } => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> StoreError {
         StoreError::Io {
             op,
@@ -182,6 +220,8 @@ pub struct Store {
     cert_mode: u32,
     key_mode: u32,
     ownership: Ownership,
+    /// How long [`Store::lock`] waits ([`LOCK_WAIT`]; shorter in tests).
+    lock_wait: Duration,
     #[cfg(test)]
     faults: tests::Faults,
 }
@@ -204,9 +244,17 @@ impl Store {
                 owner: config.owner,
                 group: config.group,
             },
+            lock_wait: LOCK_WAIT,
             #[cfg(test)]
             faults: tests::Faults::default(),
         }
+    }
+
+    /// The same store, giving up on a held lock after `wait`.
+    #[cfg(test)]
+    pub(crate) fn with_lock_wait(mut self, wait: Duration) -> Store {
+        self.lock_wait = wait;
+        self
     }
 
     /// The certificate's name (for messages).
@@ -238,11 +286,17 @@ impl Store {
 
     /// `dir`, opened and checked, or `None` when it does not exist.
     fn open_dir(&self) -> Result<Option<Dir>, StoreError> {
-        let Some(dir) = Dir::open(&self.dir)? else {
-            return Ok(None);
-        };
-        fsio::check_trusted(&dir, self.ownership.owner)?;
-        Ok(Some(dir))
+        trust::open(&self.dir, self.ownership.owner)
+    }
+
+    /// A folder of the files layout, opened and checked like `dir`; `None` when missing.
+    fn open_folder(&self, path: &Path) -> Result<Option<Dir>, StoreError> {
+        trust::open(path, self.ownership.owner)
+    }
+
+    /// A folder of the files layout (or `dir`), created when missing, checked like `dir`.
+    fn ensure_folder(&self, path: &Path) -> Result<Dir, StoreError> {
+        trust::ensure(path, self.ownership)
     }
 
     /// Run at start, before `load_current`: completes an interrupted files-layout swap
@@ -277,7 +331,7 @@ impl Store {
         let Some(dir) = self.open_dir()? else {
             return match &self.layout {
                 // The files may live elsewhere even when `dir` is gone.
-                Layout::Files(files) => files::load(None, files),
+                Layout::Files(files) => files::load(self, None, files),
                 Layout::Symlink => Ok(None),
             };
         };
@@ -288,7 +342,7 @@ impl Store {
                     let locked = self.lock()?;
                     files::complete_journal(self, &locked.dir, files)?;
                 }
-                files::load(Some(&dir), files)
+                files::load(self, Some(&dir), files)
             }
         }
     }
@@ -341,7 +395,11 @@ impl Store {
             },
             Layout::Files(files) => {
                 let (parent, name) = fsio::split(&files.cert_file);
-                match Dir::open(parent)?.map(|d| d.read_text(&name)).transpose()? {
+                match self
+                    .open_folder(parent)?
+                    .map(|d| d.read_text(&name))
+                    .transpose()?
+                {
                     Some(Some(text)) => (files.cert_file.clone(), text),
                     _ => return Ok(None),
                 }
@@ -375,14 +433,28 @@ impl Store {
                 || name.starts_with(symlink::GEN_PREFIX))
     }
 
-    /// Waits for and takes the directory's exclusive lock; released when dropped.
+    /// Takes the directory's exclusive lock, waiting at most `lock_wait`; released when
+    /// dropped. A lock still held then is [`StoreError::Locked`], naming the lock file.
+    /// Blocks the calling thread: run it off the event loop.
     fn lock(&self) -> Result<Locked, StoreError> {
-        let dir = Dir::ensure(&self.dir, self.ownership)?;
-        fsio::check_trusted(&dir, self.ownership.owner)?;
+        let dir = self.ensure_folder(&self.dir)?;
         let file = dir.open_lock_file(LOCK_FILE)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| StoreError::io("locking", &dir.join(LOCK_FILE), e.into()))?;
-        Ok(Locked { dir, _lock: file })
+        let path = dir.join(LOCK_FILE);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Locked { dir, _lock: file }),
+                Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(StoreError::io("locking", &path, e.into())),
+            }
+            let waited = started.elapsed();
+            if waited >= self.lock_wait {
+                return Err(StoreError::Locked { path, waited });
+            }
+            std::thread::sleep(pause.min(self.lock_wait - waited));
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
     }
 
     /// `dir/state.json`, or the default state when it does not exist yet; an error
@@ -446,9 +518,10 @@ impl Store {
     }
 
     /// Changes `state.json` under the directory lock, creating `dir` if needed: a
-    /// one-shot command and the daemon never lose each other's updates. A corrupt file
-    /// is set aside as `state.json.corrupt-<time>` with a warning, and `change` starts
-    /// from the default state.
+    /// one-shot command and the daemon never lose each other's updates. A file whose
+    /// content cannot be parsed is set aside as `state.json.corrupt-<time>` with a
+    /// warning, and `change` starts from the default state; one that cannot be read is an
+    /// error and stays as it is.
     pub fn update_state(
         &self,
         change: impl FnOnce(&mut StateFile),
@@ -457,7 +530,10 @@ impl Store {
         let dir = &locked.dir;
         let mut state = match parse_state(dir) {
             Ok(state) => state,
-            Err(e) => {
+            // Only content that cannot be parsed is set aside: a file that could not be
+            // read (permissions, a FIFO, too many open files) keeps its records, and the
+            // update fails, to be retried.
+            Err(e @ StoreError::Corrupt { .. }) => {
                 let aside = format!(
                     "{CORRUPT_STATE_PREFIX}{}",
                     SystemTime::now()
@@ -474,6 +550,7 @@ impl Store {
                 dir.rename(STATE_FILE, dir, &aside)?;
                 StateFile::default()
             }
+            Err(e) => return Err(e),
         };
         change(&mut state);
         let mut json = serde_json::to_vec_pretty(&state).map_err(|e| StoreError::Corrupt {

@@ -35,7 +35,7 @@ impl Store {
             Layout::Files(files) => {
                 for target in configured(files) {
                     let (parent, name) = fsio::split(target);
-                    let parent = Dir::ensure(parent, self.ownership)?;
+                    let parent = self.ensure_folder(parent)?;
                     expect_regular_or_missing(&parent, &name, target)?;
                     probe(self, &parent, &format!(".{name}{TMP_MARK}preflight"))?;
                 }

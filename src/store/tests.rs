@@ -47,7 +47,7 @@ impl Faults {
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn config(dir: &Path, layout: Layout) -> CertificateConfig {
+pub(super) fn config(dir: &Path, layout: Layout) -> CertificateConfig {
     CertificateConfig {
         name: "orders".into(),
         protocol: Protocol::Compass,
@@ -75,7 +75,7 @@ fn config(dir: &Path, layout: Layout) -> CertificateConfig {
     }
 }
 
-fn files_layout(root: &Path) -> Layout {
+pub(super) fn files_layout(root: &Path) -> Layout {
     Layout::Files(FilePaths {
         cert_file: root.join("tls/client.crt"),
         key_file: root.join("tls/client.key"),
@@ -84,7 +84,7 @@ fn files_layout(root: &Path) -> Layout {
     })
 }
 
-fn material(ca: &TestCa) -> VerifiedMaterial {
+pub(super) fn material(ca: &TestCa) -> VerifiedMaterial {
     let key = key();
     let now = SystemTime::now();
     let got = issued(ca, &key, now, 10 * DAY);
@@ -104,7 +104,7 @@ fn material(ca: &TestCa) -> VerifiedMaterial {
     verify(returned, key, &expect).unwrap()
 }
 
-fn mode(path: &Path) -> u32 {
+pub(super) fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 

@@ -245,7 +245,7 @@ pub fn list(dir: &Path) -> Vec<String> {
     names
 }
 
-fn toml_path(path: &Path) -> String {
+pub fn toml_path(path: &Path) -> String {
     format!("{:?}", path.to_str().expect("temporary paths are UTF-8"))
 }
 

@@ -48,7 +48,7 @@ impl Builder<'_> {
                     t.span(),
                     Some(ctx),
                     Some("timeout"),
-                    "has no effect on a signal hook",
+                    "has no effect on a signal hook (bounded at 10s)",
                 );
             }
             let signal = self.required(&raw.signal, &span, ctx, "signal", |_, s| {
