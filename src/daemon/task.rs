@@ -263,7 +263,6 @@ impl Task {
         // happens to it: after a renewal, at start, after a crash or a reload.
         // The schedule is reported first: readiness never waits for a slow hook.
         let due = self.schedule(&info);
-        self.write_unrecorded(&info).await;
         let state = match state {
             Some(state) => state,
             // Which hooks were told is unknown, and what they are told cannot be
@@ -282,11 +281,13 @@ impl Task {
                 };
             }
         };
-        // A record state.json could not take stands in for what the file says.
+        // A record state.json could not take stands in for what the file says (read
+        // before this look writes it, if it can now).
         let state = match &self.unrecorded {
             Some(unrecorded) => unrecorded.overlay(state),
             None => state,
         };
+        self.write_unrecorded(&info).await;
         let pending = self.pending_notifications(&info, &state);
         if pending.is_due(SystemTime::now()) {
             return Look::Then(self.notify_dependents(&info, &state).await);
