@@ -42,7 +42,6 @@ pub async fn run(options: DemoOptions) -> CommandResult {
     use crate::config::{self, Checks};
     use crate::flow::{self, EnrollRequest};
     use crate::pki::secret::Token;
-    use crate::store::Store;
 
     if options.validity < Duration::from_secs(10) {
         return Err(CommandError::usage(anyhow::anyhow!(
@@ -134,11 +133,9 @@ timeout = "5s"
     say!("  Ctrl-C (or closing the terminal) stops the demo and removes the folder.");
     say!();
 
-    let store = Store::new(&cert);
     let url = (protocol == "kyma-rest").then(|| enroll_url.to_string());
     let info = flow::enroll(
         &cert,
-        &store,
         EnrollRequest {
             url,
             token: Some(Token::new(token).into()),

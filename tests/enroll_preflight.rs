@@ -149,7 +149,7 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
         .with("key_file", &toml_path(&tls.join("client.key")))
         .with("chain_file", &toml_path(&tls.join("chain.pem")))
         .with("ca_file", &toml_path(&tls.join("ca.pem")));
-    world.write_config(&[files.clone()]);
+    world.write_config(&[files]);
     let (code, stderr) = enroll_with(&world, &token_file);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("client.key"), "{stderr}");

@@ -14,7 +14,6 @@ use futures::StreamExt;
 use kyma_certd::config;
 use kyma_certd::flow::{self, EnrollRequest};
 use kyma_certd::pki::secret::Token;
-use kyma_certd::store::Store;
 
 fn main() -> ExitCode {
     match run() {
@@ -54,10 +53,8 @@ fn run() -> anyhow::Result<()> {
                     let token = minted["token"]
                         .as_str()
                         .ok_or_else(|| anyhow!("the admin API returned no token"))?;
-                    let store = Store::new(cert);
                     flow::enroll(
                         cert,
-                        &store,
                         EnrollRequest {
                             url: None,
                             token: Some(Token::new(token).into()),

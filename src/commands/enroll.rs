@@ -49,7 +49,6 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     let _guard = span.enter();
     let info = flow::enroll(
         cert,
-        &store,
         EnrollRequest {
             url: args.url,
             token,

@@ -558,7 +558,7 @@ impl Task {
         let result = tokio::select! {
             biased;
             () = self.ctx.cancel.cancelled() => return false,
-            result = Box::pin(flow::enroll(&self.ctx.cfg, &self.store, request)) => result,
+            result = Box::pin(flow::enroll(&self.ctx.cfg, request)) => result,
         };
         match result {
             // Recorded before counted: whoever sees the count sees the record too.

@@ -28,20 +28,24 @@ pub struct EnrollRequest {
 /// certificate unusable: the store can be written where the files go (modes, ownership,
 /// the types of the paths consumers read) and the outputs can be produced. A token is
 /// spent once: failing here keeps it for the next try.
-async fn preflight(cfg: &CertificateConfig) -> Result<(), FlowError> {
+/// Returns whether a certificate is in place now (the new one replaces it).
+async fn preflight(cfg: &CertificateConfig) -> Result<bool, FlowError> {
     crate::outputs::preflight(&cfg.outputs)?;
     let store = Store::new(cfg);
-    tokio::task::spawn_blocking(move || store.preflight())
-        .await
-        .map_err(|_| FlowError::Interrupted)??;
+    // Off the event loop: the lock may wait, and files are read.
+    let replaces = tokio::task::spawn_blocking(move || {
+        store.preflight()?;
+        Ok::<_, crate::store::StoreError>(!matches!(store.load_current(), Ok(None)))
+    })
+    .await
+    .map_err(|_| FlowError::Interrupted)??;
     debug!("the store and the outputs are ready for a new certificate");
-    Ok(())
+    Ok(replaces)
 }
 
 /// Enrolls `cfg`'s certificate, replacing whatever was there (an operator's decision).
 pub async fn enroll(
     cfg: &CertificateConfig,
-    store: &Store,
     request: EnrollRequest,
 ) -> Result<CertInfo, FlowError> {
     // Decided before any request, so that a token in the wrong form is not burned.
@@ -51,11 +55,10 @@ pub async fn enroll(
         request.url.as_deref(),
         cfg.connector_url.as_ref(),
     )?;
+    let connector = connector_for(cfg)?;
     // Only a certificate that replaces another concerns the dependents: the first one
     // is what they start with.
-    let replaces = !matches!(store.load_current(), Ok(None));
-    let connector = connector_for(cfg)?;
-    preflight(cfg).await?;
+    let replaces = preflight(cfg).await?;
     debug!(url = %crate::protocol::RedactedUrl::new(&url), "asking the connector for the signing request info");
     let plan = connector.begin_enroll(&url, token.as_ref()).await?;
     drop(token);
@@ -91,22 +94,34 @@ pub async fn enroll(
 
     // The renewal URL lives in the generation's connection.json; state.json keeps a
     // copy for older versions reading this directory.
-    store.update_state(|state| {
-        state.renewal_url = plan.renewal_url.clone();
-        state.revoked = None;
-        state.protocol = Some(cfg.protocol);
-        state.next_attempt = None;
-        state.enrolled_at = Some(SystemTime::now());
-        state.last_error = None;
-        state.consecutive_failures = 0;
-        if !replaces {
-            state.notified = Some(Notified {
-                fingerprint: info.fingerprint_sha256.clone(),
-                delivered: cfg.on_renew.iter().map(hook_key).collect(),
-                ..Notified::default()
-            });
-        }
-    })?;
+    let (renewal_url, protocol, fingerprint) = (
+        plan.renewal_url.clone(),
+        cfg.protocol,
+        info.fingerprint_sha256.clone(),
+    );
+    let delivered: Vec<String> = cfg.on_renew.iter().map(hook_key).collect();
+    let store = Store::new(cfg);
+    let record = move || {
+        store.update_state(|state| {
+            state.renewal_url = renewal_url;
+            state.revoked = None;
+            state.protocol = Some(protocol);
+            state.next_attempt = None;
+            state.enrolled_at = Some(SystemTime::now());
+            state.last_error = None;
+            state.consecutive_failures = 0;
+            if !replaces {
+                state.notified = Some(Notified {
+                    fingerprint,
+                    delivered,
+                    ..Notified::default()
+                });
+            }
+        })
+    };
+    tokio::task::spawn_blocking(record)
+        .await
+        .map_err(|_| FlowError::Interrupted)??;
     if plan.renewal_url.is_none() && cfg.renewal_url.is_none() {
         warn!("the connector announced no renewal URL; set `renewal_url` or renewals will fail");
     }
