@@ -80,12 +80,14 @@ fn run(cli: Cli) -> CommandResult {
             validity,
             protocol,
             duration,
+            verbose,
         } => {
-            init_logging(LogFormat::Text, "kyma_certd=info,kyma_connector_sim=warn")?;
+            crate::demo::init_logging(verbose).map_err(CommandError::usage)?;
             block_on(crate::demo::run(crate::demo::DemoOptions {
                 validity,
                 protocol,
                 duration,
+                verbose,
             }))
         }
     }

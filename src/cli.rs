@@ -133,6 +133,9 @@ pub enum Command {
         /// Stop after this long instead of waiting for Ctrl-C.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
+        /// Show the daemon's full log (on standard error) instead of one line per event.
+        #[arg(long, short)]
+        verbose: bool,
     },
 
     /// Print a shell completion script to standard output.
