@@ -92,10 +92,14 @@ pub enum Command {
         force: bool,
     },
 
-    /// Revoke the current certificate at the connector.
+    /// Revoke every certificate kept on disk that is still valid, and remove it with its key.
     ///
-    /// A revoked certificate cannot be renewed: the only way back is a new one-time
-    /// token and `enroll`.
+    /// The current generation and the previous one kept for rollback (and any older one
+    /// not pruned yet) are each revoked over mutual TLS with their own certificate, then
+    /// removed, every file overwritten before it is unlinked; one line per generation says
+    /// what was done. A generation whose revocation failed stays, with its key: run
+    /// revoke again. Afterwards the certificate is missing: the only way back is a new
+    /// one-time token and `enroll`.
     Revoke {
         /// The [[certificate]] name.
         #[arg(long, value_name = "NAME")]

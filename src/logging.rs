@@ -41,7 +41,30 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
     let ansi = io::stderr().is_terminal();
     let subscriber = subscriber(format, filter, io::stderr, ansi);
     tracing::subscriber::set_global_default(subscriber)
-        .map_err(|source| LoggingError::AlreadySetUp { source })
+        .map_err(|source| LoggingError::AlreadySetUp { source })?;
+    let _ = FORMAT.set(format);
+    Ok(())
+}
+
+/// The format `init` installed.
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Whether `init` installed JSON logs.
+pub fn is_json() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
+}
+
+/// Tells whoever runs a one-shot command what it did with certificate `name`: a line on
+/// standard output, or, when the logs are JSON (an init container whose configuration
+/// says `log_format = "json"`), an `info` event like every other log line, so that the
+/// log pipeline parses every line the container writes.
+pub fn outcome(name: &str, text: fmt::Arguments<'_>) {
+    if is_json() {
+        tracing::info!(name, "{text}");
+    } else {
+        // A closed standard output (a pipe whose reader left) is not worth a panic.
+        let _ = writeln!(io::stdout(), "{text}");
+    }
 }
 
 /// The filter: `rust_log` when set and not blank, else `configured`.

@@ -11,6 +11,7 @@
 mod connection;
 mod files;
 mod fsio;
+mod generations;
 pub mod state;
 mod symlink;
 
@@ -28,6 +29,7 @@ use crate::pki::verify::VerifiedMaterial;
 use crate::pki::x509::CertInfo;
 
 pub use connection::{CONNECTION_FILE, Connection};
+pub use generations::{Generation, Role};
 pub use state::{Evidence, Notified, RefusalRecord, Revocation, StateFile};
 
 use fsio::{Dir, Ownership};
@@ -181,6 +183,8 @@ pub struct Store {
     cert_mode: u32,
     key_mode: u32,
     ownership: Ownership,
+    /// The configured outputs' file names in `dir` (files layout: removed with the rest).
+    outputs: Vec<String>,
     #[cfg(test)]
     faults: tests::Faults,
 }
@@ -203,6 +207,18 @@ impl Store {
                 owner: config.owner,
                 group: config.group,
             },
+            outputs: config
+                .outputs
+                .iter()
+                .flat_map(|output| match output {
+                    crate::config::OutputConfig::PemBundle { file, .. } => vec![file.clone()],
+                    crate::config::OutputConfig::Pkcs12 {
+                        file, truststore, ..
+                    } => std::iter::once(file.clone())
+                        .chain(truststore.clone())
+                        .collect(),
+                })
+                .collect(),
             #[cfg(test)]
             faults: tests::Faults::default(),
         }
