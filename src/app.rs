@@ -39,6 +39,10 @@ fn run(cli: Cli) -> CommandResult {
             init_logging(LogFormat::Text, "warn")?;
             commands::check_config(&cli.config)
         }
+        Command::Check { name, json } => {
+            init_logging(LogFormat::Text, "warn")?;
+            block_on(commands::check(&cli.config, name.as_deref(), json))
+        }
         Command::Status { name, json } => {
             init_logging(LogFormat::Text, "warn")?;
             commands::status(&cli.config, name.as_deref(), json)

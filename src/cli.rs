@@ -124,6 +124,26 @@ pub enum Command {
     /// Parse and validate the configuration and print the resolved values.
     CheckConfig,
 
+    /// Check, without renewing, that a renewal would work now.
+    ///
+    /// Per certificate: the files (present, modes and owners as configured, key and
+    /// certificate a pair, chain and CA consistent), then one mTLS call with the current
+    /// certificate that changes nothing (kyma-rest: management/info; compass: the
+    /// configuration query, for which the connector mints a one-time token that expires
+    /// unused: the call is made once), and what a renewal would meet: accepted, refused by
+    /// something in front of the connector, revoked, clock skew (the connector's Date
+    /// header against this host's clock), or a connector whose TLS certificate no longer
+    /// chains to server_ca_file. Writes nothing. Exit codes as status: 0 every renewal
+    /// would be accepted, 1 one would fail, 3 one needs a new enrollment.
+    Check {
+        /// Only this certificate.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Start a local connector simulator and the daemon against it, with short-lived certificates.
     ///
     /// Everything happens in a temporary folder on 127.0.0.1 and is removed on Ctrl-C.
