@@ -13,11 +13,19 @@
 #   machine's nginx (no registry is reachable);
 # - the values marked EDIT (the connector URL, nginx's upstream: the simulator), the
 #   trust for the simulator's server certificate, and the ports: the pod shares the
-#   host's network to reach the simulator on 127.0.0.1, so it takes free ports;
+#   host's network to reach the simulator on 127.0.0.1, so it takes free ports (and
+#   podman maps no container ports on the host's network);
 # - the configuration volume: a host folder laid out the way the kubelet lays out a
 #   ConfigMap volume, so that the test can update it the way the kubelet does;
+# - nginx's configuration, mounted as one file: podman 4.3 ignores `subPath`, so the
+#   ConfigMap's nginx.conf is a host file;
+# - the Secret's volume: a host folder laid out the same way, holding the Secret's
+#   token (podman 4.3 does not find a Secret by name for a volume, and crashes when
+#   the volume is not optional);
 # - an annotation for podman 4.3, whose init containers of the default type race
-#   their own removal.
+#   their own removal;
+# - the claim: the test creates its volume, owned by the pod's user as fsGroup would
+#   make it (podman would create it owned by root).
 #
 # Needs root (or sudo), podman, runc, catatonit, nginx, musl-tools, curl, python3-yaml.
 # Usage: tests/host/kube.sh [IMAGE]   (default: build it with packaging/container/build.sh)
@@ -46,19 +54,23 @@ EOF
 export CONTAINERS_CONF="$work/containers.conf"
 # crun fails on a hybrid cgroup layout; runc with cgroupfs runs everywhere.
 podman=(podman --runtime runc --cgroup-manager cgroupfs)
-pod=orders-pod
+pod=orders-pod-0
 volume=orders-certificates
 nginx_image=localhost/kyma-certd-test-nginx:test
 
 cleanup() {
+  stop_sim
+  if [ "${KEEP:-0}" = 1 ]; then
+    log "kept $work and the pod $pod (KEEP=1)"
+    return
+  fi
   if [ -f "$work/pod.yaml" ]; then
     as_root "${podman[@]}" kube down "$work/pod.yaml" >/dev/null 2>&1 || true
   fi
   as_root "${podman[@]}" pod rm -f "$pod" >/dev/null 2>&1 || true
   as_root "${podman[@]}" volume rm -f "$volume" >/dev/null 2>&1 || true
   as_root "${podman[@]}" secret rm orders-enrollment-token >/dev/null 2>&1 || true
-  stop_sim
-  if [ "${KEEP:-0}" = 1 ]; then log "kept $work"; else as_root rm -rf "$work"; fi
+  as_root rm -rf "$work"
 }
 trap cleanup EXIT
 # A pod left by an interrupted run would keep the names taken.
@@ -70,10 +82,13 @@ log "== an nginx image from this machine's nginx (uid 101, like nginx-unprivileg
 rootfs="$work/nginx/rootfs"
 install -D -m 0755 /usr/sbin/nginx "$rootfs/usr/sbin/nginx"
 for lib in $(ldd /usr/sbin/nginx | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
-  install -D -m 0644 "$lib" "$rootfs$lib"
+  install -D -m 0755 "$lib" "$rootfs$lib"
 done
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-install -d "$rootfs/var/log/nginx" "$rootfs/var/lib/nginx" "$rootfs/run" "$rootfs/tmp"
+install -d "$rootfs/var/log/nginx" "$rootfs/var/lib/nginx"
+# World-writable like a cluster's emptyDir: podman gives an emptyDir volume the owner
+# and mode of the image's folder at the first mount.
+install -d -m 1777 "$rootfs/tmp" "$rootfs/run/nginx"
 # nginx opens its built-in error log before reading the configuration.
 ln -s /dev/stderr "$rootfs/var/log/nginx/error.log"
 printf 'root:x:0:0::/:/nonexistent\nnginx:x:101:101::/nonexistent:/nonexistent\n' >"$rootfs/etc/passwd"
@@ -96,6 +111,7 @@ nginx_port=$(free_port)
 # through `..data`, which points at a timestamped folder; an update writes a new folder
 # and renames a new `..data` over the old one.
 config_dir="$work/config"
+secret_dir="$work/secret"
 mkdir -p "$config_dir"
 configmap_version=0
 # configmap_update TOML: publishes a new version of config.toml (and the connector CA).
@@ -119,10 +135,10 @@ configmap_update() {
 # The manifests, with the substitutions listed at the top, as one file for kube play;
 # the configuration the ConfigMap carries (so adapted) goes to the kubelet-like folder.
 token=$(mint_token)
-python3 - "$work" "$image" "$nginx_image" "$SIM_TOKEN_URL" "$mtls_port" "$metrics_port" "$nginx_port" "$config_dir" "$token" <<'EOF'
+python3 - "$work" "$image" "$nginx_image" "$SIM_TOKEN_URL" "$mtls_port" "$metrics_port" "$nginx_port" "$config_dir" "$token" "$secret_dir" <<'EOF'
 import sys, pathlib, yaml
 
-work, image, nginx_image, token_url, mtls_port, metrics_port, nginx_port, config_dir, token = sys.argv[1:]
+work, image, nginx_image, token_url, mtls_port, metrics_port, nginx_port, config_dir, token, secret_dir = sys.argv[1:]
 base = pathlib.Path("packaging/kubernetes")
 docs = {}
 for name in ("configmap.yaml", "secret.yaml", "pvc.yaml", "deployment.yaml"):
@@ -144,14 +160,16 @@ nginx = docs[("ConfigMap", "orders-nginx")]
 conf = nginx["data"]["nginx.conf"]
 conf = replace(conf, "https://gateway.kyma.example.com", f"https://127.0.0.1:{mtls_port}")
 conf = replace(conf, "listen 8080;", f"listen 127.0.0.1:{nginx_port};")
-nginx["data"]["nginx.conf"] = conf
+pathlib.Path(work, "nginx.conf").write_text(conf)
 
 secret = docs[("Secret", "orders-enrollment-token")]
 secret["stringData"]["token"] = replace(secret["stringData"]["token"], "EDIT-one-time-token", token)
+pathlib.Path(work, "token").write_text(secret["stringData"]["token"])
 
 deployment = docs[("Deployment", "orders")]
 template = deployment["spec"]["template"]
-template["metadata"].setdefault("annotations", {})["io.podman.annotations.init.container.type"] = "always"
+for meta in (deployment["metadata"], template["metadata"]):
+    meta.setdefault("annotations", {})["io.podman.annotations.init.container.type"] = "always"
 spec = template["spec"]
 spec["hostNetwork"] = True
 for container in spec["initContainers"] + spec["containers"]:
@@ -159,31 +177,68 @@ for container in spec["initContainers"] + spec["containers"]:
         container["image"] = image
     elif "nginx" in container["image"]:
         container["image"] = nginx_image
-    for port in container.get("ports", []):
-        port["containerPort"] = {9467: int(metrics_port), 8080: int(nginx_port)}[port["containerPort"]]
+    # On the host's network podman maps no ports (it refuses to): the probes name
+    # the port by number instead.
+    ports = {p["name"]: {9467: int(metrics_port), 8080: int(nginx_port)}[p["containerPort"]]
+             for p in container.pop("ports", [])}
+    for probe in ("readinessProbe", "livenessProbe"):
+        if probe in container:
+            get = container[probe]["httpGet"]
+            get["port"] = ports.get(get["port"], get["port"])
 for volume in spec["volumes"]:
     if volume["name"] == "kyma-certd-config":
         volume.pop("configMap")
         volume["hostPath"] = {"path": config_dir, "type": "Directory"}
+    if volume["name"] == "nginx-config":
+        volume.pop("configMap")
+        volume["hostPath"] = {"path": f"{work}/nginx.conf", "type": "File"}
+    if volume["name"] == "enrollment-token":
+        if volume["secret"]["secretName"] != "orders-enrollment-token":
+            sys.exit("kube.sh: the token volume no longer names the Secret; update the test")
+        volume.pop("secret")
+        volume["hostPath"] = {"path": secret_dir, "type": "Directory"}
 
-order = [("ConfigMap", "orders-nginx"), ("Secret", "orders-enrollment-token"),
-         ("PersistentVolumeClaim", "orders-certificates"), ("Deployment", "orders")]
+# The claim is the volume the test creates (kube play would make one owned by root).
+for container in spec["containers"]:
+    for mount in container.get("volumeMounts", []):
+        if mount["name"] == "nginx-config":
+            if mount.pop("subPath") != "nginx.conf":
+                sys.exit("kube.sh: nginx's configuration mount changed; update the test")
+order = [("Deployment", "orders")]
 pathlib.Path(work, "pod.yaml").write_text(yaml.safe_dump_all([docs[k] for k in order], sort_keys=False))
 EOF
 configmap_update "$(cat "$work/config.toml")"
+# The Secret's volume, laid out the same way: token -> ..data/token, mode 0440
+# (defaultMode), group 101 (fsGroup).
+mkdir -p "$secret_dir/..v1"
+install -m 0440 -g 101 "$work/token" "$secret_dir/..v1/token"
+ln -s ..v1 "$secret_dir/..data"
+ln -s ..data/token "$secret_dir/token"
+rm -f "$work/token"
 
-# The claim's volume, owned by the pod's user (fsGroup 101 on a real cluster).
+# The claim's volume, owned by the pod's user (fsGroup 101 on a real cluster). Podman
+# gives a new volume, at its first mount, the owner and mode of the image's folder
+# (the image's user, 65532): a throw-away first mount does that, then the test sets
+# what a cluster's fsGroup would.
 as_root "${podman[@]}" volume create "$volume" >/dev/null
+as_root "${podman[@]}" run --rm --network none --user 101:101 --entrypoint /kyma-certd \
+  -v "$volume:/var/lib/kyma-certd" "$image" --version >/dev/null 2>&1
 state=$(as_root "${podman[@]}" volume inspect --format '{{.Mountpoint}}' "$volume")
 as_root chown 101:101 "$state"
 as_root chmod 0770 "$state"
 
 log "== podman kube play packaging/kubernetes/"
+# The containers are named <pod>-<container>, the pod after the Deployment.
+logs() { as_root "${podman[@]}" logs "$pod-$1" 2>&1; }
 as_root "${podman[@]}" kube play "$work/pod.yaml" >"$work/play.log" 2>&1 || {
   cat "$work/play.log" >&2
+  as_root "${podman[@]}" ps -a --format '{{.Names}} {{.Status}}' >&2
+  for c in $(as_root "${podman[@]}" ps -a --format '{{.Names}}'); do
+    log "--- logs of $c"
+    as_root "${podman[@]}" logs "$c" 2>&1 | tail -n 20 >&2 || true
+  done
   die "podman kube play failed"
 }
-logs() { as_root "${podman[@]}" logs "$pod-$1" 2>&1; }
 on_failure() {
   for c in kyma-certd-enroll kyma-certd nginx; do
     log "--- logs of $c"
@@ -202,7 +257,11 @@ import json, sys
 lines = [l for l in sys.argv[1].splitlines() if l.strip()]
 assert lines, "no log lines"
 parsed = [json.loads(l) for l in lines]
-assert any(p.get("message", "").startswith("enrolled orders:") and p.get("name") == "orders" for p in parsed), lines
+enrolled = [p for p in parsed if p.get("message", "").startswith("enrolled orders:") and p.get("name") == "orders"]
+# podman runs the init container again whenever it ends: every later run must skip.
+assert len(enrolled) == 1, lines
+skipped = [p for p in parsed if "the token was not used" in p.get("message", "")]
+assert len(skipped) == len([p for p in parsed if p.get("target") == "kyma_certd::outcome"]) - 1, lines
 EOF
 pass "the init container logged JSON lines, as the ConfigMap asks ($(wc -l <<<"$enroll_log") lines)"
 
