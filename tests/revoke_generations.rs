@@ -142,3 +142,33 @@ async fn a_generation_whose_revocation_failed_keeps_its_key_until_revoke_runs_ag
     );
     assert!(env.files("app").values().all(Vec::is_empty));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_files_layout_the_one_certificate_is_revoked_and_its_files_removed() {
+    let env = Env::start(LONG).await;
+    let out = env.dir.path().join("tls");
+    let line = |k: &str, f: &str| format!("{k} = {}", harness::quoted(&out.join(f)));
+    env.write_config(
+        &[],
+        &[Cert::rest("app")
+            .with("layout = \"files\"")
+            .with(&line("cert_file", "client.crt"))
+            .with(&line("key_file", "client.key"))
+            .with(&line("chain_file", "chain.crt"))
+            .with(&line("ca_file", "ca.crt"))],
+    );
+    env.enroll("app", "kyma-rest").ok();
+    let current = fingerprint(&std::fs::read(out.join("client.crt")).unwrap());
+
+    let run = env.run(&["revoke", "--name", "app", "--yes"]).ok();
+    assert!(env.sim.revocations().contains(&current));
+    assert!(
+        run.stdout().contains("revoked the current generation"),
+        "{}",
+        run.stdout()
+    );
+    for file in ["client.crt", "client.key", "chain.crt", "ca.crt"] {
+        assert!(!out.join(file).exists(), "{file} is left");
+    }
+    assert_eq!(env.status("app")["state"], "missing");
+}
