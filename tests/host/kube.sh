@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The Kubernetes test: runs packaging/kubernetes/ for real with `podman kube play` (a
-# Deployment with an init container, nginx and the kyma-certd sidecar sharing one
-# process namespace, its ConfigMaps, the Secret and the claim) against the connector
-# simulator on the host's loopback. Checks that the init container enrolled from the
+# The Kubernetes test: runs packaging/kubernetes/ for real with `podman kube play` (the
+# Deployment: an init container, nginx and the kyma-certd sidecar sharing one process
+# namespace, locked down as the manifest says; the claim; the ConfigMaps' and the
+# Secret's contents) against the connector simulator on the host's loopback. Checks that the init container enrolled from the
 # Secret and logged JSON as the ConfigMap asks, that the sidecar renews the short-lived
 # certificates and sends nginx a SIGHUP (its worker process is replaced), that /metrics
 # answers, and that a ConfigMap update (the kubelet's `..data` symlink swap) is applied
@@ -69,14 +69,12 @@ cleanup() {
   fi
   as_root "${podman[@]}" pod rm -f "$pod" >/dev/null 2>&1 || true
   as_root "${podman[@]}" volume rm -f "$volume" >/dev/null 2>&1 || true
-  as_root "${podman[@]}" secret rm orders-enrollment-token >/dev/null 2>&1 || true
   as_root rm -rf "$work"
 }
 trap cleanup EXIT
 # A pod left by an interrupted run would keep the names taken.
 as_root "${podman[@]}" pod rm -f "$pod" >/dev/null 2>&1 || true
 as_root "${podman[@]}" volume rm -f "$volume" >/dev/null 2>&1 || true
-as_root "${podman[@]}" secret rm orders-enrollment-token >/dev/null 2>&1 || true
 
 log "== an nginx image from this machine's nginx (uid 101, like nginx-unprivileged)"
 rootfs="$work/nginx/rootfs"
