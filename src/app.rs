@@ -14,6 +14,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if crate::logging::is_json() => {
+            tracing::error!(exit_code = error.code(), "{error}");
+            ExitCode::from(error.code())
+        }
         Err(error) => {
             eprintln!("kyma-certd: error: {error}");
             ExitCode::from(error.code())
@@ -35,6 +39,10 @@ fn run(cli: Cli) -> CommandResult {
             init_logging(LogFormat::Text, "warn")?;
             commands::check_config(&cli.config)
         }
+        Command::Check { name, json } => {
+            init_logging(LogFormat::Text, "warn")?;
+            block_on(commands::check(&cli.config, name.as_deref(), json))
+        }
         Command::Status { name, json } => {
             init_logging(LogFormat::Text, "warn")?;
             commands::status(&cli.config, name.as_deref(), json)
@@ -46,7 +54,7 @@ fn run(cli: Cli) -> CommandResult {
             url,
             if_needed,
         } => {
-            init_logging(LogFormat::Text, "warn")?;
+            init_one_shot_logging(&cli.config)?;
             race_key_searches();
             let args = commands::EnrollArgs {
                 name,
@@ -58,12 +66,12 @@ fn run(cli: Cli) -> CommandResult {
             block_on(commands::enroll(&cli.config, args))
         }
         Command::Renew { name, force } => {
-            init_logging(LogFormat::Text, "warn")?;
+            init_one_shot_logging(&cli.config)?;
             race_key_searches();
             block_on(commands::renew(&cli.config, name.as_deref(), force))
         }
         Command::Revoke { name, yes } => {
-            init_logging(LogFormat::Text, "warn")?;
+            init_one_shot_logging(&cli.config)?;
             block_on(commands::revoke(&cli.config, &name, yes))
         }
         Command::Run => {
@@ -80,12 +88,14 @@ fn run(cli: Cli) -> CommandResult {
             validity,
             protocol,
             duration,
+            verbose,
         } => {
-            init_logging(LogFormat::Text, "kyma_certd=info,kyma_connector_sim=warn")?;
+            crate::demo::init_logging(verbose).map_err(CommandError::usage)?;
             block_on(crate::demo::run(crate::demo::DemoOptions {
                 validity,
                 protocol,
                 duration,
+                verbose,
             }))
         }
     }
@@ -93,6 +103,19 @@ fn run(cli: Cli) -> CommandResult {
 
 fn init_logging(format: LogFormat, filter: &str) -> CommandResult {
     crate::logging::init(format, filter).map_err(CommandError::usage)
+}
+
+/// The commands that act on certificates (`enroll`, `renew`, `revoke`) log as the
+/// configuration says when it asks for JSON, at its `log_level`: an init container's
+/// lines then parse like the daemon's. Otherwise, on a terminal, warnings and errors
+/// only, as text. A configuration that does not load is reported by the command itself.
+fn init_one_shot_logging(config: &std::path::Path) -> CommandResult {
+    match crate::config::load(config) {
+        Ok(config) if config.daemon.log_format == LogFormat::Json => {
+            init_logging(LogFormat::Json, &config.daemon.log_level)
+        }
+        _ => init_logging(LogFormat::Text, "warn"),
+    }
 }
 
 /// Someone waits for a one-shot command: its RSA key generation may race one search per

@@ -92,10 +92,14 @@ pub enum Command {
         force: bool,
     },
 
-    /// Revoke the current certificate at the connector.
+    /// Revoke every certificate kept on disk that is still valid, and remove it with its key.
     ///
-    /// A revoked certificate cannot be renewed: the only way back is a new one-time
-    /// token and `enroll`.
+    /// The current generation and the previous one kept for rollback (and any older one
+    /// not pruned yet) are each revoked over mutual TLS with their own certificate, then
+    /// removed, every file overwritten before it is unlinked; one line per generation says
+    /// what was done. A generation whose revocation failed stays, with its key: run
+    /// revoke again. Afterwards the certificate is missing: the only way back is a new
+    /// one-time token and `enroll`.
     Revoke {
         /// The [[certificate]] name.
         #[arg(long, value_name = "NAME")]
@@ -120,6 +124,26 @@ pub enum Command {
     /// Parse and validate the configuration and print the resolved values.
     CheckConfig,
 
+    /// Check, without renewing, that a renewal would work now.
+    ///
+    /// Per certificate: the files (present, modes and owners as configured, key and
+    /// certificate a pair, chain and CA consistent), then one mTLS call with the current
+    /// certificate that changes nothing (kyma-rest: management/info; compass: the
+    /// configuration query, for which the connector mints a one-time token that expires
+    /// unused: the call is made once), and what a renewal would meet: accepted, refused by
+    /// something in front of the connector, revoked, clock skew (the connector's Date
+    /// header against this host's clock), or a connector whose TLS certificate no longer
+    /// chains to server_ca_file. Writes nothing. Exit codes as status: 0 every renewal
+    /// would be accepted, 1 one would fail, 3 one needs a new enrollment.
+    Check {
+        /// Only this certificate.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Start a local connector simulator and the daemon against it, with short-lived certificates.
     ///
     /// Everything happens in a temporary folder on 127.0.0.1 and is removed on Ctrl-C.
@@ -133,6 +157,9 @@ pub enum Command {
         /// Stop after this long instead of waiting for Ctrl-C.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
+        /// Show the daemon's full log (on standard error) instead of one line per event.
+        #[arg(long, short)]
+        verbose: bool,
     },
 
     /// Print a shell completion script to standard output.

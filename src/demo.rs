@@ -8,6 +8,9 @@ use std::time::Duration;
 use crate::cli::DemoProtocol;
 use crate::exit::{CommandError, CommandResult};
 
+#[cfg(feature = "demo")]
+mod narrate;
+
 /// Prints a line of the demo's narration. After SIGHUP the terminal is gone: a failed
 /// write must not panic (and abort) before the folder is removed.
 #[cfg(feature = "demo")]
@@ -26,6 +29,25 @@ pub struct DemoOptions {
     pub protocol: DemoProtocol,
     /// Stop after this long instead of waiting for Ctrl-C.
     pub duration: Option<Duration>,
+    /// The daemon's full log instead of the one-line narration.
+    pub verbose: bool,
+}
+
+/// The daemon's log as the demo shows it: one narrated line per event on standard
+/// output, or with `verbose` the full log on standard error.
+pub fn init_logging(verbose: bool) -> Result<(), crate::logging::LoggingError> {
+    const FILTER: &str = "kyma_certd=info,kyma_connector_sim=warn";
+    #[cfg(feature = "demo")]
+    if !verbose {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(FILTER))
+            .with(narrate::Narrator::default());
+        return tracing::subscriber::set_global_default(subscriber)
+            .map_err(|source| crate::logging::LoggingError::AlreadySetUp { source });
+    }
+    let _ = verbose;
+    crate::logging::init(crate::config::LogFormat::Text, FILTER)
 }
 
 #[cfg(not(feature = "demo"))]
@@ -144,11 +166,14 @@ timeout = "5s"
     .await
     .map_err(|e| crate::commands::flow_error(&cert.name, e))?;
     say!(
-        "enrolled with a one-time token: {} (sha256 {}…), valid until {}",
+        "enrolled with a one-time token: {} (sha256 {}), valid until {}",
         info.subject,
-        &info.fingerprint_sha256[..16],
+        narrate::short(&info.fingerprint_sha256),
         crate::pki::verify::timestamp(info.not_after)
     );
+    if !options.verbose {
+        say!("one line per event below; `demo --verbose` shows the daemon's full log instead");
+    }
 
     let stop = async move {
         let timer = async {
@@ -184,7 +209,7 @@ timeout = "5s"
 
 /// The demo's dependent: in real life a reload of the application using the certificate.
 #[cfg(feature = "demo")]
-const DEMO_HOOK: &str = "echo \"hook: the application would reload now ($KYMA_CERTD_NAME is $KYMA_CERTD_FINGERPRINT until $KYMA_CERTD_NOT_AFTER)\" | tee -a \"$0\"";
+const DEMO_HOOK: &str = "echo \"the application would reload now: $KYMA_CERTD_NAME is $(printf %.8s \"$KYMA_CERTD_FINGERPRINT\")\" | tee -a \"$0\"";
 
 #[cfg(feature = "demo")]
 fn toml_string(text: &str) -> String {

@@ -41,7 +41,40 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
     let ansi = io::stderr().is_terminal();
     let subscriber = subscriber(format, filter, io::stderr, ansi);
     tracing::subscriber::set_global_default(subscriber)
-        .map_err(|source| LoggingError::AlreadySetUp { source })
+        .map_err(|source| LoggingError::AlreadySetUp { source })?;
+    let _ = FORMAT.set(format);
+    Ok(())
+}
+
+/// The format `init` installed.
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Whether `init` installed JSON logs.
+pub fn is_json() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
+}
+
+/// Tells whoever runs a one-shot command what it did with certificate `name`: a line on
+/// standard output, as text, or, when the logs are JSON (an init container whose
+/// configuration says `log_format = "json"`), as one JSON object shaped like a log line
+/// (`timestamp`, `level`, `message`, `name`, `target`), so that a log pipeline parses
+/// every line the container writes.
+pub fn outcome(name: &str, text: fmt::Arguments<'_>) {
+    let line = if is_json() {
+        let mut timestamp = String::new();
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        let mut fields = Fields(Vec::with_capacity(5));
+        fields.add("timestamp", Value::String(timestamp));
+        fields.add("level", Value::String("INFO".into()));
+        fields.add("message", Value::String(text.to_string()));
+        fields.add("name", Value::String(name.to_owned()));
+        fields.add("target", Value::String("kyma_certd::outcome".into()));
+        serde_json::to_string(&fields).unwrap_or_default()
+    } else {
+        text.to_string()
+    };
+    // A closed standard output (a pipe whose reader left) is not worth a panic.
+    let _ = writeln!(io::stdout(), "{line}");
 }
 
 /// The filter: `rust_log` when set and not blank, else `configured`.

@@ -2,7 +2,8 @@
 # Every test, on a Debian machine that has only the Rust toolchain: installs what the
 # tests need (tests/setup.sh; sudo when not root), then runs the workspace tests, the
 # crash-consistency suite, the Debian package check, the booted-systemd test and the
-# container test. The README's test command; .ci/run runs it too.
+# container test, and the Kubernetes manifests under podman kube play. The README's
+# test command; .ci/run runs it too.
 #
 # Usage: tests/all.sh
 set -euo pipefail
@@ -41,7 +42,16 @@ systemd_seconds=$((SECONDS - started))
 
 step "container: the sidecar image under podman"
 started=$SECONDS
-tests/host/container.sh
+# One image for both tests.
+podman_cmd=podman
+[ "$(id -u)" -eq 0 ] || podman_cmd="sudo podman"
+image=$(PODMAN=$podman_cmd packaging/container/build.sh | tail -n 1)
+tests/host/container.sh "$image"
 container_seconds=$((SECONDS - started))
 
-step "all tests passed (booted systemd ${systemd_seconds}s, container ${container_seconds}s)"
+step "Kubernetes: packaging/kubernetes/ under podman kube play"
+started=$SECONDS
+tests/host/kube.sh "$image"
+kube_seconds=$((SECONDS - started))
+
+step "all tests passed (booted systemd ${systemd_seconds}s, container ${container_seconds}s, Kubernetes ${kube_seconds}s)"

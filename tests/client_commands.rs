@@ -75,19 +75,31 @@ async fn full_cycle(protocol: &'static str) {
         .expect("issued by the simulator");
     assert!(renewal.renewal, "issued over mTLS as a renewal");
 
-    // Revocation, then every renewal needs a new enrollment.
+    // Revocation of every valid generation (the renewed one and the enrolled one kept
+    // for rollback), then every renewal needs a new enrollment.
     env.run(&["revoke", "--name", "app", "--yes"]).ok();
-    assert!(env.sim.revocations().contains(&second_fp));
+    let revoked = env.sim.revocations();
+    assert!(revoked.contains(&second_fp), "{revoked:?}");
+    assert!(revoked.contains(&first_fp), "{revoked:?}");
     let status_run = env
         .run(&["status", "--name", "app", "--json"])
         .fails_with(3);
     let status: serde_json::Value = serde_json::from_str(&status_run.stdout()).unwrap();
-    assert_eq!(status[0]["state"], "revoked");
+    assert_eq!(status[0]["state"], "missing");
+    assert!(
+        status[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("revoked")),
+        "{status}"
+    );
     let refused = env
         .run(&["renew", "--name", "app", "--force"])
         .fails_with(3);
-    assert!(refused.stderr().contains("revoked"), "{}", refused.stderr());
-    assert_eq!(env.files("app"), second, "nothing changed on disk");
+    assert!(refused.stderr().contains("enroll"), "{}", refused.stderr());
+    assert!(
+        env.files("app").values().all(Vec::is_empty),
+        "the revoked files are gone"
+    );
 
     // A new one-time token brings it back.
     env.enroll("app", protocol).ok();

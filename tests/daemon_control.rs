@@ -564,8 +564,15 @@ fn run_refuses_to_start_on_a_taken_port_or_a_bad_config_with_one_sentence_and_it
     let output = world.command(&["run"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The configuration asks for JSON logs: the last word is a JSON line too.
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the error is not a JSON line ({e}): {stderr}"));
+    assert_eq!(last["level"], "ERROR", "{stderr}");
+    assert_eq!(last["exit_code"], 1, "{stderr}");
     assert!(
-        stderr.contains(&format!("error: cannot listen on 127.0.0.1:{port}")),
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!("cannot listen on 127.0.0.1:{port}"))),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");

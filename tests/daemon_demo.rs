@@ -97,25 +97,37 @@ fn demo(protocol: &str) {
     );
     assert!(out.contains("enrolled with a one-time token"), "{out}");
     assert!(out.contains("next renewal in"), "{out}");
+    // One readable line per renewal: short fingerprints, a time of day.
     let renewed: Vec<&str> = out
         .lines()
-        .filter(|l| l.contains("renewed ") && l.contains(" -> "))
+        .filter(|l| l.contains(" renewed ") && l.contains(" -> "))
         .collect();
     assert!(
         renewed.len() >= 2,
         "fewer than two renewals in 40 s:\n{out}"
     );
-    assert!(out.contains("hook succeeded"), "{out}");
-    assert!(
-        out.contains("hook: the application would reload now (demo is "),
-        "{out}"
-    );
+    for line in &renewed {
+        assert!(is_renewal_line(line), "not a one-line renewal: {line:?}");
+    }
+    // Each hook run is one line, with what the hook printed.
+    let hook_runs = out
+        .lines()
+        .filter(|l| l.contains(" hook ran (command): the application would reload now: demo is "))
+        .count();
+    assert!(hook_runs >= renewed.len(), "{out}");
     assert!(
         out.contains(&format!(
             "demo finished: {} renewal(s) with hook runs",
             renewed.len()
         )),
         "{out}"
+    );
+    // The full log is a flag away, not in the way: no log records, no long fingerprints.
+    assert!(!out.contains(" INFO "), "the full log is shown:\n{out}");
+    assert!(
+        !out.split(|c: char| !c.is_ascii_hexdigit())
+            .any(|w| w.len() > 8),
+        "a long fingerprint in the narration:\n{out}"
     );
     assert!(!out.contains("-----BEGIN"), "a PEM body in the output");
     assert!(!out.contains("token="), "a token in the output");
@@ -132,6 +144,22 @@ fn demo(protocol: &str) {
     );
 }
 
+/// `HH:MM:SS renewed 0123abcd -> 4567cdef, valid until HH:MM:SS`
+fn is_renewal_line(line: &str) -> bool {
+    let words: Vec<&str> = line.split(' ').collect();
+    let clock = |w: &str| {
+        w.len() == 8
+            && w.split(':')
+                .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let short = |w: &str| w.len() == 8 && w.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(
+        words.as_slice(),
+        [at, "renewed", old, "->", new, "valid", "until", until]
+            if clock(at) && short(old) && new.strip_suffix(',').is_some_and(short) && clock(until)
+    )
+}
+
 #[test]
 fn demo_with_compass_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up() {
     demo("compass");
@@ -140,6 +168,27 @@ fn demo_with_compass_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up(
 #[test]
 fn demo_with_kyma_rest_shows_enrollment_renewals_hooks_and_metrics_then_cleans_up() {
     demo("kyma-rest");
+}
+
+/// `--verbose` shows the daemon's full log instead of the narration.
+#[test]
+fn demo_verbose_shows_the_full_log() {
+    let output = Command::new(BIN)
+        .args(["demo", "--verbose", "--duration", "5s", "--validity", "20s"])
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the demo");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let record = stderr
+        .lines()
+        .find(|l| l.contains(" INFO ") && l.contains("next renewal in"))
+        .unwrap_or_else(|| panic!("no full log record of the schedule:\n{stderr}"));
+    assert!(record.contains("next_renewal="), "{record}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("one line per event below"), "{stdout}");
 }
 
 /// A terminal that closes sends SIGHUP and takes stdout with it: the demo must stop, and

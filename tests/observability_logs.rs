@@ -204,8 +204,8 @@ fn no_secret_leaves_the_process(protocol: &'static str) {
     outputs.add_state(&setup, "after revoke");
     assert_eq!(
         sim.revocations().len(),
-        1,
-        "the revocation reached the connector"
+        2,
+        "the revocations of the current and the previous generation reached the connector"
     );
 
     // Any PEM at all, and any CSR in its wire form, is a leak too.

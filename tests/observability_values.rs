@@ -351,33 +351,21 @@ fn state_follows_a_revocation_a_new_enrollment_and_deleted_files() {
     let scrape = daemon.wait_state("orders", "valid", SHORT);
     let before = counters(&scrape, "orders");
 
-    // An operator revokes the certificate; the daemon notices by itself.
+    // An operator revokes the certificate, which removes it with its key; the daemon
+    // notices by itself.
     let out = setup.run(&["revoke", "--name", "orders", "--yes"], &[]);
     assert!(out.status.success(), "{}", obs::describe(&out));
-    let revoked_at = now_unix();
-    let scrape = daemon.wait_state("orders", "revoked", SHORT);
+    let scrape = daemon.wait_state("orders", "missing", SHORT);
     assert_eq!(
         counters(&scrape, "orders"),
         before,
         "a revocation is not a renewal attempt"
     );
-    // Not given up while valid: probed retry_max (20m) after the revocation.
-    let probe = scrape
-        .get(
-            "kyma_certd_certificate_next_renewal_timestamp_seconds",
-            &[("name", "orders")],
-        )
-        .expect("a revoked certificate has its next probe scheduled");
-    let retry_max = 20.0 * 60.0;
-    assert!(
-        (revoked_at - 5.0 + retry_max..=now_unix() + retry_max).contains(&probe),
-        "next probe at {probe}, revoked at {revoked_at}"
-    );
     let (status, body) = readyz(&daemon);
     assert_eq!(status, 503);
     assert_eq!(
         body,
-        serde_json::json!({"ready": false, "certificates": {"orders": "revoked"}})
+        serde_json::json!({"ready": false, "certificates": {"orders": "missing"}})
     );
 
     // A new enrollment brings it back.

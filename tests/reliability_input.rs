@@ -56,6 +56,7 @@ fn candidates(key: &str) -> &'static [&'static str] {
         "log_format" => &["\"text\"", "\"json\"", "\"xml\"", "1"],
         "log_level" => &["\"info\"", "\"\"", "\"kyma_certd=trace,warn\"", "\"[[[\""],
         "max_concurrent_renewals" => &["4", "0", "-1", "1025", "\"4\"", "1e3"],
+        "watch_config" => &["true", "false", "\"yes\"", "1"],
         "listen" => &[
             "\"127.0.0.1:9467\"",
             "\"\"",
@@ -147,6 +148,7 @@ const DAEMON_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "max_concurrent_renewals",
+    "watch_config",
     "unknown",
 ];
 const CERT_KEYS: &[&str] = &[

@@ -7,8 +7,10 @@
 # root, no privilege escalation, no capabilities, resource limits), the
 # kyma-certd configuration fits the pod (metrics port, certificate directory
 # and pid file on mounted volumes), and the NetworkPolicy lets only one
-# namespace reach the metrics port. With a kyma-certd binary given, also runs
-# its check-config on the embedded configuration.
+# namespace reach the metrics port. The PodMonitor (a Prometheus Operator kind,
+# which kubernetes-validate has no schema for) is checked against the operator's
+# fields and the pod it selects. With a kyma-certd binary given, also runs its
+# check-config on the embedded configuration.
 #
 # Needs python3 with PyYAML and kubernetes-validate (tests/setup.sh installs it
 # into target/tools/venv; KUBERNETES_VALIDATE names another one).
@@ -153,6 +155,34 @@ for policy in guarding:
         if not peers or any(set(peer) != {"namespaceSelector"} or not peer["namespaceSelector"].get("matchLabels")
                             for peer in peers):
             problems.append(f"NetworkPolicy {policy['metadata']['name']}: a rule admits more than a named namespace: {peers}")
+
+# The PodMonitor: known fields only, selects the pod, scrapes the metrics port.
+monitor = yaml.safe_load((base / "podmonitor.yaml").read_text())
+if (monitor.get("apiVersion"), monitor.get("kind")) != ("monitoring.coreos.com/v1", "PodMonitor"):
+    problems.append("podmonitor.yaml is not a monitoring.coreos.com/v1 PodMonitor")
+else:
+    mspec = monitor.get("spec", {})
+    unknown = set(mspec) - {"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel",
+                            "podTargetLabels", "sampleLimit"}
+    if unknown:
+        problems.append(f"PodMonitor: unknown spec fields {sorted(unknown)}")
+    selector = mspec.get("selector", {}).get("matchLabels", {})
+    if not selector or not selector.items() <= pod_labels.items():
+        problems.append(f"PodMonitor: selector {selector} does not select the pod {pod_labels}")
+    metrics_port_names = {p["name"] for dep in deployments for c in dep["spec"]["template"]["spec"]["containers"]
+                          if c["name"] == "kyma-certd" for p in c.get("ports", [])
+                          if p["containerPort"] == port}
+    endpoints = mspec.get("podMetricsEndpoints", [])
+    if not endpoints:
+        problems.append("PodMonitor: no podMetricsEndpoints")
+    for ep in endpoints:
+        unknown = set(ep) - {"port", "path", "interval", "scrapeTimeout", "scheme", "honorLabels",
+                             "relabelings", "metricRelabelings"}
+        if unknown:
+            problems.append(f"PodMonitor: unknown endpoint fields {sorted(unknown)}")
+        if ep.get("port") not in metrics_port_names or ep.get("path", "/metrics") != "/metrics":
+            problems.append(f"PodMonitor: endpoint {ep} is not the kyma-certd metrics port's /metrics")
+    objects[("PodMonitor", monitor["metadata"]["name"])] = monitor
 
 for p in problems:
     print("FAIL:", p, file=sys.stderr)

@@ -29,10 +29,13 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     if args.if_needed {
         match flow::usable_current(cert, &store) {
             Ok(current) => {
-                println!(
-                    "{} is enrolled and valid until {}; the token was not used",
-                    cert.name,
-                    crate::pki::verify::timestamp(current.info.not_after)
+                crate::logging::outcome(
+                    &cert.name,
+                    format_args!(
+                        "{} is enrolled and valid until {}; the token was not used",
+                        cert.name,
+                        crate::pki::verify::timestamp(current.info.not_after)
+                    ),
                 );
                 return Ok(());
             }
@@ -56,12 +59,15 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
     )
     .await
     .map_err(|e| super::flow_error(&cert.name, e))?;
-    println!(
-        "enrolled {}: {} (sha256 {}), valid until {}",
-        cert.name,
-        info.subject,
-        info.fingerprint_sha256,
-        crate::pki::verify::timestamp(info.not_after)
+    crate::logging::outcome(
+        &cert.name,
+        format_args!(
+            "enrolled {}: {} (sha256 {}), valid until {}",
+            cert.name,
+            info.subject,
+            info.fingerprint_sha256,
+            crate::pki::verify::timestamp(info.not_after)
+        ),
     );
     Ok(())
 }

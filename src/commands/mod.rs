@@ -1,12 +1,14 @@
 //! One function per subcommand: turns the parsed command line into calls to the
 //! library and the library's results into output and an exit code.
 
+mod check;
 mod check_config;
 mod enroll;
 mod renew;
 mod revoke;
 mod status;
 
+pub use check::check;
 pub use check_config::check_config;
 pub use enroll::EnrollArgs;
 pub use enroll::enroll;

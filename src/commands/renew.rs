@@ -29,10 +29,13 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
                 Ok(Some(current)) => {
                     let due = crate::schedule::due(cert, &current.info);
                     if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
-                        println!(
-                            "{}: not due until {} (use --force to renew now)",
-                            cert.name,
-                            timestamp(due)
+                        crate::logging::outcome(
+                            &cert.name,
+                            format_args!(
+                                "{}: not due until {} (use --force to renew now)",
+                                cert.name,
+                                timestamp(due)
+                            ),
                         );
                         continue;
                     }
@@ -51,21 +54,27 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         {
             // Someone else (an enroll, a daemon, another `renew`) put a new certificate
             // in place meanwhile: what this command was for has happened.
-            println!(
-                "{}: another process replaced the certificate meanwhile; keeping that one",
-                cert.name
+            crate::logging::outcome(
+                &cert.name,
+                format_args!(
+                    "{}: another process replaced the certificate meanwhile; keeping that one",
+                    cert.name
+                ),
             );
             continue;
         }
         store.record_attempt(flow::attempt(&result));
         match result {
-            Ok(renewed) => println!(
-                "{}: renewed in {:.2}s, {} -> {}, valid until {}",
-                cert.name,
-                started.elapsed().as_secs_f64(),
-                short(&renewed.previous.fingerprint_sha256),
-                short(&renewed.info.fingerprint_sha256),
-                timestamp(renewed.info.not_after)
+            Ok(renewed) => crate::logging::outcome(
+                &cert.name,
+                format_args!(
+                    "{}: renewed in {:.2}s, {} -> {}, valid until {}",
+                    cert.name,
+                    started.elapsed().as_secs_f64(),
+                    short(&renewed.previous.fingerprint_sha256),
+                    short(&renewed.info.fingerprint_sha256),
+                    timestamp(renewed.info.not_after)
+                ),
             ),
             Err(e) => keep_worst(&mut worst, super::flow_error(&cert.name, e)),
         }
@@ -110,8 +119,18 @@ fn keep_worst(worst: &mut Option<CommandError>, error: CommandError) {
     };
     if replace {
         if let Some(previous) = worst.replace(error) {
-            eprintln!("error: {previous}");
+            report_error(&previous);
         }
+    } else {
+        report_error(&error);
+    }
+}
+
+/// An error the command does not return (it returns a worse one): said on standard
+/// error, or logged when the logs are JSON.
+fn report_error(error: &CommandError) {
+    if crate::logging::is_json() {
+        tracing::error!("{error}");
     } else {
         eprintln!("error: {error}");
     }

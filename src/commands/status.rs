@@ -98,6 +98,14 @@ fn inspect(
         token_error: state.token_error.clone(),
     };
     let Some(current) = current else {
+        // `revoke` removes what it revoked: say so, rather than only "missing".
+        status.reason = state.revoked.as_ref().map(|r| {
+            format!(
+                "{} was revoked at {} and removed with its key; enroll with a new one-time token",
+                &r.fingerprint[..r.fingerprint.len().min(16)],
+                timestamp(r.at)
+            )
+        });
         return Ok(status);
     };
     let info = &current.info;

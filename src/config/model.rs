@@ -24,6 +24,9 @@ pub struct DaemonSettings {
     pub log_level: String,
     /// At least 1.
     pub max_concurrent_renewals: usize,
+    /// Reload when the configuration file changes (an edit, a ConfigMap update), not
+    /// only on SIGHUP.
+    pub watch_config: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

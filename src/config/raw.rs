@@ -12,6 +12,7 @@ pub(super) struct RawDaemon {
     pub log_format: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub max_concurrent_renewals: Option<Spanned<i64>>,
+    pub watch_config: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

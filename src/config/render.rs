@@ -33,6 +33,7 @@ impl Config {
             "max_concurrent_renewals = {}",
             self.daemon.max_concurrent_renewals
         );
+        let _ = writeln!(out, "watch_config = {}", self.daemon.watch_config);
         let _ = writeln!(out, "\n[metrics]");
         match self.metrics.listen {
             Some(addr) => {

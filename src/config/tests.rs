@@ -59,6 +59,7 @@ fn example_config_parses_and_documents_every_key() {
         "log_format",
         "log_level",
         "max_concurrent_renewals",
+        "watch_config",
         "listen",
         "renew_at",
         "renew_before",

@@ -1,6 +1,7 @@
 //! `kyma-certd run`: the supervisor. Starts one task per certificate, routes signals,
-//! file changes and health pings to them, reloads the config, talks to systemd and
-//! serves the metrics. Does not renew anything itself (see `task`).
+//! file changes and health pings to them, reloads the config (on SIGHUP, and when the
+//! file changes: an edit, a Kubernetes ConfigMap update), talks to systemd and serves
+//! the metrics. Does not renew anything itself (see `task`).
 
 mod clock;
 mod mailbox;
@@ -39,6 +40,14 @@ pub const DRAIN: Duration = Duration::from_millis(900);
 /// How long after the last report of a task (a start, a renewal, a failure) the free
 /// memory of the burst is returned to the kernel: once per burst, never while idle.
 const RELEASE_AFTER_QUIET: Duration = Duration::from_secs(15);
+
+/// The watcher's owner name for the configuration file's directory; certificate names
+/// are `[a-z0-9_-]+`, so it cannot be one.
+const CONFIG_WATCH: &str = "..config";
+
+/// How long the configuration's directory must be quiet before the file is read again:
+/// an editor's save is several writes and renames, a ConfigMap update one symlink swap.
+const CONFIG_SETTLE: Duration = Duration::from_secs(1);
 
 /// The longest a clean stop takes after SIGTERM: the tasks' drain, then the metrics
 /// server's, then the grace given to blocking work. `TimeoutStopSec=` in the systemd
@@ -89,8 +98,10 @@ pub async fn run_until(
         .map_err(CommandError::failed)?;
     let (watcher, changes) = DirWatcher::new().map_err(CommandError::failed)?;
     let (reports_tx, reports) = mpsc::unbounded_channel();
+    let config_digest = config_digest(&config.path);
     let mut supervisor = Supervisor {
         permits: Arc::new(Semaphore::new(config.daemon.max_concurrent_renewals)),
+        config_digest,
         config,
         metrics,
         tasks: HashMap::new(),
@@ -108,6 +119,9 @@ pub async fn run_until(
     if supervisor.tasks.is_empty() {
         warn!("no [[certificate]] configured: nothing to do");
         supervisor.announce();
+    }
+    if supervisor.config.daemon.watch_config {
+        supervisor.watch_config();
     }
 
     supervisor
@@ -140,8 +154,28 @@ struct Supervisor {
     reports_tx: mpsc::UnboundedSender<Report>,
     schedule: HashMap<String, (CertState, Option<SystemTime>)>,
     watcher: DirWatcher,
+    /// SHA-256 of the configuration file as last read: a change event reloads only
+    /// when the contents differ.
+    config_digest: Option<Vec<u8>>,
     announced_ready: bool,
     last_status: String,
+}
+
+/// SHA-256 of the configuration file's contents (through symlinks, as `load` reads it);
+/// `None` when it cannot be read.
+fn config_digest(path: &std::path::Path) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| crate::pki::x509::sha256(&bytes).as_ref().to_vec())
+}
+
+/// The directory holding the configuration file: changes there (an edit, a renamed
+/// replacement, the `..data` symlink swap of a Kubernetes ConfigMap volume) may change it.
+fn config_dir(path: &std::path::Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 impl Supervisor {
@@ -164,7 +198,7 @@ impl Supervisor {
             tokio::select! {
                 () = &mut stop => return,
                 Some(signal) = signals.next() => match signal {
-                    SIGHUP => self.reload().await,
+                    SIGHUP => self.reload("SIGHUP").await,
                     SIGUSR1 => {
                         info!("SIGUSR1: renewing every certificate now");
                         for handle in self.tasks.values() {
@@ -178,9 +212,10 @@ impl Supervisor {
                 },
                 Some(path) = changes.recv() => {
                     self.watcher.appeared(&path);
-                    let due = Instant::now() + DEBOUNCE;
+                    let now = Instant::now();
                     for name in self.watcher.owners_of(&path) {
-                        pending.insert(name.to_owned(), due);
+                        let settle = if name == CONFIG_WATCH { CONFIG_SETTLE } else { DEBOUNCE };
+                        pending.insert(name.to_owned(), now + settle);
                     }
                 }
                 () = sleep_until_opt(next_debounce) => {
@@ -192,7 +227,11 @@ impl Supervisor {
                         .collect();
                     for name in due {
                         pending.remove(&name);
-                        self.files_changed(&name);
+                        if name == CONFIG_WATCH {
+                            self.config_file_changed().await;
+                        } else {
+                            self.files_changed(&name);
+                        }
                     }
                 }
                 Some(report) = reports.recv() => {
@@ -294,10 +333,37 @@ impl Supervisor {
         self.stop(&names).await;
     }
 
-    /// SIGHUP: a bad new config is rejected and counted; the old one stays in force.
-    async fn reload(&mut self) {
+    /// Watches the configuration file's directory; without a watch, SIGHUP still works.
+    fn watch_config(&mut self) {
+        let dir = config_dir(&self.config.path);
+        if let Err(e) = self.watcher.watch(CONFIG_WATCH, &dir) {
+            warn!(dir = %dir.display(), error = %e, "cannot watch the configuration's directory; send SIGHUP after a change");
+        }
+    }
+
+    /// The configuration's directory settled after a change: reload when the file's
+    /// contents differ from what was last read (a missing or unreadable file is a
+    /// moment of a replacement: the next change event looks again).
+    async fn config_file_changed(&mut self) {
+        let dir = config_dir(&self.config.path);
+        // A directory replaced as a whole is watched again.
+        let _ = self.watcher.watch(CONFIG_WATCH, &dir);
+        let digest = config_digest(&self.config.path);
+        if digest.is_none() || digest == self.config_digest {
+            debug!(path = %self.config.path.display(), "the configuration's directory changed, the file did not");
+            return;
+        }
+        self.reload("the configuration file changed").await;
+    }
+
+    /// SIGHUP, or a change of the file: a bad new config is rejected and counted; the
+    /// old one stays in force.
+    async fn reload(&mut self, cause: &str) {
         systemd::reloading();
-        info!(path = %self.config.path.display(), "SIGHUP: reloading the configuration");
+        info!(path = %self.config.path.display(), "{cause}: reloading the configuration");
+        // Remembered before the file is parsed: a bad version is reported once, not at
+        // every later event in its directory.
+        self.config_digest = config_digest(&self.config.path);
         let new = match config::load(&self.config.path) {
             Ok(new) => new,
             Err(e) => {

@@ -850,6 +850,7 @@ async fn renew_once(
             info!(
                 old = %renewed.previous.fingerprint_sha256,
                 new = %renewed.info.fingerprint_sha256,
+                not_after = %timestamp(renewed.info.not_after),
                 took_ms = took.as_millis() as u64,
                 "renewed {} -> {}, valid until {}",
                 short(&renewed.previous.fingerprint_sha256),

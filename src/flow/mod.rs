@@ -8,7 +8,7 @@ mod revoke;
 
 pub use enroll::{EnrollRequest, enroll};
 pub use renew::{Renewed, renew, renewable_current, usable_current};
-pub use revoke::revoke;
+pub use revoke::{GenerationRevocation, Outcome as RevocationOutcome, revoke};
 
 use std::path::PathBuf;
 use std::time::SystemTime;

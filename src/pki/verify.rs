@@ -242,6 +242,24 @@ pub fn verify(
     })
 }
 
+/// Whether the certificate in `cert_pem` chains to a CA of `ca_pem` for client
+/// authentication (through the rest of `chain_pem`), at a moment of its validity: what
+/// `check` asks of the files on disk.
+pub fn chains_to(cert_pem: &str, chain_pem: &str, ca_pem: &str) -> Result<(), VerifyError> {
+    let untrusted = |reason: String| VerifyError::Untrusted { reason };
+    let leaf = crate::pki::x509::pem_certificates(cert_pem)
+        .map_err(|e| untrusted(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| untrusted("no certificate".into()))?;
+    let info = CertInfo::from_pem(cert_pem).map_err(|e| untrusted(e.to_string()))?;
+    let cas = crate::pki::x509::pem_certificates(ca_pem).map_err(|e| untrusted(e.to_string()))?;
+    let chain =
+        crate::pki::x509::pem_certificates(chain_pem).map_err(|e| untrusted(e.to_string()))?;
+    let rest: Vec<CertificateDer<'static>> = chain.into_iter().filter(|c| *c != leaf).collect();
+    check_chain(&leaf, &cas, &rest, &info, info.not_before)
+}
+
 fn check_validity(info: &CertInfo, now: SystemTime) -> Result<(), VerifyError> {
     if info.not_after <= info.not_before {
         return Err(VerifyError::EmptyValidity);

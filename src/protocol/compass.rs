@@ -32,7 +32,7 @@ pub const DOCUMENTS: [&str; 3] = [CONFIGURATION_QUERY, SIGN_CSR_MUTATION, REVOKE
 /// Talks to a Compass connector.
 #[derive(Debug)]
 pub struct CompassConnector {
-    http: HttpClient,
+    pub(super) http: HttpClient,
 }
 
 /// The decoded answer to [`CONFIGURATION_QUERY`].

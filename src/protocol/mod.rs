@@ -19,7 +19,7 @@ pub use compass::{
     CONFIGURATION_QUERY, CompassConnector, DOCUMENTS, REVOKE_MUTATION, SIGN_CSR_MUTATION,
 };
 pub use error::{MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl};
-pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, USER_AGENT};
+pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, ServerDate, USER_AGENT};
 pub use rest::RestConnector;
 pub use verdict::{Refusal, Verdict, alert_name};
 
@@ -187,6 +187,14 @@ impl AnyConnector {
         match self {
             AnyConnector::Compass(_) => Protocol::Compass,
             AnyConnector::KymaRest(_) => Protocol::KymaRest,
+        }
+    }
+
+    /// The `Date` header of the connector's last answer (a refusal's included).
+    pub fn last_server_date(&self) -> Option<ServerDate> {
+        match self {
+            AnyConnector::Compass(c) => c.http.last_server_date(),
+            AnyConnector::KymaRest(c) => c.http.last_server_date(),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::pki::secret::Token;
 /// Talks to a Kyma connector-service (or anything serving the same REST API).
 #[derive(Debug)]
 pub struct RestConnector {
-    http: HttpClient,
+    pub(super) http: HttpClient,
 }
 
 /// The decoded answer of `GET signingRequests/info?token=`.

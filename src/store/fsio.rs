@@ -191,6 +191,40 @@ impl Dir {
             .map_err(|e| StoreError::io("syncing", &path, e))
     }
 
+    /// Overwrites the regular file `name` with zeros, its whole length, and fsyncs it,
+    /// so that its contents (a private key) do not outlive the unlink that follows in
+    /// the blocks the file system frees. A missing file is fine; a symlink is refused.
+    /// (On copy-on-write or flash storage old blocks may survive anyway: this is the
+    /// part a program can do.)
+    pub fn overwrite_with_zeros(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.join(name);
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(rustix::io::Errno::LOOP) => return Err(StoreError::Symlink { path }),
+            Err(e) => return Err(StoreError::io("opening", &path, errno(e))),
+        };
+        let size = rustix::fs::fstat(&fd)
+            .map_err(|e| StoreError::io("inspecting", &path, errno(e)))?
+            .st_size;
+        let mut file = File::from(fd);
+        let zeros = [0u8; 4096];
+        let mut left = u64::try_from(size).unwrap_or(0).min(MAX_READ);
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..n])
+                .map_err(|e| StoreError::io("overwriting", &path, e))?;
+            left -= n as u64;
+        }
+        file.sync_all()
+            .map_err(|e| StoreError::io("syncing", &path, e))
+    }
+
     /// Creates the subdirectory `name` (which must not exist) with exactly the
     /// ownership's directory mode.
     pub fn mkdir(&self, name: &str, ownership: Ownership) -> Result<Dir, StoreError> {

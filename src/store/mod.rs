@@ -11,6 +11,7 @@
 mod connection;
 mod files;
 mod fsio;
+mod generations;
 mod preflight;
 pub mod state;
 mod symlink;
@@ -32,6 +33,7 @@ use crate::pki::verify::VerifiedMaterial;
 use crate::pki::x509::CertInfo;
 
 pub use connection::{CONNECTION_FILE, Connection};
+pub use generations::{Generation, Role};
 pub use state::{Evidence, Notified, RefusalRecord, Revocation, StateFile};
 
 use fsio::{Dir, Ownership};
@@ -222,6 +224,8 @@ pub struct Store {
     ownership: Ownership,
     /// How long [`Store::lock`] waits ([`LOCK_WAIT`]; shorter in tests).
     lock_wait: Duration,
+    /// The configured outputs' file names in `dir` (files layout: removed with the rest).
+    outputs: Vec<String>,
     #[cfg(test)]
     faults: tests::Faults,
 }
@@ -245,6 +249,18 @@ impl Store {
                 group: config.group,
             },
             lock_wait: LOCK_WAIT,
+            outputs: config
+                .outputs
+                .iter()
+                .flat_map(|output| match output {
+                    crate::config::OutputConfig::PemBundle { file, .. } => vec![file.clone()],
+                    crate::config::OutputConfig::Pkcs12 {
+                        file, truststore, ..
+                    } => std::iter::once(file.clone())
+                        .chain(truststore.clone())
+                        .collect(),
+                })
+                .collect(),
             #[cfg(test)]
             faults: tests::Faults::default(),
         }

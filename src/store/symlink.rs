@@ -46,7 +46,7 @@ fn generation_name(fingerprint: &str, now: SystemTime) -> String {
 
 /// The generation the symlink `link` points at, if any. Anything but a plain
 /// `gen-...` name in `dir` is refused: the link is never followed elsewhere.
-fn link_target(dir: &Dir, link: &str) -> Result<Option<String>, StoreError> {
+pub(super) fn link_target(dir: &Dir, link: &str) -> Result<Option<String>, StoreError> {
     let Some(target) = dir.read_link(link)? else {
         return Ok(None);
     };
@@ -310,6 +310,21 @@ pub(super) fn load(dir: &Dir) -> Result<Option<CurrentMaterial>, StoreError> {
     let Some((name, generation)) = current_generation(dir)? else {
         return Ok(None);
     };
+    load_from(name, &generation).map(Some)
+}
+
+/// The generation directory `name` in `dir`, `None` when it does not exist.
+pub(super) fn load_generation(
+    dir: &Dir,
+    name: &str,
+) -> Result<Option<CurrentMaterial>, StoreError> {
+    match dir.sub(name)? {
+        Some(generation) => load_from(name.to_owned(), &generation).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn load_from(name: String, generation: &Dir) -> Result<CurrentMaterial, StoreError> {
     let paths = ConsumerPaths {
         cert: generation.join(CERT),
         key: generation.join(KEY),
@@ -325,6 +340,6 @@ pub(super) fn load(dir: &Dir) -> Result<Option<CurrentMaterial>, StoreError> {
                 present: generation.path().to_owned(),
             })?;
     }
-    let connection = super::read_connection(&generation, CONNECTION_FILE);
-    super::assemble(&paths, texts, Some(name), connection).map(Some)
+    let connection = super::read_connection(generation, CONNECTION_FILE);
+    super::assemble(&paths, texts, Some(name), connection)
 }

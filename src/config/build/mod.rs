@@ -170,6 +170,7 @@ impl Builder<'_> {
             log_format,
             log_level,
             max_concurrent_renewals,
+            watch_config: raw.watch_config.as_ref().is_some_and(|s| *s.get_ref()),
         }
     }
 
