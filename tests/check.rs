@@ -140,6 +140,19 @@ async fn a_certificate_the_connector_revoked_is_reported_revoked_with_exit_3() {
     assert_eq!(report["outcome"], "revoked", "{report}");
 }
 
+/// The REST API as the connectivity-adapter serves it refuses a revoked certificate on
+/// `management/info` too; connector-service does not check it there (a renewal would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connectivity_adapters_refusal_is_reported_revoked_with_exit_3() {
+    let env = enrolled("kyma-rest").await;
+    env.sim
+        .set_rest_flavour(kyma_connector_sim::RestFlavour::ConnectivityAdapter);
+    env.sim.revoke(&fingerprint(&env.files("app")["cert.pem"]));
+    let (code, report) = check_changing_nothing(&env);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["outcome"], "revoked", "{report}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateways_bare_403_or_tls_alert_is_a_refusal_not_a_revocation() {
     let env = enrolled("kyma-rest").await;
