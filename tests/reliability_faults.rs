@@ -437,12 +437,12 @@ fn much_longer_lifetime_is_accepted_with_a_warning() {
     );
     let log = wait_for("the warning", Duration::from_secs(10), || {
         let log = daemon.log_text();
-        log.contains("suspicious but allowed certificate")
+        log.contains("certificate accepted, with a warning")
             .then_some(log)
     });
     let line = log
         .lines()
-        .find(|l| l.contains("suspicious but allowed certificate"))
+        .find(|l| l.contains("certificate accepted, with a warning"))
         .unwrap();
     assert!(line.contains("WARN"), "{line}");
     assert!(
