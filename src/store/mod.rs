@@ -15,6 +15,8 @@ pub mod state;
 mod symlink;
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fs;
