@@ -207,7 +207,9 @@ impl Task {
     /// certificate, enrolls from `token_file`, or waits for an enrollment. Returns the
     /// certificate to renew at `due`, to be looked at again at `wake`.
     async fn look(&mut self) -> Look {
-        let (info, revoked_at) = match inspect(&self.store) {
+        let (standing, enrolled_at) = inspect(&self.store);
+        self.ctx.metrics.enrolled(&self.ctx.cfg.name, enrolled_at);
+        let (info, revoked_at) = match standing {
             Standing::Valid { info, revoked_at } => (info, revoked_at),
             Standing::NeedsEnrollment { state, why } => {
                 return Look::Then(self.wait_for_enrollment(state, why).await);
@@ -723,9 +725,11 @@ fn reached_connector(error: &FlowError) -> bool {
         )
 }
 
-fn inspect(store: &Store) -> Standing {
+/// What the files say, and when state.json says the certificate was last enrolled.
+fn inspect(store: &Store) -> (Standing, Option<SystemTime>) {
     let state = store.read_state().unwrap_or_default();
-    match store.load_current() {
+    let enrolled_at = state.enrolled_at;
+    let standing = match store.load_current() {
         Ok(None) => Standing::NeedsEnrollment {
             state: CertState::Missing,
             why: "no certificate on disk".to_owned(),
@@ -753,7 +757,8 @@ fn inspect(store: &Store) -> Standing {
                 .map(|r| r.at),
             info: current.info,
         },
-    }
+    };
+    (standing, enrolled_at)
 }
 
 /// Sleeps until `deadline` on the monotonic clock, in one step: between renewals the
