@@ -866,3 +866,6 @@ mod tests;
 
 #[cfg(test)]
 mod snapshot_tests;
+
+#[cfg(test)]
+mod reference_tests;
