@@ -32,9 +32,9 @@ fn run(cli: Cli) -> CommandResult {
             clap_complete::generate(shell, &mut command, "kyma-certd", &mut std::io::stdout());
             Ok(())
         }
-        Command::Manpage => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(CommandError::failed),
+        Command::Manpage => {
+            crate::man::render(&mut std::io::stdout().lock()).map_err(CommandError::failed)
+        }
         Command::CheckConfig => {
             init_logging(LogFormat::Text, "warn")?;
             commands::check_config(&cli.config)

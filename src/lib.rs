@@ -17,6 +17,7 @@ pub mod exit;
 pub mod flow;
 pub mod hooks;
 pub mod logging;
+pub mod man;
 pub mod memory;
 pub mod notify;
 pub mod outputs;

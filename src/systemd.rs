@@ -98,10 +98,10 @@ pub fn humanize(duration: Duration) -> String {
     };
     let (value, unit) = units[first];
     let mut text = format!("{value}{unit}");
-    if value < 10 {
-        if let Some(&(next, next_unit)) = units.get(first + 1).filter(|(next, _)| *next > 0) {
-            text.push_str(&format!(" {next}{next_unit}"));
-        }
+    if value < 10
+        && let Some(&(next, next_unit)) = units.get(first + 1).filter(|(next, _)| *next > 0)
+    {
+        text.push_str(&format!(" {next}{next_unit}"));
     }
     text
 }

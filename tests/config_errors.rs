@@ -141,9 +141,15 @@ fn two_certificates_in_one_directory_are_refused() {
 }
 
 #[test]
-fn empty_garbage_and_huge_files_are_clear_errors() {
+fn an_empty_file_is_valid_and_says_no_certificates_are_configured() {
+    let (code, out, err) = check("");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no certificates configured"), "{out}");
+}
+
+#[test]
+fn garbage_and_huge_files_are_clear_errors() {
     for text in [
-        String::new(),
         "\u{0}\u{1}\u{2}garbage\u{7f}".to_owned(),
         "x".repeat(10 << 20),
     ] {

@@ -25,13 +25,13 @@ const SETTLE: Duration = Duration::from_secs(3);
 
 fn spec(world: &World, i: usize) -> CertSpec {
     let name = format!("c{i:03}");
-    let mut cert = if i % 2 == 0 {
+    let mut cert = if i.is_multiple_of(2) {
         CertSpec::compass(&name)
     } else {
         CertSpec::kyma_rest(&name)
     }
     .with("key_algorithm", "\"rsa2048\"");
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         let password = world.path("p12.pass");
         // Output tables close the certificate's own keys: the last extra lines.
         cert.extra.push(format!(

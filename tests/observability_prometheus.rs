@@ -208,10 +208,10 @@ impl Prometheus {
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
             loop {
                 let result = self.query(expr);
-                if let [(_, value)] = result.as_slice() {
-                    if check(*value) {
-                        break Some(*value);
-                    }
+                if let [(_, value)] = result.as_slice()
+                    && check(*value)
+                {
+                    break Some(*value);
                 }
                 last = result;
                 if std::time::Instant::now() >= deadline {

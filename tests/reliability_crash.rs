@@ -39,7 +39,7 @@ impl Rng {
     /// A delay in `[0, 1.2 * typical)`, half of the time packed into the last fifth of
     /// a typical run, where the swap happens.
     fn delay(&mut self, typical: Duration) -> Duration {
-        let fraction = if self.next() % 2 == 0 {
+        let fraction = if self.next().is_multiple_of(2) {
             self.unit() * 1.2
         } else {
             0.8 + self.unit() * 0.25

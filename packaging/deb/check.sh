@@ -69,9 +69,19 @@ else
 fi
 # As the service user, like the unit runs it.
 if out=$(runuser -u kyma-certd -- kyma-certd --config /etc/kyma-certd/config.toml check-config 2>&1); then
-    pass "check-config (as kyma-certd) accepts the example configuration"
+    pass "check-config (as kyma-certd) accepts the packaged configuration"
+    if grep -q 'no certificates configured' <<<"$out"; then
+        pass "check-config says the packaged configuration has no certificates"
+    else
+        fail "check-config does not say 'no certificates configured':"$'\n'"$out"
+    fi
 else
-    fail "check-config rejects the example configuration:"$'\n'"$out"
+    fail "check-config rejects the packaged configuration:"$'\n'"$out"
+fi
+if out=$(runuser -u kyma-certd -- kyma-certd --config /usr/share/doc/kyma-certd/examples/config.toml check-config 2>&1); then
+    pass "check-config accepts the full example installed beside the docs"
+else
+    fail "check-config rejects the full example:"$'\n'"$out"
 fi
 
 echo "== files, owners and modes"
@@ -127,6 +137,23 @@ fi
 echo "== reinstall (the upgrade path)"
 dpkg -i "$deb" >/dev/null
 expect_mode /etc/kyma-certd/config.toml 640 root:kyma-certd
+
+echo "== an upgrade over a configuration the new release refuses fails loudly"
+cp -p /etc/kyma-certd/config.toml /etc/kyma-certd/config.toml.check-sh
+printf '\n[daemon]\nfuture_key = 1\n' >>/etc/kyma-certd/config.toml
+if out=$(dpkg -i "$deb" 2>&1); then
+    fail "the upgrade went through with an invalid configuration"
+elif grep -q 'future_key' <<<"$out" && grep -q 'dpkg --configure -a' <<<"$out"; then
+    pass "the upgrade failed, naming the problem and the way out"
+else
+    fail "the failed upgrade does not name the problem and the way out:"$'\n'"$out"
+fi
+mv /etc/kyma-certd/config.toml.check-sh /etc/kyma-certd/config.toml
+if dpkg --configure -a >/dev/null 2>&1 && dpkg-query -W -f='${Status}' kyma-certd | grep -q 'ok installed'; then
+    pass "after the fix, dpkg --configure -a completes the upgrade"
+else
+    fail "dpkg --configure -a does not complete the upgrade: $(dpkg-query -W -f='${Status}' kyma-certd)"
+fi
 
 echo "== dpkg -r and --purge"
 dpkg -r kyma-certd >/dev/null

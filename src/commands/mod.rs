@@ -1,6 +1,7 @@
 //! One function per subcommand: turns the parsed command line into calls to the
 //! library and the library's results into output and an exit code.
 
+mod access;
 mod check;
 mod check_config;
 mod enroll;
@@ -23,9 +24,18 @@ use crate::exit::{CommandError, CommandResult};
 use crate::flow::FlowError;
 use crate::protocol::Verdict;
 
-/// Loads the configuration with every check; a bad one is a usage error (exit 2).
+/// Loads the configuration with every check; a bad one is a usage error (exit 2). A file
+/// this user may not read says which permission is missing.
 pub fn load_config(path: &Path) -> CommandResult<Config> {
-    config::load(path).map_err(CommandError::usage)
+    config::load(path).map_err(|e| match &e {
+        config::ConfigError::Read { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            let said = crate::errors::error_chain(&e);
+            CommandError::usage(anyhow::anyhow!("{said}; {}", access::hint(path)))
+        }
+        _ => CommandError::usage(e),
+    })
 }
 
 /// The named certificate, or a usage error listing the known names.
@@ -63,8 +73,18 @@ pub fn selected<'a>(
     }
 }
 
-/// Maps a flow failure to its exit code, prefixed with the certificate's name.
+/// Maps a flow failure to its exit code, prefixed with the certificate's name; a refused
+/// read says which permission is missing.
 pub fn flow_error(name: &str, error: FlowError) -> CommandError {
+    if let FlowError::Store(crate::store::StoreError::Io { path, .. }) = &error
+        && access::denied(&error)
+    {
+        let said = crate::errors::error_chain(&error);
+        return CommandError::failed(anyhow::anyhow!(
+            "certificate {name:?}: {said}; {}",
+            access::hint(path)
+        ));
+    }
     let reenroll = error.needs_reenrollment();
     let usage = matches!(error, FlowError::TokenForm(_));
     let context = match error.verdict() {

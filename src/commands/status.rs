@@ -21,7 +21,8 @@ pub struct CertificateStatus {
     pub name: String,
     pub protocol: &'static str,
     pub state: &'static str,
-    /// Why the state is `refused` or `revoked`: which refusal, or the revocation's record.
+    /// Why the state is `refused`, `revoked` or `missing`: which refusal, the revocation's
+    /// record, or whether the certificate was ever enrolled here.
     pub reason: Option<String>,
     pub dir: String,
     pub subject: Option<String>,
@@ -49,6 +50,13 @@ pub fn status(config_path: &Path, name: Option<&str>, json: bool) -> CommandResu
     for cert in super::selected(&config, name)? {
         statuses.push(inspect(cert, now).map_err(|e| super::flow_error(&cert.name, e))?);
     }
+    if config.certificates.is_empty() && !json {
+        println!(
+            "no certificates configured in {}: add a [[certificate]] table",
+            config.path.display()
+        );
+        return Ok(());
+    }
     if json {
         let text = serde_json::to_string_pretty(&statuses).map_err(CommandError::failed)?;
         println!("{text}");
@@ -75,7 +83,13 @@ fn inspect(
     now: SystemTime,
 ) -> Result<CertificateStatus, flow::FlowError> {
     let store = Store::new(cert);
-    let current = store.load_current()?;
+    let current = match store.load_current() {
+        Ok(current) => current.map(|c| c.info),
+        // The key is readable by the daemon's user only (key_mode 0600): a member of its
+        // group sees the certificate without the check that the key matches it.
+        Err(e) if permission_denied(&e) => store.current_certificate()?,
+        Err(e) => return Err(e.into()),
+    };
     let state = store.read_state()?;
     let mut status = CertificateStatus {
         name: cert.name.clone(),
@@ -97,18 +111,22 @@ fn inspect(
         hook_error: None,
         token_error: state.token_error.clone(),
     };
-    let Some(current) = current else {
-        // `revoke` removes what it revoked: say so, rather than only "missing".
-        status.reason = state.revoked.as_ref().map(|r| {
-            format!(
+    let Some(info) = &current else {
+        status.reason = Some(match (&state.revoked, state.enrolled_at) {
+            // `revoke` removes what it revoked: say so, rather than only "missing".
+            (Some(r), _) => format!(
                 "{} was revoked at {} and removed with its key; enroll with a new one-time token",
                 &r.fingerprint[..r.fingerprint.len().min(16)],
                 timestamp(r.at)
-            )
+            ),
+            (None, Some(at)) => format!(
+                "enrolled at {}, but no certificate is on disk now",
+                timestamp(at)
+            ),
+            (None, None) => "never enrolled here: run `kyma-certd enroll`".to_owned(),
         });
         return Ok(status);
     };
-    let info = &current.info;
     let refusal = state.refusal_of(&info.fingerprint_sha256);
     status.state = if info.not_after <= now {
         "expired"
@@ -151,6 +169,16 @@ fn inspect(
         status.next_renewal = Some(timestamp(next));
     }
     Ok(status)
+}
+
+/// Whether reading the store failed only for lack of permission.
+fn permission_denied(error: &crate::store::StoreError) -> bool {
+    match error {
+        crate::store::StoreError::Io { source, .. } => {
+            source.kind() == std::io::ErrorKind::PermissionDenied
+        }
+        _ => false,
+    }
 }
 
 fn signed_seconds(t: SystemTime, now: SystemTime) -> i64 {

@@ -19,6 +19,8 @@ mod render;
 pub mod values;
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashSet;

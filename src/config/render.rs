@@ -15,6 +15,10 @@ fn path(p: &Path) -> String {
     quoted(&p.to_string_lossy())
 }
 
+/// What `check-config` says of a file without a `[[certificate]]` table.
+pub const NO_CERTIFICATES: &str =
+    "# no certificates configured: add a [[certificate]] table, then enroll it";
+
 impl Config {
     /// The resolved values, one `key = value` line each, in the layout of the file.
     /// Unset optional keys appear as comments saying what applies instead.
@@ -42,6 +46,9 @@ impl Config {
             None => {
                 let _ = writeln!(out, "listen = \"\"  # disabled");
             }
+        }
+        if self.certificates.is_empty() {
+            let _ = writeln!(out, "\n{NO_CERTIFICATES}");
         }
         for cert in &self.certificates {
             render_certificate(&mut out, cert);

@@ -561,11 +561,18 @@ fn relative_paths_are_taken_from_the_config_directory() {
 }
 
 #[test]
-fn empty_file_says_there_is_nothing_to_do() {
-    assert_eq!(
-        problems(""),
-        ["config.toml:1:1: no [[certificate]] table: there is nothing to keep valid"]
-    );
+fn a_file_without_certificates_is_valid_and_says_so_plainly() {
+    for text in ["", "# comments only\n", "[daemon]\nlog_level = \"info\"\n"] {
+        let config = syntax(text).expect("a file without certificates is valid");
+        assert!(config.certificates.is_empty());
+        let rendered = config.render_resolved();
+        assert!(
+            rendered.contains("no certificates configured"),
+            "{rendered}"
+        );
+    }
+    let one = syntax(MINIMAL).unwrap().render_resolved();
+    assert!(!one.contains("no certificates configured"), "{one}");
 }
 
 #[test]

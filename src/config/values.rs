@@ -28,12 +28,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// which `parse_duration` reads back.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let secs = ms / 1000;
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs % size == 0 {
+        if secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

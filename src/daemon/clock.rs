@@ -138,11 +138,11 @@ impl ClockChanges {
             }
             // A clock stepped again and again is followed at most once a second; the
             // steps in between are read as one.
-            if let Some(last) = self.last_report {
-                if last.elapsed() < REPORT_MIN_INTERVAL {
-                    self.report_due = Some(last + REPORT_MIN_INTERVAL);
-                    continue;
-                }
+            if let Some(last) = self.last_report
+                && last.elapsed() < REPORT_MIN_INTERVAL
+            {
+                self.report_due = Some(last + REPORT_MIN_INTERVAL);
+                continue;
             }
             self.wall_at = SystemTime::now();
             self.mono_at = Instant::now();

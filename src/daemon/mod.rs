@@ -117,7 +117,7 @@ pub async fn run_until(
         supervisor.start(Arc::new(cert));
     }
     if supervisor.tasks.is_empty() {
-        warn!("no [[certificate]] configured: nothing to do");
+        warn!("no certificates configured: nothing to do until a reload adds a [[certificate]]");
         supervisor.announce();
     }
     if supervisor.config.daemon.watch_config {
@@ -375,6 +375,16 @@ impl Supervisor {
                 return;
             }
         };
+        // An emptied or truncated file would otherwise stop every renewal and remove every
+        // certificate's series, and with them the alerts that watch them.
+        if new.certificates.is_empty() && !self.tasks.is_empty() {
+            self.metrics.config_reload(false);
+            error!(
+                "the new configuration has no [[certificate]] and was not applied; still running on the previous one (restart the daemon to run without certificates)"
+            );
+            systemd::ready();
+            return;
+        }
         self.metrics.config_reload(true);
         if new.daemon != self.config.daemon || new.metrics != self.config.metrics {
             warn!("changes to [daemon] and [metrics] take effect at the next restart");

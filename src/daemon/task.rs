@@ -236,6 +236,12 @@ impl Task {
     /// certificate to renew at `due`, to be looked at again at `wake`.
     async fn look(&mut self) -> Look {
         let (standing, state) = inspect_off_the_loop(&self.ctx.cfg).await;
+        // Unknown while state.json cannot be read: the series keeps what it said.
+        if let Some(state) = &state {
+            self.ctx
+                .metrics
+                .enrolled(&self.ctx.cfg.name, state.enrolled_at);
+        }
         let (info, revoked_at) = match standing {
             Standing::Valid { info, revoked_at } => (info, revoked_at),
             Standing::NeedsEnrollment { state, why } => {
@@ -956,8 +962,8 @@ fn inspect(store: &Store, state: Option<&crate::store::StateFile>) -> Standing {
 
 /// Sleeps until `deadline` on the monotonic clock, in one step: between renewals the
 /// task does not wake. A clock step or a resume arrives as [`Control::ClockChanged`]
-/// (see `clock`): the deadline is a wall-clock time, so the sleep is measured again
-/// from the wall clock, without another look at the files.
+/// (see `clock`) and wakes the task, which looks at its certificate again: a decision
+/// made under the wrong clock is made anew.
 async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
     loop {
         let nap = next_wakeup(SystemTime::now(), deadline);

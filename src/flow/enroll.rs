@@ -63,14 +63,14 @@ pub async fn enroll(
     let plan = connector.begin_enroll(&url, token.as_ref()).await?;
     drop(token);
     let subject = Subject::parse(&plan.subject)?;
-    if let Some(announced) = plan.announced_key_algorithm() {
-        if announced != cfg.key_algorithm {
-            debug!(
-                announced = announced.as_str(),
-                configured = cfg.key_algorithm.as_str(),
-                "the connector announced another key algorithm; using the configured one"
-            );
-        }
+    if let Some(announced) = plan.announced_key_algorithm()
+        && announced != cfg.key_algorithm
+    {
+        debug!(
+            announced = announced.as_str(),
+            configured = cfg.key_algorithm.as_str(),
+            "the connector announced another key algorithm; using the configured one"
+        );
     }
 
     let key = generate_key(cfg.key_algorithm).await?;

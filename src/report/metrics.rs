@@ -56,6 +56,8 @@ struct Series {
     state: CertState,
     not_before: Option<f64>,
     not_after: Option<f64>,
+    /// When state.json says the certificate was last enrolled; `None` if never.
+    enrolled: Option<f64>,
     next_renewal: Option<f64>,
     last_success: Option<f64>,
     /// By `RESULTS`.
@@ -80,6 +82,7 @@ impl Default for Series {
             state: CertState::Missing,
             not_before: None,
             not_after: None,
+            enrolled: None,
             next_renewal: None,
             last_success: None,
             renewals: [0; 2],
@@ -230,6 +233,22 @@ impl Metrics {
             s.not_before = None;
             s.not_after = None;
         });
+    }
+
+    /// The certificate was last enrolled at `at` (state.json's record), or never (`None`).
+    /// A `missing` certificate that was enrolled once has been lost; one that never was
+    /// is a new one (the alerts tell the two apart). Unchanged values are not an event.
+    pub fn enrolled(&self, name: &str, at: Option<SystemTime>) {
+        let at = at.map(unix_seconds);
+        if self
+            .lock()
+            .certs
+            .get(name)
+            .is_some_and(|series| series.enrolled == at)
+        {
+            return;
+        }
+        self.update(name, |s| s.enrolled = at);
     }
 
     /// The next attempt is scheduled at `at`; `None` (waiting for enrollment) removes the
@@ -719,6 +738,13 @@ impl Collector for Exporter {
         )?;
         family(
             &mut out,
+            "certificate_enrolled_timestamp_seconds",
+            "When the certificate was last enrolled (state.json), in seconds since the Unix epoch; absent if never",
+            MetricType::Gauge,
+            time(|s| s.enrolled),
+        )?;
+        family(
+            &mut out,
             "certificate_next_renewal_timestamp_seconds",
             "When the next renewal attempt is scheduled, in seconds since the Unix epoch",
             MetricType::Gauge,
@@ -855,3 +881,6 @@ mod tests;
 
 #[cfg(test)]
 mod snapshot_tests;
+
+#[cfg(test)]
+mod reference_tests;

@@ -251,10 +251,10 @@ pub(super) fn recover(
     let mut parents = Parents::new();
     for target in configured(files) {
         let (parent, _) = fsio::split(target);
-        if !parents.contains_key(parent) {
-            if let Some(open) = store.open_folder(parent)? {
-                parents.insert(parent.to_owned(), open);
-            }
+        if !parents.contains_key(parent)
+            && let Some(open) = store.open_folder(parent)?
+        {
+            parents.insert(parent.to_owned(), open);
         }
     }
     let mut names: Vec<String> = configured(files)

@@ -18,6 +18,8 @@ mod symlink;
 mod trust;
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod host_tests;
 #[cfg(test)]
 mod tests;
@@ -402,10 +404,28 @@ impl Store {
         }
     }
 
+    /// The certificate in place, reading only the certificate: neither the key nor the
+    /// journal is touched, so a reader that may not read the key (a member of the
+    /// daemon's group, say) sees the certificate. [`Store::load_current`] also checks that
+    /// the key matches.
+    pub fn current_certificate(&self) -> Result<Option<CertInfo>, StoreError> {
+        match self.open_dir()? {
+            Some(dir) => self.current_info(Some(&dir)),
+            None if matches!(self.layout, Layout::Files(_)) => self.current_info(None),
+            None => Ok(None),
+        }
+    }
+
     /// The fingerprint of the certificate in place, reading only the certificate.
     fn current_fingerprint(&self, dir: &Dir) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .current_info(Some(dir))?
+            .map(|info| info.fingerprint_sha256))
+    }
+
+    fn current_info(&self, dir: Option<&Dir>) -> Result<Option<CertInfo>, StoreError> {
         let (path, text) = match &self.layout {
-            Layout::Symlink => match symlink::current_cert(dir)? {
+            Layout::Symlink => match dir.map(symlink::current_cert).transpose()?.flatten() {
                 Some(found) => found,
                 None => return Ok(None),
             },
@@ -422,7 +442,7 @@ impl Store {
             }
         };
         CertInfo::from_pem(&text)
-            .map(|info| Some(info.fingerprint_sha256))
+            .map(Some)
             .map_err(|e| StoreError::Corrupt {
                 path,
                 reason: e.to_string(),

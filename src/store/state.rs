@@ -43,7 +43,9 @@ pub struct RefusalRecord {
 }
 
 /// The persistent state of one certificate. Unknown fields are ignored and missing ones
-/// take their defaults, so older and newer versions can read each other's files.
+/// take their defaults, so older and newer versions can read each other's files; the
+/// previous release's file is a fixture (`tests/fixtures/release-0.1.0/`, read in
+/// `compat_tests`). Rename or retype no field: add new ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StateFile {

@@ -82,8 +82,8 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# write_config FILE PORT WRITER: the configuration both host tests run the packaged daemon
-# with: one compass certificate "web", renewed at half its life against the simulator
+# write_config FILE PORT WRITER: the configuration the container test runs the daemon with
+# (the booted-systemd test runs the README's minimal example instead): one compass certificate "web", renewed at half its life against the simulator
 # (SIM_TOKEN_URL), its CA at /etc/kyma-certd/connector-ca.pem, metrics on 127.0.0.1:PORT.
 write_config() {
     cat >"$1" <<TOML

@@ -1,8 +1,10 @@
 #!/bin/bash
 # The booted-systemd test, inside the container (tests/host/systemd.sh boots it and runs
-# this as a oneshot unit). Installs the package, enrolls as the service user, starts the
-# shipped unit unchanged and checks readiness, renewals in the sandbox, reload, every hook
-# type against the root-owned nginx, the documented CAP_KILL step and the watchdog.
+# this as a oneshot unit). Installs the package, follows the README with its minimal
+# configuration (check-config, enroll as the service user, start the shipped unit
+# unchanged, `status` as a member of the group) and checks readiness, renewals in the
+# sandbox, an upgrade that refuses an invalid configuration, reload, every hook type
+# against the root-owned nginx, the documented CAP_KILL step and the watchdog.
 # Writes PASS or the first failure to /share/result; everything it did to /share/inside.log.
 set -uo pipefail
 exec >/share/inside.log 2>&1
@@ -10,7 +12,7 @@ exec >/share/inside.log 2>&1
 # shellcheck source=/dev/null
 source /share/env # METRICS_PORT
 config=/etc/kyma-certd/config.toml
-name=web
+name=orders
 started=$SECONDS
 
 finish() {
@@ -58,10 +60,11 @@ workers_replaced() {
   done
 }
 
-# use_hook TOML: the configuration with this one on_renew hook.
+# use_hook TOML: the configuration (the README's, without its hook) with this one
+# on_renew hook.
 use_hook() {
   {
-    cat /share/config.toml
+    cat /share/base.toml
     printf '\n[[certificate.on_renew]]\n%s\n' "$1"
   } >"$config"
 }
@@ -104,12 +107,15 @@ dpkg -i /share/kyma-certd.deb || fail "dpkg -i failed"
 systemctl is-enabled --quiet kyma-certd || fail "the service is not enabled after installation"
 systemctl is-active --quiet kyma-certd && fail "the installation started the service"
 [ -s /usr/share/polkit-1/rules.d/50-kyma-certd.rules ] || fail "the polkit rule is not installed"
-ok "package installed; service enabled, not started"
+checked=$(runuser -u kyma-certd -- kyma-certd check-config 2>&1) || fail "check-config rejects the packaged configuration: $checked"
+grep -q 'no certificates configured' <<<"$checked" || fail "check-config does not say 'no certificates configured': $checked"
+ok "package installed; service enabled, not started; check-config: no certificates configured"
 
-echo "== enroll as the service user"
+echo "== the README: its minimal configuration, check-config, enroll as the service user"
 install -m 0644 /share/connector-ca.pem /etc/kyma-certd/connector-ca.pem
-use_hook 'systemd_unit = "nginx.service"'
-runuser -u kyma-certd -- kyma-certd --config "$config" enroll --name "$name" --token-file /share/token ||
+install -m 0640 -g kyma-certd /share/config.toml "$config"
+runuser -u kyma-certd -- kyma-certd check-config >/dev/null || fail "check-config rejects the README's example"
+runuser -u kyma-certd -- kyma-certd enroll --name "$name" --token-file - </share/token ||
   fail "enroll as kyma-certd failed"
 [ "$(stat -L -c '%U %a' /var/lib/kyma-certd/$name/key.pem)" = "kyma-certd 600" ] ||
   fail "key.pem is $(stat -L -c '%U %a' /var/lib/kyma-certd/$name/key.pem)"
@@ -125,7 +131,20 @@ case "$status_text" in
 *) fail "unexpected STATUS=: '$status_text'" ;;
 esac
 
-echo "== a scheduled renewal in the sandbox, systemd_unit hook to root's nginx"
+echo "== status as a member of the kyma-certd group, and as someone who is not"
+useradd --no-create-home --groups kyma-certd operator || fail "useradd operator failed"
+useradd --no-create-home outsider || fail "useradd outsider failed"
+shown=$(runuser -u operator -- kyma-certd status 2>&1) || fail "status as a member of kyma-certd failed: $shown"
+grep -q "^$name .* valid " <<<"$shown" || fail "status as a member does not show $name valid: $shown"
+ok "status as a member of group kyma-certd: $name valid"
+refused=0
+said=$(runuser -u outsider -- kyma-certd status 2>&1) || refused=$?
+[ "$refused" -eq 2 ] || fail "status as a non-member exited $refused, want 2: $said"
+grep -q "$config is mode 0640, owner root, group kyma-certd, and user outsider is not in group kyma-certd" <<<"$said" ||
+  fail "status as a non-member does not name the missing permission: $said"
+ok "status as a non-member names the missing permission"
+
+echo "== a scheduled renewal in the sandbox, the README's systemd_unit hook to root's nginx"
 old=$(workers)
 wait_until 90 "the first scheduled renewal" at_least "kyma_certd_renewals_total{name=\"$name\",result=\"success\"}" 1
 nice=$(highest_thread_nice "$(main_pid)")
@@ -135,6 +154,22 @@ ok "systemd_unit hook: nginx workers $old-> $(workers)"
 # The blocking threads (key generation) renice themselves: setpriority is allowed.
 [ "$nice" -ge 10 ] || fail "no thread of the daemon runs at nice 10 after a renewal (highest: $nice): setpriority was refused"
 ok "the key generation thread ran at nice $nice (setpriority allowed)"
+
+echo "== upgrade: the configuration is checked with the new binary before the restart"
+pid=$(main_pid)
+printf '\n[daemon]\nfuture_key = 1\n' >>"$config"
+if dpkg -i /share/kyma-certd.deb >/share/upgrade.log 2>&1; then
+  fail "the upgrade went through with an invalid configuration"
+fi
+grep -q 'future_key' /share/upgrade.log || fail "the failed upgrade does not name the problem: $(cat /share/upgrade.log)"
+[ "$(main_pid)" = "$pid" ] && running_now=1 || running_now=0
+[ "$running_now" = 1 ] || fail "the failed upgrade stopped or restarted the daemon"
+ok "an upgrade over an invalid configuration fails loudly and leaves the daemon running"
+install -m 0640 -g kyma-certd /share/config.toml "$config"
+dpkg --configure -a || fail "dpkg --configure -a failed after fixing the configuration"
+wait_until 60 "the daemon to run again after the upgrade" systemctl is-active --quiet kyma-certd
+[ "$(main_pid)" != "$pid" ] || fail "the upgrade did not restart the daemon"
+ok "after the fix, dpkg --configure -a restarts the daemon (pid $pid -> $(main_pid))"
 
 echo "== reload, then a command hook"
 use_hook 'command = ["systemctl", "--no-ask-password", "reload", "nginx.service"]'

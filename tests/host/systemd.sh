@@ -3,8 +3,10 @@
 # --volatile=overlay over the cached tree from tests/host/debian-tree.sh, so every run
 # starts clean), installs the .deb, enrolls against the connector simulator on the host's
 # loopback (the container shares the host's network) and runs tests/host/systemd-inside.sh
-# there: READY and STATUS, renewals in the sandbox, reload, the watchdog, a journal without
-# denials, and every hook type reaching nginx running as root.
+# there with the README's minimal configuration: READY and STATUS, `status` as a member of
+# the daemon's group, an upgrade that validates the configuration first, renewals in the
+# sandbox, reload, the watchdog, a journal without denials, and every hook type reaching
+# nginx running as root.
 #
 # Needs root (or sudo), systemd-nspawn (systemd-container), debootstrap and curl.
 # Usage: tests/host/systemd.sh [PACKAGE.deb]   (default: build it with packaging/deb/build.sh)
@@ -48,7 +50,37 @@ install -m 0644 "$deb" "$share/kyma-certd.deb"
 install -m 0755 "$HOST_DIR/systemd-inside.sh" "$share/inside.sh"
 metrics_port=$(free_port)
 echo "METRICS_PORT=$metrics_port" >"$share/env"
-write_config "$share/config.toml" "$metrics_port" "tests/host/systemd.sh; the test appends one [[certificate.on_renew]]"
+# The README's minimal configuration, verbatim but for the connector URL (the simulator's),
+# after [metrics] and [defaults] tables of the test's own: its port, a short renewal cycle
+# and the simulator's CA (server_ca_file may be inherited). base.toml is the same without
+# the README's hook: the later steps append hooks of their own.
+python3 - "$ROOT/README.md" "$SIM_TOKEN_URL" "$metrics_port" "$share" <<'PY'
+import sys
+readme, url, port, share = sys.argv[1:5]
+text = open(readme, encoding="utf-8").read()
+after = text.split("A minimal configuration", 1)[1]
+block = after.split("```toml\n", 1)[1].split("```", 1)[0]
+placeholder = "https://compass-gateway.example.com/connector/graphql"
+if block.count(placeholder) != 1:
+    sys.exit(f"the README's minimal example does not name {placeholder} once:\n{block}")
+block = block.replace(placeholder, url)
+head = f"""# Written by tests/host/systemd.sh: the README's minimal example after the test's tables.
+[metrics]
+listen = "127.0.0.1:{port}"
+
+[defaults]
+renew_at = "50%"
+jitter = "5%"
+retry_min = "2s"
+retry_max = "10s"
+key_algorithm = "rsa2048"
+server_ca_file = "/etc/kyma-certd/connector-ca.pem"
+
+"""
+open(f"{share}/config.toml", "w", encoding="utf-8").write(head + block)
+base = block.split("[[certificate.on_renew]]", 1)[0]
+open(f"{share}/base.toml", "w", encoding="utf-8").write(head + base)
+PY
 
 # The test runs as a oneshot unit of the booted system, and powers it off when done.
 cat >"$share/kyma-certd-test.service" <<'UNIT'

@@ -44,10 +44,10 @@ impl Encoder {
         }
         if self.metrics.encodes_slowly() {
             let (reply, answer) = oneshot::channel();
-            if self.send(Job::Scrape(format, reply)) {
-                if let Ok(text) = answer.await {
-                    return text;
-                }
+            if self.send(Job::Scrape(format, reply))
+                && let Ok(text) = answer.await
+            {
+                return text;
             }
         }
         // Small, or no thread: encode here, a slower scrape rather than none.

@@ -217,6 +217,19 @@ fn next_renewal_is_set_and_removed() {
 }
 
 #[test]
+fn the_enrollment_time_is_shown_once_known_and_an_unchanged_one_is_no_event() {
+    let metrics = Metrics::new("1");
+    let series = "kyma_certd_certificate_enrolled_timestamp_seconds{name=\"orders\"}";
+    metrics.enrolled("orders", None);
+    assert_eq!(value(&metrics, series), None);
+    metrics.enrolled("orders", Some(t(1_750_000_000)));
+    assert_eq!(value(&metrics, series), Some(1_750_000_000.0));
+    let generation = metrics.generation.load(Ordering::SeqCst);
+    metrics.enrolled("orders", Some(t(1_750_000_000)));
+    assert_eq!(metrics.generation.load(Ordering::SeqCst), generation);
+}
+
+#[test]
 fn unloading_a_certificate_removes_its_validity_but_keeps_its_state_and_counters() {
     let metrics = Metrics::new("1");
     metrics.cert_loaded("orders", t(1_750_000_000), t(1_757_776_000));
