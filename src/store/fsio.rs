@@ -389,17 +389,17 @@ impl Dir {
             // a one-shot command in its directory), who could replace it anyway: a
             // root-only lock would lock the daemon out of its own directory.
             let dir_owner = rustix::fs::fstat(&self.fd).ok().map(|d| d.st_uid);
-            if let Some(uid) = dir_owner.filter(|&uid| uid != stat.st_uid) {
-                if let Err(e) = rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(uid)), None)
-                {
-                    tracing::debug!(path = %path.display(), error = %e, "cannot give the lock file to the directory's owner");
-                }
+            if let Some(uid) = dir_owner.filter(|&uid| uid != stat.st_uid)
+                && let Err(e) = rustix::fs::fchown(&fd, Some(rustix::fs::Uid::from_raw(uid)), None)
+            {
+                tracing::debug!(path = %path.display(), error = %e, "cannot give the lock file to the directory's owner");
             }
         }
-        if stat.st_mode & 0o077 != 0 && (me.is_root() || stat.st_uid == me.as_raw()) {
-            if let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600)) {
-                tracing::debug!(path = %path.display(), error = %e, "cannot narrow the lock file to 0600");
-            }
+        if stat.st_mode & 0o077 != 0
+            && (me.is_root() || stat.st_uid == me.as_raw())
+            && let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
+        {
+            tracing::debug!(path = %path.display(), error = %e, "cannot narrow the lock file to 0600");
         }
         Ok(File::from(fd))
     }
