@@ -98,6 +98,7 @@ for f in /usr/lib/sysusers.d/kyma-certd.conf /usr/lib/tmpfiles.d/kyma-certd.conf
     /usr/share/man/man1/kyma-certd.1.gz /usr/share/bash-completion/completions/kyma-certd \
     /usr/share/zsh/vendor-completions/_kyma-certd /usr/share/fish/vendor_completions.d/kyma-certd.fish \
     /usr/share/doc/kyma-certd/README.md /usr/share/doc/kyma-certd/operations.md \
+    /usr/share/doc/kyma-certd/reference.md \
     /usr/share/doc/kyma-certd/examples/config.toml \
     /usr/share/polkit-1/rules.d/50-kyma-certd.rules \
     /usr/share/doc/kyma-certd/examples/signal-other-users.conf; do
