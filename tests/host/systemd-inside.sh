@@ -132,15 +132,15 @@ case "$status_text" in
 esac
 
 echo "== status as a member of the kyma-certd group, and as someone who is not"
-useradd --no-create-home --groups kyma-certd operator || fail "useradd operator failed"
-useradd --no-create-home outsider || fail "useradd outsider failed"
-shown=$(runuser -u operator -- kyma-certd status 2>&1) || fail "status as a member of kyma-certd failed: $shown"
+useradd --no-create-home --groups kyma-certd certreader || fail "useradd certreader failed"
+useradd --no-create-home certstranger || fail "useradd certstranger failed"
+shown=$(runuser -u certreader -- kyma-certd status 2>&1) || fail "status as a member of kyma-certd failed: $shown"
 grep -q "^$name .* valid " <<<"$shown" || fail "status as a member does not show $name valid: $shown"
 ok "status as a member of group kyma-certd: $name valid"
 refused=0
-said=$(runuser -u outsider -- kyma-certd status 2>&1) || refused=$?
+said=$(runuser -u certstranger -- kyma-certd status 2>&1) || refused=$?
 [ "$refused" -eq 2 ] || fail "status as a non-member exited $refused, want 2: $said"
-grep -q "$config is mode 0640, owner root, group kyma-certd, and user outsider is not in group kyma-certd" <<<"$said" ||
+grep -q "$config is mode 0640, owner root, group kyma-certd, and user certstranger is not in group kyma-certd" <<<"$said" ||
   fail "status as a non-member does not name the missing permission: $said"
 ok "status as a non-member names the missing permission"
 
