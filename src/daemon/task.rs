@@ -169,9 +169,6 @@ struct Task {
     unrecorded: Option<Box<Unrecorded>>,
     /// Looks in a row that could not read the files.
     unreadable: u32,
-    /// The certificate whose hooks ran while state.json could not be read (so could not
-    /// record it): they are not run again for it at every look.
-    told_unrecorded: Option<String>,
 }
 
 impl Task {
@@ -227,7 +224,6 @@ impl Task {
             announced: None,
             unrecorded: None,
             unreadable: 0,
-            told_unrecorded: None,
         }
     }
 
@@ -269,26 +265,11 @@ impl Task {
         // happens to it: after a renewal, at start, after a crash or a reload.
         // The schedule is reported first: readiness never waits for a slow hook.
         let due = self.schedule(&info);
-        let state = match state {
-            Some(state) => state,
-            // Which hooks were told is unknown, and what they are told cannot be
-            // recorded: they are told about this certificate once (remembered in
-            // memory, not at every look), and state.json is looked at every retry_max.
-            None if self.told_unrecorded.as_deref() != Some(info.fingerprint_sha256.as_str()) => {
-                self.told_unrecorded = Some(info.fingerprint_sha256.clone());
-                let unknown = crate::store::StateFile::default();
-                return Look::Then(self.notify_dependents(&info, &unknown).await);
-            }
-            None => {
-                return Look::Wait {
-                    wake: due.min(SystemTime::now() + self.ctx.cfg.retry_max),
-                    due,
-                    seen: Seen::from(info),
-                };
-            }
-        };
         // A record state.json could not take stands in for what the file says (read
-        // before this look writes it, if it can now).
+        // before this look writes it, if it can now). A state.json that cannot be read
+        // says nothing: the hooks are told once, and that round's record, which cannot
+        // be written either, is what the next looks go by.
+        let state = state.unwrap_or_default();
         let state = match &self.unrecorded {
             Some(unrecorded) => unrecorded.overlay(state),
             None => state,
@@ -884,7 +865,7 @@ fn reached_connector(error: &FlowError) -> bool {
 /// [`inspect`] on the blocking pool, within [`READ_TIMEOUT`]: the event loop (health
 /// endpoints, the other certificates) never waits for the disk or the directory lock.
 /// The state is `None` when `state.json` exists but cannot be read (it is logged): then
-/// nothing is known about which hooks were told, and none is run until it can be read.
+/// nothing is known about which hooks were told (see `look`).
 async fn inspect_off_the_loop(
     cfg: &Arc<CertificateConfig>,
 ) -> (Standing, Option<crate::store::StateFile>) {
