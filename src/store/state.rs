@@ -159,16 +159,6 @@ impl StateFile {
         }
     }
 
-    /// The hooks among `keys` not yet told about the certificate `fingerprint`.
-    pub fn undelivered<'a>(&self, fingerprint: &str, keys: &'a [String]) -> Vec<&'a String> {
-        match &self.notified {
-            Some(n) if n.fingerprint == fingerprint => {
-                keys.iter().filter(|k| !n.delivered.contains(k)).collect()
-            }
-            _ => keys.iter().collect(),
-        }
-    }
-
     /// Remembers a token (by its hash) as used, forgetting the oldest beyond
     /// [`USED_TOKENS_KEPT`].
     pub fn use_token(&mut self, hash: &str) {
