@@ -79,7 +79,11 @@ fn run(cli: Cli) -> CommandResult {
             init_logging(config.daemon.log_format, &config.daemon.log_level)?;
             let blocking = daemon_blocking_threads(config.daemon.max_concurrent_renewals);
             block_on_with(
-                crate::daemon::run(config),
+                async {
+                    crate::daemon::run(config)
+                        .await
+                        .map_err(CommandError::failed)
+                },
                 blocking,
                 BLOCKING_THREAD_NICENESS,
             )
@@ -149,8 +153,9 @@ const BLOCKING_THREAD_NICENESS: i32 = 10;
 
 /// How long the blocking pool may finish its work once the command returned. A key
 /// generation abandoned at shutdown may still run there: do not wait for it. A swap in
-/// flight is atomic, and `recover` tidies up at the next start.
-pub const BLOCKING_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// flight is atomic, and `recover` tidies up at the next start. The daemon's stop bound
+/// counts it, so it is the daemon's.
+use crate::daemon::BLOCKING_SHUTDOWN_GRACE;
 
 /// Runs `future` on the current thread; blocking work goes to at most
 /// `max_blocking_threads` threads, each `niceness` nicer than this one.

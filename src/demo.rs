@@ -187,15 +187,21 @@ timeout = "5s"
             _ = hangup.recv() => tracing::info!("SIGHUP: the terminal closed, stopping the demo"),
         }
     };
-    let result = crate::daemon::run_until(config, stop, |addr| {
-        say!("metrics: curl http://{addr}/metrics   readiness: curl http://{addr}/readyz");
-        say!(
-            "status:  kyma-certd --config {} status",
-            config_path.display()
-        );
-        say!();
-    })
-    .await;
+    let result = crate::daemon::run_until(
+        config,
+        stop,
+        |addr| {
+            say!("metrics: curl http://{addr}/metrics   readiness: curl http://{addr}/readyz");
+            say!(
+                "status:  kyma-certd --config {} status",
+                config_path.display()
+            );
+            say!();
+        },
+        crate::clock::Clock::system(),
+    )
+    .await
+    .map_err(CommandError::failed);
     sim.shutdown().await;
     let renewals = std::fs::read_to_string(&marker)
         .map(|t| t.lines().count())

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -19,7 +20,6 @@ pub mod hooks;
 pub mod logging;
 pub mod man;
 pub mod memory;
-pub mod notify;
 pub mod outputs;
 pub mod pki;
 pub mod protocol;

@@ -263,6 +263,12 @@ fn clamp_unit(x: f64) -> f64 {
     if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
 }
 
+/// A number in [0, 1) derived from `seed` alone: a backoff's jitter that is the same each
+/// time it is computed from the same facts (see [`jitter_seed`]).
+pub fn seeded_unit(seed: u64) -> f64 {
+    unit_from_seed(seed)
+}
+
 /// Maps a seed to [0, 1): splitmix64 scrambles it first, so neighbouring seeds spread.
 fn unit_from_seed(seed: u64) -> f64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);

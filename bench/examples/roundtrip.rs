@@ -85,7 +85,7 @@ async fn round_trip(cert: &CertificateConfig) -> anyhow::Result<Duration> {
 async fn renew(cert: &CertificateConfig) -> anyhow::Result<Duration> {
     let store = Store::new(cert);
     let started = Instant::now();
-    flow::renew(cert, &store).await?;
+    flow::renew(cert, &store).await.result?;
     Ok(started.elapsed())
 }
 
@@ -142,7 +142,12 @@ async fn steps(cert: &CertificateConfig, print: bool) -> anyhow::Result<()> {
     let swap_store = Store::new(cert);
     tokio::task::spawn_blocking(move || swap_store.swap(&verified)).await??;
     lap("swap");
-    store.record_attempt(Ok(()));
+    let fact = flow::ledger::Fact::Attempt {
+        at: std::time::SystemTime::now(),
+        fingerprint: current.info.fingerprint_sha256.clone(),
+        outcome: flow::ledger::Attempted::Renewed,
+    };
+    flow::ledger::record(&store, &[fact])?;
     lap("state");
     Ok(())
 }

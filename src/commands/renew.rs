@@ -1,13 +1,17 @@
-//! `renew`: one pass over the certificates that are due (all with `--force`).
+//! `renew`: one pass over the certificates, renewing those the policy says are due (all
+//! with `--force`), then telling the dependents what they have not heard yet. Goes by
+//! the same policy and ledger as the daemon: what one would do, the other does.
 
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::config::CertificateConfig;
 use crate::exit::{CommandError, CommandResult};
-use crate::flow;
-use crate::notify;
+use crate::flow::ledger::{self, Fact};
+use crate::flow::policy::{self, Decision, OnDisk, Situation};
+use crate::flow::{self, FlowError, dependents};
 use crate::pki::verify::timestamp;
+use crate::report::CertState;
 use crate::store::Store;
 
 pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> CommandResult {
@@ -19,68 +23,12 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         let span =
             tracing::info_span!("renew", cert = %cert.name, protocol = cert.protocol.as_str());
         let _guard = span.enter();
-        let store = Store::new(cert);
-        if let Err(e) = store.recover() {
-            keep_worst(&mut worst, super::flow_error(&cert.name, e.into()));
-            continue;
-        }
-        if !force {
-            match store.load_current() {
-                Ok(Some(current)) => {
-                    let due = crate::schedule::due(cert, &current.info);
-                    if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
-                        crate::logging::outcome(
-                            &cert.name,
-                            format_args!(
-                                "{}: not due until {} (use --force to renew now)",
-                                cert.name,
-                                timestamp(due)
-                            ),
-                        );
-                        continue;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    keep_worst(&mut worst, super::flow_error(&cert.name, e.into()));
-                    continue;
-                }
-            }
-        }
-        let started = std::time::Instant::now();
-        let result = flow::renew(cert, &store).await;
-        if let Err(e) = &result
-            && e.is_superseded()
-        {
-            // Someone else (an enroll, a daemon, another `renew`) put a new certificate
-            // in place meanwhile: what this command was for has happened.
-            crate::logging::outcome(
-                &cert.name,
-                format_args!(
-                    "{}: another process replaced the certificate meanwhile; keeping that one",
-                    cert.name
-                ),
-            );
-            continue;
-        }
-        store.record_attempt(flow::attempt(&result));
-        match result {
-            Ok(renewed) => crate::logging::outcome(
-                &cert.name,
-                format_args!(
-                    "{}: renewed in {:.2}s, {} -> {}, valid until {}",
-                    cert.name,
-                    started.elapsed().as_secs_f64(),
-                    short(&renewed.previous.fingerprint_sha256),
-                    short(&renewed.info.fingerprint_sha256),
-                    timestamp(renewed.info.not_after)
-                ),
-            ),
-            Err(e) => keep_worst(&mut worst, super::flow_error(&cert.name, e)),
+        if let Err(e) = renew_one(cert, force).await {
+            keep_worst(&mut worst, e);
         }
     }
     for cert in super::selected(&config, name)? {
-        if let Err(e) = tell_dependents(cert).await {
+        if let Err(e) = tell_dependents(cert, force).await {
             keep_worst(&mut worst, e);
         }
     }
@@ -90,24 +38,176 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
     }
 }
 
-/// Runs the hooks that have not heard of `cert`'s current certificate; exit code 4 when
-/// one of them failed (it stays pending for the daemon or the next `renew`).
-async fn tell_dependents(cert: &CertificateConfig) -> Result<(), CommandError> {
+/// What the files and the ledger say, and what the policy makes of it now.
+fn look(cert: &CertificateConfig, store: &Store) -> Result<(OnDisk, Decision), CommandError> {
+    let on_disk = flow::on_disk(store, 1);
+    let ledger = store
+        .read_state()
+        .map_err(|e| super::flow_error(&cert.name, e.into()))?;
+    let decision = policy::decide(&Situation {
+        on_disk: &on_disk,
+        ledger: &ledger,
+        cfg: cert,
+        host: &crate::schedule::host_name(),
+        now: SystemTime::now(),
+    });
+    Ok((on_disk, decision))
+}
+
+/// Renews one certificate if the policy (or `--force`) says so, and records the attempt.
+async fn renew_one(cert: &CertificateConfig, force: bool) -> Result<(), CommandError> {
     let store = Store::new(cert);
-    let Ok(Some(current)) = store.load_current() else {
+    store
+        .recover()
+        .map_err(|e| super::flow_error(&cert.name, e.into()))?;
+    let (on_disk, decision) = look(cert, &store)?;
+    match &on_disk {
+        OnDisk::Unreadable { why, .. } => {
+            return Err(CommandError::failed(anyhow::anyhow!(
+                "{}: cannot read the certificate files: {why}",
+                cert.name
+            )));
+        }
+        OnDisk::Missing(_) => {
+            return Err(super::flow_error(
+                &cert.name,
+                FlowError::NotEnrolled {
+                    dir: store
+                        .consumer_paths()
+                        .cert
+                        .parent()
+                        .map_or_else(|| cert.dir.clone(), ToOwned::to_owned),
+                },
+            ));
+        }
+        OnDisk::Certificate(seen) if decision.state == CertState::Expired => {
+            return Err(super::flow_error(
+                &cert.name,
+                FlowError::Expired {
+                    not_after: timestamp(seen.not_after),
+                },
+            ));
+        }
+        OnDisk::Certificate(_) => {}
+    }
+    let now = SystemTime::now();
+    if !force && !decision.renew_due(now) {
+        return not_due(cert, &decision);
+    }
+    let started = std::time::Instant::now();
+    let attempt = flow::renew(cert, &store).await;
+    if let Some(fact) = attempt.fact(SystemTime::now()) {
+        record(&store, fact);
+    }
+    match attempt.result {
+        Ok(renewed) => {
+            crate::logging::outcome(
+                &cert.name,
+                format_args!(
+                    "{}: renewed in {:.2}s, {} -> {}, valid until {}",
+                    cert.name,
+                    started.elapsed().as_secs_f64(),
+                    short(&renewed.previous.fingerprint_sha256),
+                    short(&renewed.info.fingerprint_sha256),
+                    timestamp(renewed.info.not_after)
+                ),
+            );
+            Ok(())
+        }
+        // Someone else (an enroll, a daemon, another `renew`) put a new certificate in
+        // place meanwhile: what this command was for has happened.
+        Err(e) if e.is_superseded() => {
+            crate::logging::outcome(
+                &cert.name,
+                format_args!(
+                    "{}: another process replaced the certificate meanwhile; keeping that one",
+                    cert.name
+                ),
+            );
+            Ok(())
+        }
+        Err(e) => Err(super::flow_error(&cert.name, e)),
+    }
+}
+
+/// Says why nothing is attempted now, and when the policy would. A revoked certificate
+/// needs a new enrollment (exit 3) even between its probes.
+fn not_due(cert: &CertificateConfig, decision: &Decision) -> Result<(), CommandError> {
+    let at = decision.renew_at.map(timestamp).unwrap_or_default();
+    let why = match decision.state {
+        CertState::Revoked => {
+            return Err(CommandError::reenroll(anyhow::anyhow!(
+                "{}: the certificate is revoked ({}); next probe at {at}; enroll again with a new one-time token (or use --force to probe now)",
+                cert.name,
+                decision.reason.as_deref().unwrap_or_default()
+            )));
+        }
+        CertState::Refused => format!(
+            "renewal refused ({}); retrying at {at}",
+            decision.reason.as_deref().unwrap_or_default()
+        ),
+        CertState::Backoff => format!("backing off after failed attempts; retrying at {at}"),
+        _ => format!("not due until {at}"),
+    };
+    crate::logging::outcome(
+        &cert.name,
+        format_args!("{}: {why} (use --force to renew now)", cert.name),
+    );
+    Ok(())
+}
+
+/// Runs the hooks that have not heard of `cert`'s current certificate, when the policy
+/// says their round is due (or `--force`); exit code 4 when some stay pending.
+async fn tell_dependents(cert: &CertificateConfig, force: bool) -> Result<(), CommandError> {
+    let store = Store::new(cert);
+    let Ok((OnDisk::Certificate(seen), decision)) = look(cert, &store) else {
         return Ok(());
     };
-    let round = notify::deliver(cert, &store.state(), &current.info, &store.consumer_paths()).await;
-    if round.all_told() {
+    let needs_enrollment = decision.needs_enrollment();
+    let Some(hooks) = decision.hooks.filter(|_| !needs_enrollment) else {
+        return Ok(());
+    };
+    let pending = hooks.keys.len();
+    if !force && hooks.at > SystemTime::now() {
+        return Err(CommandError::not_notified(anyhow::anyhow!(
+            "{}: {pending} of {} on_renew hooks stay pending after failing ({}); next round at {} (use --force to run them now)",
+            cert.name,
+            cert.on_renew.len(),
+            hooks.last_error.unwrap_or_default(),
+            timestamp(hooks.at)
+        )));
+    }
+    let round = dependents::tell(
+        cert,
+        &hooks.keys,
+        &seen,
+        &store.consumer_paths(),
+        SystemTime::now,
+    )
+    .await;
+    let failed = round.failed();
+    let error = match &round.fact {
+        Fact::HooksRound { error, .. } => error.clone(),
+        _ => None,
+    };
+    record(&store, round.fact);
+    if failed == 0 {
         return Ok(());
     }
     Err(CommandError::not_notified(anyhow::anyhow!(
-        "{}: {} of {} on_renew hooks did not succeed and stay pending: {}",
+        "{}: {failed} of {} on_renew hooks did not succeed and stay pending: {}",
         cert.name,
-        round.left.hooks.len(),
         cert.on_renew.len(),
-        round.left.last_error.unwrap_or_default()
+        error.unwrap_or_default()
     )))
+}
+
+/// Writes a fact; a record that cannot be written is said, never fatal: the certificate
+/// itself is what matters, and the daemon's next look finds what is on disk.
+fn record(store: &Store, fact: Fact) {
+    if let Err(e) = ledger::record(store, &[fact]) {
+        tracing::warn!(error = %crate::errors::error_chain(&e), "cannot record in state.json");
+    }
 }
 
 /// Keeps going over the other certificates; reports the most serious failure, and

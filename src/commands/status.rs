@@ -11,8 +11,12 @@ use serde::Serialize;
 
 use crate::config::CertificateConfig;
 use crate::exit::{CommandError, CommandResult};
-use crate::flow;
+use crate::flow::{
+    self,
+    policy::{self, OnDisk, Seen, Situation},
+};
 use crate::pki::verify::timestamp;
+use crate::report::CertState;
 use crate::store::Store;
 
 /// One certificate's status, as printed in JSON.
@@ -111,48 +115,34 @@ fn inspect(
         hook_error: None,
         token_error: state.token_error.clone(),
     };
-    let Some(info) = &current else {
-        status.reason = Some(match (&state.revoked, state.enrolled_at) {
-            // `revoke` removes what it revoked: say so, rather than only "missing".
-            (Some(r), _) => format!(
-                "{} was revoked at {} and removed with its key; enroll with a new one-time token",
-                &r.fingerprint[..r.fingerprint.len().min(16)],
-                timestamp(r.at)
-            ),
-            (None, Some(at)) => format!(
-                "enrolled at {}, but no certificate is on disk now",
-                timestamp(at)
-            ),
-            (None, None) => "never enrolled here: run `kyma-certd enroll`".to_owned(),
-        });
-        return Ok(status);
-    };
-    let refusal = state.refusal_of(&info.fingerprint_sha256);
-    status.state = if info.not_after <= now {
-        "expired"
-    } else if state.is_revoked(&info.fingerprint_sha256) {
-        "revoked"
-    } else if refusal.is_some() {
-        "refused"
-    } else if state.consecutive_failures > 0 {
-        "backoff"
-    } else {
-        "valid"
-    };
-    let pending = crate::notify::pending(cert, &state, &info.fingerprint_sha256);
-    if !pending.is_empty() {
-        status.hook_error = pending.last_error;
-        status.hooks_pending = pending.hooks;
-    }
-    status.reason = match status.state {
-        "revoked" => state.revoked.as_ref().map(|r| {
-            format!(
-                "revoked since {}; probed every retry_max until it expires",
-                timestamp(r.at)
-            )
+    let on_disk = match &current {
+        Some(info) => OnDisk::Certificate(Seen {
+            fingerprint: info.fingerprint_sha256.clone(),
+            not_before: info.not_before,
+            not_after: info.not_after,
         }),
-        "refused" => refusal.map(str::to_owned),
-        _ => None,
+        None => OnDisk::Missing(None),
+    };
+    // The daemon's own policy: `status` says what the daemon would do.
+    let decision = policy::decide(&Situation {
+        on_disk: &on_disk,
+        ledger: &state,
+        cfg: cert,
+        host: &crate::schedule::host_name(),
+        now,
+    });
+    status.state = decision.state.as_str();
+    status.reason = decision
+        .reason
+        .clone()
+        .filter(|_| decision.state != CertState::Expired);
+    status.next_renewal = decision.renew_at.map(timestamp);
+    if let Some(hooks) = decision.hooks {
+        status.hook_error = hooks.last_error;
+        status.hooks_pending = hooks.keys;
+    }
+    let Some(info) = &current else {
+        return Ok(status);
     };
     status.subject = Some(info.subject.clone());
     status.issuer = Some(info.issuer.clone());
@@ -160,14 +150,6 @@ fn inspect(
     status.not_before = Some(timestamp(info.not_before));
     status.not_after = Some(timestamp(info.not_after));
     status.seconds_left = Some(signed_seconds(info.not_after, now));
-    if status.state != "expired" {
-        let due = crate::schedule::due(cert, info);
-        let next = match state.next_attempt {
-            Some(retry) if status.state != "valid" => retry,
-            _ => due,
-        };
-        status.next_renewal = Some(timestamp(next));
-    }
     Ok(status)
 }
 

@@ -4,9 +4,10 @@
 //! the metrics. Does not renew anything itself (see `task`).
 
 mod clock;
+mod look;
 mod mailbox;
 mod task;
-mod unrecorded;
+mod unwritten;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -23,8 +24,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::clock::Clock;
 use crate::config::{self, CertificateConfig, Config, Layout};
-use crate::exit::{CommandError, CommandResult};
 use crate::report::http::{self as report_http, HealthRequests, HttpLimits, HttpState};
 use crate::report::{CertState, Metrics};
 use crate::systemd;
@@ -54,20 +55,26 @@ const CONFIG_SETTLE: Duration = Duration::from_secs(1);
 /// unit must leave room for it (a test reads both).
 pub const STOP_BOUND: Duration = DRAIN
     .saturating_add(DRAIN)
-    .saturating_add(crate::app::BLOCKING_SHUTDOWN_GRACE);
+    .saturating_add(BLOCKING_SHUTDOWN_GRACE);
+
+/// How long the runtime waits, at exit, for blocking work (a state.json write, a swap) to
+/// finish before the process ends anyway.
+pub const BLOCKING_SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> CommandResult {
-    run_until(config, std::future::pending(), |_| {}).await
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_until(config, std::future::pending(), |_| {}, Clock::system()).await
 }
 
 /// Runs the daemon until a signal or `stop` completes. `on_listen` learns the metrics
-/// address once bound (the demo prints it).
+/// address once bound (the demo prints it). Decisions read `clock`: the system clock, or
+/// in a test one shifted by days without touching the machine's.
 pub async fn run_until(
     config: Config,
     stop: impl Future<Output = ()>,
     on_listen: impl FnOnce(std::net::SocketAddr),
-) -> CommandResult {
+    clock: Clock,
+) -> anyhow::Result<()> {
     crate::memory::configure_for_daemon();
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"));
     let shutdown = CancellationToken::new();
@@ -75,10 +82,8 @@ pub async fn run_until(
 
     let mut server = None;
     if let Some(addr) = config.metrics.listen {
-        let listener = report_http::bind(addr)
-            .await
-            .map_err(CommandError::failed)?;
-        let local = listener.local_addr().map_err(CommandError::failed)?;
+        let listener = report_http::bind(addr).await.map_err(anyhow::Error::from)?;
+        let local = listener.local_addr().map_err(anyhow::Error::from)?;
         info!("metrics on http://{local}/metrics, health on /healthz and /readyz");
         on_listen(local);
         let state = HttpState {
@@ -95,8 +100,8 @@ pub async fn run_until(
     }
 
     let signals = signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
-        .map_err(CommandError::failed)?;
-    let (watcher, changes) = DirWatcher::new().map_err(CommandError::failed)?;
+        .map_err(anyhow::Error::from)?;
+    let (watcher, changes) = DirWatcher::new().map_err(anyhow::Error::from)?;
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let config_digest = config_digest(&config.path);
     let mut supervisor = Supervisor {
@@ -110,6 +115,7 @@ pub async fn run_until(
         watcher,
         announced_ready: false,
         last_status: String::new(),
+        clock,
     };
     // The tasks own the certificates' settings from here on (one copy each, shared
     // with their handles); the supervisor keeps the rest of the configuration.
@@ -159,6 +165,8 @@ struct Supervisor {
     config_digest: Option<Vec<u8>>,
     announced_ready: bool,
     last_status: String,
+    /// What the tasks' decisions read.
+    clock: Clock,
 }
 
 /// SHA-256 of the configuration file's contents (through symlinks, as `load` reads it);
@@ -244,6 +252,12 @@ impl Supervisor {
                 }
                 Some(ping) = health.recv() => { let _ = ping.send(()); }
                 _ = tick(&mut watchdog) => systemd::watchdog(),
+                () = self.clock.stepped() => {
+                    info!("the clock was stepped; recomputing every schedule");
+                    for handle in self.tasks.values() {
+                        handle.control.post(Control::ClockChanged);
+                    }
+                }
                 moved = clock.changed() => {
                     info!(
                         moved_seconds = moved,
@@ -287,6 +301,7 @@ impl Supervisor {
             control: Arc::clone(&control),
             reports: self.reports_tx.clone(),
             cancel: cancel.clone(),
+            clock: self.clock.clone(),
         };
         let span = info_span!("cert", cert = %cfg.name, protocol = cfg.protocol.as_str());
         let join = tokio::spawn(task::run(ctx).instrument(span));

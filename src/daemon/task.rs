@@ -1,7 +1,11 @@
-//! One certificate's life in the daemon: inspect the files, wait for the renewal time,
-//! renew, back off on failure (a refusal included), probe a revoked certificate until it
-//! expires, run the hooks, and wait for an operator when only a new enrollment can help.
-//! Does not parse the config, watch files or handle signals.
+//! One certificate's life in the daemon: look at the files and the ledger, let the
+//! policy decide, and do what it says — tell the dependents, wait until the next time
+//! something is due, renew (or retry, or probe), record the outcome, and wait for an
+//! operator when only a new enrollment can help. Every wake, every change to the files
+//! and every clock step starts again from a look: no deadline outlives the clock it was
+//! computed under. Does not parse the config, watch files or handle signals.
+
+mod enrollment;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -11,24 +15,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::look::{self, READ_TIMEOUT};
 use super::mailbox::{Control, Mailbox};
-use super::unrecorded::Unrecorded;
+use super::unwritten::Unwritten;
+use crate::clock::Clock;
 use crate::config::CertificateConfig;
-use crate::flow::{self, FlowError};
-use crate::notify;
+use crate::flow::ledger::{self, Fact};
+use crate::flow::policy::{self, Decision, OnDisk, Seen, Situation};
+use crate::flow::{self, FlowError, dependents};
 use crate::pki::verify::timestamp;
-use crate::pki::x509::CertInfo;
-use crate::protocol::Verdict;
 use crate::report::{CertState, Metrics};
-use crate::schedule::{Backoff, next_wakeup};
-use crate::store::Store;
-
-/// How often a certificate that needs a new enrollment is complained about.
-const COMPLAINT_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// The longest a look at the files may take on the blocking pool (a held lock is given
-/// up on after `LOCK_WAIT`; a hung mount is given up on here): the task then retries.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::schedule::next_wakeup;
+use crate::store::{StateFile, Store};
 
 /// What a task tells the supervisor, for `STATUS=` and `READY=1`.
 #[derive(Debug, Clone)]
@@ -47,6 +45,7 @@ pub struct TaskContext {
     pub control: Arc<Mailbox>,
     pub reports: mpsc::UnboundedSender<Report>,
     pub cancel: CancellationToken,
+    pub clock: Clock,
 }
 
 /// How a wait ended.
@@ -56,81 +55,13 @@ enum Woke {
     Cancelled,
 }
 
-/// What failed attempts said about the certificate on disk. Neither is ever final: the
-/// certificate keeps being tried until it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Evidence {
-    /// Revoked in the connector's own words (or by `revoke`): probed every `retry_max`.
-    Revoked { fingerprint: String },
-    /// Refused by something that may sit in front of the connector: normal backoff.
-    Refused { fingerprint: String, reason: String },
-}
-
-impl Evidence {
-    fn fingerprint(&self) -> &str {
-        match self {
-            Evidence::Revoked { fingerprint } | Evidence::Refused { fingerprint, .. } => {
-                fingerprint
-            }
-        }
-    }
-
-    /// What state.json remembers of the certificate's last attempts.
-    fn recorded(state: &crate::store::StateFile) -> Option<Evidence> {
-        if let Some(revoked) = &state.revoked {
-            return Some(Evidence::Revoked {
-                fingerprint: revoked.fingerprint.clone(),
-            });
-        }
-        state.refused.as_ref().map(|refused| Evidence::Refused {
-            fingerprint: refused.fingerprint.clone(),
-            reason: refused.reason.clone(),
-        })
-    }
-}
-
-/// What the files say about the certificate.
-enum Standing {
-    /// Valid by its dates, with a revocation recorded in state.json, if there is one.
-    Valid {
-        info: CertInfo,
-        revoked_at: Option<SystemTime>,
-    },
-    NeedsEnrollment {
-        state: CertState,
-        why: String,
-    },
-    /// The files could not be read (a held lock, permissions, too many open files, a
-    /// FIFO): nothing is known about the certificate, so it is neither missing nor a
-    /// reason to enroll; the look is retried.
-    Unreadable {
-        why: String,
-    },
-}
-
-/// What a resting task keeps of the certificate it waits to renew: not the parsed
-/// certificate, whose DER, key and names take over a kilobyte per certificate.
-struct Seen {
-    fingerprint: String,
-    not_after: SystemTime,
-}
-
-impl From<CertInfo> for Seen {
-    fn from(info: CertInfo) -> Seen {
-        Seen {
-            fingerprint: info.fingerprint_sha256,
-            not_after: info.not_after,
-        }
-    }
-}
-
-/// What a look at the files decided.
-enum Look {
-    /// Wait until `wake` (a hook's retry) or `due` (the next attempt), then renew `seen`.
+/// What a look decided.
+enum Next {
+    /// Wait until `wake`; renew `seen` if that is `renew_at` (or a SIGUSR1 asks).
     Wait {
         seen: Seen,
-        due: SystemTime,
         wake: SystemTime,
+        renew_at: SystemTime,
     },
     /// Done with this step.
     Then(ControlFlow<()>),
@@ -139,301 +70,346 @@ enum Look {
 /// Runs one certificate's task until it is cancelled.
 ///
 /// Every certificate has a task resting in memory for months, so everything that runs
-/// only now and then (the start, a renewal, hooks, an enrollment) is boxed: it takes
-/// memory only while it runs, and the resting future holds the wait and little else.
+/// only now and then (the start, a look, a renewal, hooks, an enrollment) is boxed: it
+/// takes memory only while it runs, and the resting future holds the wait and little
+/// else.
 pub async fn run(ctx: TaskContext) {
     let mut task = Box::pin(Task::start(ctx)).await;
     // Checked before each look at the files: a cancelled task writes no metric again.
     while !task.ctx.cancel.is_cancelled() && task.step().await.is_continue() {}
 }
 
-/// What a task remembers between two looks at its files.
+/// What a task remembers between two looks; everything else is read again each time.
 struct Task {
     ctx: TaskContext,
     store: Store,
-    backoff: Backoff,
-    /// Failed attempts in a row, restored from state.json at start.
-    failures: u32,
-    /// When to try again after a failure.
-    retry_at: Option<SystemTime>,
     /// Fingerprint of the certificate last seen valid on disk.
     known: Option<String>,
-    /// The last "needs a new enrollment" complaint and when it was logged.
-    last_complaint: Option<(Instant, String)>,
+    /// The state last reported, to log each change once.
+    state: Option<CertState>,
     /// The renewal time last logged, so that each schedule is logged once.
     announced: Option<SystemTime>,
-    /// What the last failures said about the certificate, kept in memory too so that a
-    /// state.json that cannot be written does not hide it.
-    evidence: Option<Evidence>,
-    /// The hooks' record that state.json could not take (boxed: rare).
-    unrecorded: Option<Box<Unrecorded>>,
+    /// The last "needs a new enrollment" complaint and when it was logged.
+    last_complaint: Option<(Instant, String)>,
+    /// Facts state.json could not take (boxed: rare).
+    unwritten: Option<Box<Unwritten>>,
     /// Looks in a row that could not read the files.
     unreadable: u32,
 }
 
 impl Task {
-    /// Completes an interrupted swap and restores the failure streak from state.json.
+    /// Completes an interrupted swap and restores the failure count for the metrics.
     async fn start(ctx: TaskContext) -> Task {
         let store = Store::new(&ctx.cfg);
         let recover = Store::new(&ctx.cfg);
         let blocking = tokio::task::spawn_blocking(move || (recover.recover(), recover.state()));
-        let (recovered, persisted) = match tokio::time::timeout(READ_TIMEOUT, blocking).await {
-            Ok(Ok((recovered, persisted))) => (Some(recovered), persisted),
-            _ => (None, crate::store::StateFile::default()),
-        };
-        match recovered {
-            Some(Ok(report)) => {
-                if report.completed_journal || !report.removed.is_empty() {
-                    info!(
+        match tokio::time::timeout(READ_TIMEOUT, blocking).await {
+            Ok(Ok((recovered, persisted))) => {
+                match recovered {
+                    Ok(report) if report.completed_journal || !report.removed.is_empty() => info!(
                         completed_journal = report.completed_journal,
                         removed = report.removed.len(),
                         "recovered from an interrupted swap"
-                    );
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        error!(error = %crate::errors::error_chain(&e), "cannot recover the certificate directory")
+                    }
+                }
+                if persisted.consecutive_failures > 0 {
+                    ctx.metrics
+                        .restore_failures(&ctx.cfg.name, persisted.consecutive_failures);
                 }
             }
-            Some(Err(e)) => {
-                error!(error = %crate::errors::error_chain(&e), "cannot recover the certificate directory")
-            }
-            None => error!(
+            _ => error!(
                 "recovery did not finish within {}; going on",
                 humantime::format_duration(READ_TIMEOUT)
             ),
         }
-        let backoff = match Backoff::new(ctx.cfg.retry_min, ctx.cfg.retry_max) {
-            Ok(b) => b,
-            Err(e) => {
-                // The config validation rules this out; fall back rather than spin.
-                error!(error = %e, "invalid retry bounds; using 30s..1h");
-                Backoff::new(Duration::from_secs(30), Duration::from_secs(3600))
-                    .expect("constant bounds are valid")
-            }
-        };
-        let failures = persisted.consecutive_failures;
-        if failures > 0 {
-            ctx.metrics.restore_failures(&ctx.cfg.name, failures);
-        }
         Task {
-            retry_at: restored_retry(&persisted, ctx.cfg.retry_min),
-            evidence: Evidence::recorded(&persisted),
-            failures,
             ctx,
             store,
-            backoff,
             known: None,
-            last_complaint: None,
+            state: None,
             announced: None,
-            unrecorded: None,
+            last_complaint: None,
+            unwritten: None,
             unreadable: 0,
         }
     }
 
-    /// Inspects the files and does what cannot wait: tells dependents about a new
-    /// certificate, enrolls from `token_file`, or waits for an enrollment. Returns the
-    /// certificate to renew at `due`, to be looked at again at `wake`.
-    async fn look(&mut self) -> Look {
-        let (standing, state) = inspect_off_the_loop(&self.ctx.cfg).await;
-        // Unknown while state.json cannot be read: the series keeps what it said.
-        if let Some(state) = &state {
-            self.ctx
-                .metrics
-                .enrolled(&self.ctx.cfg.name, state.enrolled_at);
-        }
-        let (info, revoked_at) = match standing {
-            Standing::Valid { info, revoked_at } => (info, revoked_at),
-            Standing::NeedsEnrollment { state, why } => {
-                self.unreadable = 0;
-                return Look::Then(self.wait_for_enrollment(state, why).await);
-            }
-            Standing::Unreadable { why } => {
-                return Look::Then(self.wait_after_unreadable(why).await);
-            }
-        };
-        self.unreadable = 0;
-        self.note_valid(&info);
-        if let Some(at) = revoked_at {
-            self.note_recorded_revocation(&info, at);
-        }
-        // A revoked certificate is probed, but only a new enrollment is sure to help: a
-        // token that appears in `token_file` is used at once.
-        if matches!(self.evidence, Some(Evidence::Revoked { .. }))
-            && self.ctx.cfg.token_file.is_some()
-            && self.enroll_from_token_file().await
-        {
-            return Look::Then(ControlFlow::Continue(()));
-        }
-        // Dependents hear of every certificate that became current, before anything else
-        // happens to it: after a renewal, at start, after a crash or a reload.
-        // The schedule is reported first: readiness never waits for a slow hook.
-        let due = self.schedule(&info);
-        // A record state.json could not take stands in for what the file says (read
-        // before this look writes it, if it can now). A state.json that cannot be read
-        // says nothing: the hooks are told once, and that round's record, which cannot
-        // be written either, is what the next looks go by.
-        let state = state.unwrap_or_default();
-        let state = match &self.unrecorded {
-            Some(unrecorded) => unrecorded.overlay(state),
-            None => state,
-        };
-        self.write_unrecorded(&info).await;
-        let pending = self.pending_notifications(&info, &state);
-        if pending.is_due(SystemTime::now()) {
-            return Look::Then(self.notify_dependents(&info, &state).await);
-        }
-        // A hook's retry, recorded under a clock that was ahead, is met within retry_max.
-        let now = SystemTime::now();
-        let wake = pending.retry_at.map_or(due, |retry| {
-            crate::schedule::bounded_deadline(retry, now, self.backoff.max()).min(due)
-        });
-        Look::Wait {
-            wake: self
-                .unrecorded
-                .as_ref()
-                .map_or(wake, |u| u.write_at().min(wake)),
-            due,
-            seen: Seen::from(info),
-        }
-    }
-
-    /// One look at the files, one wait, and at most one renewal attempt.
+    /// One look, one wait, and at most one renewal attempt.
     async fn step(&mut self) -> ControlFlow<()> {
         // Boxed: the look (hooks, an enrollment, a certificate that needs one) exists
         // only while it runs; the resting task holds the wait below and `Seen`.
-        let (seen, due, wake) = match Box::pin(self.look()).await {
-            Look::Wait { seen, due, wake } => (seen, due, wake),
-            Look::Then(flow) => return flow,
+        let (seen, wake, renew_at) = match Box::pin(self.look()).await {
+            Next::Wait {
+                seen,
+                wake,
+                renew_at,
+            } => (seen, wake, renew_at),
+            Next::Then(flow) => return flow,
         };
         match wait_until(wake, &mut self.ctx).await {
             Woke::Cancelled => return ControlFlow::Break(()),
             Woke::Control(Control::FilesChanged | Control::ClockChanged) => {
                 return ControlFlow::Continue(());
             }
-            Woke::Due if wake < due => return ControlFlow::Continue(()),
+            // Woken for a hook round, a write or a look: the next look sees to it.
+            Woke::Due if self.ctx.clock.now() < renew_at => return ControlFlow::Continue(()),
             Woke::Due | Woke::Control(Control::RenewNow) => {}
         }
-        if seen.not_after <= SystemTime::now() {
-            // A revoked certificate's last probe is due at its notAfter: too late to renew,
-            // and the next inspection says so.
+        if seen.not_after <= self.ctx.clock.now() {
+            // A revoked certificate's last probe is due at its notAfter: too late to
+            // renew, and the next look says so.
             return ControlFlow::Continue(());
         }
-
         // Boxed: the renewal's state (TLS, key, verification, its outcome) exists only
         // while it runs, instead of enlarging every resting certificate task.
         Box::pin(self.renew(&seen)).await
     }
 
-    /// One renewal attempt and what follows from its outcome.
-    async fn renew(&mut self, seen: &Seen) -> ControlFlow<()> {
-        // The permit is held until the outcome is logged, so that the log shows at most
-        // `max_concurrent_renewals` attempts between "renewing" and their outcome.
-        let Some((outcome, permit)) = renew_once(&mut self.ctx, &self.store).await else {
-            return ControlFlow::Break(());
-        };
-        // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
-        // to the files (its own swap, say) by the look at the top of the loop.
-        self.ctx.control.clear();
-        match outcome {
-            Ok(renewed) => self.renewed(&renewed, permit),
-            // The files expired or vanished since they were inspected: the next
-            // inspection says which.
-            Err(e) if !reached_connector(&e) => {}
-            Err(e) => self.failed(seen, &e, permit).await,
+    /// Looks at the files and the ledger, lets the policy decide, and does what cannot
+    /// wait: tells the dependents, enrolls from `token_file`, or waits for an enrollment.
+    async fn look(&mut self) -> Next {
+        let looked = look::look(&self.ctx.cfg, self.unreadable.saturating_add(1)).await;
+        // Unknown while state.json cannot be read: the series keeps what it said.
+        if let Some(ledger) = &looked.ledger {
+            self.ctx
+                .metrics
+                .enrolled(&self.ctx.cfg.name, ledger.enrolled_at);
         }
-        ControlFlow::Continue(())
-    }
-
-    /// Writes the hooks' record kept in memory, once its backoff allows.
-    async fn write_unrecorded(&mut self, info: &CertInfo) {
-        let Some(unrecorded) = self.unrecorded.take() else {
-            return;
+        let ledger = self.ledger_view(looked.ledger).await;
+        let decision = self.decide(&looked.on_disk, &ledger);
+        let seen = match looked.on_disk {
+            OnDisk::Unreadable { why, .. } => {
+                return Next::Then(self.wait_after_unreadable(&decision, &why).await);
+            }
+            OnDisk::Certificate(seen) if !decision.needs_enrollment() => seen,
+            _ => {
+                self.unreadable = 0;
+                return Next::Then(self.wait_for_enrollment(&decision).await);
+            }
         };
-        match unrecorded
-            .write_if_due(&self.ctx.cfg, &self.backoff, info.not_after)
-            .await
+        self.unreadable = 0;
+        self.note_valid(&seen);
+        // A revoked certificate is probed, but only a new enrollment is sure to help: a
+        // token that appears in `token_file` is used at once.
+        if decision.state == CertState::Revoked
+            && self.ctx.cfg.token_file.is_some()
+            && self.enroll_from_token_file().await
         {
-            Ok(()) => self.ctx.metrics.state_unwritten(&self.ctx.cfg.name, false),
-            Err(kept) => self.unrecorded = Some(Box::new(kept)),
+            return Next::Then(ControlFlow::Continue(()));
+        }
+        // The schedule is reported first: readiness never waits for a slow hook.
+        self.report(&decision, &seen);
+        // Dependents hear of every certificate that became current before anything else
+        // happens to it: after a renewal, at start, after a crash or a reload.
+        let now = self.ctx.clock.now();
+        self.ctx.metrics.hooks_pending(
+            &self.ctx.cfg.name,
+            decision.hooks.as_ref().map_or(0, |h| h.keys.len()),
+        );
+        if let Some(hooks) = decision.hooks.as_ref().filter(|h| h.at <= now) {
+            return Next::Then(self.tell_dependents(&seen, &hooks.keys).await);
+        }
+        let renew_at = decision.renew_at.unwrap_or(seen.not_after);
+        let wake = decision.wake_at().unwrap_or(renew_at);
+        let wake = self
+            .unwritten
+            .as_ref()
+            .map_or(wake, |u| u.write_at.min(wake));
+        Next::Wait {
+            seen,
+            wake,
+            renew_at,
         }
     }
 
-    /// The hooks that have not heard of the certificate `info`, also as a metric.
-    fn pending_notifications(
-        &self,
-        info: &CertInfo,
-        state: &crate::store::StateFile,
-    ) -> notify::Pending {
-        let pending = notify::pending(&self.ctx.cfg, state, &info.fingerprint_sha256);
-        self.ctx
-            .metrics
-            .hooks_pending(&self.ctx.cfg.name, pending.hooks.len());
-        pending
+    fn decide(&self, on_disk: &OnDisk, ledger: &StateFile) -> Decision {
+        policy::decide(&Situation {
+            on_disk,
+            ledger,
+            cfg: &self.ctx.cfg,
+            host: &crate::schedule::host_name(),
+            now: self.ctx.clock.now(),
+        })
     }
 
-    /// One round of the pending notifications; a hook still running when the task is
-    /// cancelled is stopped and stays pending.
-    async fn notify_dependents(
-        &mut self,
-        info: &CertInfo,
-        state: &crate::store::StateFile,
-    ) -> ControlFlow<()> {
+    /// The ledger as the policy should see it: what state.json says (nothing, if it
+    /// cannot be read) with the facts it could not take yet on top. Those are written
+    /// first, once their backoff allows.
+    async fn ledger_view(&mut self, on_disk: Option<StateFile>) -> StateFile {
+        let due = self
+            .unwritten
+            .as_ref()
+            .is_some_and(|u| u.write_at <= self.ctx.clock.now());
+        if due && let Some(written) = self.record(Vec::new()).await {
+            return written;
+        }
+        let ledger = on_disk.unwrap_or_default();
+        match &self.unwritten {
+            Some(unwritten) => unwritten.overlay(ledger),
+            None => ledger,
+        }
+    }
+
+    /// The ledger read again, with what memory keeps on top (after a write failed).
+    async fn reread_ledger(&mut self) -> StateFile {
+        let store = Store::new(&self.ctx.cfg);
+        let on_disk = tokio::time::timeout(
+            READ_TIMEOUT,
+            tokio::task::spawn_blocking(move || store.read_state().ok()),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+        self.ledger_view(on_disk).await
+    }
+
+    /// Records `facts` (after those kept from before) in state.json; returns the file as
+    /// written. When it cannot be written, the facts are kept in memory, said once per
+    /// try, exposed as `kyma_certd_state_unwritten`, and written once the disk recovers.
+    async fn record(&mut self, facts: Vec<Fact>) -> Option<StateFile> {
+        let (write_failures, mut all) = match self.unwritten.take() {
+            Some(kept) => (kept.write_failures, kept.into_facts()),
+            None => (0, Vec::new()),
+        };
+        all.extend(facts);
+        if all.is_empty() {
+            return None;
+        }
+        let store = Store::new(&self.ctx.cfg);
+        let facts = all.clone();
+        let written = tokio::task::spawn_blocking(move || ledger::record(&store, &facts)).await;
+        let name = &self.ctx.cfg.name;
+        match written {
+            Ok(Ok(state)) => {
+                if write_failures > 0 {
+                    info!(
+                        after_failures = write_failures,
+                        "state.json can be written again: what was kept in memory is saved"
+                    );
+                }
+                self.ctx.metrics.state_unwritten(name, false);
+                Some(state)
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => crate::errors::error_chain(&e),
+                    _ => "the write was interrupted".to_owned(),
+                };
+                let backoff = policy::backoff(&self.ctx.cfg);
+                let kept = Unwritten::failed(write_failures, all, &backoff, self.ctx.clock.now());
+                warn!(
+                    %error,
+                    failures = kept.write_failures,
+                    retry_at = %timestamp(kept.write_at),
+                    "cannot record in state.json; kept in memory and gone by until it can be written"
+                );
+                self.unwritten = Some(Box::new(kept));
+                self.ctx.metrics.state_unwritten(name, true);
+                None
+            }
+        }
+    }
+
+    /// Reports the decision (schedule first, then state: a scrape never sees "valid"
+    /// with a stale schedule) and logs what changed.
+    fn report(&mut self, decision: &Decision, seen: &Seen) {
         let ctx = &self.ctx;
+        let (state, due) = (decision.state, decision.renew_at);
+        ctx.metrics.next_renewal(&ctx.cfg.name, due);
+        ctx.metrics.set_state(&ctx.cfg.name, state);
+        report(ctx, state, due);
+        if state == CertState::Revoked && self.state != Some(CertState::Revoked) {
+            warn!(
+                fingerprint = %seen.fingerprint,
+                "the certificate is recorded as revoked; probing the connector every {} until it expires at {}",
+                humantime::format_duration(ctx.cfg.retry_max),
+                timestamp(seen.not_after)
+            );
+        }
+        self.state = Some(state);
+        if let Some(due) = due
+            && self.announced != Some(due)
+        {
+            self.announced = Some(due);
+            let wait = due.duration_since(ctx.clock.now()).unwrap_or_default();
+            info!(
+                next_renewal = %timestamp(due),
+                in_seconds = wait.as_secs(),
+                not_after = %timestamp(seen.not_after),
+                "next renewal in {}",
+                humantime::format_duration(Duration::from_secs(wait.as_secs()))
+            );
+        }
+    }
+
+    /// One round of the hooks that have not heard of `seen`; a hook still running when
+    /// the task is cancelled is stopped and stays pending.
+    async fn tell_dependents(&mut self, seen: &Seen, keys: &[String]) -> ControlFlow<()> {
         let paths = self.store.consumer_paths();
+        let clock = self.ctx.clock.clone();
         // A stop or a reload never waits for a hook: dropping the running one kills its
         // process group (see `hooks`); it stays pending for the next start.
         let round = tokio::select! {
             biased;
-            () = ctx.cancel.cancelled() => {
+            () = self.ctx.cancel.cancelled() => {
                 warn!("stopping: the running hook was interrupted and stays pending");
                 return ControlFlow::Break(());
             }
-            round = notify::deliver(&ctx.cfg, state, info, &paths) => round,
+            round = dependents::tell(&self.ctx.cfg, keys, seen, &paths, || clock.now()) => round,
         };
         for outcome in &round.outcomes {
-            ctx.metrics
-                .hook_ran(&ctx.cfg.name, outcome.kind, outcome.ok);
+            let name = &self.ctx.cfg.name;
+            self.ctx.metrics.hook_ran(name, outcome.kind, outcome.ok);
         }
-        ctx.metrics
-            .hooks_pending(&ctx.cfg.name, round.left.hooks.len());
+        let failed = round.failed();
+        // The ledger (or the memory standing in for it) sets the next round's time.
+        let recorded = self.record(vec![round.fact]).await;
+        let ledger = match recorded {
+            Some(state) => state,
+            None => self.reread_ledger().await,
+        };
+        let decision = self.decide(&OnDisk::Certificate(seen.clone()), &ledger);
+        let left = decision.hooks.as_ref();
+        self.ctx
+            .metrics
+            .hooks_pending(&self.ctx.cfg.name, left.map_or(0, |h| h.keys.len()));
         // Each failed hook logged its own warning; this says when they run again.
-        if let Some(at) = round.left.retry_at {
+        if let Some(left) = left.filter(|_| failed > 0) {
             info!(
-                pending = round.left.hooks.len(),
-                retry_at = %timestamp(at),
+                pending = left.keys.len(),
+                retry_at = %timestamp(left.at),
                 "a dependent was not told about the new certificate; retrying"
             );
         }
-        // Unwritten, the round's record stays in memory and the hooks go on from it.
-        let previous = self.unrecorded.take().map(|kept| *kept);
-        let unwritten = round.unrecorded.is_some();
-        if let Some(record) = round.unrecorded {
-            let kept = Unrecorded::failed(previous, record, &self.backoff, info.not_after);
-            self.unrecorded = Some(Box::new(kept));
-        }
-        self.ctx
-            .metrics
-            .state_unwritten(&self.ctx.cfg.name, unwritten);
         ControlFlow::Continue(())
     }
 
-    /// The files could not be read: says why, and looks again after a backoff from
-    /// `retry_min` to `retry_max` (or at once when the files change). The certificate is
-    /// not called missing and `token_file` is not used: nothing is known against it.
-    /// Reported as `backoff`, with the time of the next look.
-    async fn wait_after_unreadable(&mut self, why: String) -> ControlFlow<()> {
+    /// The files could not be read: says why, and looks again when the policy says (a
+    /// backoff from `retry_min` to `retry_max`), or at once when the files change. The
+    /// certificate is not called missing and `token_file` is not used: nothing is known
+    /// against it. Reported as `backoff`, with the time of the next look.
+    async fn wait_after_unreadable(&mut self, decision: &Decision, why: &str) -> ControlFlow<()> {
         self.unreadable = self.unreadable.saturating_add(1);
-        let cfg = &self.ctx.cfg;
-        let delay = unreadable_delay(cfg.retry_min, cfg.retry_max, self.unreadable);
-        let at = SystemTime::now() + delay;
+        let at = decision
+            .look_again_at
+            .unwrap_or_else(|| self.ctx.clock.now());
         let ctx = &self.ctx;
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(at));
         ctx.metrics.set_state(&ctx.cfg.name, CertState::Backoff);
         report(ctx, CertState::Backoff, Some(at));
         self.announced = None;
+        let delay = at.duration_since(ctx.clock.now()).unwrap_or_default();
         error!(
             error = %why,
             consecutive = self.unreadable,
             retry_in_seconds = delay.as_secs(),
             "cannot read the certificate files; retrying in {} (the certificate is not treated as missing)",
-            humantime::format_duration(delay)
+            humantime::format_duration(Duration::from_secs(delay.as_secs()))
         );
         match wait_until(at, &mut self.ctx).await {
             Woke::Cancelled => ControlFlow::Break(()),
@@ -441,349 +417,122 @@ impl Task {
         }
     }
 
-    /// Reports the state, complains (once an hour), and waits for the files to change.
-    async fn wait_for_enrollment(&mut self, state: CertState, why: String) -> ControlFlow<()> {
-        if self.ctx.cfg.token_file.is_some() && self.enroll_from_token_file().await {
-            return ControlFlow::Continue(());
-        }
-        let ctx = &self.ctx;
-        self.known = None;
-        if state == CertState::Missing {
-            ctx.metrics.cert_unloaded(&ctx.cfg.name);
-        }
-        ctx.metrics.set_state(&ctx.cfg.name, state);
-        ctx.metrics.next_renewal(&ctx.cfg.name, None);
-        report(ctx, state, None);
-        let repeat = self
-            .last_complaint
-            .as_ref()
-            .is_some_and(|(at, said)| *said == why && at.elapsed() < COMPLAINT_INTERVAL);
-        if !repeat {
-            error!(
-                state = state.as_str(),
-                "{why}; waiting for `kyma-certd enroll` with a new one-time token"
-            );
-            self.last_complaint = Some((Instant::now(), why));
-        }
-        let wake = SystemTime::now() + COMPLAINT_INTERVAL;
-        match wait_until(wake, &mut self.ctx).await {
-            Woke::Cancelled => return ControlFlow::Break(()),
-            Woke::Control(Control::RenewNow) => {
-                warn!("cannot renew: the certificate needs a new enrollment");
-            }
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    }
-
-    /// Only a new enrollment can help: a one-time token that appeared in `token_file` is
-    /// used, once. A token is burned by its first use even when that fails, so its hash
-    /// is remembered before it is sent, and a refused token is reported, not retried.
-    /// Returns whether the certificate was enrolled.
-    async fn enroll_from_token_file(&mut self) -> bool {
-        let Some(path) = self.ctx.cfg.token_file.clone() else {
-            return false;
-        };
-        let reader = Store::new(&self.ctx.cfg);
-        let read_path = path.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            (
-                crate::token::read_watched_token_file(&read_path),
-                reader.read_state(),
-            )
-        });
-        let (token, used) = match tokio::time::timeout(READ_TIMEOUT, read).await {
-            Ok(Ok((token, Ok(state)))) => (token, state.used_tokens),
-            Ok(Ok((_, Err(e)))) => {
-                // Whether this token was used already is unknown: it may be burned, and
-                // sending it again would be wasted at best.
-                warn!(error = %crate::errors::error_chain(&e), "cannot read state.json; not looking at token_file until it can be read");
-                return false;
-            }
-            _ => {
-                warn!(path = %path.display(), "reading token_file did not finish; trying again later");
-                return false;
-            }
-        };
-        let token = match token {
-            Ok(token) => token,
-            Err(crate::token::TokenFileError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return false;
-            }
-            Err(e) => {
-                // Unreadable or not a token: nothing was sent, nothing burned. Counted
-                // once per problem, like it is logged.
-                if self.token_refused(&crate::errors::error_chain(&e)).await {
-                    self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, false);
-                }
-                return false;
-            }
-        };
-        let hash = crate::pki::x509::hex(
-            crate::pki::x509::sha256(token.token().expose().as_bytes()).as_ref(),
-        );
-        if used.contains(&hash) {
-            debug!(path = %path.display(), "the token in token_file was used already");
-            return false;
-        }
-        let store = Store::new(&self.ctx.cfg);
-        let remember = hash.clone();
-        let remembered =
-            tokio::task::spawn_blocking(move || store.update_state(|s| s.use_token(&remember)))
-                .await;
-        if !matches!(remembered, Ok(Ok(_))) {
-            warn!(path = %path.display(), "cannot remember the token as used in state.json; not using it");
-            return false;
-        }
-        info!(path = %path.display(), form = token.form().as_str(), "a one-time token appeared in token_file; enrolling");
-        let request = flow::EnrollRequest {
-            url: None,
-            token: Some(token),
-        };
-        let result = tokio::select! {
-            biased;
-            () = self.ctx.cancel.cancelled() => return false,
-            result = Box::pin(flow::enroll(&self.ctx.cfg, request)) => result,
-        };
-        match result {
-            // Recorded before counted: whoever sees the count sees the record too.
-            Ok(info) => {
-                let store = Store::new(&self.ctx.cfg);
-                let _ = tokio::task::spawn_blocking(move || {
-                    store.update_state(|s| s.token_error = None)
-                })
-                .await;
-                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, true);
-                info!(
-                    fingerprint = %info.fingerprint_sha256,
-                    not_after = %timestamp(info.not_after),
-                    "enrolled with the token from token_file"
-                );
-                true
-            }
-            Err(e) => {
-                self.token_refused(&crate::errors::error_chain(&e)).await;
-                self.ctx.metrics.token_enrollment(&self.ctx.cfg.name, false);
-                false
-            }
-        }
-    }
-
-    /// Reports a token from `token_file` that did not enroll: once per message in the
-    /// log, always in `state.json` for `status`. Returns whether the message is new.
-    async fn token_refused(&mut self, message: &str) -> bool {
-        let store = Store::new(&self.ctx.cfg);
-        let record = message.to_owned();
-        let previous = tokio::task::spawn_blocking(move || {
-            let before = store.state().token_error;
-            let _ = store.update_state(|s| s.token_error = Some(record));
-            before
-        })
-        .await
-        .ok()
-        .flatten();
-        let new = previous.as_deref() != Some(message);
-        if new {
-            error!(error = %message, "the token in token_file did not enroll; waiting for a new token");
-        }
-        new
-    }
-
-    /// Takes note of a valid certificate; one that someone else put there starts afresh.
-    fn note_valid(&mut self, info: &CertInfo) {
+    /// Takes note of a valid certificate; logs one that someone else put there.
+    fn note_valid(&mut self, seen: &Seen) {
         self.last_complaint = None;
-        if self
-            .evidence
-            .as_ref()
-            .is_some_and(|e| e.fingerprint() != info.fingerprint_sha256)
-        {
-            self.evidence = None;
-        }
-        if self.known.as_deref() == Some(info.fingerprint_sha256.as_str()) {
+        if self.known.as_deref() == Some(seen.fingerprint.as_str()) {
             return;
         }
         if self.known.is_some() {
-            info!(fingerprint = %info.fingerprint_sha256, "the certificate was replaced on disk; rescheduling");
-            self.failures = 0;
-            self.retry_at = None;
+            info!(fingerprint = %seen.fingerprint, "the certificate was replaced on disk; rescheduling");
         }
-        self.known = Some(info.fingerprint_sha256.clone());
+        self.known = Some(seen.fingerprint.clone());
         self.ctx
             .metrics
-            .cert_loaded(&self.ctx.cfg.name, info.not_before, info.not_after);
+            .cert_loaded(&self.ctx.cfg.name, seen.not_before, seen.not_after);
     }
 
-    /// A revocation recorded in state.json by someone else (`kyma-certd revoke`): the
-    /// certificate is probed from now on, first `retry_max` after the revocation.
-    fn note_recorded_revocation(&mut self, info: &CertInfo, at: SystemTime) {
-        let known = matches!(self.evidence, Some(Evidence::Revoked { .. }));
-        if known && self.retry_at.is_some() {
-            return;
-        }
-        self.evidence = Some(Evidence::Revoked {
-            fingerprint: info.fingerprint_sha256.clone(),
-        });
-        let probe = self.backoff.revocation_probe(at, info.not_after);
-        self.retry_at = Some(self.retry_at.map_or(probe, |retry| retry.min(probe)));
-        warn!(
-            fingerprint = %info.fingerprint_sha256,
-            "the certificate was recorded as revoked; probing the connector every {} until it expires at {}",
-            humantime::format_duration(self.ctx.cfg.retry_max),
-            timestamp(info.not_after)
-        );
-    }
-
-    /// The next attempt and the state until then: the retry time after a failure (named
-    /// by what the failure said), else the renewal time.
-    fn schedule(&mut self, info: &CertInfo) -> SystemTime {
-        // A retry set under a clock that was ahead is met within retry_max once corrected.
-        let longest = self.backoff.max();
-        self.retry_at = self
-            .retry_at
-            .map(|at| crate::schedule::bounded_deadline(at, SystemTime::now(), longest));
-        let ctx = &self.ctx;
-        let (state, due) = match (self.retry_at, &self.evidence) {
-            (Some(at), Some(Evidence::Revoked { .. })) => (CertState::Revoked, at),
-            (Some(at), Some(Evidence::Refused { .. })) => (CertState::Refused, at),
-            (Some(at), None) => (CertState::Backoff, at),
-            (None, _) => (CertState::Valid, crate::schedule::due(&ctx.cfg, info)),
+    /// One renewal attempt, its record, and what follows from its outcome.
+    async fn renew(&mut self, seen: &Seen) -> ControlFlow<()> {
+        // The permit is held until the outcome is logged, so that the log shows at most
+        // `max_concurrent_renewals` attempts between "renewing" and their outcome.
+        let Some((attempt, permit)) = renew_once(&mut self.ctx, &self.store).await else {
+            return ControlFlow::Break(());
         };
-        // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
-        ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
-        ctx.metrics.set_state(&ctx.cfg.name, state);
-        report(ctx, state, Some(due));
-        if self.announced != Some(due) {
-            self.announced = Some(due);
-            let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
-            info!(
-                next_renewal = %timestamp(due),
-                in_seconds = wait.as_secs(),
-                not_after = %timestamp(info.not_after),
-                "next renewal in {}",
-                humantime::format_duration(Duration::from_secs(wait.as_secs()))
-            );
+        // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
+        // to the files (its own swap, say) by the look at the top of the loop.
+        self.ctx.control.clear();
+        let was = self.state;
+        let recorded = match attempt.fact(self.ctx.clock.now()) {
+            Some(fact) => self.record(vec![fact]).await,
+            // Not an attempt: the files expired, vanished or were replaced meanwhile, and
+            // the next look says which.
+            None => return ControlFlow::Continue(()),
+        };
+        let ledger = match recorded {
+            Some(state) => state,
+            None => self.reread_ledger().await,
+        };
+        match &attempt.result {
+            Ok(renewed) => self.renewed(renewed, &ledger),
+            Err(e) => self.failed(e, seen, &ledger, was),
         }
-        due
-    }
-
-    fn renewed(&mut self, renewed: &flow::Renewed, permit: OwnedSemaphorePermit) {
-        let ctx = &self.ctx;
-        self.failures = 0;
-        self.retry_at = None;
-        if let Some(healed) = self.evidence.take() {
-            info!(
-                was = ?healed,
-                "the certificate renewed after it was refused or revoked: healed"
-            );
-        }
-        self.known = Some(renewed.info.fingerprint_sha256.clone());
-        if renewed.ca_changed {
-            ctx.metrics.ca_changed(&ctx.cfg.name);
-        }
-        ctx.metrics.cert_loaded(
-            &ctx.cfg.name,
-            renewed.info.not_before,
-            renewed.info.not_after,
-        );
-        // The certificate leaves "renewing" with its permit: a scrape never sees more
-        // than `max_concurrent_renewals` certificates renewing.
-        let due = crate::schedule::due(&ctx.cfg, &renewed.info);
-        ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
-        ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
-        report(ctx, CertState::Valid, Some(due));
-        // Hooks may take their whole timeout: they do not hold up other renewals. They
-        // run at the next look at the files, which finds the new certificate pending.
         drop(permit);
+        ControlFlow::Continue(())
     }
 
-    /// Backs off (a revoked certificate: until the next probe); the retry time survives a
-    /// restart in state.json.
-    async fn failed(&mut self, info: &Seen, error: &FlowError, permit: OwnedSemaphorePermit) {
-        self.failures = self.failures.saturating_add(1);
-        let was_revoked = matches!(self.evidence, Some(Evidence::Revoked { .. }));
-        self.evidence = evidence_after(self.evidence.take(), &info.fingerprint, error.verdict());
-        let now = SystemTime::now();
-        let at = match &self.evidence {
-            Some(Evidence::Revoked { .. }) => self.backoff.revocation_probe(now, info.not_after),
-            _ => {
-                now + self
-                    .backoff
-                    .delay(self.failures, now, info.not_after, rand::random::<f64>())
-            }
+    /// The new certificate leaves "renewing" with its permit: a scrape never sees more
+    /// than `max_concurrent_renewals` certificates renewing. Hooks may take their whole
+    /// timeout: they run at the next look, which finds the new certificate pending, and
+    /// do not hold up other renewals.
+    fn renewed(&mut self, renewed: &flow::Renewed, ledger: &StateFile) {
+        if matches!(self.state, Some(CertState::Revoked | CertState::Refused)) {
+            info!("the certificate renewed after it was refused or revoked: healed");
+        }
+        let seen = Seen {
+            fingerprint: renewed.info.fingerprint_sha256.clone(),
+            not_before: renewed.info.not_before,
+            not_after: renewed.info.not_after,
         };
-        self.retry_at = Some(at);
-        let record = Store::new(&self.ctx.cfg);
-        let _ = tokio::task::spawn_blocking(move || persist_retry(&record, at)).await;
+        if renewed.ca_changed {
+            self.ctx.metrics.ca_changed(&self.ctx.cfg.name);
+        }
+        self.note_valid(&seen);
+        let decision = self.decide(&OnDisk::Certificate(seen.clone()), ledger);
+        self.report(&decision, &seen);
+    }
+
+    /// Says what the failure of an attempt with `seen` means and when the policy tries
+    /// again.
+    fn failed(
+        &mut self,
+        error: &FlowError,
+        seen: &Seen,
+        ledger: &StateFile,
+        was: Option<CertState>,
+    ) {
+        let decision = self.decide(&OnDisk::Certificate(seen.clone()), ledger);
+        let now = self.ctx.clock.now();
+        let at = decision.renew_at.unwrap_or(now);
         let retry_in_seconds = at.duration_since(now).unwrap_or_default().as_secs();
         let wait = humantime::format_duration(Duration::from_secs(retry_in_seconds));
         let chain = crate::errors::error_chain(error);
-        match &self.evidence {
-            Some(Evidence::Revoked { .. }) if !was_revoked => error!(
-                reason = error.reason().as_str(),
+        let failures = ledger.consecutive_failures;
+        let reason = error.reason().as_str();
+        match decision.state {
+            CertState::Revoked if was != Some(CertState::Revoked) => error!(
+                reason,
                 retry_in_seconds,
                 error = %chain,
-                not_after = %timestamp(info.not_after),
+                not_after = %timestamp(seen.not_after),
                 "the connector revoked the certificate: enroll again with `kyma-certd enroll` and a new one-time token; meanwhile probing every {} until it expires, in case the revocation is lifted",
                 humantime::format_duration(self.ctx.cfg.retry_max)
             ),
-            Some(Evidence::Revoked { .. }) => warn!(
-                reason = error.reason().as_str(),
-                consecutive_failures = self.failures,
+            CertState::Revoked => warn!(
+                reason,
+                consecutive_failures = failures,
                 retry_in_seconds,
                 error = %chain,
                 "the certificate is still revoked; probing again in {wait}"
             ),
-            Some(Evidence::Refused { reason, .. }) => warn!(
-                reason = error.reason().as_str(),
-                refusal = %reason,
-                consecutive_failures = self.failures,
+            CertState::Refused => warn!(
+                reason,
+                refusal = decision.reason.as_deref().unwrap_or_default(),
+                consecutive_failures = failures,
                 retry_in_seconds,
                 error = %chain,
-                "renewal refused ({reason}) by something in front of the connector or the connector itself; the certificate stays valid; retrying in {wait}"
+                "renewal refused ({}) by something in front of the connector or the connector itself; the certificate stays valid; retrying in {wait}",
+                decision.reason.as_deref().unwrap_or_default()
             ),
-            None => warn!(
-                reason = error.reason().as_str(),
-                consecutive_failures = self.failures,
+            _ => warn!(
+                reason,
+                consecutive_failures = failures,
                 retry_in_seconds,
                 error = %chain,
                 "renewal failed; retrying in {wait}"
             ),
         }
-        drop(permit);
-    }
-}
-
-/// When to try again after the failures recorded in state.json. A refusal recorded by a
-/// one-shot `renew` comes without a retry time: it is retried `retry_min` after it was
-/// seen rather than at the renewal time, which may be weeks away.
-fn restored_retry(persisted: &crate::store::StateFile, retry_min: Duration) -> Option<SystemTime> {
-    if persisted.consecutive_failures == 0 {
-        return None;
-    }
-    persisted
-        .next_attempt
-        .or_else(|| persisted.refused.as_ref().map(|r| r.at + retry_min))
-}
-
-/// What is known about the certificate after a failure that said `verdict`: the
-/// connector's "revoked" stands until a renewal succeeds; a refusal only while it is the
-/// latest word.
-fn evidence_after(
-    before: Option<Evidence>,
-    fingerprint: &str,
-    verdict: Verdict,
-) -> Option<Evidence> {
-    let fingerprint = fingerprint.to_owned();
-    match (verdict, before) {
-        (Verdict::Revoked, _) => Some(Evidence::Revoked { fingerprint }),
-        (_, Some(revoked @ Evidence::Revoked { .. })) => Some(revoked),
-        (Verdict::Refused(refusal), _) => Some(Evidence::Refused {
-            fingerprint,
-            reason: refusal.to_string(),
-        }),
-        (Verdict::Inconclusive, _) => None,
+        self.report(&decision, seen);
     }
 }
 
@@ -791,7 +540,7 @@ fn evidence_after(
 async fn renew_once(
     ctx: &mut TaskContext,
     store: &Store,
-) -> Option<(Result<flow::Renewed, FlowError>, OwnedSemaphorePermit)> {
+) -> Option<(flow::RenewAttempt, OwnedSemaphorePermit)> {
     let permits = Arc::clone(&ctx.permits);
     let permit = tokio::select! {
         permit = permits.acquire_owned() => permit.ok()?,
@@ -803,35 +552,15 @@ async fn renew_once(
     let started = Instant::now();
     // Abandoning a renewal drops it between awaits: before the swap nothing is on disk,
     // and the swap itself runs to completion on the blocking pool.
-    let result = tokio::select! {
-        result = flow::renew(&ctx.cfg, store) => result,
+    let attempt = tokio::select! {
+        attempt = flow::renew(&ctx.cfg, store) => attempt,
         () = ctx.cancel.cancelled() => {
             info!("renewal abandoned: stopping");
             return None;
         }
     };
     let took = started.elapsed();
-    if let Err(e) = &result
-        && !reached_connector(e)
-    {
-        // Nothing was attempted: no counter moves and state.json keeps its record.
-        if e.is_superseded() {
-            info!(error = %crate::errors::error_chain(e), "renewal discarded");
-        } else {
-            debug!(error = %crate::errors::error_chain(e), "not renewing");
-        }
-        return Some((result, permit));
-    }
-    // state.json is written with fsyncs: off the event loop, so that scrapes, health
-    // checks and the other certificates never wait for the disk.
-    let record = Store::new(&ctx.cfg);
-    let result = tokio::task::spawn_blocking(move || {
-        record.record_attempt(flow::attempt(&result));
-        result
-    })
-    .await
-    .ok()?;
-    match &result {
+    match &attempt.result {
         Ok(renewed) => {
             ctx.metrics.renewal_succeeded(&ctx.cfg.name, took);
             info!(
@@ -845,116 +574,30 @@ async fn renew_once(
                 timestamp(renewed.info.not_after)
             );
         }
+        // Nothing was attempted: no counter moves and the ledger keeps its record.
+        Err(e) if e.is_superseded() => {
+            info!(error = %crate::errors::error_chain(e), "renewal discarded");
+        }
+        Err(e) if !e.reached_connector() => {
+            debug!(error = %crate::errors::error_chain(e), "not renewing");
+        }
         Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.reason(), took),
     }
-    Some((result, permit))
-}
-
-/// Whether a renewal counts as an attempt (a success or a failure). It does not when it
-/// stopped before asking the connector because the current certificate expired or
-/// disappeared since it was inspected, nor when its result was discarded because someone
-/// else replaced the certificate meanwhile: then the next look at the files decides.
-fn reached_connector(error: &FlowError) -> bool {
-    !error.is_superseded()
-        && !matches!(
-            error,
-            FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
-        )
-}
-
-/// [`inspect`] on the blocking pool, within [`READ_TIMEOUT`]: the event loop (health
-/// endpoints, the other certificates) never waits for the disk or the directory lock.
-/// The state is `None` when `state.json` exists but cannot be read (it is logged): then
-/// nothing is known about which hooks were told (see `look`).
-async fn inspect_off_the_loop(
-    cfg: &Arc<CertificateConfig>,
-) -> (Standing, Option<crate::store::StateFile>) {
-    let cfg = Arc::clone(cfg);
-    let looked = tokio::task::spawn_blocking(move || {
-        let store = Store::new(&cfg);
-        let state = match store.read_state() {
-            Ok(state) => Some(state),
-            Err(e) => {
-                warn!(error = %crate::errors::error_chain(&e), "ignoring state.json");
-                // Content that cannot be parsed is set aside at the next update: the
-                // hooks run once more and are recorded again.
-                (!e.is_unreadable()).then(crate::store::StateFile::default)
-            }
-        };
-        let standing = inspect(&store, state.as_ref());
-        (standing, state)
-    });
-    match tokio::time::timeout(READ_TIMEOUT, looked).await {
-        Ok(Ok(looked)) => looked,
-        Ok(Err(_)) => (
-            Standing::Unreadable {
-                why: "reading the certificate files was interrupted".to_owned(),
-            },
-            None,
-        ),
-        Err(_) => (
-            Standing::Unreadable {
-                why: format!(
-                    "reading the certificate files did not finish within {}",
-                    humantime::format_duration(READ_TIMEOUT)
-                ),
-            },
-            None,
-        ),
-    }
-}
-
-/// What the files say; only "not found" means missing. Blocks: see
-/// [`inspect_off_the_loop`].
-fn inspect(store: &Store, state: Option<&crate::store::StateFile>) -> Standing {
-    match store.load_current() {
-        Ok(None) => Standing::NeedsEnrollment {
-            state: CertState::Missing,
-            why: "no certificate on disk".to_owned(),
-        },
-        Err(e) if e.is_unreadable() => Standing::Unreadable {
-            why: crate::errors::error_chain(&e),
-        },
-        Err(e) => Standing::NeedsEnrollment {
-            state: CertState::Missing,
-            why: format!(
-                "the certificate on disk is unusable: {}",
-                crate::errors::error_chain(&e)
-            ),
-        },
-        Ok(Some(current)) if current.info.not_after <= SystemTime::now() => {
-            Standing::NeedsEnrollment {
-                state: CertState::Expired,
-                why: format!(
-                    "the certificate expired at {}",
-                    timestamp(current.info.not_after)
-                ),
-            }
-        }
-        Ok(Some(current)) => Standing::Valid {
-            revoked_at: state
-                .and_then(|s| s.revoked.as_ref())
-                .filter(|r| r.fingerprint == current.info.fingerprint_sha256)
-                .map(|r| r.at),
-            info: current.info,
-        },
-    }
+    Some((attempt, permit))
 }
 
 /// Sleeps until `deadline` on the monotonic clock, in one step: between renewals the
 /// task does not wake. A clock step or a resume arrives as [`Control::ClockChanged`]
-/// (see `clock`) and wakes the task, which looks at its certificate again: a decision
-/// made under the wrong clock is made anew.
+/// (see `clock`) and wakes the task, which looks again: a decision made under the wrong
+/// clock is made anew.
 async fn wait_until(deadline: SystemTime, ctx: &mut TaskContext) -> Woke {
     loop {
-        let nap = next_wakeup(SystemTime::now(), deadline);
+        let nap = next_wakeup(ctx.clock.now(), deadline);
         if nap.is_zero() {
             return Woke::Due;
         }
         tokio::select! {
             () = tokio::time::sleep(nap) => {}
-            // A clock change (a step of a second or more) returns too: the certificate is
-            // looked at again, so a decision made under the wrong clock is made anew.
             control = ctx.control.recv() => return Woke::Control(control),
             () = ctx.cancel.cancelled() => return Woke::Cancelled,
         }
@@ -967,26 +610,6 @@ fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
         state,
         next,
     });
-}
-
-/// `retry_min`, doubled for each look in a row that could not read the files, at most
-/// `retry_max`.
-fn unreadable_delay(retry_min: Duration, retry_max: Duration, looks: u32) -> Duration {
-    let doublings = looks.saturating_sub(1).min(20);
-    retry_min
-        .saturating_mul(1 << doublings)
-        .min(retry_max)
-        .max(retry_min.min(retry_max))
-}
-
-fn persist_retry(store: &Store, at: SystemTime) {
-    let result = store.read_state().and_then(|mut state| {
-        state.next_attempt = Some(at);
-        store.write_state(&state)
-    });
-    if let Err(e) = result {
-        debug!(error = %crate::errors::error_chain(&e), "cannot record the retry time in state.json");
-    }
 }
 
 fn short(fingerprint: &str) -> &str {
@@ -1019,68 +642,8 @@ mod tests {
             control: Arc::default(),
             reports,
             cancel: CancellationToken::new(),
+            clock: Clock::system(),
         }
-    }
-
-    fn info(common_name: &str) -> CertInfo {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, common_name);
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        CertInfo::from_pem(&pem).unwrap()
-    }
-
-    #[test]
-    fn the_connectors_revoked_stands_until_a_renewal_and_a_refusal_only_while_latest() {
-        use crate::protocol::Refusal;
-        let cert = info("orders");
-        let refused = Verdict::Refused(Refusal::TlsAlert {
-            alert: "unknown_ca".into(),
-        });
-        let after_refusal = evidence_after(None, &cert.fingerprint_sha256, refused.clone());
-        assert_eq!(
-            after_refusal,
-            Some(Evidence::Refused {
-                fingerprint: cert.fingerprint_sha256.clone(),
-                reason: "tls alert unknown_ca".into()
-            })
-        );
-        // A network failure after a refusal: nothing is known any more.
-        assert_eq!(
-            evidence_after(
-                after_refusal,
-                &cert.fingerprint_sha256,
-                Verdict::Inconclusive
-            ),
-            None
-        );
-        let revoked = evidence_after(None, &cert.fingerprint_sha256, Verdict::Revoked);
-        assert!(matches!(revoked, Some(Evidence::Revoked { .. })));
-        // Neither a gateway's refusal nor a network failure un-says the connector's words.
-        assert_eq!(
-            evidence_after(revoked.clone(), &cert.fingerprint_sha256, refused),
-            revoked
-        );
-        assert_eq!(
-            evidence_after(
-                revoked.clone(),
-                &cert.fingerprint_sha256,
-                Verdict::Inconclusive
-            ),
-            revoked
-        );
-    }
-
-    #[test]
-    fn looks_that_cannot_read_the_files_back_off_from_retry_min_to_retry_max() {
-        let (min, max) = (Duration::from_secs(30), Duration::from_secs(3600));
-        let delays: Vec<u64> = (1..=9)
-            .map(|n| unreadable_delay(min, max, n).as_secs())
-            .collect();
-        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
-        assert_eq!(unreadable_delay(min, max, u32::MAX), max);
     }
 
     /// Every certificate has a task resting in memory for months: the look, the renewal

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
+use super::ledger::{self, Fact};
 use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
 use crate::config::CertificateConfig;
 use crate::hooks::hook_key;
@@ -12,7 +13,7 @@ use crate::pki::keys::{build_csr, csr_base64};
 use crate::pki::subject::Subject;
 use crate::pki::x509::CertInfo;
 use crate::protocol::Connector;
-use crate::store::{Expect, Notified, Store};
+use crate::store::{Expect, Store};
 use crate::token::{EnrollTarget, OneTimeToken, enroll_target};
 
 /// What `enroll` was given.
@@ -92,34 +93,16 @@ pub async fn enroll(
     .await?;
     let info = committed.info;
 
-    // The renewal URL lives in the generation's connection.json; state.json keeps a
-    // copy for older versions reading this directory.
-    let (renewal_url, protocol, fingerprint) = (
-        plan.renewal_url.clone(),
-        cfg.protocol,
-        info.fingerprint_sha256.clone(),
-    );
-    let delivered: Vec<String> = cfg.on_renew.iter().map(hook_key).collect();
-    let store = Store::new(cfg);
-    let record = move || {
-        store.update_state(|state| {
-            state.renewal_url = renewal_url;
-            state.revoked = None;
-            state.protocol = Some(protocol);
-            state.next_attempt = None;
-            state.enrolled_at = Some(SystemTime::now());
-            state.last_error = None;
-            state.consecutive_failures = 0;
-            if !replaces {
-                state.notified = Some(Notified {
-                    fingerprint,
-                    delivered,
-                    ..Notified::default()
-                });
-            }
-        })
+    // The first certificate is what the dependents start with: no hook owes it.
+    let fact = Fact::Enrolled {
+        at: SystemTime::now(),
+        fingerprint: info.fingerprint_sha256.clone(),
+        protocol: cfg.protocol,
+        renewal_url: plan.renewal_url.clone(),
+        told: (!replaces).then(|| cfg.on_renew.iter().map(hook_key).collect()),
     };
-    tokio::task::spawn_blocking(record)
+    let store = Store::new(cfg);
+    tokio::task::spawn_blocking(move || ledger::record(&store, &[fact]))
         .await
         .map_err(|_| FlowError::Interrupted)??;
     if plan.renewal_url.is_none() && cfg.renewal_url.is_none() {

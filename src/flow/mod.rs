@@ -1,13 +1,18 @@
-//! The three conversations with a connector — enroll, renew, revoke — from the current
-//! files to verified, swapped material. Shared by the one-shot commands and the daemon.
-//! Does not schedule, retry, run hooks or print.
+//! The renewal path, shared by the one-shot commands and the daemon: the three
+//! conversations with a connector (enroll, renew, revoke) from the current files to
+//! verified, swapped material; telling the dependents (`dependents`); what to do and
+//! when (`policy`); and what is remembered (`ledger`, the one writer of `state.json`).
+//! Does not sleep, loop or print.
 
+pub mod dependents;
 mod enroll;
+pub mod ledger;
+pub mod policy;
 mod renew;
 mod revoke;
 
 pub use enroll::{EnrollRequest, enroll};
-pub use renew::{Renewed, renew, renewable_current, usable_current};
+pub use renew::{RenewAttempt, Renewed, renew, renewable_current, usable_current};
 pub use revoke::{GenerationRevocation, Outcome as RevocationOutcome, revoke};
 
 use std::path::PathBuf;
@@ -21,7 +26,7 @@ use crate::protocol::{
     self, AnyConnector, HttpSettings, Identity, ProtocolError, Refusal, Verdict,
 };
 use crate::report::FailureReason;
-use crate::store::{CurrentMaterial, StoreError};
+use crate::store::{CurrentMaterial, Store, StoreError};
 
 /// Why a flow did not complete. Every variant keeps the old files untouched.
 #[derive(Debug, thiserror::Error)]
@@ -94,14 +99,25 @@ impl FlowError {
         }
     }
 
-    /// How `state.json` records this failure: the error, and what it proved about the
-    /// certificate the attempt authenticated with.
-    pub fn evidence(&self) -> Option<crate::store::Evidence> {
+    /// What this failure proved about the certificate the attempt authenticated with.
+    pub fn evidence(&self) -> Option<ledger::Evidence> {
         match self.verdict() {
-            Verdict::Revoked => Some(crate::store::Evidence::Revoked),
-            Verdict::Refused(refusal) => Some(crate::store::Evidence::Refused(refusal.to_string())),
+            Verdict::Revoked => Some(ledger::Evidence::Revoked),
+            Verdict::Refused(refusal) => Some(ledger::Evidence::Refused(refusal.to_string())),
             Verdict::Inconclusive => None,
         }
+    }
+
+    /// Whether a renewal that ended with this error counts as an attempt. It does not
+    /// when it stopped before asking the connector because the certificate expired or
+    /// disappeared since it was looked at, nor when its result was discarded because
+    /// someone else replaced the certificate meanwhile: then the next look decides.
+    pub fn reached_connector(&self) -> bool {
+        !self.is_superseded()
+            && !matches!(
+                self,
+                FlowError::NotEnrolled { .. } | FlowError::Expired { .. } | FlowError::Revoked
+            )
     }
 
     /// The files changed under the renewal (an `enroll`, another renewal): its
@@ -237,19 +253,23 @@ pub(crate) async fn verify_and_commit(
     Ok(committed)
 }
 
-/// An attempt's result as [`crate::store::Store::record_attempt`] takes it.
-pub fn attempt<T>(
-    result: &Result<T, FlowError>,
-) -> Result<
-    (),
-    (
-        &(dyn std::error::Error + 'static),
-        Option<crate::store::Evidence>,
-    ),
-> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) => Err((error, error.evidence())),
+/// What the files say about the certificate, as the policy takes it; only "not found"
+/// means missing. Blocks (the directory lock, the disk). `looks`: looks in a row that
+/// could not read the files, this one included should it fail too.
+pub fn on_disk(store: &Store, looks: u32) -> policy::OnDisk {
+    use policy::OnDisk;
+    match store.load_current() {
+        Ok(None) => OnDisk::Missing(None),
+        Err(e) if e.is_unreadable() => OnDisk::Unreadable {
+            why: crate::errors::error_chain(&e),
+            looks,
+        },
+        Err(e) => OnDisk::Missing(Some(crate::errors::error_chain(&e))),
+        Ok(Some(current)) => OnDisk::Certificate(policy::Seen {
+            fingerprint: current.info.fingerprint_sha256,
+            not_before: current.info.not_before,
+            not_after: current.info.not_after,
+        }),
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
+use super::ledger::{Attempted, Fact};
 use super::{
     Answer, FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_commit,
 };
@@ -26,18 +27,65 @@ pub struct Renewed {
     pub ca_changed: bool,
 }
 
-/// Renews `cfg`'s certificate now, whatever the schedule says.
-/// A certificate recorded as revoked is tried all the same: a revocation list cleaned up by
-/// an administrator, or a misclassified refusal, heals with the next renewal.
-pub async fn renew(cfg: &CertificateConfig, store: &Store) -> Result<Renewed, FlowError> {
+/// One renewal: its result, and the certificate it authenticated with.
+#[derive(Debug)]
+pub struct RenewAttempt {
+    /// SHA-256 fingerprint of the certificate the attempt started from.
+    pub used: Option<String>,
+    pub result: Result<Renewed, FlowError>,
+}
+
+impl RenewAttempt {
+    /// What the ledger records of this attempt at `at`; `None` when it does not count as
+    /// one (see [`FlowError::reached_connector`]).
+    pub fn fact(&self, at: SystemTime) -> Option<Fact> {
+        let outcome = match &self.result {
+            Ok(_) => Attempted::Renewed,
+            Err(e) if !e.reached_connector() => return None,
+            Err(e) => Attempted::Failed {
+                error: crate::errors::error_chain(e),
+                evidence: e.evidence(),
+            },
+        };
+        Some(Fact::Attempt {
+            at,
+            fingerprint: self.used.clone()?,
+            outcome,
+        })
+    }
+}
+
+/// Renews `cfg`'s certificate now, whatever the schedule says (the policy decides
+/// when). A certificate recorded as revoked is tried all the same: a revocation list
+/// cleaned up by an administrator, or a misclassified refusal, heals with the next
+/// renewal.
+pub async fn renew(cfg: &CertificateConfig, store: &Store) -> RenewAttempt {
     // Reading the files may wait (boundedly) for the directory lock while a files-layout
     // swap completes: off the event loop.
     let current = {
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || renewable_current(&cfg, &Store::new(&cfg)))
             .await
-            .map_err(|_| FlowError::Interrupted)??
+            .map_err(|_| FlowError::Interrupted)
+            .and_then(|current| current)
     };
+    match current {
+        Ok(current) => RenewAttempt {
+            used: Some(current.info.fingerprint_sha256.clone()),
+            result: renew_from(cfg, store, current).await,
+        },
+        Err(e) => RenewAttempt {
+            used: None,
+            result: Err(e),
+        },
+    }
+}
+
+async fn renew_from(
+    cfg: &CertificateConfig,
+    store: &Store,
+    current: CurrentMaterial,
+) -> Result<Renewed, FlowError> {
     let renewal_url = renewal_url(cfg, &current, store)?;
 
     let connector = connector_for(cfg)?;

@@ -80,13 +80,11 @@ pub async fn revoke(
     if let Some(current) = results.iter().find(|r| {
         r.role == Role::Current && matches!(r.outcome, Outcome::Revoked | Outcome::AlreadyRevoked)
     }) {
-        let fingerprint = current.info.fingerprint_sha256.clone();
-        store.update_state(|state| {
-            state.revoked = Some(crate::store::Revocation {
-                at: SystemTime::now(),
-                fingerprint,
-            });
-        })?;
+        let fact = super::ledger::Fact::Revoked {
+            at: SystemTime::now(),
+            fingerprint: current.info.fingerprint_sha256.clone(),
+        };
+        super::ledger::record(store, &[fact])?;
     }
     for (generation, result) in generations.iter().zip(&mut results) {
         if matches!(result.outcome, Outcome::Failed(_)) {

@@ -22,7 +22,7 @@ mod compat_tests;
 #[cfg(test)]
 mod host_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fs;
 use std::io;
@@ -36,7 +36,7 @@ use crate::pki::x509::CertInfo;
 
 pub use connection::{CONNECTION_FILE, Connection};
 pub use generations::{Generation, Role};
-pub use state::{Evidence, Notified, RefusalRecord, Revocation, StateFile};
+pub use state::{Notified, RefusalRecord, Revocation, StateFile};
 
 use fsio::{Dir, Ownership};
 
@@ -512,49 +512,16 @@ impl Store {
         })
     }
 
-    /// Records an attempt's outcome in `state.json` (what `status` shows): `Err` carries
-    /// the error and what it proved about the current certificate. Failing to write the
-    /// record is logged, never fatal: the certificate itself is what matters.
-    pub fn record_attempt(
-        &self,
-        outcome: Result<(), (&(dyn std::error::Error + 'static), Option<Evidence>)>,
-    ) {
-        // A directory that is gone has nothing to record: writing state.json would create
-        // it again (perhaps as the wrong owner, or under an unmounted volume) and the
-        // operator restoring it would find a stray directory in the way.
-        if !self.dir.is_dir() {
-            tracing::debug!(dir = %self.dir.display(), "not recording the attempt: the directory does not exist");
-            return;
-        }
-        // The certificate the attempt authenticated with is the current one: the attempt
-        // read it moments ago, and a swap by someone else would have ended the attempt.
-        let needs_fingerprint = matches!(&outcome, Err((_, Some(_))));
-        let fingerprint = needs_fingerprint
-            .then(|| self.open_dir().ok().flatten())
-            .flatten()
-            .and_then(|dir| self.current_fingerprint(&dir).ok().flatten());
-        let outcome =
-            outcome.map_err(|(error, evidence)| (crate::errors::error_chain(error), evidence));
-        let result = self.update_state(|state| {
-            let outcome = match &outcome {
-                Ok(()) => Ok(()),
-                Err((error, evidence)) => Err((error.as_str(), evidence.clone())),
-            };
-            state.record_attempt(SystemTime::now(), outcome, fingerprint);
-        });
-        if let Err(e) = result {
-            tracing::warn!(error = %crate::errors::error_chain(&e), "cannot record the attempt in state.json");
-        }
-    }
-
-    /// Replaces `state.json` with `state`, under the directory lock.
+    /// Replaces `state.json` with `state`, under the directory lock (a restored backup,
+    /// a test's fixture). The daemon and the commands change it through the ledger.
     pub fn write_state(&self, state: &StateFile) -> Result<(), StoreError> {
         self.update_state(|current| *current = state.clone())
             .map(drop)
     }
 
     /// Changes `state.json` under the directory lock, creating `dir` if needed: a
-    /// one-shot command and the daemon never lose each other's updates. A file whose
+    /// one-shot command and the daemon never lose each other's updates. The ledger
+    /// (`flow::ledger`) is its one caller outside tests. A file whose
     /// content cannot be parsed is set aside as `state.json.corrupt-<time>` with a
     /// warning, and `change` starts from the default state; one that cannot be read is an
     /// error and stays as it is.

@@ -21,15 +21,6 @@ pub struct Revocation {
     pub fingerprint: String,
 }
 
-/// What a failed attempt proved about the certificate it authenticated with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Evidence {
-    /// The connector's own words: revoked.
-    Revoked,
-    /// Refused by something that may sit in front of the connector, with the reason.
-    Refused(String),
-}
-
 /// The last renewal attempt of a certificate was refused by something that may sit in
 /// front of the connector (a gateway's 403, a 401/407, a TLS alert): retried with backoff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,9 +50,15 @@ pub struct StateFile {
     pub enrolled_at: Option<SystemTime>,
     #[serde(with = "rfc3339_opt")]
     pub last_attempt: Option<SystemTime>,
+    /// SHA-256 fingerprint of the certificate the last attempt authenticated with: the
+    /// failure streak and the refusal belong to it, not to one enrolled since. Absent in
+    /// files of 0.1.x, whose streak belongs to whatever is current.
+    pub attempted: Option<String>,
     #[serde(with = "rfc3339_opt")]
     pub last_success: Option<SystemTime>,
     pub consecutive_failures: u32,
+    /// Written by 0.1.x, which kept the retry time as a deadline; read by nothing now (the
+    /// retry is derived from `last_attempt` and the streak) and cleared by an enrollment.
     #[serde(with = "rfc3339_opt")]
     pub next_attempt: Option<SystemTime>,
     /// A one-line message for `status`; never a secret.
@@ -95,6 +92,11 @@ pub struct Notified {
     pub delivered: Vec<String>,
     /// Failed rounds in a row, for the backoff.
     pub failures: u32,
+    /// When the last failed round ended: the next round is derived from it.
+    #[serde(with = "rfc3339_opt")]
+    pub failed_at: Option<SystemTime>,
+    /// Written by 0.1.x as the next round's deadline; read only when `failed_at` is
+    /// absent.
     #[serde(with = "rfc3339_opt")]
     pub retry_at: Option<SystemTime>,
     /// The last hook error, one line; never a secret.
@@ -109,54 +111,6 @@ impl StateFile {
             text.push('…');
         }
         self.last_error = Some(text);
-    }
-
-    /// Records a renewal attempt's outcome (`Err` carries the error's one-line text and
-    /// what the attempt proved about the certificate `fingerprint`, the one it
-    /// authenticated with). A success heals every refusal and revocation; the
-    /// connector's own "revoked" is kept until then; a refusal only while it is the
-    /// latest word.
-    pub fn record_attempt(
-        &mut self,
-        now: SystemTime,
-        outcome: Result<(), (&str, Option<Evidence>)>,
-        fingerprint: Option<String>,
-    ) {
-        self.last_attempt = Some(now);
-        self.refused = None;
-        let evidence = match outcome {
-            Ok(()) => {
-                self.last_success = Some(now);
-                self.consecutive_failures = 0;
-                self.last_error = None;
-                self.revoked = None;
-                return;
-            }
-            Err((error, evidence)) => {
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.set_error(error);
-                evidence
-            }
-        };
-        let (Some(evidence), Some(fingerprint)) = (evidence, fingerprint) else {
-            return;
-        };
-        match evidence {
-            Evidence::Revoked if !self.is_revoked(&fingerprint) => {
-                self.revoked = Some(Revocation {
-                    at: now,
-                    fingerprint,
-                });
-            }
-            Evidence::Refused(reason) => {
-                self.refused = Some(RefusalRecord {
-                    at: now,
-                    fingerprint,
-                    reason,
-                });
-            }
-            Evidence::Revoked => {}
-        }
     }
 
     /// Remembers a token (by its hash) as used, forgetting the oldest beyond

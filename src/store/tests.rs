@@ -47,7 +47,7 @@ impl Faults {
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-pub(super) fn config(dir: &Path, layout: Layout) -> CertificateConfig {
+pub(crate) fn config(dir: &Path, layout: Layout) -> CertificateConfig {
     CertificateConfig {
         name: "orders".into(),
         protocol: Protocol::Compass,
@@ -540,25 +540,6 @@ fn a_regular_file_where_a_consumer_link_belongs_is_not_overwritten() {
         fs::read_to_string(tmp.path().join("cert.pem")).unwrap(),
         "operator's file"
     );
-}
-
-#[test]
-fn recording_an_attempt_never_creates_a_vanished_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("orders");
-    let store = Store::new(&config(&dir, Layout::Symlink));
-    let error = StoreError::Corrupt {
-        path: dir.join("x"),
-        reason: "no certificate".into(),
-    };
-    store.record_attempt(Err((&error, None)));
-    assert!(!dir.exists(), "the attempt recreated {}", dir.display());
-
-    fs::create_dir(&dir).unwrap();
-    store.record_attempt(Err((&error, None)));
-    let state = store.read_state().unwrap();
-    assert_eq!(state.consecutive_failures, 1);
-    assert!(state.last_error.unwrap().contains("no certificate"));
 }
 
 #[test]
