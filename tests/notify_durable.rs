@@ -60,8 +60,10 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     let env = Env::start(LONG).await;
     let log = env.dir.path().join("announced");
     let gate = env.dir.path().join("gate");
+    // Hooks that failed wait their backoff, retry_min..retry_max, in `renew` as in the
+    // daemon.
     env.write_config(
-        &[],
+        &["retry_min = \"2s\"", "retry_max = \"3s\""],
         &[Cert::compass("app").with(&logging_hook(&log, &gate))],
     );
     env.enroll("app", "compass").ok();
@@ -91,6 +93,15 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     );
 
     std::fs::write(&gate, "").unwrap();
+    // Within the hook's backoff, a run says when its next round is and runs nothing.
+    let waiting = env.run(&["renew", "--name", "app"]).fails_with(4);
+    assert!(
+        waiting.stderr().contains("next round at"),
+        "{}",
+        waiting.stderr()
+    );
+    assert!(announced(&log).is_empty());
+    std::thread::sleep(std::time::Duration::from_secs(4));
     // Not due, nothing renewed: the pending notification is what this run delivers.
     env.run(&["renew", "--name", "app"]).ok();
     assert_eq!(announced(&log), vec![renewed.clone()]);

@@ -41,9 +41,9 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
 /// What the files and the ledger say, and what the policy makes of it now.
 fn look(cert: &CertificateConfig, store: &Store) -> Result<(OnDisk, Decision), CommandError> {
     let on_disk = flow::on_disk(store, 1);
-    let ledger = store
-        .read_state()
-        .map_err(|e| super::flow_error(&cert.name, e.into()))?;
+    // Bookkeeping that cannot be read never blocks a renewal: it is said, read as empty,
+    // and a file that cannot be parsed is set aside by the next record.
+    let ledger = store.state();
     let decision = policy::decide(&Situation {
         on_disk: &on_disk,
         ledger: &ledger,

@@ -477,6 +477,8 @@ impl Task {
         if renewed.ca_changed {
             self.ctx.metrics.ca_changed(&self.ctx.cfg.name);
         }
+        // Its own swap, not a replacement by someone else.
+        self.known = None;
         self.note_valid(&seen);
         let decision = self.decide(&OnDisk::Certificate(seen.clone()), ledger);
         self.report(&decision, &seen);

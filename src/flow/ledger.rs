@@ -216,11 +216,14 @@ pub fn with_facts(mut state: StateFile, facts: &[Fact]) -> StateFile {
 
 /// Writes `facts` into `state.json` (with fsyncs: call it off the event loop) and
 /// returns the file as written. A certificate directory that is gone is not created
-/// again for a record (it may be an unmounted volume, or the operator's to restore):
-/// that is an error, and the facts are kept by the caller like any unwritten ones.
+/// again for the record of an attempt or a round of hooks (it may be an unmounted
+/// volume, or the operator's to restore): that is an error, and the caller keeps the
+/// facts like any unwritten ones. An enrollment and its token create it.
 pub fn record(store: &Store, facts: &[Fact]) -> Result<StateFile, StoreError> {
-    let creates = facts.iter().any(|f| matches!(f, Fact::Enrolled { .. }));
-    if !creates && !store.dir().is_dir() {
+    let about_files = facts
+        .iter()
+        .any(|f| matches!(f, Fact::Attempt { .. } | Fact::HooksRound { .. }));
+    if about_files && !store.dir().is_dir() {
         return Err(StoreError::io(
             "recording in",
             store.dir(),

@@ -167,8 +167,9 @@ pub fn decide(s: &Situation<'_>) -> Decision {
     } else if failures > 0 {
         let since = at_the_latest_now(last_attempt.unwrap_or(s.now));
         let delay = backoff.delay(failures, since, seen.not_after, seed("attempt", failures));
-        // A failure before the renewal time (a forced renewal) does not bring it forward.
-        let retry = (since + delay).max(renewal_time);
+        // Also before the renewal time: a renewal asked for (SIGUSR1, `renew --force`)
+        // that failed is retried until it succeeds, like one that was due.
+        let retry = since + delay;
         match ledger.refusal_of(&seen.fingerprint) {
             Some(refusal) => (CertState::Refused, retry, Some(refusal.to_owned())),
             None => (CertState::Backoff, retry, None),
