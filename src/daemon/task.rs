@@ -5,24 +5,25 @@
 //! and every clock step starts again from a look: no deadline outlives the clock it was
 //! computed under. Does not parse the config, watch files or handle signals.
 
+mod attempt;
 mod enrollment;
+mod records;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use super::look::{self, READ_TIMEOUT};
 use super::mailbox::{Control, Mailbox};
 use super::unwritten::Unwritten;
 use crate::clock::Clock;
 use crate::config::CertificateConfig;
-use crate::flow::ledger::{self, Fact};
+use crate::flow::dependents;
 use crate::flow::policy::{self, Decision, OnDisk, Seen, Situation};
-use crate::flow::{self, FlowError, dependents};
 use crate::pki::verify::timestamp;
 use crate::report::{CertState, Metrics};
 use crate::schedule::next_wakeup;
@@ -236,85 +237,6 @@ impl Task {
         })
     }
 
-    /// The ledger as the policy should see it: what state.json says (nothing, if it
-    /// cannot be read) with the facts it could not take yet on top. Those are written
-    /// first, once their backoff allows.
-    async fn ledger_view(&mut self, on_disk: Option<StateFile>) -> StateFile {
-        let due = self
-            .unwritten
-            .as_ref()
-            .is_some_and(|u| u.write_at <= self.ctx.clock.now());
-        if due && let Some(written) = self.record(Vec::new()).await {
-            return written;
-        }
-        let ledger = on_disk.unwrap_or_default();
-        match &self.unwritten {
-            Some(unwritten) => unwritten.overlay(ledger),
-            None => ledger,
-        }
-    }
-
-    /// The ledger read again, with what memory keeps on top (after a write failed).
-    async fn reread_ledger(&mut self) -> StateFile {
-        let store = Store::new(&self.ctx.cfg);
-        let on_disk = tokio::time::timeout(
-            READ_TIMEOUT,
-            tokio::task::spawn_blocking(move || store.read_state().ok()),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .flatten();
-        self.ledger_view(on_disk).await
-    }
-
-    /// Records `facts` (after those kept from before) in state.json; returns the file as
-    /// written. When it cannot be written, the facts are kept in memory, said once per
-    /// try, exposed as `kyma_certd_state_unwritten`, and written once the disk recovers.
-    async fn record(&mut self, facts: Vec<Fact>) -> Option<StateFile> {
-        let (write_failures, mut all) = match self.unwritten.take() {
-            Some(kept) => (kept.write_failures, kept.into_facts()),
-            None => (0, Vec::new()),
-        };
-        all.extend(facts);
-        if all.is_empty() {
-            return None;
-        }
-        let store = Store::new(&self.ctx.cfg);
-        let facts = all.clone();
-        let written = tokio::task::spawn_blocking(move || ledger::record(&store, &facts)).await;
-        let name = &self.ctx.cfg.name;
-        match written {
-            Ok(Ok(state)) => {
-                if write_failures > 0 {
-                    info!(
-                        after_failures = write_failures,
-                        "state.json can be written again: what was kept in memory is saved"
-                    );
-                }
-                self.ctx.metrics.state_unwritten(name, false);
-                Some(state)
-            }
-            failed => {
-                let error = match failed {
-                    Ok(Err(e)) => crate::errors::error_chain(&e),
-                    _ => "the write was interrupted".to_owned(),
-                };
-                let backoff = policy::backoff(&self.ctx.cfg);
-                let kept = Unwritten::failed(write_failures, all, &backoff, self.ctx.clock.now());
-                warn!(
-                    %error,
-                    failures = kept.write_failures,
-                    retry_at = %timestamp(kept.write_at),
-                    "cannot record in state.json; kept in memory and gone by until it can be written"
-                );
-                self.unwritten = Some(Box::new(kept));
-                self.ctx.metrics.state_unwritten(name, true);
-                None
-            }
-        }
-    }
-
     /// Reports the decision (schedule first, then state: a scrape never sees "valid"
     /// with a stale schedule) and logs what changed.
     fn report(&mut self, decision: &Decision, seen: &Seen) {
@@ -431,161 +353,6 @@ impl Task {
             .metrics
             .cert_loaded(&self.ctx.cfg.name, seen.not_before, seen.not_after);
     }
-
-    /// One renewal attempt, its record, and what follows from its outcome.
-    async fn renew(&mut self, seen: &Seen) -> ControlFlow<()> {
-        // The permit is held until the outcome is logged, so that the log shows at most
-        // `max_concurrent_renewals` attempts between "renewing" and their outcome.
-        let Some((attempt, permit)) = renew_once(&mut self.ctx, &self.store).await else {
-            return ControlFlow::Break(());
-        };
-        // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
-        // to the files (its own swap, say) by the look at the top of the loop.
-        self.ctx.control.clear();
-        let was = self.state;
-        let recorded = match attempt.fact(self.ctx.clock.now()) {
-            Some(fact) => self.record(vec![fact]).await,
-            // Not an attempt: the files expired, vanished or were replaced meanwhile, and
-            // the next look says which.
-            None => return ControlFlow::Continue(()),
-        };
-        let ledger = match recorded {
-            Some(state) => state,
-            None => self.reread_ledger().await,
-        };
-        match &attempt.result {
-            Ok(renewed) => self.renewed(renewed, &ledger),
-            Err(e) => self.failed(e, seen, &ledger, was),
-        }
-        drop(permit);
-        ControlFlow::Continue(())
-    }
-
-    /// The new certificate leaves "renewing" with its permit: a scrape never sees more
-    /// than `max_concurrent_renewals` certificates renewing. Hooks may take their whole
-    /// timeout: they run at the next look, which finds the new certificate pending, and
-    /// do not hold up other renewals.
-    fn renewed(&mut self, renewed: &flow::Renewed, ledger: &StateFile) {
-        if matches!(self.state, Some(CertState::Revoked | CertState::Refused)) {
-            info!("the certificate renewed after it was refused or revoked: healed");
-        }
-        let seen = Seen {
-            fingerprint: renewed.info.fingerprint_sha256.clone(),
-            not_before: renewed.info.not_before,
-            not_after: renewed.info.not_after,
-        };
-        if renewed.ca_changed {
-            self.ctx.metrics.ca_changed(&self.ctx.cfg.name);
-        }
-        // Its own swap, not a replacement by someone else.
-        self.known = None;
-        self.note_valid(&seen);
-        let decision = self.decide(&OnDisk::Certificate(seen.clone()), ledger);
-        self.report(&decision, &seen);
-    }
-
-    /// Says what the failure of an attempt with `seen` means and when the policy tries
-    /// again.
-    fn failed(
-        &mut self,
-        error: &FlowError,
-        seen: &Seen,
-        ledger: &StateFile,
-        was: Option<CertState>,
-    ) {
-        let decision = self.decide(&OnDisk::Certificate(seen.clone()), ledger);
-        let now = self.ctx.clock.now();
-        let at = decision.renew_at.unwrap_or(now);
-        let retry_in_seconds = at.duration_since(now).unwrap_or_default().as_secs();
-        let wait = humantime::format_duration(Duration::from_secs(retry_in_seconds));
-        let chain = crate::errors::error_chain(error);
-        let failures = ledger.consecutive_failures;
-        let reason = error.reason().as_str();
-        match decision.state {
-            CertState::Revoked if was != Some(CertState::Revoked) => error!(
-                reason,
-                retry_in_seconds,
-                error = %chain,
-                not_after = %timestamp(seen.not_after),
-                "the connector revoked the certificate: enroll again with `kyma-certd enroll` and a new one-time token; meanwhile probing every {} until it expires, in case the revocation is lifted",
-                humantime::format_duration(self.ctx.cfg.retry_max)
-            ),
-            CertState::Revoked => warn!(
-                reason,
-                consecutive_failures = failures,
-                retry_in_seconds,
-                error = %chain,
-                "the certificate is still revoked; probing again in {wait}"
-            ),
-            CertState::Refused => warn!(
-                reason,
-                refusal = decision.reason.as_deref().unwrap_or_default(),
-                consecutive_failures = failures,
-                retry_in_seconds,
-                error = %chain,
-                "renewal refused ({}) by something in front of the connector or the connector itself; the certificate stays valid; retrying in {wait}",
-                decision.reason.as_deref().unwrap_or_default()
-            ),
-            _ => warn!(
-                reason,
-                consecutive_failures = failures,
-                retry_in_seconds,
-                error = %chain,
-                "renewal failed; retrying in {wait}"
-            ),
-        }
-        self.report(&decision, seen);
-    }
-}
-
-/// One renewal under the concurrency bound; `None` when cancelled (shutdown or removal).
-async fn renew_once(
-    ctx: &mut TaskContext,
-    store: &Store,
-) -> Option<(flow::RenewAttempt, OwnedSemaphorePermit)> {
-    let permits = Arc::clone(&ctx.permits);
-    let permit = tokio::select! {
-        permit = permits.acquire_owned() => permit.ok()?,
-        () = ctx.cancel.cancelled() => return None,
-    };
-    ctx.metrics.set_state(&ctx.cfg.name, CertState::Renewing);
-    report(ctx, CertState::Renewing, None);
-    info!("renewing");
-    let started = Instant::now();
-    // Abandoning a renewal drops it between awaits: before the swap nothing is on disk,
-    // and the swap itself runs to completion on the blocking pool.
-    let attempt = tokio::select! {
-        attempt = flow::renew(&ctx.cfg, store) => attempt,
-        () = ctx.cancel.cancelled() => {
-            info!("renewal abandoned: stopping");
-            return None;
-        }
-    };
-    let took = started.elapsed();
-    match &attempt.result {
-        Ok(renewed) => {
-            ctx.metrics.renewal_succeeded(&ctx.cfg.name, took);
-            info!(
-                old = %renewed.previous.fingerprint_sha256,
-                new = %renewed.info.fingerprint_sha256,
-                not_after = %timestamp(renewed.info.not_after),
-                took_ms = took.as_millis() as u64,
-                "renewed {} -> {}, valid until {}",
-                short(&renewed.previous.fingerprint_sha256),
-                short(&renewed.info.fingerprint_sha256),
-                timestamp(renewed.info.not_after)
-            );
-        }
-        // Nothing was attempted: no counter moves and the ledger keeps its record.
-        Err(e) if e.is_superseded() => {
-            info!(error = %crate::errors::error_chain(e), "renewal discarded");
-        }
-        Err(e) if !e.reached_connector() => {
-            debug!(error = %crate::errors::error_chain(e), "not renewing");
-        }
-        Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.reason(), took),
-    }
-    Some((attempt, permit))
 }
 
 /// Sleeps until `deadline` on the monotonic clock, in one step: between renewals the
@@ -612,10 +379,6 @@ fn report(ctx: &TaskContext, state: CertState, next: Option<SystemTime>) {
         state,
         next,
     });
-}
-
-fn short(fingerprint: &str) -> &str {
-    &fingerprint[..fingerprint.len().min(16)]
 }
 
 #[cfg(test)]
