@@ -36,7 +36,7 @@ fn corrupt_copies(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(CORRUPT_STATE_PREFIX))
+        .filter(|n| n.starts_with(super::state_io::CORRUPT_STATE_PREFIX))
         .collect()
 }
 

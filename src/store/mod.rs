@@ -9,11 +9,13 @@
 //! is recognisable by name so that `recover` can finish or remove it.
 
 mod connection;
+mod error;
 mod files;
 mod fsio;
 mod generations;
 mod preflight;
 pub mod state;
+mod state_io;
 mod symlink;
 mod trust;
 
@@ -25,7 +27,6 @@ mod host_tests;
 pub(crate) mod tests;
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,6 +36,7 @@ use crate::pki::verify::VerifiedMaterial;
 use crate::pki::x509::CertInfo;
 
 pub use connection::{CONNECTION_FILE, Connection};
+pub use error::StoreError;
 pub use generations::{Generation, Role};
 pub use state::{Notified, RefusalRecord, Revocation, StateFile};
 
@@ -44,8 +46,6 @@ use fsio::{Dir, Ownership};
 pub const STATE_FILE: &str = "state.json";
 /// The files-layout journal inside `dir`.
 pub const JOURNAL_FILE: &str = "journal.json";
-/// A `state.json` that could not be read is renamed to `state.json.corrupt-<unix time>`.
-const CORRUPT_STATE_PREFIX: &str = "state.json.corrupt-";
 
 /// Held (flock) while a swap, a recovery or a `state.json` update runs, so a one-shot
 /// `renew` or `enroll` and a running daemon never interleave their writes in one
@@ -56,84 +56,6 @@ pub const LOCK_FILE: &str = ".lock";
 /// under a second, so a lock held longer is held by something else, which is reported
 /// (and the operation retried later) instead of waited for without end.
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// Why the store could not read or write. Every variant names the path involved; none
-/// carries file contents.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{op} {}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("renaming {} over {}", from.display(), to.display())]
-    Rename {
-        from: PathBuf,
-        to: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{} is not valid: {reason}", path.display())]
-    Corrupt { path: PathBuf, reason: String },
-    #[error("the key {} does not belong to the certificate {}", key.display(), cert.display())]
-    KeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error("{} is missing while {} exists", missing.display(), present.display())]
-    Incomplete { missing: PathBuf, present: PathBuf },
-    #[error("{} exists and is not a symlink; refusing to replace it", path.display())]
-    NotSymlink { path: PathBuf },
-    #[error("{} is a symlink where a file or directory of our own belongs; refusing to follow it", path.display())]
-    Symlink { path: PathBuf },
-    #[error("refusing to use {} as root: {detail}; make it owned by root (or the configured owner) and not writable by group or others", path.display())]
-    Untrusted { path: PathBuf, detail: String },
-    /// Something other than a regular file (a FIFO, a device) where a file of ours
-    /// belongs: never opened for reading in a way that could block.
-    #[error("{} is a {kind}, not a regular file; refusing to read it", path.display())]
-    NotRegular { path: PathBuf, kind: &'static str },
-    /// The directory lock stayed taken for [`LOCK_WAIT`].
-    #[error("the lock file {} is held by another process (waited {}s); another kyma-certd command, or whatever holds it, must finish first", path.display(), waited.as_secs())]
-    Locked { path: PathBuf, waited: Duration },
-    #[error("the journal {} does not match the configured files ({})", path.display(), entry.display())]
-    JournalMismatch { path: PathBuf, entry: PathBuf },
-    /// The compare-and-swap failed: someone else (an `enroll`, another renewal) put
-    /// another certificate in place since this renewal started.
-    #[error("the certificate in {} changed while renewing (now {}); the renewed one was discarded", dir.display(), found.as_deref().unwrap_or("none"))]
-    Superseded { dir: PathBuf, found: Option<String> },
-}
-
-impl StoreError {
-    /// Whether the files could not be read or written at all (permissions, too many open
-    /// files, a lock held, a FIFO or a symlink where a file belongs, an untrusted
-    /// directory), as opposed to being read and found missing or wrong. Such an error
-    /// says nothing about the certificate: it is retried and reported, and never a reason
-    /// to call the certificate missing or to enroll again.
-    pub fn is_unreadable(&self) -> bool {
-        match self {
-            StoreError::Io { source, .. } | StoreError::Rename { source, .. } => {
-                source.kind() != io::ErrorKind::NotFound
-            }
-            StoreError::NotRegular { .. }
-            | StoreError::Locked { .. }
-            | StoreError::Untrusted { .. }
-            | StoreError::Symlink { .. }
-            | StoreError::NotSymlink { .. } => true,
-            StoreError::Corrupt { .. }
-            | StoreError::KeyMismatch { .. }
-            | StoreError::Incomplete { .. }
-            | StoreError::JournalMismatch { .. }
-            | StoreError::Superseded { .. } => false,
-        }
-    }
-
-    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> StoreError {
-        StoreError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
-    }
-}
 
 /// The paths consumers read; they never change between swaps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,7 +385,7 @@ impl Store {
             && (name == STATE_FILE
                 || name == JOURNAL_FILE
                 || name == LOCK_FILE
-                || name.starts_with(CORRUPT_STATE_PREFIX)
+                || name.starts_with(state_io::CORRUPT_STATE_PREFIX)
                 || name == symlink::CURRENT
                 || name == symlink::PREVIOUS
                 || name.starts_with(symlink::GEN_PREFIX))
@@ -493,78 +415,6 @@ impl Store {
         }
     }
 
-    /// `dir/state.json`, or the default state when it does not exist yet; an error
-    /// when it cannot be read (`status` shows it).
-    pub fn read_state(&self) -> Result<StateFile, StoreError> {
-        let Some(dir) = self.open_dir()? else {
-            return Ok(StateFile::default());
-        };
-        parse_state(&dir)
-    }
-
-    /// Like [`Store::read_state`], but an unreadable file is reported and read as the
-    /// default: it is bookkeeping, and must never block a renewal (the next update sets
-    /// it aside).
-    pub fn state(&self) -> StateFile {
-        self.read_state().unwrap_or_else(|e| {
-            tracing::warn!(cert = %self.name, error = %crate::errors::error_chain(&e), "ignoring state.json");
-            StateFile::default()
-        })
-    }
-
-    /// Replaces `state.json` with `state`, under the directory lock (a restored backup,
-    /// a test's fixture). The daemon and the commands change it through the ledger.
-    pub fn write_state(&self, state: &StateFile) -> Result<(), StoreError> {
-        self.update_state(|current| *current = state.clone())
-            .map(drop)
-    }
-
-    /// Changes `state.json` under the directory lock, creating `dir` if needed: a
-    /// one-shot command and the daemon never lose each other's updates. The ledger
-    /// (`flow::ledger`) is its one caller outside tests. A file whose
-    /// content cannot be parsed is set aside as `state.json.corrupt-<time>` with a
-    /// warning, and `change` starts from the default state; one that cannot be read is an
-    /// error and stays as it is.
-    pub fn update_state(
-        &self,
-        change: impl FnOnce(&mut StateFile),
-    ) -> Result<StateFile, StoreError> {
-        let locked = self.lock()?;
-        let dir = &locked.dir;
-        let mut state = match parse_state(dir) {
-            Ok(state) => state,
-            // Only content that cannot be parsed is set aside: a file that could not be
-            // read (permissions, a FIFO, too many open files) keeps its records, and the
-            // update fails, to be retried.
-            Err(e @ StoreError::Corrupt { .. }) => {
-                let aside = format!(
-                    "{CORRUPT_STATE_PREFIX}{}",
-                    SystemTime::now()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs()
-                );
-                tracing::warn!(
-                    cert = %self.name,
-                    error = %crate::errors::error_chain(&e),
-                    set_aside = %dir.join(&aside).display(),
-                    "state.json is unreadable; starting it afresh"
-                );
-                dir.rename(STATE_FILE, dir, &aside)?;
-                StateFile::default()
-            }
-            Err(e) => return Err(e),
-        };
-        change(&mut state);
-        let mut json = serde_json::to_vec_pretty(&state).map_err(|e| StoreError::Corrupt {
-            path: dir.join(STATE_FILE),
-            reason: e.to_string(),
-        })?;
-        json.push(b'\n');
-        dir.write_atomic(STATE_FILE, &json, 0o644)?;
-        Ok(state)
-    }
-
     /// A test hook standing for a crash or an I/O error at a numbered step.
     fn step(&self, path: &Path) -> Result<(), StoreError> {
         #[cfg(test)]
@@ -572,7 +422,7 @@ impl Store {
             return Err(StoreError::io(
                 "injected fault at",
                 path,
-                io::Error::other("injected fault"),
+                std::io::Error::other("injected fault"),
             ));
         }
         let _ = path;
@@ -587,16 +437,6 @@ impl Store {
             return false;
         }
         true
-    }
-}
-
-fn parse_state(dir: &Dir) -> Result<StateFile, StoreError> {
-    match dir.read_text(STATE_FILE)? {
-        None => Ok(StateFile::default()),
-        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: dir.join(STATE_FILE),
-            reason: e.to_string(),
-        }),
     }
 }
 
