@@ -116,11 +116,7 @@ fn inspect(
         token_error: state.token_error.clone(),
     };
     let on_disk = match &current {
-        Some(info) => OnDisk::Certificate(Seen {
-            fingerprint: info.fingerprint_sha256.clone(),
-            not_before: info.not_before,
-            not_after: info.not_after,
-        }),
+        Some(info) => OnDisk::Certificate(Seen::from(info)),
         None => OnDisk::Missing(None),
     };
     // The daemon's own policy: `status` says what the daemon would do.

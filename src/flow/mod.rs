@@ -265,11 +265,7 @@ pub fn on_disk(store: &Store, looks: u32) -> policy::OnDisk {
             looks,
         },
         Err(e) => OnDisk::Missing(Some(crate::errors::error_chain(&e))),
-        Ok(Some(current)) => OnDisk::Certificate(policy::Seen {
-            fingerprint: current.info.fingerprint_sha256,
-            not_before: current.info.not_before,
-            not_after: current.info.not_after,
-        }),
+        Ok(Some(current)) => OnDisk::Certificate(policy::Seen::from(&current.info)),
     }
 }
 

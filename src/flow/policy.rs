@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::CertificateConfig;
 use crate::hooks::hook_key;
 use crate::pki::verify::timestamp;
+use crate::pki::x509::CertInfo;
 use crate::report::CertState;
 use crate::schedule::{self, Backoff};
 use crate::store::StateFile;
@@ -39,6 +40,16 @@ pub struct Seen {
     pub fingerprint: String,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
+}
+
+impl From<&CertInfo> for Seen {
+    fn from(info: &CertInfo) -> Seen {
+        Seen {
+            fingerprint: info.fingerprint_sha256.clone(),
+            not_before: info.not_before,
+            not_after: info.not_after,
+        }
+    }
 }
 
 /// Everything a decision depends on.

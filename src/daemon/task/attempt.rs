@@ -53,11 +53,7 @@ impl Task {
         if matches!(self.state, Some(CertState::Revoked | CertState::Refused)) {
             info!("the certificate renewed after it was refused or revoked: healed");
         }
-        let seen = Seen {
-            fingerprint: renewed.info.fingerprint_sha256.clone(),
-            not_before: renewed.info.not_before,
-            not_after: renewed.info.not_after,
-        };
+        let seen = Seen::from(&renewed.info);
         if renewed.ca_changed {
             self.ctx.metrics.ca_changed(&self.ctx.cfg.name);
         }
