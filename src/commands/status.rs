@@ -133,6 +133,7 @@ fn inspect(
         .clone()
         .filter(|_| decision.state != CertState::Expired);
     status.next_renewal = decision.renew_at.map(timestamp);
+    status.consecutive_failures = decision.failures;
     if let Some(hooks) = decision.hooks {
         status.hook_error = hooks.last_error;
         status.hooks_pending = hooks.keys;

@@ -79,6 +79,9 @@ pub struct Decision {
     pub look_again_at: Option<SystemTime>,
     /// Why the state is what it is, when it is not plainly valid.
     pub reason: Option<String>,
+    /// Failed attempts in a row with the certificate on disk (a streak of another
+    /// certificate does not count).
+    pub failures: u32,
 }
 
 /// `on_renew` hooks still owed the current certificate.
@@ -195,6 +198,7 @@ pub fn decide(s: &Situation<'_>) -> Decision {
         hooks: hooks_due(s, seen, &backoff),
         look_again_at: None,
         reason,
+        failures,
     }
 }
 
@@ -207,6 +211,7 @@ impl Decision {
             hooks: None,
             look_again_at: None,
             reason: None,
+            failures: 0,
         }
     }
 }

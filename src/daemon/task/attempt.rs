@@ -79,7 +79,7 @@ impl Task {
         let retry_in_seconds = at.duration_since(now).unwrap_or_default().as_secs();
         let wait = humantime::format_duration(Duration::from_secs(retry_in_seconds));
         let chain = crate::errors::error_chain(error);
-        let failures = ledger.consecutive_failures;
+        let failures = decision.failures;
         let reason = error.reason().as_str();
         match decision.state {
             CertState::Revoked if was != Some(CertState::Revoked) => error!(
