@@ -146,8 +146,9 @@ fn immutable(path: &std::path::Path, on: bool) {
 }
 
 /// A state.json that cannot be written does not turn the hooks into a storm: a hook that
-/// succeeded is not run again, one that fails waits its backoff, the daemon says so in a
-/// metric, and the record is written once the disk takes it.
+/// succeeded is not run again, one that fails and a renewal that fails wait their
+/// backoff, the daemon says so in a metric, and the record is written once the disk
+/// takes it.
 #[test]
 fn an_unwritable_state_json_slows_the_hooks_instead_of_running_them_in_a_loop() {
     if !rustix::process::geteuid().is_root() {
@@ -203,6 +204,42 @@ fn an_unwritable_state_json_slows_the_hooks_instead_of_running_them_in_a_loop() 
         "the failing hook ran {failures} times in about 4 s"
     );
 
+    // Renewals that fail while nothing can be recorded keep their backoff too, from
+    // memory: retried every second or two, neither forgotten nor in a loop.
+    world
+        .sim
+        .set_fault(Fault::InternalError, FaultScope::UntilCleared);
+    daemon.signal(Signal::USR1);
+    let renewals = |daemon: &mut harness::Daemon, result: &str| {
+        daemon
+            .metrics()
+            .get(
+                "kyma_certd_renewals_total",
+                &[("name", "orders"), ("result", result)],
+            )
+            .unwrap_or(0.0)
+    };
+    wait_for("a failed renewal", Duration::from_secs(10), || {
+        (renewals(&mut daemon, "failure") >= 1.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let failed = renewals(&mut daemon, "failure");
+    assert!(
+        (2.0..=7.0).contains(&failed),
+        "{failed} failed renewals of orders in about 5 s"
+    );
+    assert_eq!(
+        daemon.metrics().get(
+            "kyma_certd_certificate_state",
+            &[("name", "orders"), ("state", "backoff")]
+        ),
+        Some(1.0)
+    );
+    world.sim.clear_fault();
+    wait_for("the renewal, and its hook", Duration::from_secs(10), || {
+        (announced(&told).len() == 2).then_some(())
+    });
+
     // The disk takes writes again: the record is saved and nothing runs twice.
     immutable(&state("orders"), false);
     immutable(&state("billing"), false);
@@ -217,6 +254,6 @@ fn an_unwritable_state_json_slows_the_hooks_instead_of_running_them_in_a_loop() 
     wait_for("the metric cleared", Duration::from_secs(10), || {
         (unwritten(&mut daemon, "orders") == 0.0).then_some(())
     });
-    assert_eq!(announced(&told).len(), 1);
+    assert_eq!(announced(&told).len(), 2);
     daemon.terminate();
 }
