@@ -16,8 +16,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::config::{HookConfig, HookSignal};
-
 /// At most this much of each output stream of a command is kept and logged; the rest is
 /// read and counted, so a chatty hook can neither block on a full pipe nor flood the log.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -38,6 +36,34 @@ const PROC: &str = "/proc";
 /// How long output readers may run on after the command exited or was killed (a
 /// background process it started may keep the pipes open).
 const READER_GRACE: Duration = Duration::from_secs(1);
+
+/// A POSIX signal a `signal` hook may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookSignal {
+    Hup,
+    Usr1,
+    Usr2,
+    Term,
+    Int,
+    Quit,
+}
+
+/// One `[[certificate.on_renew]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookConfig {
+    /// Send `signal` to the PID read from `pid_file`.
+    Signal {
+        signal: HookSignal,
+        pid_file: PathBuf,
+    },
+    /// `systemctl try-reload-or-restart <unit>`.
+    SystemdUnit { unit: String, timeout: Duration },
+    /// Run argv (no shell) with the `KYMA_CERTD_*` environment.
+    Command {
+        argv: Vec<String>,
+        timeout: Duration,
+    },
+}
 
 /// What a hook learns about the new certificate, through `KYMA_CERTD_*` variables.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,9 +12,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use url::Url;
 use zeroize::Zeroizing;
 
-use crate::config::Protocol;
 use crate::pki::secret::Token;
-use crate::protocol::RedactedUrl;
+use crate::protocol::{Protocol, RedactedUrl};
 
 /// How the token was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

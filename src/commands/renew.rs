@@ -27,7 +27,7 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
         if !force {
             match store.load_current() {
                 Ok(Some(current)) => {
-                    let due = crate::schedule::due(cert, &current.info);
+                    let due = current.info.renewal_due(cert.renew, cert.jitter);
                     if SystemTime::now() < due && current.info.not_after > SystemTime::now() {
                         crate::logging::outcome(
                             &cert.name,

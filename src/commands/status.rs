@@ -161,7 +161,7 @@ fn inspect(
     status.not_after = Some(timestamp(info.not_after));
     status.seconds_left = Some(signed_seconds(info.not_after, now));
     if status.state != "expired" {
-        let due = crate::schedule::due(cert, info);
+        let due = info.renewal_due(cert.renew, cert.jitter);
         let next = match state.next_attempt {
             Some(retry) if status.state != "valid" => retry,
             _ => due,

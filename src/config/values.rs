@@ -153,16 +153,6 @@ pub fn parse_proxy(text: &str) -> Result<ProxySetting, String> {
     Ok(ProxySetting::Url(url))
 }
 
-/// A proxy URL for display: the password, if any, replaced.
-pub fn redacted_proxy(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        // Fails only for URLs that cannot carry credentials, which never have a password.
-        let _ = shown.set_password(Some("redacted"));
-    }
-    shown.to_string()
-}
-
 pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
     match text {
         "compass" => Ok(Protocol::Compass),

@@ -648,7 +648,10 @@ impl Task {
             (Some(at), Some(Evidence::Revoked { .. })) => (CertState::Revoked, at),
             (Some(at), Some(Evidence::Refused { .. })) => (CertState::Refused, at),
             (Some(at), None) => (CertState::Backoff, at),
-            (None, _) => (CertState::Valid, crate::schedule::due(&ctx.cfg, info)),
+            (None, _) => (
+                CertState::Valid,
+                info.renewal_due(ctx.cfg.renew, ctx.cfg.jitter),
+            ),
         };
         // Schedule first, then state: a scrape never sees "valid" with a stale schedule.
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
@@ -689,7 +692,7 @@ impl Task {
         );
         // The certificate leaves "renewing" with its permit: a scrape never sees more
         // than `max_concurrent_renewals` certificates renewing.
-        let due = crate::schedule::due(&ctx.cfg, &renewed.info);
+        let due = renewed.info.renewal_due(ctx.cfg.renew, ctx.cfg.jitter);
         ctx.metrics.next_renewal(&ctx.cfg.name, Some(due));
         ctx.metrics.set_state(&ctx.cfg.name, CertState::Valid);
         report(ctx, CertState::Valid, Some(due));

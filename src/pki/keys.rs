@@ -12,8 +12,27 @@ use rustls_pki_types::{CertificateSigningRequestDer, PrivateKeyDer};
 use x509_parser::prelude::FromDer;
 use zeroize::Zeroizing;
 
-use crate::config::KeyAlgorithm;
 use crate::pki::subject::Subject;
+
+/// The kinds of key this daemon generates and reads (`key_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+}
+
+impl KeyAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa2048 => "rsa2048",
+            KeyAlgorithm::Rsa3072 => "rsa3072",
+            KeyAlgorithm::Rsa4096 => "rsa4096",
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+}
 
 /// Why a key or CSR could not be made or read. Never carries key material.
 #[derive(Debug, thiserror::Error)]

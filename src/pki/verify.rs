@@ -7,10 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::config::RenewPolicy;
 use crate::pki::keys::PrivateKey;
 use crate::pki::subject::Subject;
 use crate::pki::x509::{CertInfo, X509Error, der_to_pem, pem_certificates};
+use crate::schedule::RenewPolicy;
+/// Kept here for the renewal path and the daemon, which format times with it.
+pub use crate::time_text::timestamp;
 
 /// How far in the future a fresh certificate's notBefore may lie (server clock skew).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -315,15 +317,6 @@ fn check_chain(
     Ok(())
 }
 
-/// RFC 3339 UTC, seconds precision. Times outside 1970..=9999 (possible in a hostile
-/// certificate) are clamped instead of failing.
-pub fn timestamp(time: SystemTime) -> String {
-    // 9999-12-31T23:59:59Z
-    let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
-    let time = time.clamp(SystemTime::UNIX_EPOCH, latest);
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,13 +557,5 @@ mod tests {
             worst_case_renewal_time(&info, RenewPolicy::At(f64::NAN), f64::INFINITY),
             start + 10 * DAY
         );
-    }
-
-    #[test]
-    fn timestamps_outside_the_printable_range_are_clamped_not_panicking() {
-        let before_epoch = SystemTime::UNIX_EPOCH - DAY;
-        assert_eq!(timestamp(before_epoch), "1970-01-01T00:00:00Z");
-        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
-        assert_eq!(timestamp(far), "9999-12-31T23:59:59Z");
     }
 }

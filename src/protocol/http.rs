@@ -15,7 +15,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::error::{ProtocolError, RedactedUrl, describe_chain};
-use crate::config::ProxySetting;
+use super::proxy::{self, ProxySetting, ShownProxy};
 use crate::pki::secret::Token;
 
 /// Largest response body read from a connector; anything longer is an error.
@@ -64,21 +64,6 @@ impl fmt::Debug for HttpSettings {
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("proxy", &ShownProxy(&self.proxy))
             .finish()
-    }
-}
-
-/// A proxy setting for `Debug`: never the proxy's password.
-struct ShownProxy<'a>(&'a ProxySetting);
-
-impl fmt::Debug for ShownProxy<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ProxySetting::Environment => f.write_str("Environment"),
-            ProxySetting::Direct => f.write_str("Direct"),
-            ProxySetting::Url(url) => {
-                write!(f, "Url({})", crate::config::values::redacted_proxy(url))
-            }
-        }
     }
 }
 
@@ -362,17 +347,7 @@ fn build_client(
     if let Some(roots) = roots {
         builder = builder.tls_certs_only(roots.iter().cloned());
     }
-    builder = match &settings.proxy {
-        ProxySetting::Environment => builder,
-        ProxySetting::Direct => builder.no_proxy(),
-        // An explicit proxy turns reqwest's reading of the environment off: the setting wins.
-        // Credentials in the URL become the Proxy-Authorization header.
-        ProxySetting::Url(url) => builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(
-            |_| ProtocolError::Client {
-                detail: "the proxy URL is not usable".into(),
-            },
-        )?),
-    };
+    builder = proxy::configure(builder, &settings.proxy)?;
     if let Some(identity) = identity {
         builder = builder.identity(identity.to_reqwest()?);
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
+use super::problems::Problems;
 use super::raw::{Inherited, RawCertificate, RawDaemon, RawDefaults, RawMetrics, Src};
 use super::values::{self, IdKind, ModeKind};
-use super::{Checks, Problems};
 
 mod hooks;
 mod outputs;
@@ -19,6 +19,18 @@ mod overlaps;
 
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:9467";
 pub(super) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which checks reach outside the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Everything: `server_ca_file` must be readable and hold a certificate; `owner` and
+    /// `group` names must exist in the user database. What the daemon uses.
+    Full,
+    /// The text alone: no file is read and names that would need the user database are
+    /// left unresolved (`None`). For checking example files on another machine; never
+    /// for running.
+    Syntax,
+}
 
 /// The raw sections, each `None` when absent or unreadable.
 #[derive(Default)]
