@@ -20,9 +20,15 @@ mod render;
 pub mod values;
 
 #[cfg(test)]
+mod input_tests;
+#[cfg(test)]
 mod reference_tests;
 #[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;
 
 use std::path::Path;
 
