@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::error::{ProtocolError, RedactedUrl, describe_chain};
 use super::proxy::{self, ProxySetting, ShownProxy};
+use super::server_date::{ServerDate, parse_http_date};
 use crate::pki::secret::Token;
 
 /// Largest response body read from a connector; anything longer is an error.
@@ -168,34 +169,6 @@ pub(crate) struct HttpClient {
     anonymous: reqwest::Client,
     /// The `Date` header of the last response, with the local time it arrived at.
     last_date: std::sync::Mutex<Option<ServerDate>>,
-}
-
-/// What a server's `Date` header said, and when it was received by this host's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerDate {
-    pub server: std::time::SystemTime,
-    pub local: std::time::SystemTime,
-}
-
-impl ServerDate {
-    /// How far the server's clock is ahead of this host's, in whole seconds (negative:
-    /// behind). The header has one-second resolution.
-    pub fn skew_seconds(&self) -> i64 {
-        match self.server.duration_since(self.local) {
-            Ok(ahead) => ahead.as_secs() as i64,
-            Err(behind) => -(behind.duration().as_secs() as i64),
-        }
-    }
-}
-
-/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate).
-fn parse_http_date(text: &str) -> Option<std::time::SystemTime> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::PrimitiveDateTime::parse(text.trim(), &format)
-        .ok()
-        .map(|t| t.assume_utc().into())
 }
 
 impl fmt::Debug for HttpClient {
@@ -451,26 +424,6 @@ mod tests {
             relaxed.check_url(&ftp),
             Err(ProtocolError::UnsupportedScheme { .. })
         ));
-    }
-
-    #[test]
-    fn an_http_date_is_read_and_compared_with_the_local_clock() {
-        let server = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            server,
-            std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)
-        );
-        assert_eq!(parse_http_date("yesterday"), None);
-        let date = ServerDate {
-            server,
-            local: server - Duration::from_secs(90),
-        };
-        assert_eq!(date.skew_seconds(), 90);
-        let date = ServerDate {
-            server,
-            local: server + Duration::from_millis(2500),
-        };
-        assert_eq!(date.skew_seconds(), -2);
     }
 
     #[test]

@@ -9,7 +9,11 @@ mod error;
 mod http;
 mod proxy;
 mod rest;
+mod server_date;
 mod verdict;
+
+#[cfg(test)]
+mod testutil;
 
 use url::Url;
 
@@ -18,9 +22,10 @@ pub use compass::{
 };
 pub use connector::{ConnectionFacts, Connector, IssuedPems, Protocol, SigningAuth, SigningPlan};
 pub use error::{MAX_SERVER_MESSAGE_CHARS, ProtocolError, RedactedUrl, alert_name};
-pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, ServerDate, USER_AGENT};
+pub use http::{HttpSettings, Identity, MAX_BODY_BYTES, USER_AGENT};
 pub use proxy::{ProxySetting, redacted_proxy};
 pub use rest::RestConnector;
+pub use server_date::ServerDate;
 pub use verdict::{Refusal, Verdict};
 
 use crate::pki::secret::Token;
