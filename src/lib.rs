@@ -27,6 +27,7 @@ pub mod report;
 pub mod schedule;
 pub mod store;
 pub mod systemd;
+pub mod time_text;
 pub mod token;
 
 #[cfg(test)]

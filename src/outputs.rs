@@ -11,7 +11,59 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
-use crate::config::{OutputConfig, PemPart};
+/// One part of a `pem-bundle` output; the bundle holds the parts in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemPart {
+    /// The private key (PKCS#8): makes the bundle a secret.
+    Key,
+    /// The leaf certificate.
+    Cert,
+    /// The certificates that follow the leaf in the returned chain (the CA for Kyma).
+    Chain,
+    /// The CA certificate(s) the connector returned.
+    Ca,
+}
+
+impl PemPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PemPart::Key => "key",
+            PemPart::Cert => "cert",
+            PemPart::Chain => "chain",
+            PemPart::Ca => "ca",
+        }
+    }
+}
+
+/// One `[[certificate.output]]`: an extra file written into each generation and swapped
+/// with the rest. File names are plain names inside the generation directory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputConfig {
+    /// `kind = "pem-bundle"`: PEM parts concatenated (HAProxy, Postfix).
+    PemBundle { file: String, parts: Vec<PemPart> },
+    /// `kind = "pkcs12"`: key and chain in a PKCS#12 keystore (Java), and optionally the
+    /// CA as trusted entries in a second file.
+    Pkcs12 {
+        file: String,
+        /// Read each time the keystore is written; never kept.
+        password_file: PathBuf,
+        truststore: Option<String>,
+    },
+}
+
+impl OutputConfig {
+    /// The file names this output writes.
+    pub fn files(&self) -> Vec<&str> {
+        match self {
+            OutputConfig::PemBundle { file, .. } => vec![file],
+            OutputConfig::Pkcs12 {
+                file, truststore, ..
+            } => std::iter::once(file.as_str())
+                .chain(truststore.as_deref())
+                .collect(),
+        }
+    }
+}
 
 /// A PKCS#12 password file larger than this is not a password.
 const MAX_PASSWORD_BYTES: u64 = 4096;

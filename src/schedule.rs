@@ -6,7 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
 
-use crate::config::RenewPolicy;
+/// When, within a certificate's lifetime, to renew it (DESIGN.md section 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RenewPolicy {
+    /// Fraction of the lifetime elapsed, in (0, 1).
+    At(f64),
+    /// Fixed time before notAfter.
+    Before(Duration),
+}
 
 /// The longest single sleep. Deadlines are recomputed from the wall clock whenever it
 /// steps or the machine resumes (the daemon's clock watcher), so a sleep may last until
@@ -70,15 +77,6 @@ pub fn earliest_renewal_time(
     jitter: f64,
 ) -> SystemTime {
     renewal_time_with(not_before, not_after, policy, jitter, 1.0)
-}
-
-/// When a certificate of `cfg` is due: [`renewal_time`] with this host's stable jitter.
-pub fn due(
-    cfg: &crate::config::CertificateConfig,
-    info: &crate::pki::x509::CertInfo,
-) -> SystemTime {
-    let seed = jitter_seed(&info.fingerprint_sha256, &host_name());
-    renewal_time(info.not_before, info.not_after, cfg.renew, cfg.jitter, seed)
 }
 
 /// Whether a `renew_before` window is too long for a certificate of this `lifetime`: it

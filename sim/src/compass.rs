@@ -19,9 +19,9 @@ use crate::answers::{
     self, COMPASS_REVOKE_UNAUTHENTICATED, COMPASS_SIGN_UNAUTHENTICATED_PREFIX,
     COMPASS_UNAUTHENTICATED,
 };
+use crate::peer::{Peer, Role};
 use crate::registry::Endpoint;
 use crate::respond::{self, Body};
-use crate::server::{Peer, Role};
 use crate::shared::{ErrorStyle, Gate, Shared, SignError};
 use crate::subject::ExpectedSubject;
 use crate::tokens::Protocol;

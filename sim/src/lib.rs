@@ -21,6 +21,7 @@ mod config;
 mod csr;
 mod error;
 mod fault;
+mod peer;
 mod pki;
 mod registry;
 mod respond;

@@ -13,9 +13,9 @@ use crate::answers::{
     self, ADAPTER_UNAUTHENTICATED, REST_REVOKED, REST_TOKEN_INVALID, REST_TOKEN_MISSING,
     RestFlavour,
 };
+use crate::peer::{Peer, Role};
 use crate::registry::Endpoint;
 use crate::respond::{self, Body};
-use crate::server::{Peer, Role};
 use crate::shared::{ErrorStyle, Gate, Shared, SignError, SignedFields};
 use crate::subject::ExpectedSubject;
 use crate::tokens::Protocol;

@@ -17,61 +17,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use x509_parser::prelude::FromDer;
 
 use crate::error::SimError;
 use crate::fault::{AlertName, Fault, Stage};
+use crate::peer::{Peer, Role};
 use crate::registry::Endpoint;
 use crate::respond::{self, Body};
 use crate::shared::{ErrorStyle, Shared};
-use crate::{admin, compass, pki, rest};
-
-/// Which listener a connection arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// HTTPS, no client certificate requested; one-time tokens authenticate.
-    Token,
-    /// HTTPS, a client certificate signed by the client CA is required.
-    Mtls,
-    /// Plain HTTP, loopback, for tests and operators.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Token => "token-secured",
-            Role::Mtls => "mtls",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-/// The verified client certificate of an mTLS connection.
-#[derive(Debug, Clone)]
-pub(crate) struct Peer {
-    pub fingerprint: String,
-    pub common_name: String,
-}
-
-impl Peer {
-    fn from_der(der: &[u8]) -> Self {
-        let common_name = x509_parser::certificate::X509Certificate::from_der(der)
-            .ok()
-            .and_then(|(_, cert)| {
-                cert.subject()
-                    .iter_common_name()
-                    .next()
-                    .and_then(|cn| cn.as_str().ok())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        Peer {
-            fingerprint: pki::fingerprint(der),
-            common_name,
-        }
-    }
-}
+use crate::{admin, compass, rest};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

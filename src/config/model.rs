@@ -1,11 +1,21 @@
 //! The validated configuration: what the rest of the daemon reads. Built from the raw
-//! TOML by `config::load`; never constructed from untrusted input directly.
+//! TOML by `config::load`; never constructed from untrusted input directly. The value
+//! types that belong to one part of the daemon (the key algorithm, the protocol and proxy,
+//! the hooks, the outputs, the renewal policy, the log format) are defined by that part
+//! and re-exported here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
+
+pub use crate::hooks::{HookConfig, HookSignal};
+pub use crate::logging::LogFormat;
+pub use crate::outputs::{OutputConfig, PemPart};
+pub use crate::pki::keys::KeyAlgorithm;
+pub use crate::protocol::{Protocol, ProxySetting};
+pub use crate::schedule::RenewPolicy;
 
 /// The whole, validated configuration file.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,61 +39,10 @@ pub struct DaemonSettings {
     pub watch_config: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsSettings {
     /// `None` when `listen = ""` disables the endpoint.
     pub listen: Option<SocketAddr>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// Compass / UCL connector, GraphQL.
-    Compass,
-    /// Kyma Application Connector connector-service, REST.
-    KymaRest,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Compass => "compass",
-            Protocol::KymaRest => "kyma-rest",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyAlgorithm {
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
-    EcdsaP256,
-}
-
-impl KeyAlgorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyAlgorithm::Rsa2048 => "rsa2048",
-            KeyAlgorithm::Rsa3072 => "rsa3072",
-            KeyAlgorithm::Rsa4096 => "rsa4096",
-            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
-        }
-    }
-}
-
-/// When, within a certificate's lifetime, to renew it (DESIGN.md section 5).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RenewPolicy {
-    /// Fraction of the lifetime elapsed, in (0, 1).
-    At(f64),
-    /// Fixed time before notAfter.
-    Before(Duration),
 }
 
 /// How a certificate's files are laid out on disk (DESIGN.md section 4).
@@ -117,101 +76,6 @@ impl FilePaths {
         .filter(|p| p.parent() == Some(dir))
         .collect()
     }
-}
-
-/// A POSIX signal a `signal` hook may send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HookSignal {
-    Hup,
-    Usr1,
-    Usr2,
-    Term,
-    Int,
-    Quit,
-}
-
-/// One `[[certificate.on_renew]]` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HookConfig {
-    /// Send `signal` to the PID read from `pid_file`.
-    Signal {
-        signal: HookSignal,
-        pid_file: PathBuf,
-    },
-    /// `systemctl try-reload-or-restart <unit>`.
-    SystemdUnit { unit: String, timeout: Duration },
-    /// Run argv (no shell) with the `KYMA_CERTD_*` environment.
-    Command {
-        argv: Vec<String>,
-        timeout: Duration,
-    },
-}
-
-/// One part of a `pem-bundle` output; the bundle holds the parts in the order given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PemPart {
-    /// The private key (PKCS#8): makes the bundle a secret.
-    Key,
-    /// The leaf certificate.
-    Cert,
-    /// The certificates that follow the leaf in the returned chain (the CA for Kyma).
-    Chain,
-    /// The CA certificate(s) the connector returned.
-    Ca,
-}
-
-impl PemPart {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PemPart::Key => "key",
-            PemPart::Cert => "cert",
-            PemPart::Chain => "chain",
-            PemPart::Ca => "ca",
-        }
-    }
-}
-
-/// One `[[certificate.output]]`: an extra file written into each generation and swapped
-/// with the rest. File names are plain names inside the generation directory.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutputConfig {
-    /// `kind = "pem-bundle"`: PEM parts concatenated (HAProxy, Postfix).
-    PemBundle { file: String, parts: Vec<PemPart> },
-    /// `kind = "pkcs12"`: key and chain in a PKCS#12 keystore (Java), and optionally the
-    /// CA as trusted entries in a second file.
-    Pkcs12 {
-        file: String,
-        /// Read each time the keystore is written; never kept.
-        password_file: PathBuf,
-        truststore: Option<String>,
-    },
-}
-
-impl OutputConfig {
-    /// The file names this output writes.
-    pub fn files(&self) -> Vec<&str> {
-        match self {
-            OutputConfig::PemBundle { file, .. } => vec![file],
-            OutputConfig::Pkcs12 {
-                file, truststore, ..
-            } => std::iter::once(file.as_str())
-                .chain(truststore.as_deref())
-                .collect(),
-        }
-    }
-}
-
-/// How the connector is reached: the `proxy` key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ProxySetting {
-    /// Unset: `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY` from the environment.
-    #[default]
-    Environment,
-    /// `proxy = "none"` (or `""`): always connect directly, whatever the environment says.
-    Direct,
-    /// `proxy = "http://[user:password@]host:port"`: this proxy for every connector
-    /// request; the environment is ignored. May carry credentials: never log it whole.
-    Url(Url),
 }
 
 /// One `[[certificate]]`, with `[defaults]` already applied.

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::model::*;
-use super::values::{format_duration, format_percent, redacted_proxy, signal_name};
+use super::values::{format_duration, format_percent, signal_name};
+use crate::protocol::redacted_proxy;
 
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()

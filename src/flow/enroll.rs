@@ -5,8 +5,9 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
+use super::conversation::{Answer, connector_for, generate_key, verify_and_commit};
+use super::error::FlowError;
 use super::ledger::{self, Fact};
-use super::{Answer, FlowError, connector_for, generate_key, verify_and_commit};
 use crate::config::CertificateConfig;
 use crate::hooks::hook_key;
 use crate::pki::keys::{build_csr, csr_base64};

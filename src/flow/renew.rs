@@ -4,10 +4,11 @@ use std::time::SystemTime;
 
 use tracing::{debug, info, warn};
 
-use super::ledger::{Attempted, Fact};
-use super::{
-    Answer, FlowError, connector_for, generate_key, identity_of, renewal_url, verify_and_commit,
+use super::conversation::{
+    Answer, connector_for, generate_key, identity_of, renewal_url, verify_and_commit,
 };
+use super::error::FlowError;
+use super::ledger::{Attempted, Fact};
 use crate::config::CertificateConfig;
 use crate::pki::keys::{build_csr, csr_base64};
 use crate::pki::subject::Subject;

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use tracing::{info, warn};
 
-use super::{FlowError, connector_for, identity_of};
+use super::conversation::{connector_for, identity_of};
+use super::error::FlowError;
 use crate::config::CertificateConfig;
 use crate::pki::x509::CertInfo;
 use crate::protocol::{Connector, Verdict};
@@ -114,7 +115,7 @@ async fn revoke_one(
     if material.info.not_after <= now {
         return Outcome::Expired;
     }
-    let url = match super::renewal_url(cfg, material, store) {
+    let url = match super::conversation::renewal_url(cfg, material, store) {
         Ok(url) => url,
         Err(e) => return Outcome::Failed(e),
     };

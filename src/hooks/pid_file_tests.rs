@@ -1,14 +1,16 @@
-//! Tests of how a signal hook opens its pid file and finds its process: a symlink or a
-//! FIFO in place of the pid file, a pid file that names another user's process, and a
-//! process the daemon cannot see. Cases that need root say so and skip without it.
+//! Tests of the signal hook: the signal reaches the process in the pid file, and a pid
+//! file that cannot be trusted is refused: a symlink or a FIFO in its place, one that
+//! others may write, one that does not name one process, one that names another user's
+//! process, and a process the daemon cannot see. Cases that need root say so and skip
+//! without it.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::hooks::testutil::{Running, env_for, eventually};
+use crate::hooks::{HookConfig, HookKind, run_hooks};
 
 /// Users that are neither root nor the daemon's.
 const STRANGER: u32 = 12345;
@@ -16,59 +18,6 @@ const OTHER_STRANGER: u32 = 12346;
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
-}
-
-/// A `sleep` that is killed when the test ends, also when it fails.
-struct Target(Child);
-
-impl Target {
-    fn start(uid: Option<u32>) -> Target {
-        let mut command = std::process::Command::new("sleep");
-        command.arg("60");
-        if let Some(uid) = uid {
-            command.uid(uid).gid(uid);
-        }
-        Target(command.spawn().unwrap())
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn still_running(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-
-    /// The signal that ended it, waiting at most 10 s.
-    fn ended_by(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status.signal();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_for(dir: &Path) -> HookEnv {
-    HookEnv {
-        name: "orders".into(),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-        chain: dir.join("chain.pem"),
-        ca: dir.join("ca.pem"),
-        fingerprint: "ab".repeat(32),
-        not_after: "2030-01-02T03:04:05Z".into(),
-    }
 }
 
 fn term(pid_file: PathBuf) -> HookConfig {
@@ -85,7 +34,7 @@ async fn run_one(hook: HookConfig, dir: &Path) -> Option<String> {
     outcomes[0].error.clone()
 }
 
-fn pid_file_for(dir: &Path, name: &str, target: &Target, owner: Option<u32>) -> PathBuf {
+fn pid_file_for(dir: &Path, name: &str, target: &Running, owner: Option<u32>) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("{}\n", target.pid())).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -100,7 +49,7 @@ fn pid_file_for(dir: &Path, name: &str, target: &Target, owner: Option<u32>) -> 
 #[tokio::test]
 async fn signal_hook_refuses_a_pid_file_that_is_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
-    let mut target = Target::start(None);
+    let mut target = Running::sleep(None);
     let real = pid_file_for(dir.path(), "real.pid", &target, None);
     let link = dir.path().join("app.pid");
     std::os::unix::fs::symlink(&real, &link).unwrap();
@@ -153,7 +102,7 @@ async fn as_root_signal_hook_refuses_a_pid_file_naming_another_users_process() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut target = Target::start(Some(STRANGER));
+    let mut target = Running::sleep(Some(STRANGER));
     let foreign = pid_file_for(dir.path(), "foreign.pid", &target, Some(OTHER_STRANGER));
 
     let error = run_one(term(foreign), dir.path()).await.expect("refused");
@@ -177,7 +126,7 @@ fn as_root_signal_hook_does_not_signal_a_process_it_cannot_see() {
     }
     let dir = tempfile::tempdir().unwrap();
     let hidden_proc = tempfile::tempdir().unwrap();
-    let mut target = Target::start(Some(STRANGER));
+    let mut target = Running::sleep(Some(STRANGER));
     let pid_file = pid_file_for(dir.path(), "app.pid", &target, Some(STRANGER));
 
     let error = signal_process(HookSignal::Term, &pid_file, hidden_proc.path()).unwrap_err();
@@ -208,7 +157,7 @@ fn as_root_a_process_that_ended_is_reported_gone_not_signalled() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut target = Target::start(Some(STRANGER));
+    let mut target = Running::sleep(Some(STRANGER));
     let pid_file = pid_file_for(dir.path(), "app.pid", &target, Some(STRANGER));
     let pid = Pid::from_raw(i32::try_from(target.pid()).unwrap()).unwrap();
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap();
@@ -227,4 +176,119 @@ fn as_root_a_process_that_ended_is_reported_gone_not_signalled() {
     let error = check_pid_file_owner(&pid_file, &stat, pid, &pidfd, Path::new(PROC)).unwrap_err();
     assert!(matches!(error, HookError::ProcessGone { .. }), "{error}");
     let _ = target.0.wait();
+}
+
+fn read_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+#[tokio::test]
+async fn signal_hook_delivers_the_signal_to_the_process_in_the_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hups");
+    let pid_file = dir.path().join("app.pid");
+    let script = r#"trap 'echo hup >> "$1"' HUP
+echo $$ > "$2.tmp" && mv "$2.tmp" "$2"
+while :; do sleep 1 & wait $!; done"#;
+    let _helper = Running(
+        std::process::Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(&log)
+            .arg(&pid_file)
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the helper's pid file", || pid_file.exists()).await;
+
+    let hook = HookConfig::Signal {
+        signal: HookSignal::Hup,
+        pid_file: pid_file.clone(),
+    };
+    // One run at a time: two signals sent back to back may reach the shell as one.
+    for handled in 1..=2 {
+        let outcomes = run_hooks("orders", std::slice::from_ref(&hook), &env_for(dir.path())).await;
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].kind, HookKind::Signal);
+        assert!(outcomes[0].ok, "{:?}", outcomes[0].error);
+        eventually("the HUP handled", || read_lines(&log) >= handled).await;
+    }
+    assert_eq!(read_lines(&log), 2);
+}
+
+#[tokio::test]
+async fn signal_hook_with_a_stale_pid_file_reports_the_process_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let pid_file = dir.path().join("stale.pid");
+    std::fs::write(&pid_file, format!("{pid}\n")).unwrap();
+
+    let hook = HookConfig::Signal {
+        signal: HookSignal::Term,
+        pid_file,
+    };
+    let outcomes = run_hooks("orders", &[hook], &env_for(dir.path())).await;
+
+    assert!(!outcomes[0].ok);
+    let error = outcomes[0].error.as_deref().unwrap();
+    assert!(error.contains("does not exist (stale pid file)"), "{error}");
+}
+
+/// A pid file anyone may write, or one owned by a user other than root, the daemon's
+/// user or the target's, could name any process: the signal is not sent.
+#[tokio::test]
+async fn signal_hook_refuses_a_pid_file_from_someone_who_may_not_signal_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = Running::sleep(None);
+    let pid_file = pid_file_for(dir.path(), "app.pid", &target, None);
+    let hook = term(pid_file.clone());
+
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let outcomes = run_hooks("orders", std::slice::from_ref(&hook), &env_for(dir.path())).await;
+    let error = outcomes[0].error.as_deref().unwrap();
+    assert!(error.contains("other users may write it"), "{error}");
+
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    if is_root() {
+        // Owned by a stranger while the process runs as root.
+        std::os::unix::fs::chown(&pid_file, Some(STRANGER), None).unwrap();
+        let outcomes = run_hooks("orders", std::slice::from_ref(&hook), &env_for(dir.path())).await;
+        let error = outcomes[0].error.as_deref().unwrap();
+        assert!(error.contains("belongs to uid 12345"), "{error}");
+        std::os::unix::fs::chown(&pid_file, Some(0), None).unwrap();
+    }
+    assert!(target.still_running(), "no signal was sent so far");
+    // The daemon's own (or root's) pid file is trusted.
+    let outcomes = run_hooks("orders", &[hook], &env_for(dir.path())).await;
+    assert!(outcomes[0].ok, "{:?}", outcomes[0].error);
+    assert_eq!(target.ended_by(), Some(15));
+}
+
+#[tokio::test]
+async fn signal_hook_refuses_pid_files_that_do_not_name_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("", "is empty"),
+        ("  \n", "is empty"),
+        ("nginx", "does not hold"),
+        ("0", "does not hold"),
+        ("-1", "does not hold"),
+        ("+1", "does not hold"),
+        ("12 34", "does not hold"),
+        ("99999999999", "does not hold"),
+        (&"7".repeat(5000), "does not hold"),
+    ];
+    for (content, expected) in cases {
+        let pid_file = dir.path().join("bad.pid");
+        std::fs::write(&pid_file, content).unwrap();
+        let hook = HookConfig::Signal {
+            signal: HookSignal::Hup,
+            pid_file,
+        };
+        let outcomes = run_hooks("orders", &[hook], &env_for(dir.path())).await;
+        let error = outcomes[0].error.as_deref().unwrap_or("");
+        assert!(!outcomes[0].ok, "{content:?} was accepted");
+        assert!(error.contains(expected), "{content:?}: {error}");
+    }
 }

@@ -10,6 +10,8 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
 use crate::pki::subject::{Subject, SubjectKey};
+use crate::schedule::{self, RenewPolicy};
+use crate::time_text::timestamp;
 
 /// Why certificate text could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,11 +54,8 @@ impl std::fmt::Debug for CertInfo {
             .field("issuer", &self.issuer)
             .field("fingerprint_sha256", &self.fingerprint_sha256)
             .field("serial", &self.serial)
-            .field(
-                "not_before",
-                &crate::pki::verify::timestamp(self.not_before),
-            )
-            .field("not_after", &crate::pki::verify::timestamp(self.not_after))
+            .field("not_before", &timestamp(self.not_before))
+            .field("not_after", &timestamp(self.not_after))
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +114,13 @@ impl CertInfo {
         self.not_after
             .duration_since(self.not_before)
             .unwrap_or_default()
+    }
+
+    /// When this certificate is due for renewal under `policy` and `jitter` (a fraction of
+    /// the lifetime): [`schedule::renewal_time`] with this host's stable jitter.
+    pub fn renewal_due(&self, policy: RenewPolicy, jitter: f64) -> SystemTime {
+        let seed = schedule::jitter_seed(&self.fingerprint_sha256, &schedule::host_name());
+        schedule::renewal_time(self.not_before, self.not_after, policy, jitter, seed)
     }
 
     /// Whether the subject holds exactly `subject`'s attribute/value pairs.

@@ -8,13 +8,13 @@ use tracing::debug;
 use url::Url;
 use zeroize::Zeroizing;
 
+use super::connector::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
 use super::decode::{
     DecodeError, error_message, graphql_error, optional_text, parse_object, require, require_pem,
     require_text, resolve_url,
 };
-use super::error::ProtocolError;
+use super::error::{ProtocolError, RedactedUrl};
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
-use super::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
 use crate::pki::secret::Token;
 
 /// Learns the fresh token, the CSR subject and key algorithm, and the mTLS URL.
@@ -236,7 +236,7 @@ impl CompassConnector {
             host = url.host_str().unwrap_or_default(),
             subject = %config.subject,
             key_algorithm = %config.key_algorithm,
-            renewal_url = ?renewal_url.as_ref().map(super::RedactedUrl::new),
+            renewal_url = ?renewal_url.as_ref().map(RedactedUrl::new),
             "compass configuration received"
         );
         Ok(SigningPlan {

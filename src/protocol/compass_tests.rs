@@ -245,7 +245,7 @@ proptest! {
     }
 
     #[test]
-    fn decoders_never_panic_on_arbitrary_json(value in crate::protocol::decode::arbitrary_json()) {
+    fn decoders_never_panic_on_arbitrary_json(value in crate::protocol::testutil::arbitrary_json()) {
         let body = json!({"data": {"result": value.clone()}});
         let _ = decode_configuration(&body);
         let _ = decode_certification(&body);

@@ -86,7 +86,7 @@ pub enum ProtocolError {
 
     #[error(
         "the tls handshake with {url} was refused with alert {}: a gateway or proxy in front of the connector, or the connector, did not accept the client certificate",
-        super::verdict::alert_name(*.alert)
+        alert_name(*.alert)
     )]
     HandshakeRefused {
         url: RedactedUrl,
@@ -151,6 +151,49 @@ pub enum ProtocolError {
 
     #[error("the token cannot be sent: it contains characters not allowed in a request")]
     InvalidToken,
+}
+
+/// The RFC 8446 name of a TLS alert (`unknown_ca`), as operators search for it.
+pub fn alert_name(alert: AlertDescription) -> String {
+    use AlertDescription as A;
+    let name = match alert {
+        A::CloseNotify => "close_notify",
+        A::UnexpectedMessage => "unexpected_message",
+        A::BadRecordMac => "bad_record_mac",
+        A::DecryptionFailed => "decryption_failed",
+        A::RecordOverflow => "record_overflow",
+        A::DecompressionFailure => "decompression_failure",
+        A::HandshakeFailure => "handshake_failure",
+        A::NoCertificate => "no_certificate",
+        A::BadCertificate => "bad_certificate",
+        A::UnsupportedCertificate => "unsupported_certificate",
+        A::CertificateRevoked => "certificate_revoked",
+        A::CertificateExpired => "certificate_expired",
+        A::CertificateUnknown => "certificate_unknown",
+        A::IllegalParameter => "illegal_parameter",
+        A::UnknownCA => "unknown_ca",
+        A::AccessDenied => "access_denied",
+        A::DecodeError => "decode_error",
+        A::DecryptError => "decrypt_error",
+        A::ExportRestriction => "export_restriction",
+        A::ProtocolVersion => "protocol_version",
+        A::InsufficientSecurity => "insufficient_security",
+        A::InternalError => "internal_error",
+        A::InappropriateFallback => "inappropriate_fallback",
+        A::UserCanceled => "user_canceled",
+        A::NoRenegotiation => "no_renegotiation",
+        A::MissingExtension => "missing_extension",
+        A::UnsupportedExtension => "unsupported_extension",
+        A::CertificateUnobtainable => "certificate_unobtainable",
+        A::UnrecognisedName => "unrecognized_name",
+        A::BadCertificateStatusResponse => "bad_certificate_status_response",
+        A::BadCertificateHashValue => "bad_certificate_hash_value",
+        A::UnknownPSKIdentity => "unknown_psk_identity",
+        A::CertificateRequired => "certificate_required",
+        A::NoApplicationProtocol => "no_application_protocol",
+        other => return format!("alert {}", u8::from(other)),
+    };
+    name.to_owned()
 }
 
 fn message_suffix(message: &Option<String>) -> String {
@@ -338,6 +381,16 @@ mod tests {
         let shown = RedactedUrl::new(&url()).to_string();
         assert_eq!(shown, "https://connector.example/v1/info?<redacted>");
         assert!(!shown.contains("SECRET") && !shown.contains("pw"));
+    }
+
+    #[test]
+    fn alerts_have_their_rfc_names() {
+        assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
+        assert_eq!(
+            alert_name(AlertDescription::CertificateExpired),
+            "certificate_expired"
+        );
+        assert_eq!(alert_name(AlertDescription::Unknown(200)), "alert 200");
     }
 
     #[test]

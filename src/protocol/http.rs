@@ -15,7 +15,8 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::error::{ProtocolError, RedactedUrl, describe_chain};
-use crate::config::ProxySetting;
+use super::proxy::{self, ProxySetting, ShownProxy};
+use super::server_date::{ServerDate, parse_http_date};
 use crate::pki::secret::Token;
 
 /// Largest response body read from a connector; anything longer is an error.
@@ -64,21 +65,6 @@ impl fmt::Debug for HttpSettings {
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("proxy", &ShownProxy(&self.proxy))
             .finish()
-    }
-}
-
-/// A proxy setting for `Debug`: never the proxy's password.
-struct ShownProxy<'a>(&'a ProxySetting);
-
-impl fmt::Debug for ShownProxy<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ProxySetting::Environment => f.write_str("Environment"),
-            ProxySetting::Direct => f.write_str("Direct"),
-            ProxySetting::Url(url) => {
-                write!(f, "Url({})", crate::config::values::redacted_proxy(url))
-            }
-        }
     }
 }
 
@@ -183,34 +169,6 @@ pub(crate) struct HttpClient {
     anonymous: reqwest::Client,
     /// The `Date` header of the last response, with the local time it arrived at.
     last_date: std::sync::Mutex<Option<ServerDate>>,
-}
-
-/// What a server's `Date` header said, and when it was received by this host's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerDate {
-    pub server: std::time::SystemTime,
-    pub local: std::time::SystemTime,
-}
-
-impl ServerDate {
-    /// How far the server's clock is ahead of this host's, in whole seconds (negative:
-    /// behind). The header has one-second resolution.
-    pub fn skew_seconds(&self) -> i64 {
-        match self.server.duration_since(self.local) {
-            Ok(ahead) => ahead.as_secs() as i64,
-            Err(behind) => -(behind.duration().as_secs() as i64),
-        }
-    }
-}
-
-/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate).
-fn parse_http_date(text: &str) -> Option<std::time::SystemTime> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::PrimitiveDateTime::parse(text.trim(), &format)
-        .ok()
-        .map(|t| t.assume_utc().into())
 }
 
 impl fmt::Debug for HttpClient {
@@ -362,17 +320,7 @@ fn build_client(
     if let Some(roots) = roots {
         builder = builder.tls_certs_only(roots.iter().cloned());
     }
-    builder = match &settings.proxy {
-        ProxySetting::Environment => builder,
-        ProxySetting::Direct => builder.no_proxy(),
-        // An explicit proxy turns reqwest's reading of the environment off: the setting wins.
-        // Credentials in the URL become the Proxy-Authorization header.
-        ProxySetting::Url(url) => builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(
-            |_| ProtocolError::Client {
-                detail: "the proxy URL is not usable".into(),
-            },
-        )?),
-    };
+    builder = proxy::configure(builder, &settings.proxy)?;
     if let Some(identity) = identity {
         builder = builder.identity(identity.to_reqwest()?);
     }
@@ -476,26 +424,6 @@ mod tests {
             relaxed.check_url(&ftp),
             Err(ProtocolError::UnsupportedScheme { .. })
         ));
-    }
-
-    #[test]
-    fn an_http_date_is_read_and_compared_with_the_local_clock() {
-        let server = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            server,
-            std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)
-        );
-        assert_eq!(parse_http_date("yesterday"), None);
-        let date = ServerDate {
-            server,
-            local: server - Duration::from_secs(90),
-        };
-        assert_eq!(date.skew_seconds(), 90);
-        let date = ServerDate {
-            server,
-            local: server + Duration::from_millis(2500),
-        };
-        assert_eq!(date.skew_seconds(), -2);
     }
 
     #[test]

@@ -9,12 +9,12 @@ use tracing::debug;
 use url::Url;
 use zeroize::Zeroizing;
 
+use super::connector::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
 use super::decode::{
     DecodeError, optional_text, parse_object, require_pem, require_text, resolve_url,
 };
 use super::error::{ProtocolError, RedactedUrl};
 use super::http::{HttpClient, HttpSettings, Identity, Request, Response};
-use super::{ConnectionFacts, Connector, IssuedPems, SigningAuth, SigningPlan};
 use crate::pki::secret::Token;
 
 /// Talks to a Kyma connector-service (or anything serving the same REST API).

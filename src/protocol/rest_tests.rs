@@ -253,7 +253,7 @@ proptest! {
     }
 
     #[test]
-    fn decoders_never_panic_on_arbitrary_json(value in crate::protocol::decode::arbitrary_json()) {
+    fn decoders_never_panic_on_arbitrary_json(value in crate::protocol::testutil::arbitrary_json()) {
         let _ = decode_signing_info(&value);
         let _ = decode_management_info(&value);
         let _ = decode_certificates(&value);

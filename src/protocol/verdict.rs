@@ -5,9 +5,7 @@
 
 use std::fmt;
 
-use rustls::AlertDescription;
-
-use super::error::ProtocolError;
+use super::error::{ProtocolError, alert_name};
 
 impl ProtocolError {
     /// What this failure says about the client certificate it was authenticated with.
@@ -133,49 +131,6 @@ fn status_verdict(status: u16, message: Option<&str>, from_connector: bool) -> V
         status,
         connector_message: message.filter(|_| from_connector).map(str::to_owned),
     })
-}
-
-/// The RFC 8446 name of a TLS alert (`unknown_ca`), as operators search for it.
-pub fn alert_name(alert: AlertDescription) -> String {
-    use AlertDescription as A;
-    let name = match alert {
-        A::CloseNotify => "close_notify",
-        A::UnexpectedMessage => "unexpected_message",
-        A::BadRecordMac => "bad_record_mac",
-        A::DecryptionFailed => "decryption_failed",
-        A::RecordOverflow => "record_overflow",
-        A::DecompressionFailure => "decompression_failure",
-        A::HandshakeFailure => "handshake_failure",
-        A::NoCertificate => "no_certificate",
-        A::BadCertificate => "bad_certificate",
-        A::UnsupportedCertificate => "unsupported_certificate",
-        A::CertificateRevoked => "certificate_revoked",
-        A::CertificateExpired => "certificate_expired",
-        A::CertificateUnknown => "certificate_unknown",
-        A::IllegalParameter => "illegal_parameter",
-        A::UnknownCA => "unknown_ca",
-        A::AccessDenied => "access_denied",
-        A::DecodeError => "decode_error",
-        A::DecryptError => "decrypt_error",
-        A::ExportRestriction => "export_restriction",
-        A::ProtocolVersion => "protocol_version",
-        A::InsufficientSecurity => "insufficient_security",
-        A::InternalError => "internal_error",
-        A::InappropriateFallback => "inappropriate_fallback",
-        A::UserCanceled => "user_canceled",
-        A::NoRenegotiation => "no_renegotiation",
-        A::MissingExtension => "missing_extension",
-        A::UnsupportedExtension => "unsupported_extension",
-        A::CertificateUnobtainable => "certificate_unobtainable",
-        A::UnrecognisedName => "unrecognized_name",
-        A::BadCertificateStatusResponse => "bad_certificate_status_response",
-        A::BadCertificateHashValue => "bad_certificate_hash_value",
-        A::UnknownPSKIdentity => "unknown_psk_identity",
-        A::CertificateRequired => "certificate_required",
-        A::NoApplicationProtocol => "no_application_protocol",
-        other => return format!("alert {}", u8::from(other)),
-    };
-    name.to_owned()
 }
 
 /// The REST connectors' `error` texts (HTTP 403, `{"code":403,"error":..}`) for a
@@ -339,7 +294,7 @@ mod tests {
         );
         let alert = ProtocolError::HandshakeRefused {
             url: RedactedUrl::new(&url()),
-            alert: AlertDescription::UnknownCA,
+            alert: rustls::AlertDescription::UnknownCA,
         };
         assert_eq!(alert.reason(), "tls");
         assert!(alert.to_string().contains("alert unknown_ca"), "{alert}");
@@ -362,15 +317,5 @@ mod tests {
             detail: "unknown issuer".into(),
         };
         assert_eq!(untrusted.verdict(), Verdict::Inconclusive);
-    }
-
-    #[test]
-    fn alerts_have_their_rfc_names() {
-        assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
-        assert_eq!(
-            alert_name(AlertDescription::CertificateExpired),
-            "certificate_expired"
-        );
-        assert_eq!(alert_name(AlertDescription::Unknown(200)), "alert 200");
     }
 }

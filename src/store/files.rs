@@ -86,7 +86,7 @@ pub(super) fn swap(
     // (directory, tmp name, target name) of each staged file.
     let mut staged: Vec<(&Dir, String, String)> = Vec::new();
     let written = (|| {
-        for (stem, text, is_key) in super::contents(new.material) {
+        for (stem, text, is_key) in super::model::contents(new.material) {
             let (parent, name) = fsio::split(target_for(files, stem));
             let parent = &parents[parent];
             let mode = if is_key {
@@ -329,6 +329,6 @@ pub(super) fn load(
         });
     }
     let texts = texts.map(Option::unwrap_or_default);
-    let connection = dir.and_then(|dir| super::read_connection(dir, CONNECTION_FILE));
-    super::assemble(&paths, texts, None, connection).map(Some)
+    let connection = dir.and_then(|dir| super::model::read_connection(dir, CONNECTION_FILE));
+    super::model::assemble(&paths, texts, None, connection).map(Some)
 }

@@ -18,7 +18,11 @@ impl Store {
         let locked = self.lock()?;
         let dir = &locked.dir;
         // The temporary names recovery removes, should a crash leave one behind.
-        probe(self, dir, &format!("{}.tmp-preflight", super::STATE_FILE))?;
+        probe(
+            self,
+            dir,
+            &format!("{}.tmp-preflight", super::model::STATE_FILE),
+        )?;
         match &self.layout {
             Layout::Symlink => {
                 for name in [symlink::CERT, symlink::KEY, symlink::CHAIN, symlink::CA] {

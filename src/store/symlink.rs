@@ -166,7 +166,7 @@ fn write_generation(
 ) -> Result<(), StoreError> {
     store.step(&dir.join(tmp))?;
     let generation = dir.mkdir(tmp, store.ownership)?;
-    for (stem, text, is_key) in super::contents(new.material) {
+    for (stem, text, is_key) in super::model::contents(new.material) {
         let name = format!("{stem}.pem");
         store.step(&generation.join(&name))?;
         let mode = if is_key {
@@ -340,6 +340,6 @@ fn load_from(name: String, generation: &Dir) -> Result<CurrentMaterial, StoreErr
                 present: generation.path().to_owned(),
             })?;
     }
-    let connection = super::read_connection(generation, CONNECTION_FILE);
-    super::assemble(&paths, texts, Some(name), connection)
+    let connection = super::model::read_connection(generation, CONNECTION_FILE);
+    super::model::assemble(&paths, texts, Some(name), connection)
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::config::{FilePaths, KeyAlgorithm, Layout, Protocol, RenewPolicy};
+use crate::config::{CertificateConfig, FilePaths, KeyAlgorithm, Layout, Protocol, RenewPolicy};
 use crate::pki::subject::Subject;
 use crate::pki::verify::{Expectations, ReturnedPems, verify};
 use crate::testutil::{SUBJECT, TestCa, issued, key};

@@ -7,10 +7,9 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use super::super::Checks;
 use super::super::model::{OutputConfig, PemPart};
 use super::super::raw::RawOutput;
-use super::{Builder, own};
+use super::{Builder, Checks, own};
 
 /// Names the store already uses in a generation or in `dir` (see `crate::store`): an
 /// output is linked (symlink layout) or written (files layout) as `dir/<file>`, so it

@@ -3,8 +3,10 @@
 //! the reference fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::UNIX_EPOCH;
 
 use super::*;
+use crate::report::format::Format;
 
 const REFERENCE: &str = include_str!("../../../docs/reference.md");
 

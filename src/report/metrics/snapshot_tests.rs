@@ -1,7 +1,10 @@
 //! Tests of the cached encodings that scrapes may serve: how recent a text must be, and
 //! the refresh that keeps it recent.
 
+use std::sync::Arc;
+
 use super::*;
+use crate::report::CertState;
 
 const RELOADED_ONCE: &str = "kyma_certd_config_reloads_total{result=\"success\"} 1\n";
 

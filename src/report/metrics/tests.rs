@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::UNIX_EPOCH;
 
 use super::*;
 use crate::report::format::Format;
