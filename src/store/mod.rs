@@ -26,6 +26,8 @@ mod compat_tests;
 #[cfg(test)]
 mod host_tests;
 #[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::path::Path;
