@@ -103,7 +103,7 @@ async fn steps(cert: &CertificateConfig, print: bool) -> anyhow::Result<()> {
         clock = Instant::now();
     };
     let store = Store::new(cert);
-    let current = flow::usable_current(cert, &store)?;
+    let current = flow::renewable_current(cert, &store)?;
     let url = store
         .read_state()?
         .renewal_url

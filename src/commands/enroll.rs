@@ -7,6 +7,7 @@ use anyhow::Context;
 use zeroize::Zeroizing;
 
 use crate::exit::{CommandError, CommandResult};
+use crate::flow::policy::OnDisk;
 use crate::flow::{self, EnrollRequest};
 use crate::store::Store;
 use crate::token::{self, OneTimeToken};
@@ -27,20 +28,26 @@ pub async fn enroll(config_path: &Path, args: EnrollArgs) -> CommandResult {
         .recover()
         .map_err(|e| super::flow_error(&cert.name, e.into()))?;
     if args.if_needed {
-        match flow::usable_current(cert, &store) {
-            Ok(current) => {
+        // The policy's answer, as the daemon gives it for `token_file`.
+        match flow::look_and_decide(cert, &store, std::time::SystemTime::now()) {
+            (OnDisk::Unreadable { why, .. }, _) => {
+                return Err(CommandError::failed(anyhow::anyhow!(
+                    "{}: cannot read the certificate files: {why}; the token was not used",
+                    cert.name
+                )));
+            }
+            (OnDisk::Certificate(seen), decision) if !decision.wants_token() => {
                 crate::logging::outcome(
                     &cert.name,
                     format_args!(
                         "{} is enrolled and valid until {}; the token was not used",
                         cert.name,
-                        crate::pki::verify::timestamp(current.info.not_after)
+                        crate::pki::verify::timestamp(seen.not_after)
                     ),
                 );
                 return Ok(());
             }
-            Err(e) if e.needs_reenrollment() => {}
-            Err(e) => return Err(super::flow_error(&cert.name, e)),
+            _ => {}
         }
     }
     let token = match (args.token.map(Zeroizing::new), &args.token_file) {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use crate::config::CertificateConfig;
 use crate::exit::{CommandError, CommandResult};
 use crate::flow::ledger::{self, Fact};
-use crate::flow::policy::{self, Decision, OnDisk, Situation};
+use crate::flow::policy::{Decision, OnDisk};
 use crate::flow::{self, FlowError, dependents};
 use crate::pki::verify::timestamp;
 use crate::report::CertState;
@@ -38,29 +38,13 @@ pub async fn renew(config_path: &Path, name: Option<&str>, force: bool) -> Comma
     }
 }
 
-/// What the files and the ledger say, and what the policy makes of it now.
-fn look(cert: &CertificateConfig, store: &Store) -> Result<(OnDisk, Decision), CommandError> {
-    let on_disk = flow::on_disk(store, 1);
-    // Bookkeeping that cannot be read never blocks a renewal: it is said, read as empty,
-    // and a file that cannot be parsed is set aside by the next record.
-    let ledger = store.state();
-    let decision = policy::decide(&Situation {
-        on_disk: &on_disk,
-        ledger: &ledger,
-        cfg: cert,
-        host: &crate::schedule::host_name(),
-        now: SystemTime::now(),
-    });
-    Ok((on_disk, decision))
-}
-
 /// Renews one certificate if the policy (or `--force`) says so, and records the attempt.
 async fn renew_one(cert: &CertificateConfig, force: bool) -> Result<(), CommandError> {
     let store = Store::new(cert);
     store
         .recover()
         .map_err(|e| super::flow_error(&cert.name, e.into()))?;
-    let (on_disk, decision) = look(cert, &store)?;
+    let (on_disk, decision) = flow::look_and_decide(cert, &store, SystemTime::now());
     match &on_disk {
         OnDisk::Unreadable { why, .. } => {
             return Err(CommandError::failed(anyhow::anyhow!(
@@ -160,7 +144,9 @@ fn not_due(cert: &CertificateConfig, decision: &Decision) -> Result<(), CommandE
 /// says their round is due (or `--force`); exit code 4 when some stay pending.
 async fn tell_dependents(cert: &CertificateConfig, force: bool) -> Result<(), CommandError> {
     let store = Store::new(cert);
-    let Ok((OnDisk::Certificate(seen), decision)) = look(cert, &store) else {
+    let (OnDisk::Certificate(seen), decision) =
+        flow::look_and_decide(cert, &store, SystemTime::now())
+    else {
         return Ok(());
     };
     let needs_enrollment = decision.needs_enrollment();

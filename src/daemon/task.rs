@@ -196,7 +196,7 @@ impl Task {
         self.note_valid(&seen);
         // A revoked certificate is probed, but only a new enrollment is sure to help: a
         // token that appears in `token_file` is used at once.
-        if decision.state == CertState::Revoked
+        if decision.wants_token()
             && self.ctx.cfg.token_file.is_some()
             && self.enroll_from_token_file().await
         {

@@ -17,10 +17,30 @@ pub(crate) use conversation::renewal_url;
 pub use conversation::{connector_for, identity_of};
 pub use enroll::{EnrollRequest, enroll};
 pub use error::FlowError;
-pub use renew::{RenewAttempt, Renewed, renew, renewable_current, usable_current};
+pub use renew::{RenewAttempt, Renewed, renew, renewable_current};
 pub use revoke::{GenerationRevocation, Outcome as RevocationOutcome, revoke};
 
 use crate::store::Store;
+
+/// What the files and the ledger say, and what the policy makes of it at `now`, for a
+/// one-shot command. Blocks. A `state.json` that cannot be read is said and read as
+/// empty: bookkeeping never blocks a renewal.
+pub fn look_and_decide(
+    cfg: &crate::config::CertificateConfig,
+    store: &Store,
+    now: std::time::SystemTime,
+) -> (policy::OnDisk, policy::Decision) {
+    let on_disk = on_disk(store, 1);
+    let ledger = store.state();
+    let decision = policy::decide(&policy::Situation {
+        on_disk: &on_disk,
+        ledger: &ledger,
+        cfg,
+        host: &crate::schedule::host_name(),
+        now,
+    });
+    (on_disk, decision)
+}
 
 /// What the files say about the certificate, as the policy takes it; only "not found"
 /// means missing. Blocks (the directory lock, the disk). `looks`: looks in a row that

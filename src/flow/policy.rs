@@ -100,6 +100,13 @@ impl Decision {
         matches!(self.state, CertState::Missing | CertState::Expired)
     }
 
+    /// A new one-time token is wanted: only an enrollment helps (missing, expired), or
+    /// is the sure way out (revoked, though it is still probed). What `token_file` and
+    /// `enroll --if-needed` go by.
+    pub fn wants_token(&self) -> bool {
+        self.needs_enrollment() || self.state == CertState::Revoked
+    }
+
     pub fn renew_due(&self, now: SystemTime) -> bool {
         self.renew_at.is_some_and(|at| at <= now)
     }

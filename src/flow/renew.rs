@@ -165,19 +165,6 @@ fn expired_by_whose_clock(error: ProtocolError, not_after: SystemTime) -> FlowEr
     }
 }
 
-/// The current material, if it can still authenticate a renewal and is not recorded as
-/// revoked (what `revoke` and `enroll --if-needed` go by).
-pub fn usable_current(
-    cfg: &CertificateConfig,
-    store: &Store,
-) -> Result<CurrentMaterial, FlowError> {
-    let current = renewable_current(cfg, store)?;
-    if store.state().is_revoked(&current.info.fingerprint_sha256) {
-        return Err(FlowError::Revoked);
-    }
-    Ok(current)
-}
-
 /// The current material, if it is present and not expired: all a renewal attempt needs.
 pub fn renewable_current(
     cfg: &CertificateConfig,
