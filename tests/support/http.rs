@@ -1,6 +1,5 @@
 //! A small HTTP/1.1 client for the daemon's metrics port: one request per connection,
 //! the whole response read and checked (status, headers, a body by length or chunks).
-#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
