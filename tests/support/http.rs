@@ -67,7 +67,7 @@ fn invalid(what: &str) -> io::Error {
 }
 
 /// Parses one HTTP/1.x response: status, headers, and a body by length, chunks or EOF.
-pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
+fn parse_response(raw: &[u8]) -> io::Result<Response> {
     parse(raw, true)
 }
 

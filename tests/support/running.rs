@@ -458,10 +458,6 @@ impl Dependent {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     }
-
-    pub fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
 }
 
 impl Drop for Dependent {

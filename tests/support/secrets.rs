@@ -45,7 +45,7 @@ impl Secrets {
     }
 
     /// Every body line of a PEM text (the base64 between the armour lines).
-    pub fn add_pem(&mut self, what: &str, pem: &str) {
+    fn add_pem(&mut self, what: &str, pem: &str) {
         for line in pem.lines() {
             let line = line.trim();
             if !line.starts_with("-----") && line.len() >= 16 {

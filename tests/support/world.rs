@@ -464,7 +464,8 @@ impl World {
         }
     }
 
-    /// The configuration text for `certs`.
+    /// The configuration text for `certs`; the world remembers them, for enrolling by
+    /// name ([`World::spec`]).
     pub fn config_text(&self, certs: &[CertSpec]) -> String {
         let mut known = self.known.lock().unwrap();
         for cert in certs {
