@@ -3,13 +3,15 @@
 //! the daemon logs a warning naming both bundles and counts it in
 //! `kyma_certd_ca_changes_total`; renewals that return the same bundle count nothing.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::time::Duration;
 
-use harness::{CertSpec, Daemon, Signal, World, wait_for};
 use kyma_certd::pki::x509::{hex, pem_certificates, sha256};
+use rustix::process::Signal;
+use support::running::Daemon;
+use support::wait::wait_for;
+use support::world::World;
 
 const CHANGED: &str = "different CA bundle";
 
@@ -44,12 +46,11 @@ fn ca_fingerprints(pem: &str) -> Vec<String> {
 #[test]
 fn a_changed_ca_bundle_is_logged_and_counted_once_per_change() {
     let world = World::new(Duration::from_secs(3600));
-    world.write_config(&[CertSpec::compass("orders")]);
-    world.enroll("orders", "compass");
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
     let ca_path = world.cert_dir("orders").join("ca.pem");
     let first_ca = std::fs::read_to_string(&ca_path).unwrap();
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     assert_eq!(
         ca_changes(&mut daemon),
         0.0,

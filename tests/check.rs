@@ -4,16 +4,16 @@
 //! TLS certificate no longer chains to `server_ca_file`, and file problems found before
 //! any call. Every case leaves the files exactly as they were and issues nothing.
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::time::Duration;
 
-use harness::{Cert, Env, Run, fingerprint};
 use kyma_connector_sim::{AlertName, Fault, FaultScope};
+use support::pem::fingerprint;
+use support::world::{Settings, World};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -46,8 +46,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32, i64, i64)> {
 }
 
 /// `check --json` for `app`: the exit code and the certificate's report.
-fn check(env: &Env) -> (i32, serde_json::Value) {
-    let run: Run = env.run(&["check", "--name", "app", "--json"]);
+fn check(world: &World) -> (i32, serde_json::Value) {
+    let run = world.command(&["check", "--name", "app", "--json"]).run();
     let all: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| {
         panic!(
             "check --json is JSON ({e}): {}{}",
@@ -59,35 +59,35 @@ fn check(env: &Env) -> (i32, serde_json::Value) {
 }
 
 /// An enrolled certificate `app` of `protocol`.
-async fn enrolled(protocol: &'static str) -> Env {
-    let env = Env::start(LONG).await;
-    env.write_config(&[], &[Cert::of(protocol, "app")]);
-    env.enroll("app", protocol).ok();
-    env
+fn enrolled(protocol: &'static str) -> World {
+    let world = World::with(Settings::one_shot(), LONG);
+    world.write_config(&[world.cert("app", protocol)]);
+    world.enroll("app");
+    world
 }
 
 /// Runs `check` and asserts that it changed nothing: no file, no certificate issued.
-fn check_changing_nothing(env: &Env) -> (i32, serde_json::Value) {
-    let before = snapshot(&env.cert_dir("app"));
-    let issued = env.sim.issued_certificates().len();
-    let result = check(env);
+fn check_changing_nothing(world: &World) -> (i32, serde_json::Value) {
+    let before = snapshot(&world.cert_dir("app"));
+    let issued = world.sim.issued_certificates().len();
+    let result = check(world);
     assert_eq!(
-        snapshot(&env.cert_dir("app")),
+        snapshot(&world.cert_dir("app")),
         before,
         "check changed the files"
     );
     assert_eq!(
-        env.sim.issued_certificates().len(),
+        world.sim.issued_certificates().len(),
         issued,
         "check issued a certificate"
     );
     result
 }
 
-async fn accepted(protocol: &'static str) {
-    let env = enrolled(protocol).await;
-    let requests = env.sim.request_counts().total();
-    let (code, report) = check_changing_nothing(&env);
+fn accepted(protocol: &'static str) {
+    let world = enrolled(protocol);
+    let requests = world.sim.request_counts().total();
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["outcome"], "accepted", "{report}");
     assert!(
@@ -96,14 +96,14 @@ async fn accepted(protocol: &'static str) {
     );
     assert_eq!(
         report["fingerprint_sha256"],
-        fingerprint(&env.files("app")["cert.pem"]).as_str()
+        fingerprint(&world.files("app")["cert.pem"]).as_str()
     );
     let skew = report["server_clock_ahead_seconds"]
         .as_i64()
         .expect("the Date header was read");
     assert!(skew.abs() <= 2, "{report}");
     assert_eq!(
-        env.sim.request_counts().total(),
+        world.sim.request_counts().total(),
         requests + 1,
         "exactly one call to the connector"
     );
@@ -114,56 +114,61 @@ async fn accepted(protocol: &'static str) {
         "{notes}"
     );
     // The text report says the same.
-    let text = env.run(&["check"]).ok().stdout();
+    let text = world.command(&["check"]).run().ok().stdout();
     assert!(
         text.starts_with(&format!("app ({protocol}): accepted")),
         "{text}"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compass_check_says_a_renewal_would_be_accepted_and_changes_nothing() {
-    accepted("compass").await;
+#[test]
+fn compass_check_says_a_renewal_would_be_accepted_and_changes_nothing() {
+    accepted("compass");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kyma_rest_check_says_a_renewal_would_be_accepted_and_changes_nothing() {
-    accepted("kyma-rest").await;
+#[test]
+fn kyma_rest_check_says_a_renewal_would_be_accepted_and_changes_nothing() {
+    accepted("kyma-rest");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_certificate_the_connector_revoked_is_reported_revoked_with_exit_3() {
-    let env = enrolled("compass").await;
-    env.sim.revoke(&fingerprint(&env.files("app")["cert.pem"]));
-    let (code, report) = check_changing_nothing(&env);
+#[test]
+fn a_certificate_the_connector_revoked_is_reported_revoked_with_exit_3() {
+    let world = enrolled("compass");
+    world
+        .sim
+        .revoke(&fingerprint(&world.files("app")["cert.pem"]));
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["outcome"], "revoked", "{report}");
 }
 
 /// The REST API as the connectivity-adapter serves it refuses a revoked certificate on
 /// `management/info` too; connector-service does not check it there (a renewal would).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_connectivity_adapters_refusal_is_reported_revoked_with_exit_3() {
-    let env = enrolled("kyma-rest").await;
-    env.sim
+#[test]
+fn the_connectivity_adapters_refusal_is_reported_revoked_with_exit_3() {
+    let world = enrolled("kyma-rest");
+    world
+        .sim
         .set_rest_flavour(kyma_connector_sim::RestFlavour::ConnectivityAdapter);
-    env.sim.revoke(&fingerprint(&env.files("app")["cert.pem"]));
-    let (code, report) = check_changing_nothing(&env);
+    world
+        .sim
+        .revoke(&fingerprint(&world.files("app")["cert.pem"]));
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["outcome"], "revoked", "{report}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateways_bare_403_or_tls_alert_is_a_refusal_not_a_revocation() {
-    let env = enrolled("kyma-rest").await;
-    env.sim.set_fault(
+#[test]
+fn a_gateways_bare_403_or_tls_alert_is_a_refusal_not_a_revocation() {
+    let world = enrolled("kyma-rest");
+    world.sim.set_fault(
         Fault::GatewayRefusal {
             status: 403,
             body: "RBAC: access denied".into(),
         },
         FaultScope::Next(1),
     );
-    let (code, report) = check_changing_nothing(&env);
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["outcome"], "refused", "{report}");
     assert!(
@@ -171,13 +176,13 @@ async fn a_gateways_bare_403_or_tls_alert_is_a_refusal_not_a_revocation() {
         "{report}"
     );
 
-    env.sim.set_fault(
+    world.sim.set_fault(
         Fault::TlsAlert {
             alert: AlertName::HandshakeFailure,
         },
         FaultScope::Next(1),
     );
-    let (code, report) = check_changing_nothing(&env);
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["outcome"], "refused", "{report}");
     assert!(
@@ -189,41 +194,40 @@ async fn a_gateways_bare_403_or_tls_alert_is_a_refusal_not_a_revocation() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_valid_certificate_refused_as_expired_is_clock_skew() {
-    let env = enrolled("compass").await;
-    env.sim.set_fault(
+#[test]
+fn a_valid_certificate_refused_as_expired_is_clock_skew() {
+    let world = enrolled("compass");
+    world.sim.set_fault(
         Fault::TlsAlert {
             alert: AlertName::CertificateExpired,
         },
         FaultScope::Next(1),
     );
-    let (code, report) = check_changing_nothing(&env);
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["outcome"], "clock_skew", "{report}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connector_certificate_from_another_ca_is_a_server_ca_change() {
-    let env = enrolled("compass").await;
+#[test]
+fn a_connector_certificate_from_another_ca_is_a_server_ca_change() {
+    let world = enrolled("compass");
     // The configured trust is now another CA than the one that signed the connector's
     // TLS certificate: what an operator meets when the connector's CA changed.
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    let server_ca = format!("{:?}", env.sim.server_ca_path().display().to_string());
-    let other_ca = format!("{:?}", env.sim.client_ca_path().display().to_string());
-    std::fs::write(&env.config, text.replace(&server_ca, &other_ca)).unwrap();
-    let (code, report) = check_changing_nothing(&env);
+    let mut cert = world.spec("app");
+    cert.server_ca = world.sim.client_ca_path();
+    world.write_config(&[cert]);
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["outcome"], "server_ca_changed", "{report}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_problems_are_reported_before_any_call_and_missing_needs_enrollment() {
-    let env = enrolled("compass").await;
-    let key = std::fs::canonicalize(env.cert_dir("app").join("key.pem")).unwrap();
+#[test]
+fn file_problems_are_reported_before_any_call_and_missing_needs_enrollment() {
+    let world = enrolled("compass");
+    let key = std::fs::canonicalize(world.cert_dir("app").join("key.pem")).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let requests = env.sim.request_counts().total();
-    let (code, report) = check_changing_nothing(&env);
+    let requests = world.sim.request_counts().total();
+    let (code, report) = check_changing_nothing(&world);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["outcome"], "files", "{report}");
     assert!(
@@ -233,13 +237,13 @@ async fn file_problems_are_reported_before_any_call_and_missing_needs_enrollment
         "{report}"
     );
     assert_eq!(
-        env.sim.request_counts().total(),
+        world.sim.request_counts().total(),
         requests,
         "no call was made"
     );
 
-    let empty = Env::start(LONG).await;
-    empty.write_config(&[], &[Cert::compass("app")]);
+    let empty = World::with(Settings::one_shot(), LONG);
+    empty.write_config(&[empty.compass("app")]);
     let (code, report) = check(&empty);
     assert_eq!(code, 3, "{report}");
     assert_eq!(report["outcome"], "missing", "{report}");

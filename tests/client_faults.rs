@@ -1,13 +1,12 @@
 //! Every simulator fault against one-shot `renew --force`: a non-zero exit with a
 //! clear message, consumer files byte-identical, and the request was really made.
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
 use std::time::Duration;
 
-use harness::{Cert, Env};
 use kyma_connector_sim::{Fault, FaultScope};
+use support::world::{Settings, World};
 
 /// Each fault, the words the error must contain, and whether it is reported as a
 /// failure to verify (so the request reached the signing step).
@@ -44,22 +43,18 @@ fn faults() -> Vec<(Fault, &'static [&'static str])> {
     ]
 }
 
-async fn every_fault_keeps_the_old_files(protocol: &'static str) {
-    let env = Env::start(Duration::from_secs(3600)).await;
-    let cert = if protocol == "compass" {
-        Cert::compass("app")
-    } else {
-        Cert::rest("app")
-    };
-    env.write_config(&["timeout = \"2s\""], &[cert]);
-    env.enroll("app", protocol).ok();
-    let before = env.files("app");
+fn every_fault_keeps_the_old_files(protocol: &'static str) {
+    let mut world = World::with(Settings::one_shot(), Duration::from_secs(3600));
+    world.settings.defaults.set("timeout = \"2s\"");
+    world.write_config(&[world.cert("app", protocol)]);
+    world.enroll("app");
+    let before = world.files("app");
     for (fault, words) in faults() {
-        let requests = env.sim.request_counts().total();
-        env.sim.set_fault(fault.clone(), FaultScope::UntilCleared);
+        let requests = world.sim.request_counts().total();
+        world.sim.set_fault(fault.clone(), FaultScope::UntilCleared);
         let started = std::time::Instant::now();
-        let run = env.run(&["renew", "--force"]);
-        env.sim.clear_fault();
+        let run = world.command(&["renew", "--force"]).run();
+        world.sim.clear_fault();
         let stderr = run.stderr();
         assert_eq!(run.code(), 1, "{fault:?}: exit 1\n{stderr}");
         assert!(
@@ -70,9 +65,13 @@ async fn every_fault_keeps_the_old_files(protocol: &'static str) {
             stderr.lines().count() <= 3,
             "{fault:?}: a short message, not a dump: {stderr}"
         );
-        assert_eq!(env.files("app"), before, "{fault:?}: files byte-identical");
+        assert_eq!(
+            world.files("app"),
+            before,
+            "{fault:?}: files byte-identical"
+        );
         assert!(
-            env.sim.request_counts().total() > requests,
+            world.sim.request_counts().total() > requests,
             "{fault:?}: the request was made"
         );
         assert!(
@@ -81,16 +80,16 @@ async fn every_fault_keeps_the_old_files(protocol: &'static str) {
         );
     }
     // And once the connector is healthy again, renewal works.
-    env.run(&["renew", "--force"]).ok();
-    assert_ne!(env.files("app")["cert.pem"], before["cert.pem"]);
+    world.command(&["renew", "--force"]).run().ok();
+    assert_ne!(world.files("app")["cert.pem"], before["cert.pem"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compass_every_fault_fails_cleanly_and_keeps_the_old_files() {
-    every_fault_keeps_the_old_files("compass").await;
+#[test]
+fn compass_every_fault_fails_cleanly_and_keeps_the_old_files() {
+    every_fault_keeps_the_old_files("compass");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kyma_rest_every_fault_fails_cleanly_and_keeps_the_old_files() {
-    every_fault_keeps_the_old_files("kyma-rest").await;
+#[test]
+fn kyma_rest_every_fault_fails_cleanly_and_keeps_the_old_files() {
+    every_fault_keeps_the_old_files("kyma-rest");
 }

@@ -7,13 +7,12 @@
 //! It is a test binary of its own, so that no other test runs while the clock is two
 //! seconds ahead (for well under a second), and it steps the clock back by as much.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::time::Duration;
 
-use harness::{CertSpec, World};
 use rustix::time::{ClockId, Timespec, clock_gettime, clock_settime};
+use support::world::World;
 
 /// Moves the wall clock by `seconds`; false if this process may not.
 fn step_clock(seconds: i64) -> bool {
@@ -34,11 +33,10 @@ fn step_clock(seconds: i64) -> bool {
 #[test]
 fn a_wall_clock_step_of_seconds_makes_the_daemon_recompute_and_a_tiny_one_does_not() {
     let world = World::new(Duration::from_secs(3600));
-    world.write_config(&[CertSpec::compass("orders"), CertSpec::kyma_rest("billing")]);
-    world.enroll("orders", "compass");
-    world.enroll("billing", "kyma-rest");
-    let daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[world.compass("orders"), world.kyma_rest("billing")]);
+    world.enroll("orders");
+    world.enroll("billing");
+    let daemon = world.daemon().ready();
 
     // A step of microseconds (to the current time): noticed, too small to matter.
     if !step_clock(0) {

@@ -1,8 +1,11 @@
 //! `check-config` through the real binary: the example is accepted, and each class of
 //! mistake is exit 2 with a message naming the file, the line and the key.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
+
+use support::invoke::kyma_certd;
 
 fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -12,18 +15,8 @@ fn check(text: &str) -> (i32, String, String) {
 }
 
 fn check_file(path: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kyma-certd"))
-        .arg("--config")
-        .arg(path)
-        .arg("check-config")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = kyma_certd(path, &["check-config"]).run();
+    (out.code(), out.stdout(), out.stderr())
 }
 
 const CERT: &str =

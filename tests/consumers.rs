@@ -5,8 +5,7 @@
 //! keystore after each renewal. The certificates live 12 seconds, so a consumer still
 //! on an old one fails within the test.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -16,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, World, toml_path, wait_for};
+use support::pem::fingerprint;
+use support::wait::wait_for;
+use support::world::{World, toml_path};
 
 const LIFETIME: Duration = Duration::from_secs(12);
 const PATH: &str = "/v1/applications/management/info";
@@ -46,10 +47,8 @@ fn renewals(world: &World) -> usize {
 /// A world whose simulator issues 12-second certificates, renewed at half their life.
 fn renewing_world() -> World {
     let mut world = World::new(LIFETIME);
-    world.defaults_extra.extend([
-        "renew_at = \"50%\"".to_owned(),
-        "jitter = \"0%\"".to_owned(),
-    ]);
+    world.settings.defaults.set("renew_at = \"50%\"");
+    world.settings.defaults.set("jitter = \"0%\"");
     world
 }
 
@@ -120,16 +119,15 @@ fn haproxy_serves_every_request_through_renewals_with_the_combined_pem() {
     let world = renewing_world();
     let pid_file = world.path("haproxy.pid");
     let bundle = world.cert_dir("orders").join("bundle.pem");
-    let mut spec = CertSpec::kyma_rest("orders").hook(&[
-        "signal = \"USR2\"".to_owned(),
-        format!("pid_file = {}", toml_path(&pid_file)),
-    ]);
-    spec.extra.push(
-        "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\", \"chain\"]"
-            .to_owned(),
-    );
+    let spec = world
+        .kyma_rest("orders")
+        .hook(&[
+            "signal = \"USR2\"".to_owned(),
+            format!("pid_file = {}", toml_path(&pid_file)),
+        ])
+        .table("[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\", \"chain\"]");
     world.write_config(&[spec]);
-    world.enroll("orders", "kyma-rest");
+    world.enroll("orders");
     let front = free_port();
     let _haproxy = start_haproxy(&world, front, &bundle, &pid_file);
     wait_for("haproxy to answer", Duration::from_secs(10), || {
@@ -154,8 +152,7 @@ fn haproxy_serves_every_request_through_renewals_with_the_combined_pem() {
             failures
         })
     };
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     let started = Instant::now();
     // Three renewals and past the first certificate's expiry: HAProxy must have moved on.
     wait_for("three renewals", Duration::from_secs(60), || {
@@ -186,14 +183,6 @@ fn haproxy_serves_every_request_through_renewals_with_the_combined_pem() {
     assert!(hook_runs >= 3.0, "HAProxy was reloaded {hook_runs} times");
 }
 
-/// SHA-256 of the first certificate of a PEM text, lower-case hex.
-fn pem_fingerprint(pem: &[u8]) -> String {
-    let text = String::from_utf8_lossy(pem);
-    kyma_certd::pki::x509::CertInfo::from_pem(&text)
-        .expect("a certificate")
-        .fingerprint_sha256
-}
-
 fn run_ok(command: &mut Command) -> String {
     let output = command.output().expect("the command starts");
     assert!(
@@ -214,8 +203,7 @@ fn a_java_client_calls_the_connector_with_the_pkcs12_keystore_after_each_renewal
     let password = "kyma-keystore-pass";
     let password_file = world.path("keystore.pass");
     std::fs::write(&password_file, format!("{password}\n")).unwrap();
-    let mut spec = CertSpec::kyma_rest("orders");
-    spec.extra.push(format!(
+    let spec = world.kyma_rest("orders").table(&format!(
         "[[certificate.output]]\nkind = \"pkcs12\"\nfile = \"keystore.p12\"\npassword_file = {}\ntruststore = \"truststore.p12\"",
         toml_path(&password_file)
     ));
@@ -262,7 +250,7 @@ fn a_java_client_calls_the_connector_with_the_pkcs12_keystore_after_each_renewal
         )
     };
 
-    world.enroll("orders", "kyma-rest");
+    world.enroll("orders");
     // The truststore holds the connector's CA as an entry Java trusts.
     let listing = run_ok(
         Command::new("keytool")
@@ -273,13 +261,12 @@ fn a_java_client_calls_the_connector_with_the_pkcs12_keystore_after_each_renewal
     assert!(listing.contains("trustedCertEntry"), "{listing}");
     assert!(call().contains("status 200"));
 
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     for round in 1..=3 {
         wait_for("the next renewal on disk", Duration::from_secs(30), || {
             let renewed = world.sim.renewals();
             let newest = renewed.get(round - 1)?.fingerprint.clone();
-            let on_disk = pem_fingerprint(&std::fs::read(dir.join("cert.pem")).ok()?);
+            let on_disk = fingerprint(&std::fs::read(dir.join("cert.pem")).ok()?);
             (on_disk == newest).then_some(())
         });
         // The keystore flipped with the certificate.
@@ -291,8 +278,8 @@ fn a_java_client_calls_the_connector_with_the_pkcs12_keystore_after_each_renewal
                 .arg(format!("pass:{password}")),
         );
         assert_eq!(
-            pem_fingerprint(keystore_cert.as_bytes()),
-            pem_fingerprint(&std::fs::read(dir.join("cert.pem")).unwrap()),
+            fingerprint(keystore_cert.as_bytes()),
+            fingerprint(&std::fs::read(dir.join("cert.pem")).unwrap()),
             "round {round}: the keystore holds the current certificate"
         );
         assert!(call().contains("status 200"), "round {round}");

@@ -2,18 +2,17 @@
 //! (the machine's clock is not touched): a decision made under a wrong clock never
 //! outlives its correction, and a valid certificate is never left unrenewed.
 //!
-//! The daemon runs in this process against the simulator; its decisions read a clock
-//! shifted by `Clock::step`, which also wakes it as the kernel's clock-change notice
-//! does. TLS and the simulator go by the real clock, as the connector would.
+//! The daemon runs in this process against the world's simulator; its decisions read a
+//! clock shifted by `Clock::step`, which also wakes it as the kernel's clock-change
+//! notice does. TLS and the simulator go by the real clock, as the connector would.
 
-#[path = "support/in_process.rs"]
-mod in_process;
+mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use in_process::{InProcessDaemon, enroll, renewals, sleep_until, wait_for};
 use kyma_certd::clock::Clock;
-use kyma_connector_sim::{SimConfig, Simulator};
+use support::in_process::{InProcessDaemon, eventually};
+use support::world::World;
 
 const DAY: i64 = 86_400;
 /// Certificates live 24 s and renew half-way, at 12 s.
@@ -21,28 +20,20 @@ const VALIDITY: Duration = Duration::from_secs(24);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_steps_of_days_either_way_never_leave_a_valid_certificate_unrenewed() {
-    let sim = Simulator::start(SimConfig {
-        validity: VALIDITY,
-        accept_ecdsa: true,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("config.toml");
-    let settings = "renew_at = \"50%\"\njitter = \"0%\"\nretry_min = \"1s\"\nretry_max = \"2s\"\n";
-    let text = in_process::METRICS_TOML.to_owned()
-        + &in_process::certificate_toml(&sim, tmp.path(), "orders", settings);
-    std::fs::write(&config, text).unwrap();
-    enroll(&sim, &config, "orders").await;
+    let mut world = World::new(VALIDITY);
+    world.settings.defaults.set("renew_at = \"50%\"");
+    world.settings.defaults.set("jitter = \"0%\"");
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
     let enrolled = SystemTime::now();
+    let renewals = || world.sim.renewals().len();
 
     // The daemon starts with its clock three days behind: by that clock the certificate
     // renews in three days.
     let clock = Clock::shifted();
     clock.step(-3 * DAY);
-    let daemon = InProcessDaemon::start(&config, clock.clone()).await;
-    let next = wait_for(
+    let daemon = InProcessDaemon::start(world.config_path(), clock.clone()).await;
+    let next = eventually(
         "valid, with a renewal time",
         Duration::from_secs(10),
         || async {
@@ -59,16 +50,22 @@ async fn clock_steps_of_days_either_way_never_leave_a_valid_certificate_unrenewe
     );
 
     // Real time passes the renewal time; by its clock, nothing is due.
-    sleep_until(enrolled + VALIDITY / 2 + Duration::from_secs(1)).await;
-    assert_eq!(renewals(&sim), 0, "renewed by a clock that said not yet");
+    let past_due = enrolled + VALIDITY / 2 + Duration::from_secs(1);
+    tokio::time::sleep(
+        past_due
+            .duration_since(SystemTime::now())
+            .unwrap_or_default(),
+    )
+    .await;
+    assert_eq!(renewals(), 0, "renewed by a clock that said not yet");
 
     // Corrected: the renewal happens at once, not three days later.
     let corrected = Instant::now();
     clock.step(3 * DAY);
-    wait_for(
+    eventually(
         "the renewal after the correction",
         Duration::from_secs(8),
-        || async { (renewals(&sim) == 1).then_some(()) },
+        || async { (renewals() == 1).then_some(()) },
     )
     .await;
     let renewed = SystemTime::now();
@@ -77,19 +74,19 @@ async fn clock_steps_of_days_either_way_never_leave_a_valid_certificate_unrenewe
     // Ten days ahead, the new certificate is expired by the daemon's clock: it says so
     // and attempts nothing.
     clock.step(10 * DAY);
-    wait_for("expired by the clock", Duration::from_secs(5), || async {
+    eventually("expired by the clock", Duration::from_secs(5), || async {
         (daemon.state("orders").await.as_deref() == Some("expired")).then_some(())
     })
     .await;
 
     // Back to the right time: valid again, and renewed at its renewal time.
     clock.step(-10 * DAY);
-    wait_for("valid again", Duration::from_secs(5), || async {
+    eventually("valid again", Duration::from_secs(5), || async {
         (daemon.state("orders").await.as_deref() == Some("valid")).then_some(())
     })
     .await;
     assert_eq!(
-        renewals(&sim),
+        renewals(),
         1,
         "nothing was attempted while expired by the clock"
     );
@@ -98,11 +95,10 @@ async fn clock_steps_of_days_either_way_never_leave_a_valid_certificate_unrenewe
         .duration_since(SystemTime::now())
         .unwrap_or_default()
         + Duration::from_secs(8);
-    wait_for("the next renewal at its time", limit, || async {
-        (renewals(&sim) == 2).then_some(())
+    eventually("the next renewal at its time", limit, || async {
+        (renewals() == 2).then_some(())
     })
     .await;
 
     daemon.stop().await;
-    sim.shutdown().await;
 }

@@ -1,27 +1,67 @@
 //! Controlling a running `kyma-certd run`: SIGHUP reloads, SIGTERM in the middle of a
 //! renewal, SIGUSR1, files replaced by an operator, and certificates that only a new
 //! enrollment can save. The real binary against the in-process simulator over TLS.
+//!
+//! With `watch_config = true` the daemon also applies a new configuration file by itself,
+//! the way Kubernetes updates a ConfigMap volume (a new timestamped folder, then an atomic
+//! rename of the `..data` symlink that `config.toml` points through), without SIGHUP or a
+//! restart. A change in the folder that leaves the file as it was reloads nothing. Either
+//! way, a new file that does not validate is rejected once and the previous one stays in
+//! force.
 
-#[path = "support/store.rs"]
-mod fixtures;
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use harness::{
-    CertSpec, Endpoint, Fault, FaultScope, OnDisk, Signal, World, eventually, fingerprint_on_disk,
-    temporary_leftovers, unix, wait_for,
-};
 use kyma_certd::store::Store;
+use kyma_connector_sim::{Endpoint, Fault, FaultScope};
+use rustix::process::Signal;
+use support::ca::TestCa;
+use support::disk::{OnDisk, fingerprint_on_disk, temporary_leftovers};
+use support::pem::unix;
+use support::running::{Daemon, LogLine};
+use support::wait::{eventually, wait_for};
+use support::world::{CertSpec, World, toml_argv};
 
 const SHORT: Duration = Duration::from_secs(20);
 /// Long enough that nothing is due during a test: every renewal is one the test asked for.
 const LONG: Duration = Duration::from_secs(3600);
 
-fn spec(name: &str) -> CertSpec {
-    CertSpec::compass(name).with("renew_at", "\"30%\"")
+const WAIT: Duration = Duration::from_secs(10);
+
+fn spec(world: &World, name: &str) -> CertSpec {
+    world.compass(name).with("renew_at = \"30%\"")
+}
+
+/// The configuration reloads counted with `result` ("success" or "failure").
+fn reloads(daemon: &Daemon, result: &str) -> f64 {
+    daemon
+        .metrics()
+        .get("kyma_certd_config_reloads_total", &[("result", result)])
+        .unwrap()
+}
+
+/// Waits until a reload added certificate `name`.
+fn wait_added(daemon: &Daemon, name: &str, within: Duration) {
+    daemon.wait_for_line(&format!("{name} added"), within, |l| {
+        l.message() == "certificate added to the configuration" && l.field("name") == name
+    });
+}
+
+/// `text` with a key no configuration has, in `[metrics]`.
+fn broken(text: &str) -> String {
+    text.replace("[metrics]", "[metrics]\nno_such_key = 1")
+}
+
+/// Waits until the daemon rejected a configuration: one error line.
+fn wait_rejected(daemon: &Daemon, within: Duration) -> LogLine {
+    let rejected = daemon.wait_for_message(
+        "the new configuration is invalid and was not applied",
+        within,
+    );
+    assert_eq!(rejected.level(), "ERROR");
+    rejected
 }
 
 /// Generation folders in `dir` that lack one of the four files.
@@ -42,25 +82,20 @@ fn incomplete_generations(dir: &Path) -> Vec<String> {
 #[test]
 fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
     let world = World::new(SHORT);
-    world.write_config(&[spec("alpha")]);
-    world.enroll("alpha", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
-    let reloads = |daemon: &mut harness::Daemon, result: &str| {
-        daemon
-            .metrics()
-            .get("kyma_certd_config_reloads_total", &[("result", result)])
-            .unwrap()
-    };
-    assert_eq!(reloads(&mut daemon, "success"), 0.0);
+    world.write_config(&[spec(&world, "alpha")]);
+    world.enroll("alpha");
+    let mut daemon = world.daemon().ready();
+    assert_eq!(reloads(&daemon, "success"), 0.0);
 
     // Added: an enrolled certificate is tracked with its schedule, a new one as missing.
-    world.write_config(&[spec("alpha"), spec("beta"), spec("gamma")]);
-    let beta = world.enroll("beta", "compass");
+    world.write_config(&[
+        spec(&world, "alpha"),
+        spec(&world, "beta"),
+        spec(&world, "gamma"),
+    ]);
+    let beta = world.enroll("beta");
     daemon.signal(Signal::HUP);
-    daemon.wait_for_line("beta added", Duration::from_secs(5), |l| {
-        l.message() == "certificate added to the configuration" && l.field("name") == "beta"
-    });
+    wait_added(&daemon, "beta", Duration::from_secs(5));
     let tracked = eventually(Duration::from_secs(5), || {
         let scrape = daemon.metrics();
         scrape.state("beta").as_deref() == Some("valid")
@@ -73,17 +108,17 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
                 .is_some()
     });
     assert!(tracked, "{}", daemon.metrics().text);
-    assert_eq!(reloads(&mut daemon, "success"), 1.0);
+    assert_eq!(reloads(&daemon, "success"), 1.0);
 
     // Removed: every series of alpha and gamma leaves /metrics.
-    world.write_config(&[spec("beta")]);
+    world.write_config(&[spec(&world, "beta")]);
     daemon.signal(Signal::HUP);
     let gone = eventually(Duration::from_secs(5), || {
         let scrape = daemon.metrics();
         !scrape.mentions("alpha") && !scrape.mentions("gamma") && scrape.mentions("beta")
     });
     assert!(gone, "{}", daemon.metrics().text);
-    assert_eq!(reloads(&mut daemon, "success"), 2.0);
+    assert_eq!(reloads(&daemon, "success"), 2.0);
     let (status, body) = daemon.get("/readyz");
     assert_eq!(
         status, 200,
@@ -92,7 +127,7 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
     let alpha_fingerprint = fingerprint_on_disk(&world.cert_dir("alpha"));
 
     // Changed: beta is restarted with its new policy and rescheduled at once.
-    world.write_config(&[CertSpec::compass("beta").with("renew_at", "\"25%\"")]);
+    world.write_config(&[world.compass("beta").with("renew_at = \"25%\"")]);
     daemon.signal(Signal::HUP);
     daemon.wait_for_line("beta restarted", Duration::from_secs(5), |l| {
         l.message()
@@ -114,29 +149,21 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
         matches!((nb, next), (Some(nb), Some(next)) if next >= nb + 3.999 && next <= nb + 5.001)
     });
     assert!(rescheduled, "{}", daemon.metrics().text);
-    assert_eq!(reloads(&mut daemon, "success"), 3.0);
+    assert_eq!(reloads(&daemon, "success"), 3.0);
 
     // Broken: rejected, logged, counted; the old configuration stays in force.
     let good_text = std::fs::read_to_string(&world.config).unwrap();
-    std::fs::write(
-        &world.config,
-        good_text.replace("[metrics]", "[metrics]\nno_such_key = 1"),
-    )
-    .unwrap();
+    std::fs::write(&world.config, broken(&good_text)).unwrap();
     let renewals_before = world.sim.renewals().len();
     daemon.signal(Signal::HUP);
-    let rejected = daemon.wait_for_message(
-        "the new configuration is invalid and was not applied",
-        Duration::from_secs(5),
-    );
-    assert_eq!(rejected.level(), "ERROR");
+    let rejected = wait_rejected(&daemon, Duration::from_secs(5));
     assert!(
         rejected.message().contains("no_such_key"),
         "{}",
         rejected.text
     );
-    assert_eq!(reloads(&mut daemon, "failure"), 1.0);
-    assert_eq!(reloads(&mut daemon, "success"), 3.0);
+    assert_eq!(reloads(&daemon, "failure"), 1.0);
+    assert_eq!(reloads(&daemon, "success"), 3.0);
     assert!(daemon.alive());
 
     // Still renewing beta, on the configuration in force before the bad one.
@@ -168,8 +195,8 @@ fn sighup_adds_and_removes_certificates_and_a_broken_config_changes_nothing() {
 #[test]
 fn sigterm_during_a_renewal_exits_at_once_and_leaves_one_complete_generation() {
     let world = World::new(LONG);
-    world.write_config(&[spec("orders")]);
-    let enrolled = world.enroll("orders", "compass");
+    world.write_config(&[spec(&world, "orders")]);
+    let enrolled = world.enroll("orders");
     let dir = world.cert_dir("orders");
     // Hold each request for 3 s; stop once in the first request and once in the signing one.
     world.sim.set_fault(
@@ -185,8 +212,7 @@ fn sigterm_during_a_renewal_exits_at_once_and_leaves_one_complete_generation() {
         ),
         (Endpoint::CompassSign, "signing"),
     ] {
-        let mut daemon = world.run();
-        daemon.wait_ready();
+        let mut daemon = world.daemon().ready();
         let before = world.sim.request_counts().get(endpoint);
         daemon.signal(Signal::USR1);
         wait_for(
@@ -217,8 +243,7 @@ fn sigterm_during_a_renewal_exits_at_once_and_leaves_one_complete_generation() {
     // points lands before, inside or after the swap. Each time one generation is whole.
     let mut outcomes = Vec::new();
     for offset_ms in [0u64, 15, 30, 45, 60, 90] {
-        let mut daemon = world.run();
-        daemon.wait_ready();
+        let mut daemon = world.daemon().ready();
         let before = fingerprint_on_disk(&dir).unwrap();
         daemon.signal(Signal::USR1);
         std::thread::sleep(Duration::from_millis(offset_ms));
@@ -246,12 +271,11 @@ fn sigterm_during_a_renewal_exits_at_once_and_leaves_one_complete_generation() {
 #[test]
 fn sigusr1_renews_every_certificate_now() {
     let world = World::new(LONG);
-    let certs = [spec("orders"), CertSpec::kyma_rest("billing")];
+    let certs = [spec(&world, "orders"), world.kyma_rest("billing")];
     world.write_config(&certs);
-    let orders = world.enroll("orders", "compass");
-    let billing = world.enroll("billing", "kyma-rest");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let orders = world.enroll("orders");
+    let billing = world.enroll("billing");
+    let mut daemon = world.daemon().ready();
     assert!(world.sim.renewals().is_empty());
 
     let asked = Instant::now();
@@ -312,10 +336,9 @@ fn sigusr1_renews_every_certificate_now() {
 #[test]
 fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop() {
     let world = World::new(LONG);
-    world.write_config(&[spec("orders")]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, "orders")]);
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
     let labels = [("name", "orders")];
     let first_due = daemon
         .metrics()
@@ -328,7 +351,7 @@ fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop
     // An operator enrolls again into the same folder while the daemon runs.
     std::thread::sleep(Duration::from_millis(1100)); // a new notBefore second
     let signing_before = world.sim.signing_requests();
-    let replaced = world.enroll("orders", "compass");
+    let replaced = world.enroll("orders");
     let enrolled_at = Instant::now();
     let line = daemon.wait_for_line("the replacement noticed", Duration::from_secs(3), |l| {
         l.message().contains("replaced on disk") && l.field("fingerprint") == replaced.as_str()
@@ -355,7 +378,7 @@ fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop
     });
     assert!(rescheduled, "{}", daemon.metrics().text);
     assert_eq!(
-        world.status()["orders"]["fingerprint_sha256"],
+        world.status("orders")["fingerprint_sha256"],
         replaced.as_str()
     );
     // The operator's enrollment made one signing request; the daemon adds none.
@@ -384,7 +407,7 @@ fn files_replaced_by_an_operator_are_picked_up_at_once_and_own_swaps_do_not_loop
 
 /// Waits a few seconds and checks that the certificate stays put in `state`: not ready,
 /// at most one error line, and no request to the connector.
-fn assert_waits_for_enrollment(world: &World, daemon: &mut harness::Daemon, state: &str) {
+fn assert_waits_for_enrollment(world: &World, daemon: &mut Daemon, state: &str) {
     let reached = eventually(Duration::from_secs(15), || {
         daemon.metrics().state("orders").as_deref() == Some(state)
     });
@@ -426,9 +449,9 @@ fn assert_waits_for_enrollment(world: &World, daemon: &mut harness::Daemon, stat
 
 /// After an operator's enrollment the certificate is valid again and renews on schedule.
 /// Leaves the daemon running.
-fn assert_back_to_normal(world: &World, daemon: &mut harness::Daemon) {
+fn assert_back_to_normal(world: &World, daemon: &mut Daemon) {
     let renewals = world.sim.renewals().len();
-    let enrolled = world.enroll("orders", "compass");
+    let enrolled = world.enroll("orders");
     let valid = eventually(Duration::from_secs(3), || {
         daemon.metrics().state("orders").as_deref() == Some("valid")
     });
@@ -449,13 +472,12 @@ fn assert_back_to_normal(world: &World, daemon: &mut harness::Daemon) {
 fn a_missing_certificate_waits_quietly_until_enrolled_then_renews() {
     let world = World::new(SHORT);
     std::fs::create_dir_all(world.cert_dir("orders").parent().unwrap()).unwrap();
-    world.write_config(&[spec("orders")]);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, "orders")]);
+    let mut daemon = world.daemon().ready();
     assert_waits_for_enrollment(&world, &mut daemon, "missing");
     assert_back_to_normal(&world, &mut daemon);
     // The folder did not exist when the daemon started: it is watched now all the same.
-    let replaced = world.enroll("orders", "compass");
+    let replaced = world.enroll("orders");
     let enrolled_at = Instant::now();
     let line = daemon.wait_for_line("the replacement noticed", Duration::from_secs(3), |l| {
         l.message().contains("replaced on disk") && l.field("fingerprint") == replaced.as_str()
@@ -470,15 +492,13 @@ fn a_missing_certificate_waits_quietly_until_enrolled_then_renews() {
 fn write_expired(world: &World, name: &str) {
     let config = kyma_certd::config::load(&world.config).unwrap();
     let cfg = config.certificates.iter().find(|c| c.name == name).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "orders-app");
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::seconds(80);
-    params.not_after = now - time::Duration::seconds(60);
+    let expired = TestCa::new("an earlier connector").material(
+        "CN=orders-app",
+        SystemTime::now() - Duration::from_secs(80),
+        Duration::from_secs(20),
+    );
     let store = Store::new(cfg);
-    store.swap(&fixtures::self_signed(params)).unwrap();
+    store.swap(&expired).unwrap();
     let mut state = store.read_state().unwrap();
     state.renewal_url = Some(world.sim.compass_mtls_url());
     state.enrolled_at = Some(SystemTime::now() - Duration::from_secs(80));
@@ -488,10 +508,9 @@ fn write_expired(world: &World, name: &str) {
 #[test]
 fn an_expired_certificate_waits_quietly_until_enrolled_then_renews() {
     let world = World::new(SHORT);
-    world.write_config(&[spec("orders")]);
+    world.write_config(&[spec(&world, "orders")]);
     write_expired(&world, "orders");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     assert_waits_for_enrollment(&world, &mut daemon, "expired");
     assert_back_to_normal(&world, &mut daemon);
     let (status, _) = daemon.terminate();
@@ -501,10 +520,9 @@ fn an_expired_certificate_waits_quietly_until_enrolled_then_renews() {
 #[test]
 fn a_revoked_certificate_is_probed_not_hammered_until_enrolled_then_renews() {
     let world = World::new(SHORT);
-    world.write_config(&[spec("orders")]);
-    let enrolled = world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, "orders")]);
+    let enrolled = world.enroll("orders");
+    let mut daemon = world.daemon().ready();
     // Revoked at the connector: the daemon learns it at its next renewal.
     world.sim.revoke(&enrolled);
     let reached = eventually(Duration::from_secs(15), || {
@@ -546,7 +564,7 @@ fn a_revoked_certificate_is_probed_not_hammered_until_enrolled_then_renews() {
         Some(enrolled),
         "the refused certificate stays in place"
     );
-    assert_eq!(world.status()["orders"]["state"], "revoked");
+    assert_eq!(world.status("orders")["state"], "revoked");
     assert_back_to_normal(&world, &mut daemon);
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
@@ -558,10 +576,10 @@ fn run_refuses_to_start_on_a_taken_port_or_a_bad_config_with_one_sentence_and_it
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let text = world
-        .config_text(&[spec("orders")])
+        .config_text(&[spec(&world, "orders")])
         .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     std::fs::write(&world.config, text).unwrap();
-    let output = world.command(&["run"]).output().unwrap();
+    let output = world.command(&["run"]).run();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     // The configuration asks for JSON logs: the last word is a JSON line too.
@@ -579,10 +597,10 @@ fn run_refuses_to_start_on_a_taken_port_or_a_bad_config_with_one_sentence_and_it
 
     std::fs::write(
         &world.config,
-        world.config_text(&[spec("orders")]) + "no_such_key = 1\n",
+        world.config_text(&[spec(&world, "orders")]) + "no_such_key = 1\n",
     )
     .unwrap();
-    let output = world.command(&["run"]).output().unwrap();
+    let output = world.command(&["run"]).run();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no_such_key"), "{stderr}");
@@ -595,16 +613,15 @@ fn sigterm_while_a_hook_hangs_exits_at_once_and_takes_the_hook_along() {
     let pids = world.path("hook.pids");
     // The shell and its child `sleep` form the hook's process group.
     let hang = r#"echo $$ >> "$0"; sleep 60 & echo $! >> "$0"; wait"#;
-    world.write_config(&[spec("orders").hook(&[
+    world.write_config(&[spec(&world, "orders").hook(&[
         format!(
             "command = {}",
-            harness::toml_argv(&["sh", "-c", hang, pids.to_str().unwrap()])
+            toml_argv(&["sh", "-c", hang, pids.to_str().unwrap()])
         ),
         "timeout = \"30s\"".to_owned(),
     ])]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
     daemon.signal(Signal::USR1);
     let hook_pids: Vec<String> = wait_for("the hook to start", Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&pids).ok()?;
@@ -624,4 +641,108 @@ fn sigterm_while_a_hook_hangs_exits_at_once_and_takes_the_hook_along() {
         });
         assert!(gone, "hook process {pid} outlived the daemon");
     }
+}
+
+/// A folder laid out like a kubelet's ConfigMap volume.
+struct ConfigMapVolume {
+    dir: PathBuf,
+    version: u32,
+}
+
+impl ConfigMapVolume {
+    /// `dir/config.toml -> ..data/config.toml`, `..data -> ..v1`, `..v1/config.toml`.
+    fn create(dir: &Path, text: &str) -> ConfigMapVolume {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut volume = ConfigMapVolume {
+            dir: dir.to_owned(),
+            version: 0,
+        };
+        volume.update(text);
+        std::os::unix::fs::symlink("..data/config.toml", dir.join("config.toml")).unwrap();
+        volume
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// What the kubelet does: write the new version in a folder of its own, point a
+    /// temporary symlink at it, rename that over `..data`, remove the old folder.
+    fn update(&mut self, text: &str) {
+        let old = format!("..v{}", self.version);
+        self.version += 1;
+        let new = format!("..v{}", self.version);
+        std::fs::create_dir(self.dir.join(&new)).unwrap();
+        std::fs::write(self.dir.join(&new).join("config.toml"), text).unwrap();
+        std::os::unix::fs::symlink(&new, self.dir.join("..data_tmp")).unwrap();
+        std::fs::rename(self.dir.join("..data_tmp"), self.dir.join("..data")).unwrap();
+        let _ = std::fs::remove_dir_all(self.dir.join(old));
+    }
+}
+
+#[test]
+fn a_configmap_update_is_applied_without_a_restart_and_only_when_the_file_changed() {
+    let mut world = World::new(LONG);
+    world.settings.daemon.set("watch_config = true");
+    let mut volume = ConfigMapVolume::create(
+        &world.path("etc"),
+        &world.config_text(&[world.compass("alpha")]),
+    );
+    world.config = volume.config();
+    world.enroll("alpha");
+    let mut daemon = world
+        .daemon()
+        .env("RUST_LOG", "info,kyma_certd::daemon=debug")
+        .ready();
+
+    // A new version with a second certificate: applied by itself.
+    volume.update(&world.config_text(&[world.compass("alpha"), world.compass("beta")]));
+    wait_added(&daemon, "beta", WAIT);
+    let line = daemon.wait_for_message("reloading the configuration", WAIT);
+    assert!(
+        line.message().starts_with("the configuration file changed"),
+        "{}",
+        line.text
+    );
+    assert!(
+        eventually(WAIT, || daemon.metrics().state("beta").as_deref()
+            == Some("missing")),
+        "{}",
+        daemon.metrics().text
+    );
+    world.enroll("beta");
+    assert!(
+        eventually(WAIT, || daemon.metrics().state("beta").as_deref()
+            == Some("valid")),
+        "{}",
+        daemon.metrics().text
+    );
+    assert_eq!(reloads(&daemon, "success"), 1.0);
+
+    // The folder changes, the file does not: nothing is reloaded.
+    std::fs::write(world.path("etc").join("unrelated"), "x").unwrap();
+    daemon.wait_for_message(
+        "the configuration's directory changed, the file did not",
+        WAIT,
+    );
+    assert_eq!(reloads(&daemon, "success"), 1.0);
+
+    // A version that does not validate: rejected once, the previous one stays in force.
+    let good = world.config_text(&[world.compass("beta")]);
+    volume.update(&broken(&good));
+    wait_rejected(&daemon, WAIT);
+    assert_eq!(reloads(&daemon, "failure"), 1.0);
+    assert!(daemon.metrics().mentions("alpha"), "alpha is still there");
+    assert!(daemon.alive());
+
+    // Fixed: alpha leaves.
+    volume.update(&good);
+    assert!(
+        eventually(WAIT, || !daemon.metrics().mentions("alpha")),
+        "{}",
+        daemon.metrics().text
+    );
+    assert_eq!(reloads(&daemon, "success"), 2.0);
+    assert_eq!(reloads(&daemon, "failure"), 1.0);
+    assert!(daemon.stop().success(), "{}", daemon.log_text());
 }

@@ -3,36 +3,35 @@
 //! renewals old → new, the hook, a metrics URL that answers; then a clean exit that
 //! leaves nothing behind.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{BIN, eventually, http_get};
+use support::http::http_get;
+use support::invoke::Invocation;
+use support::wait::{eventually, try_wait_for};
 
 fn demo(protocol: &str) {
     let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--duration",
-            "40s",
-            "--validity",
-            "20s",
-            "--protocol",
-            protocol,
-        ])
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the demo");
+    // The test reads the narration as it comes.
+    let mut child = Invocation::new(&[
+        "demo",
+        "--duration",
+        "40s",
+        "--validity",
+        "20s",
+        "--protocol",
+        protocol,
+    ])
+    .command()
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start the demo");
     let output = Arc::new(Mutex::new(String::new()));
     let readers: Vec<_> = [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -173,13 +172,8 @@ fn demo_with_kyma_rest_shows_enrollment_renewals_hooks_and_metrics_then_cleans_u
 /// `--verbose` shows the daemon's full log instead of the narration.
 #[test]
 fn demo_verbose_shows_the_full_log() {
-    let output = Command::new(BIN)
-        .args(["demo", "--verbose", "--duration", "5s", "--validity", "20s"])
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the demo");
+    let output =
+        Invocation::new(&["demo", "--verbose", "--duration", "5s", "--validity", "20s"]).run();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let record = stderr
@@ -195,11 +189,8 @@ fn demo_verbose_shows_the_full_log() {
 /// remove its folder and its simulator, instead of running on in the background.
 #[test]
 fn demo_stops_and_removes_its_folder_when_its_terminal_closes() {
-    let mut child = Command::new(BIN)
-        .args(["demo", "--validity", "20s"])
-        .env_remove("RUST_LOG")
-        .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
+    let mut child = Invocation::new(&["demo", "--validity", "20s"])
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -238,7 +229,7 @@ fn demo_stops_and_removes_its_folder_when_its_terminal_closes() {
 
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("send SIGHUP");
-    let status = harness::try_wait_for(Duration::from_secs(20), || child.try_wait().unwrap());
+    let status = try_wait_for(Duration::from_secs(20), || child.try_wait().unwrap());
     let Some(status) = status else {
         let _ = child.kill();
         panic!("the demo still runs 20 s after SIGHUP");

@@ -5,12 +5,13 @@
 //! And a reload that would drop every certificate (an emptied file) is refused, so the
 //! alerts keep watching them.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::time::{Duration, SystemTime};
 
-use harness::{CertSpec, Signal, World, unix};
+use rustix::process::Signal;
+use support::pem::unix;
+use support::world::World;
 
 const ENROLLED: &str = "kyma_certd_certificate_enrolled_timestamp_seconds";
 const LIMIT: Duration = Duration::from_secs(20);
@@ -18,18 +19,17 @@ const LIMIT: Duration = Duration::from_secs(20);
 #[test]
 fn a_lost_certificate_keeps_its_enrollment_record_and_a_new_one_has_none() {
     let world = World::new(Duration::from_secs(3600));
-    world.write_config(&[CertSpec::compass("orders")]);
+    world.write_config(&[world.compass("orders")]);
     // The daemon watches the certificate's directory for an enrollment: it exists.
     std::fs::create_dir_all(world.cert_dir("orders")).unwrap();
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     let scrape = daemon.wait_state("orders", "missing", LIMIT);
     assert_eq!(
         scrape.get(ENROLLED, &[("name", "orders")]),
         None,
         "never enrolled"
     );
-    let reason = world.status()["orders"]["reason"].clone();
+    let reason = world.status("orders")["reason"].clone();
     assert!(
         reason
             .as_str()
@@ -38,7 +38,7 @@ fn a_lost_certificate_keeps_its_enrollment_record_and_a_new_one_has_none() {
     );
 
     let before = unix(SystemTime::now()).floor();
-    world.enroll("orders", "compass");
+    world.enroll("orders");
     let scrape = daemon.wait_state("orders", "valid", LIMIT);
     let enrolled = scrape
         .get(ENROLLED, &[("name", "orders")])
@@ -52,7 +52,7 @@ fn a_lost_certificate_keeps_its_enrollment_record_and_a_new_one_has_none() {
     std::fs::remove_file(world.cert_dir("orders").join("current")).unwrap();
     let scrape = daemon.wait_state("orders", "missing", LIMIT);
     assert_eq!(scrape.get(ENROLLED, &[("name", "orders")]), Some(enrolled));
-    let reason = world.status()["orders"]["reason"].clone();
+    let reason = world.status("orders")["reason"].clone();
     assert!(
         reason.as_str().is_some_and(
             |r| r.starts_with("enrolled at ") && r.contains("no certificate is on disk")
@@ -61,8 +61,7 @@ fn a_lost_certificate_keeps_its_enrollment_record_and_a_new_one_has_none() {
     );
     daemon.terminate();
 
-    let mut restarted = world.run();
-    restarted.wait_ready();
+    let mut restarted = world.daemon().ready();
     let scrape = restarted.wait_state("orders", "missing", LIMIT);
     assert_eq!(scrape.get(ENROLLED, &[("name", "orders")]), Some(enrolled));
     restarted.terminate();
@@ -71,10 +70,9 @@ fn a_lost_certificate_keeps_its_enrollment_record_and_a_new_one_has_none() {
 #[test]
 fn a_reload_that_would_drop_every_certificate_is_refused() {
     let world = World::new(Duration::from_secs(3600));
-    world.write_config(&[CertSpec::compass("orders")]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
     daemon.wait_state("orders", "valid", LIMIT);
 
     // The file emptied by accident (a truncating editor, a full disk).

@@ -1,13 +1,17 @@
 //! A daemon killed (SIGKILL) between a swap and its hooks tells the dependents about the
 //! new certificate at its next start: the notification is durable with the swap.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::time::Duration;
 
-use harness::{CertSpec, Fault, FaultScope, Signal, World, toml_argv, wait_for};
 use kyma_certd::pki::x509::CertInfo;
+use kyma_connector_sim::{Fault, FaultScope};
+use rustix::process::Signal;
+use support::disk::OnDisk;
+use support::running::Daemon;
+use support::wait::wait_for;
+use support::world::{World, toml_argv};
 
 fn current_fingerprint(world: &World) -> String {
     let pem = std::fs::read_to_string(world.cert_dir("orders").join("cert.pem")).unwrap();
@@ -41,13 +45,12 @@ fn a_daemon_killed_before_its_hooks_ran_tells_the_dependents_after_restart() {
             log.to_str().unwrap(),
         ])
     )];
-    world.write_config(&[CertSpec::compass("orders").hook(&hook)]);
-    world.enroll("orders", "compass");
+    world.write_config(&[world.compass("orders").hook(&hook)]);
+    world.enroll("orders");
     let enrolled = current_fingerprint(&world);
 
     // A first enrollment is what the dependents start with: nothing to announce.
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
 
     // A renewal whose hook hangs; the daemon dies before the hook finished.
     std::fs::write(&slow, "").unwrap();
@@ -71,7 +74,7 @@ fn a_daemon_killed_before_its_hooks_ran_tells_the_dependents_after_restart() {
 
     // The next start tells the dependents about the certificate they missed, once.
     std::fs::remove_file(&slow).unwrap();
-    let mut daemon = world.run();
+    let mut daemon = world.daemon().spawn();
     wait_for(
         "the missed certificate announced",
         Duration::from_secs(20),
@@ -93,10 +96,9 @@ fn a_daemon_killed_before_its_hooks_ran_tells_the_dependents_after_restart() {
 #[test]
 fn an_enroll_racing_a_daemon_renewal_wins_and_the_renewal_is_discarded() {
     let world = World::new(Duration::from_secs(3600));
-    world.write_config(&[CertSpec::compass("orders")]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
 
     // The daemon's first request is held for 4 s; the enrollment's are not.
     world.sim.set_fault(
@@ -111,7 +113,7 @@ fn an_enroll_racing_a_daemon_renewal_wins_and_the_renewal_is_discarded() {
         Duration::from_secs(10),
         || world.sim.active_fault().is_none().then_some(()),
     );
-    world.enroll("orders", "compass");
+    world.enroll("orders");
     let enrolled = current_fingerprint(&world);
 
     daemon.wait_for_message("renewal discarded", Duration::from_secs(20));
@@ -120,7 +122,7 @@ fn an_enroll_racing_a_daemon_renewal_wins_and_the_renewal_is_discarded() {
         enrolled,
         "the enrolled certificate stays"
     );
-    let files = harness::OnDisk::read(&world.cert_dir("orders"));
+    let files = OnDisk::read(&world.cert_dir("orders"));
     assert!(files.key_matches());
     let scrape = daemon.metrics();
     assert_eq!(
@@ -170,25 +172,24 @@ fn an_unwritable_state_json_slows_the_hooks_instead_of_running_them_in_a_loop() 
         )]
     };
     world.write_config(&[
-        CertSpec::compass("orders").hook(&hook(&told, 0)),
-        CertSpec::compass("billing").hook(&hook(&failing, 1)),
+        world.compass("orders").hook(&hook(&told, 0)),
+        world.compass("billing").hook(&hook(&failing, 1)),
     ]);
     // A second enrollment replaces the first: its certificate is owed to the dependents.
     for name in ["orders", "billing"] {
-        world.enroll(name, "compass");
-        world.enroll(name, "compass");
+        world.enroll(name);
+        world.enroll(name);
     }
     let state = |name: &str| world.cert_dir(name).join("state.json");
     for name in ["orders", "billing"] {
         immutable(&state(name), true);
     }
 
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     wait_for("the hooks ran", Duration::from_secs(10), || {
         (announced(&told).len() == 1 && !announced(&failing).is_empty()).then_some(())
     });
-    let unwritten = |daemon: &mut harness::Daemon, name: &str| {
+    let unwritten = |daemon: &mut Daemon, name: &str| {
         daemon
             .metrics()
             .get("kyma_certd_state_unwritten", &[("name", name)])
@@ -210,7 +211,7 @@ fn an_unwritable_state_json_slows_the_hooks_instead_of_running_them_in_a_loop() 
         .sim
         .set_fault(Fault::InternalError, FaultScope::UntilCleared);
     daemon.signal(Signal::USR1);
-    let renewals = |daemon: &mut harness::Daemon, result: &str| {
+    let renewals = |daemon: &mut Daemon, result: &str| {
         daemon
             .metrics()
             .get(

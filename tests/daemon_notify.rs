@@ -2,16 +2,16 @@
 //! `NOTIFY_SOCKET` (ready, status, watchdog, reloading, stopping), and that it runs the
 //! same without one. The test plays systemd with a unix datagram socket.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{BIN, CertSpec, Daemon, Signal, World, eventually};
+use rustix::process::Signal;
+use support::wait::eventually;
+use support::world::World;
 
 /// The receiving end of `NOTIFY_SOCKET`: every datagram with when it arrived.
 struct Manager {
@@ -89,14 +89,15 @@ impl Drop for Manager {
 #[test]
 fn tells_the_service_manager_ready_status_watchdog_reloading_and_stopping() {
     let world = World::new(Duration::from_secs(20));
-    world.write_config(&[CertSpec::compass("orders")]);
-    world.enroll("orders", "compass");
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
     let socket = world.path("notify.sock");
     let manager = Manager::bind(&socket);
-    let mut daemon = world.run_with(|c| {
-        c.env("NOTIFY_SOCKET", &socket)
-            .env("WATCHDOG_USEC", "2000000");
-    });
+    let mut daemon = world
+        .daemon()
+        .env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", "2000000")
+        .spawn();
 
     // READY=1 once the first schedule is known, with a status naming it just before.
     let ready = manager.wait_for("READY=1", 0);
@@ -167,17 +168,18 @@ fn tells_the_service_manager_ready_status_watchdog_reloading_and_stopping() {
 #[test]
 fn watchdog_pings_follow_watchdog_pid_and_without_a_socket_the_daemon_runs_the_same() {
     let world = World::new(Duration::from_secs(3600));
-    world.write_config(&[CertSpec::compass("orders")]);
-    world.enroll("orders", "compass");
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
 
     // WATCHDOG_PID names another process: READY=1, but no pings.
     let socket = world.path("notify.sock");
     let manager = Manager::bind(&socket);
-    let mut daemon = world.run_with(|c| {
-        c.env("NOTIFY_SOCKET", &socket)
-            .env("WATCHDOG_USEC", "1000000")
-            .env("WATCHDOG_PID", "1");
-    });
+    let mut daemon = world
+        .daemon()
+        .env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", "1000000")
+        .env("WATCHDOG_PID", "1")
+        .spawn();
     manager.wait_for("READY=1", 0);
     std::thread::sleep(Duration::from_millis(2000));
     assert!(
@@ -191,18 +193,12 @@ fn watchdog_pings_follow_watchdog_pid_and_without_a_socket_the_daemon_runs_the_s
     // WATCHDOG_PID names the daemon itself (set before `exec`, as systemd does): pings.
     let socket = world.path("notify-own.sock");
     let manager = Manager::bind(&socket);
-    let mut command = Command::new("sh");
-    command
-        .args(["-c", r#"WATCHDOG_PID=$$ exec "$0" --config "$1" run"#, BIN])
-        .arg(&world.config)
+    let mut daemon = world
+        .daemon()
+        .shell("WATCHDOG_PID=$$")
         .env("NOTIFY_SOCKET", &socket)
         .env("WATCHDOG_USEC", "1000000")
-        .env_remove("WATCHDOG_PID")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut daemon = Daemon::spawn(command);
+        .spawn();
     manager.wait_for("READY=1", 0);
     let pinged = eventually(Duration::from_secs(3), || {
         manager.with("WATCHDOG=1").len() >= 3
@@ -212,8 +208,7 @@ fn watchdog_pings_follow_watchdog_pid_and_without_a_socket_the_daemon_runs_the_s
     assert!(status.success(), "{status}");
 
     // No NOTIFY_SOCKET at all: the daemon runs, serves and stops (SIGINT) as usual.
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     assert_eq!(daemon.get("/readyz").0, 200);
     daemon.signal(Signal::INT);
     let status = daemon

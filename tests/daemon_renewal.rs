@@ -3,32 +3,32 @@
 //! binary against the in-process simulator over TLS on 127.0.0.1, with certificates that
 //! live 20 seconds.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use harness::{
-    CertSpec, Dependent, Fault, FaultScope, OnDisk, World, eventually, fingerprint_on_disk,
-    toml_argv, toml_path, toml_str, unix, wait_for,
-};
 use kyma_certd::pki::x509::CertInfo;
+use kyma_connector_sim::{Fault, FaultScope};
+use support::disk::{OnDisk, fingerprint_on_disk};
+use support::pem::unix;
+use support::running::{Daemon, Dependent};
+use support::wait::{eventually, wait_for};
+use support::world::{CertSpec, World, toml_argv, toml_path, toml_str};
 
 const LIFETIME: Duration = Duration::from_secs(20);
 
 #[test]
 fn renews_twice_in_45_seconds_at_the_scheduled_points_and_signals_the_dependent_once_each() {
     let world = World::new(LIFETIME);
-    let dependent = Dependent::start(world.tmp.path());
-    let cert = CertSpec::compass("orders").hook(&[
+    let dependent = Dependent::start(world.root());
+    let cert = world.compass("orders").hook(&[
         "signal = \"HUP\"".to_owned(),
         format!("pid_file = {}", toml_path(&dependent.pid_file)),
     ]);
     world.write_config(&[cert]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
 
     // The schedule each certificate had while it was current, keyed by its notBefore.
     let mut scheduled: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
@@ -141,8 +141,9 @@ fn command_hooks_get_the_new_files_in_their_environment_and_a_hanging_or_failing
     std::fs::create_dir(&out).unwrap();
     let dump = r#"cat "$KYMA_CERTD_CERT" > "$0/$KYMA_CERTD_FINGERPRINT.pem" && env | grep '^KYMA_CERTD_' > "$0/env.tmp" && mv "$0/env.tmp" "$0/$KYMA_CERTD_FINGERPRINT.env""#;
     let hang = r#"echo $$ > "$0/hang.pid"; exec sleep 60"#;
-    let cert = CertSpec::compass("orders")
-        .with("renew_at", "\"30%\"")
+    let cert = world
+        .compass("orders")
+        .with("renew_at = \"30%\"")
         .hook(&[format!(
             "command = {}",
             toml_argv(&["sh", "-c", dump, out.to_str().unwrap()])
@@ -156,12 +157,11 @@ fn command_hooks_get_the_new_files_in_their_environment_and_a_hanging_or_failing
         ])
         .hook(&[format!("command = {}", toml_argv(&["sh", "-c", "exit 3"]))]);
     world.write_config(&[cert]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
 
     let dir = world.cert_dir("orders");
-    let command_runs = |daemon: &mut harness::Daemon, result: &str| {
+    let command_runs = |daemon: &mut Daemon, result: &str| {
         daemon
             .metrics()
             .get(
@@ -294,15 +294,14 @@ fn command_hooks_get_the_new_files_in_their_environment_and_a_hanging_or_failing
 #[test]
 fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart() {
     let world = World::new(LIFETIME);
-    world.write_config(&[CertSpec::compass("orders").with("renew_at", "\"30%\"")]);
-    world.enroll("orders", "compass");
+    world.write_config(&[world.compass("orders").with("renew_at = \"30%\"")]);
+    world.enroll("orders");
     let dir = world.cert_dir("orders");
     let before = OnDisk::read(&dir);
     world
         .sim
         .set_fault(Fault::Unavailable, FaultScope::UntilCleared);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     let pid = daemon.pid();
 
     // Logged with its reason, on the certificate's line.
@@ -349,7 +348,7 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
         retry_at > now - 1.0 && retry_at < now + 2.5,
         "retry at {retry_at}, now {now}: retry_min 1s, retry_max 2s"
     );
-    let status = &world.status()["orders"];
+    let status = &world.status("orders");
     assert_eq!(status["state"], "backoff", "{status}");
     assert!(
         status["consecutive_failures"].as_u64().unwrap() >= 1,
@@ -403,7 +402,7 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
         scrape.get("kyma_certd_consecutive_failures", &[("name", "orders")]),
         Some(0.0)
     );
-    let status = &world.status()["orders"];
+    let status = &world.status("orders");
     assert_eq!(status["state"], "valid", "{status}");
     assert_eq!(status["consecutive_failures"], 0, "{status}");
     let (status, _) = daemon.terminate();
@@ -413,15 +412,14 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
 #[test]
 fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_the_rest() {
     let mut world = World::new(LIFETIME);
-    world
-        .daemon_extra
-        .push("max_concurrent_renewals = 2".to_owned());
+    world.settings.daemon.set("max_concurrent_renewals = 2");
     let good: Vec<String> = (1..=6).map(|i| format!("c{i}")).collect();
     let broken = ["unreachable", "untrusted"];
     // A slow hook: a certificate whose hook runs holds no permit and is not "renewing".
     let spec = |name: &str| {
-        CertSpec::compass(name)
-            .with("renew_at", "\"30%\"")
+        world
+            .compass(name)
+            .with("renew_at = \"30%\"")
             .hook(&[format!("command = {}", toml_argv(&["sleep", "1"]))])
     };
     let mut certs: Vec<CertSpec> = broken
@@ -433,7 +431,7 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
     world.write_config(&certs);
     // The broken ones first, so their failures come first and keep coming.
     for cert in &certs {
-        world.enroll(&cert.name, "compass");
+        world.enroll(&cert.name);
     }
     let enrolled: BTreeMap<String, String> = certs
         .iter()
@@ -450,11 +448,14 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
         .unwrap()
         .local_addr()
         .unwrap();
-    certs[0] = spec("unreachable").with(
-        "renewal_url",
-        &toml_str(format!("https://{closed_port}/connector/graphql")),
-    );
-    certs[1] = spec("untrusted").with("server_ca_file", &toml_path(&world.sim.client_ca_path()));
+    certs[0] = spec("unreachable").with(format!(
+        "renewal_url = {}",
+        toml_str(format!("https://{closed_port}/connector/graphql"))
+    ));
+    certs[1] = spec("untrusted").with(format!(
+        "server_ca_file = {}",
+        toml_path(&world.sim.client_ca_path())
+    ));
     world.write_config(&certs);
     // Each good renewal takes two slow round trips, so the bound is exercised.
     world.sim.set_fault(
@@ -463,8 +464,7 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
         },
         FaultScope::UntilCleared,
     );
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
 
     let mut most_renewing_scraped = 0;
     let all_renewed = eventually(Duration::from_secs(20), || {
@@ -545,7 +545,7 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
     }
     // Meanwhile the broken ones kept failing, each with its own reason, in backoff.
     for (name, reason) in [("unreachable", "network"), ("untrusted", "tls")] {
-        let failures = |daemon: &mut harness::Daemon| {
+        let failures = |daemon: &mut Daemon| {
             daemon
                 .metrics()
                 .get(
@@ -581,26 +581,24 @@ fn many_certificates_renew_at_most_two_at_a_time_and_broken_ones_do_not_hold_up_
 #[test]
 fn a_restart_during_an_outage_keeps_the_backoff_and_the_failure_streak() {
     let world = World::new(LIFETIME);
-    world.write_config(&[CertSpec::compass("orders").with("renew_at", "\"30%\"")]);
-    world.enroll("orders", "compass");
+    world.write_config(&[world.compass("orders").with("renew_at = \"30%\"")]);
+    world.enroll("orders");
     world
         .sim
         .set_fault(Fault::Unavailable, FaultScope::UntilCleared);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     wait_for("two failed attempts", Duration::from_secs(12), || {
         (daemon.lines_with("renewal failed; retrying in").len() >= 2).then_some(())
     });
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
-    let streak = world.status()["orders"]["consecutive_failures"]
+    let streak = world.status("orders")["consecutive_failures"]
         .as_u64()
         .unwrap();
     assert!(streak >= 2, "{streak}");
 
     // The new process starts where the old one stopped: in backoff, with the same streak.
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     let scrape = daemon.metrics();
     assert_eq!(
         scrape.state("orders").as_deref(),

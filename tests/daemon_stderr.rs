@@ -1,27 +1,23 @@
 //! A daemon whose standard error goes away (a log collector that stops reading, a closed
 //! pipe) keeps running: logging fails quietly, it never takes the process down.
 
-#[path = "support/bin.rs"]
-mod bin;
+mod support;
 
 use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use support::world::{Settings, World};
 
 #[test]
 fn daemon_keeps_running_after_its_stderr_is_closed() {
-    let folder = tempfile::tempdir().unwrap();
-    let dir = folder.path().join("orders");
-    std::fs::create_dir(&dir).unwrap();
-    let config_path = folder.path().join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[metrics]\nlisten = \"\"\n\n[[certificate]]\nname = \"orders\"\nprotocol = \"compass\"\ndir = {:?}\n",
-            dir.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let mut child = bin::run_with_piped_log(&config_path);
+    let world = World::with(Settings::one_shot(), Duration::from_secs(3600));
+    world.write_config(&[world.compass("orders")]);
+    std::fs::create_dir_all(world.cert_dir("orders")).unwrap();
+    // The test holds the read end of the pipe itself, to close it.
+    let mut command = world.daemon().env("RUST_LOG", "info").command();
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("kyma-certd run starts");
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
 
     let mut stderr = BufReader::new(child.stderr.take().unwrap());

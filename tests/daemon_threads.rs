@@ -2,34 +2,32 @@
 //! generation and durable writes share a small blocking pool sized by
 //! `max_concurrent_renewals`, and that pool runs at a lower priority than the event loop.
 
-#[path = "support/base.rs"]
-mod base;
+mod support;
 
-use std::path::Path;
+use std::time::Duration;
 
-use base::{Daemon, kyma_certd};
+use support::running::Daemon;
+use support::world::{CertSpec, Settings, World};
 
-/// `run` in `folder` with `certificates` empty certificate directories, once it logged
+/// `run` in `world` with `certificates` empty certificate directories, once it logged
 /// `ready`.
-fn start(folder: &Path, certificates: usize, max_concurrent_renewals: usize) -> Daemon {
-    let mut config = format!(
-        "[daemon]\nmax_concurrent_renewals = {max_concurrent_renewals}\n\n[metrics]\nlisten = \"\"\n\n"
-    );
-    for i in 0..certificates {
-        let dir = folder.join(format!("c{i:02}"));
-        std::fs::create_dir(&dir).unwrap();
-        config += &format!(
-            "[[certificate]]\nname = \"c{i:02}\"\nprotocol = \"compass\"\ndir = {:?}\n\n",
-            dir.to_str().unwrap()
-        );
+fn start(world: &mut World, certificates: usize, max_concurrent_renewals: usize) -> Daemon {
+    world.settings.daemon.set(&format!(
+        "max_concurrent_renewals = {max_concurrent_renewals}"
+    ));
+    let certs: Vec<CertSpec> = (0..certificates)
+        .map(|i| world.compass(&format!("c{i:02}")))
+        .collect();
+    for cert in &certs {
+        std::fs::create_dir_all(&cert.dir).unwrap();
     }
-    let config_path = folder.join("config.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut command = kyma_certd(&config_path, &["run"]);
-    command.env("RUST_LOG", "info");
-    let daemon = Daemon::spawn(command);
-    daemon.wait_ready();
-    daemon
+    world.write_config(&certs);
+    world.daemon().env("RUST_LOG", "info").ready()
+}
+
+/// A world without a metrics listener whose certificates are never enrolled.
+fn world() -> World {
+    World::with(Settings::one_shot(), Duration::from_secs(3600))
 }
 
 /// (thread name, nice value) of every thread of process `pid`, the event loop (the main
@@ -71,8 +69,8 @@ fn stop(mut daemon: Daemon) {
 fn daemon_with_many_certificates_starts_with_a_bounded_number_of_threads() {
     const CERTIFICATES: usize = 64;
     const MAX_CONCURRENT_RENEWALS: usize = 2;
-    let folder = tempfile::tempdir().unwrap();
-    let daemon = start(folder.path(), CERTIFICATES, MAX_CONCURRENT_RENEWALS);
+    let mut world = world();
+    let daemon = start(&mut world, CERTIFICATES, MAX_CONCURRENT_RENEWALS);
 
     // Idle blocking threads live on for 10 s, so every thread start-up needed is still
     // there. Fixed threads: the event loop and the file watcher (one spare allowed).
@@ -87,8 +85,8 @@ fn daemon_with_many_certificates_starts_with_a_bounded_number_of_threads() {
 
 #[test]
 fn blocking_threads_run_at_a_lower_priority_than_the_event_loop() {
-    let folder = tempfile::tempdir().unwrap();
-    let daemon = start(folder.path(), 8, 2);
+    let mut world = world();
+    let daemon = start(&mut world, 8, 2);
 
     let threads = threads(daemon.pid());
     let (_, event_loop) = threads[0].clone();

@@ -4,24 +4,28 @@
 //! and not retried; a token that arrives while the certificate is valid is left alone;
 //! and a Kubernetes Secret volume, updated by its `..data` symlink swap, works the same.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use harness::{CertSpec, Endpoint, Fault, FaultScope, World, toml_path, wait_for};
-use kyma_connector_sim::RestFlavour;
+use kyma_connector_sim::{Endpoint, Fault, FaultScope, RestFlavour};
+use rustix::process::Signal;
+use support::running::Daemon;
+use support::wait::wait_for;
+use support::world::{CertSpec, World, toml_path};
 
-fn spec(token_file: &Path) -> CertSpec {
-    CertSpec::compass("orders").with("token_file", &toml_path(token_file))
+fn spec(world: &World, token_file: &Path) -> CertSpec {
+    world
+        .compass("orders")
+        .with(format!("token_file = {}", toml_path(token_file)))
 }
 
 fn enrolled(world: &World) -> bool {
     world.cert_dir("orders").join("cert.pem").exists()
 }
 
-fn token_metric(daemon: &mut harness::Daemon, result: &str) -> f64 {
+fn token_metric(daemon: &mut Daemon, result: &str) -> f64 {
     daemon
         .metrics()
         .get(
@@ -34,9 +38,9 @@ fn token_metric(daemon: &mut harness::Daemon, result: &str) -> f64 {
 /// Waits until another certificate than `old` is in place and valid.
 fn wait_for_reenrollment(world: &World, old: &str) {
     wait_for("the re-enrollment", Duration::from_secs(10), || {
-        let status = world.status();
-        let fingerprint = status["orders"]["fingerprint_sha256"].as_str()?.to_owned();
-        (fingerprint != old && status["orders"]["state"] == "valid").then_some(())
+        let status = world.status("orders");
+        let fingerprint = status["fingerprint_sha256"].as_str()?.to_owned();
+        (fingerprint != old && status["state"] == "valid").then_some(())
     });
 }
 
@@ -53,9 +57,8 @@ fn a_token_dropped_into_the_token_file_enrolls_once_and_a_rejected_one_is_not_re
     let tokens = world.path("tokens");
     std::fs::create_dir(&tokens).unwrap();
     let token_file = tokens.join("orders");
-    world.write_config(&[spec(&token_file)]);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, &token_file)]);
+    let mut daemon = world.daemon().ready();
     assert!(!enrolled(&world));
 
     // A token the connector does not know: reported, remembered, never sent again.
@@ -65,7 +68,7 @@ fn a_token_dropped_into_the_token_file_enrolls_once_and_a_rejected_one_is_not_re
         Duration::from_secs(10),
         || (token_metric(&mut daemon, "failure") == 1.0).then_some(()),
     );
-    let status = &world.status()["orders"];
+    let status = &world.status("orders");
     assert!(
         status["token_error"]
             .as_str()
@@ -92,7 +95,7 @@ fn a_token_dropped_into_the_token_file_enrolls_once_and_a_rejected_one_is_not_re
     wait_for("the success counted", Duration::from_secs(5), || {
         (token_metric(&mut daemon, "success") == 1.0).then_some(())
     });
-    let status = &world.status()["orders"];
+    let status = &world.status("orders");
     assert_eq!(status["state"], "valid", "{status}");
     assert!(status["token_error"].is_null(), "{status}");
     daemon.assert_no_secrets();
@@ -103,10 +106,9 @@ fn a_token_dropped_into_the_token_file_enrolls_once_and_a_rejected_one_is_not_re
 fn a_token_that_arrives_while_the_certificate_is_valid_is_left_alone() {
     let world = World::new(Duration::from_secs(3600));
     let token_file = world.path("orders.token");
-    world.write_config(&[spec(&token_file)]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, &token_file)]);
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
     let token = world.sim.mint_compass_token();
     std::fs::write(&token_file, &token).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
@@ -117,8 +119,7 @@ fn a_token_that_arrives_while_the_certificate_is_valid_is_left_alone() {
     let output = world
         .command(&["enroll", "--name", "orders", "--token-file"])
         .arg(&token_file)
-        .output()
-        .unwrap();
+        .run();
     assert!(
         output.status.success(),
         "{}",
@@ -139,9 +140,8 @@ fn a_kubernetes_secret_volume_update_delivers_the_token() {
     std::fs::write(first.join("token"), "placeholder until provisioning\n").unwrap();
     std::os::unix::fs::symlink(first.file_name().unwrap(), volume.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/token", volume.join("token")).unwrap();
-    world.write_config(&[spec(&volume.join("token"))]);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, &volume.join("token"))]);
+    let mut daemon = world.daemon().ready();
     // The placeholder is not a token: reported once, nothing burned.
     wait_for("the placeholder reported", Duration::from_secs(10), || {
         (token_metric(&mut daemon, "failure") == 1.0).then_some(())
@@ -158,7 +158,7 @@ fn a_kubernetes_secret_volume_update_delivers_the_token() {
         Duration::from_secs(10),
         || enrolled(&world).then_some(()),
     );
-    assert_eq!(world.status()["orders"]["state"], "valid");
+    assert_eq!(world.status("orders")["state"], "valid");
     daemon.terminate();
 }
 
@@ -168,16 +168,15 @@ fn a_kubernetes_secret_volume_update_delivers_the_token() {
 fn an_expired_certificate_is_re_enrolled_from_the_token_file() {
     let world = World::new(Duration::from_secs(4));
     let token_file = world.path("orders.token");
-    world.write_config(&[spec(&token_file)]);
-    let old = world.enroll("orders", "compass");
+    world.write_config(&[spec(&world, &token_file)]);
+    let old = world.enroll("orders");
     // The connector is down until the certificate has expired.
     world
         .sim
         .set_fault(Fault::Unavailable, FaultScope::UntilCleared);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     wait_for("the certificate to expire", Duration::from_secs(15), || {
-        (world.status()["orders"]["state"] == "expired").then_some(())
+        (world.status("orders")["state"] == "expired").then_some(())
     });
     world.sim.clear_fault();
     std::fs::write(&token_file, world.sim.mint_compass_token()).unwrap();
@@ -235,17 +234,16 @@ fn a_revoked_certificate_is_re_enrolled_from_the_token_file(
         Delivery::SecretVolume => secret_volume(&world, "placeholder until provisioning\n"),
     };
     let base = match protocol {
-        "compass" => CertSpec::compass("orders"),
-        _ => CertSpec::kyma_rest("orders"),
+        "compass" => world.compass("orders"),
+        _ => world.kyma_rest("orders"),
     };
-    world.write_config(&[base.with("token_file", &toml_path(&token_file))]);
-    let old = world.enroll("orders", protocol);
+    world.write_config(&[base.with(format!("token_file = {}", toml_path(&token_file)))]);
+    let old = world.enroll("orders");
     world.sim.revoke(&old);
-    let mut daemon = world.run();
-    daemon.wait_ready();
-    daemon.signal(harness::Signal::USR1);
+    let mut daemon = world.daemon().ready();
+    daemon.signal(Signal::USR1);
     wait_for("the revocation noticed", Duration::from_secs(15), || {
-        (world.status()["orders"]["state"] == "revoked").then_some(())
+        (world.status("orders")["state"] == "revoked").then_some(())
     });
     let token = match protocol {
         "compass" => world.sim.mint_compass_token(),

@@ -4,19 +4,18 @@
 //! too long for its lifetime is clamped with a warning, never a reason to throw it away.
 //! The real binary against the simulator over real TLS.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::time::{Duration, SystemTime};
 
-use harness::{CertSpec, Endpoint, World, toml_path};
+use kyma_connector_sim::Endpoint;
+use support::world::{CertSpec, World, toml_path};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// A guide for 92-day certificates applied to 1-hour ones.
 fn guide_window(spec: CertSpec) -> CertSpec {
-    spec.with("renew_before", "\"2h\"")
-        .with("jitter", "\"10%\"")
+    spec.with("renew_before = \"2h\"").with("jitter = \"10%\"")
 }
 
 fn parse_time(text: &serde_json::Value) -> SystemTime {
@@ -28,12 +27,12 @@ fn a_one_hour_certificate_with_a_two_hour_window_enrolls_and_renews() {
     for protocol in ["compass", "kyma-rest"] {
         let world = World::new(HOUR);
         let spec = match protocol {
-            "compass" => CertSpec::compass("orders"),
-            _ => CertSpec::kyma_rest("orders"),
+            "compass" => world.compass("orders"),
+            _ => world.kyma_rest("orders"),
         };
         world.write_config(&[guide_window(spec)]);
-        let first = world.enroll("orders", protocol);
-        let status = &world.status()["orders"];
+        let first = world.enroll("orders");
+        let status = &world.status("orders");
         assert_eq!(status["state"], "valid", "{status}");
         assert_eq!(status["fingerprint_sha256"], first.as_str());
         // Clamped to 70% of the lifetime, less at most 10% of it: 36 to 42 minutes in.
@@ -47,30 +46,23 @@ fn a_one_hour_certificate_with_a_two_hour_window_enrolls_and_renews() {
             "renews {offset:?} after notBefore"
         );
         // Not due now: a plain renew leaves it; a forced one renews it, and keeps it too.
-        let renew = world
-            .command(&["renew", "--name", "orders"])
-            .output()
-            .unwrap();
+        let renew = world.command(&["renew", "--name", "orders"]).run();
         assert!(
             renew.status.success(),
             "{}",
             String::from_utf8_lossy(&renew.stderr)
         );
-        assert_eq!(
-            world.status()["orders"]["fingerprint_sha256"],
-            first.as_str()
-        );
+        assert_eq!(world.status("orders")["fingerprint_sha256"], first.as_str());
         let forced = world
             .command(&["renew", "--name", "orders", "--force"])
-            .output()
-            .unwrap();
+            .run();
         let stderr = String::from_utf8_lossy(&forced.stderr);
         assert!(forced.status.success(), "{stderr}");
         assert!(
             stderr.contains("renew_before"),
             "the warning names the setting: {stderr}"
         );
-        let renewed = &world.status()["orders"];
+        let renewed = &world.status("orders");
         assert_eq!(renewed["state"], "valid", "{renewed}");
         assert_ne!(renewed["fingerprint_sha256"], first.as_str());
     }
@@ -87,8 +79,7 @@ fn enroll_with(world: &World, token_file: &std::path::Path) -> (i32, String) {
     let output = world
         .command(&["enroll", "--name", "orders", "--token-file"])
         .arg(token_file)
-        .output()
-        .unwrap();
+        .run();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -104,7 +95,7 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
     // `dir` cannot be made: a file stands where its parent folder belongs.
     let certs = world.cert_dir("orders").parent().unwrap().to_owned();
     std::fs::write(&certs, "not a folder").unwrap();
-    world.write_config(&[CertSpec::compass("orders")]);
+    world.write_config(&[world.compass("orders")]);
     let (code, stderr) = enroll_with(&world, &token_file);
     assert_ne!(code, 0, "{stderr}");
     assert!(
@@ -117,7 +108,7 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
     if rustix::process::geteuid().is_root() {
         let dir = world.cert_dir("orders");
         std::fs::create_dir_all(&dir).unwrap();
-        world.write_config(&[CertSpec::compass("orders")]);
+        world.write_config(&[world.compass("orders")]);
         let chattr = |flag: &str| {
             let status = std::process::Command::new("chattr")
                 .arg(flag)
@@ -133,7 +124,7 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
     }
 
     // A consumer path of the wrong type: a folder where the store links cert.pem.
-    world.write_config(&[CertSpec::compass("orders")]);
+    world.write_config(&[world.compass("orders")]);
     std::fs::create_dir_all(world.cert_dir("orders").join("cert.pem")).unwrap();
     let (code, stderr) = enroll_with(&world, &token_file);
     assert_ne!(code, 0, "{stderr}");
@@ -143,12 +134,19 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
     // The files layout: a folder where the key file belongs.
     let tls = world.path("tls");
     std::fs::create_dir_all(tls.join("client.key")).unwrap();
-    let files = CertSpec::compass("orders")
-        .with("layout", "\"files\"")
-        .with("cert_file", &toml_path(&tls.join("client.crt")))
-        .with("key_file", &toml_path(&tls.join("client.key")))
-        .with("chain_file", &toml_path(&tls.join("chain.pem")))
-        .with("ca_file", &toml_path(&tls.join("ca.pem")));
+    let files = world
+        .compass("orders")
+        .with("layout = \"files\"")
+        .with(format!(
+            "cert_file = {}",
+            toml_path(&tls.join("client.crt"))
+        ))
+        .with(format!("key_file = {}", toml_path(&tls.join("client.key"))))
+        .with(format!(
+            "chain_file = {}",
+            toml_path(&tls.join("chain.pem"))
+        ))
+        .with(format!("ca_file = {}", toml_path(&tls.join("ca.pem"))));
     world.write_config(&[files]);
     let (code, stderr) = enroll_with(&world, &token_file);
     assert_ne!(code, 0, "{stderr}");
@@ -161,5 +159,5 @@ fn an_unusable_store_is_refused_before_the_token_is_sent_and_the_token_still_wor
     let (code, stderr) = enroll_with(&world, &token_file);
     assert_eq!(code, 0, "{stderr}");
     assert!(tls.join("client.key").is_file());
-    assert_eq!(world.status()["orders"]["state"], "valid");
+    assert_eq!(world.status("orders")["state"], "valid");
 }

@@ -4,15 +4,16 @@
 //! and the certificate, not the key) or by someone who is not (told which permission is
 //! missing).
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{Cert, Env, Run, bin::kyma_certd};
+use support::disk::chmod;
+use support::invoke::{BIN, Run, kyma_certd};
+use support::pem::fingerprint;
+use support::world::{Settings, World};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,15 +42,12 @@ fn readme_minimal_example() -> String {
 fn check_config(dir: &Path, text: &str) -> Run {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
-    Run(kyma_certd(&path, &["check-config"]).output().unwrap())
+    kyma_certd(&path, &["check-config"]).run()
 }
 
 #[test]
 fn the_packaged_configuration_has_no_certificate_and_check_config_says_so() {
-    let run = Run(kyma_certd(&packaged_config(), &["check-config"])
-        .output()
-        .unwrap())
-    .ok();
+    let run = kyma_certd(&packaged_config(), &["check-config"]).run().ok();
     assert!(
         run.stdout().contains("no certificates configured"),
         "{}",
@@ -61,10 +59,7 @@ fn the_packaged_configuration_has_no_certificate_and_check_config_says_so() {
         run.stdout()
     );
 
-    let status = Run(kyma_certd(&packaged_config(), &["status"])
-        .output()
-        .unwrap())
-    .ok();
+    let status = kyma_certd(&packaged_config(), &["status"]).run().ok();
     assert!(
         status.stdout().contains("no certificates configured"),
         "{}",
@@ -138,52 +133,42 @@ fn status_as(binary: &Path, config: &Path, groups: Option<u32>) -> Run {
     Run(command.output().expect("setpriv runs"))
 }
 
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_works_for_the_daemons_group_and_names_the_missing_permission_for_others() {
+#[test]
+fn status_works_for_the_daemons_group_and_names_the_missing_permission_for_others() {
     if !rustix::process::geteuid().is_root()
         || Command::new("setpriv").arg("--version").output().is_err()
     {
         eprintln!("needs root and setpriv to run as another user");
         return;
     }
-    let env = Env::start(Duration::from_secs(3600)).await;
+    let world = World::with(Settings::one_shot(), Duration::from_secs(3600));
     // The files belong to the daemon's user, as under the packaged unit: the key 0600,
     // the directories 0750 with the daemon's group.
-    env.write_config(
-        &[],
-        &[Cert::compass("app")
-            .with(&format!("owner = \"{DAEMON_ID}\""))
-            .with(&format!("group = \"{DAEMON_ID}\""))],
-    );
-    env.enroll("app", "compass").ok();
-    let fingerprint = harness::fingerprint(&env.files("app")["cert.pem"]);
-    for dir in [
-        env.dir.path(),
-        &env.dir.path().join("sim"),
-        &env.dir.path().join("certs"),
-    ] {
+    world.write_config(&[world
+        .compass("app")
+        .with(format!("owner = \"{DAEMON_ID}\""))
+        .with(format!("group = \"{DAEMON_ID}\""))]);
+    world.enroll("app");
+    let fingerprint = fingerprint(&world.files("app")["cert.pem"]);
+    for dir in [world.root(), &world.path("server-ca"), &world.path("certs")] {
         chmod(dir, 0o755);
     }
     // The configuration as the package installs it: 0640 root:<daemon group>.
-    std::os::unix::fs::chown(&env.config, Some(0), Some(DAEMON_ID)).unwrap();
-    chmod(&env.config, 0o640);
-    let binary = env.dir.path().join("kyma-certd");
-    std::fs::copy(harness::bin::BIN, &binary).unwrap();
+    std::os::unix::fs::chown(&world.config, Some(0), Some(DAEMON_ID)).unwrap();
+    chmod(&world.config, 0o640);
+    let binary = world.root().join("kyma-certd");
+    std::fs::copy(BIN, &binary).unwrap();
     chmod(&binary, 0o755);
 
-    let member = status_as(&binary, &env.config, Some(DAEMON_ID)).ok();
+    let member = status_as(&binary, &world.config, Some(DAEMON_ID)).ok();
     let all: serde_json::Value = serde_json::from_str(&member.stdout()).unwrap();
     assert_eq!(all[0]["state"], "valid", "{}", member.stdout());
     assert_eq!(all[0]["fingerprint_sha256"], fingerprint.as_str());
 
     // Not a member: the configuration is refused, and the message says why.
-    let outsider = status_as(&binary, &env.config, None).fails_with(2);
+    let outsider = status_as(&binary, &world.config, None).fails_with(2);
     let said = outsider.stderr();
-    let config = env.config.display().to_string();
+    let config = world.config.display().to_string();
     assert!(said.contains(&format!("{config} is mode 0640")), "{said}");
     assert!(
         said.contains(&format!("is not in group gid {DAEMON_ID}")),
@@ -191,9 +176,9 @@ async fn status_works_for_the_daemons_group_and_names_the_missing_permission_for
     );
 
     // A configuration anyone may read, but the certificate directory is the group's.
-    chmod(&env.config, 0o644);
-    let outsider = status_as(&binary, &env.config, None).fails_with(1);
+    chmod(&world.config, 0o644);
+    let outsider = status_as(&binary, &world.config, None).fails_with(1);
     let said = outsider.stderr();
-    let dir = env.cert_dir("app").display().to_string();
+    let dir = world.cert_dir("app").display().to_string();
     assert!(said.contains(&format!("{dir} is mode 0750")), "{said}");
 }

@@ -6,8 +6,7 @@
 //! Plus a signal hook under a `/proc` that hides other users' processes, as the unit's
 //! `ProtectProc=invisible` does (in a private mount namespace, as root).
 
-#[path = "support/reliability.rs"]
-mod harness;
+mod support;
 
 use std::fs;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
@@ -15,8 +14,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{Daemon, Layout, Proto, Sim, Workspace, wait_for};
 use rustix::fs::{FileType, FlockOperation, Mode};
+use support::disk::{chown_tree, list};
+use support::invoke::Invocation;
+use support::running::Daemon;
+use support::wait::wait_for;
+use support::world::{Proto, Settings, World, toml_path, toml_str};
 
 fn mkfifo(path: &Path) {
     let (parent, name) = (path.parent().unwrap(), path.file_name().unwrap());
@@ -55,22 +58,19 @@ fn wait_for_text(daemon: &Daemon, needle: &str) -> String {
 
 #[test]
 fn a_fifo_as_state_json_freezes_nothing_and_renewals_go_on() {
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let told = workspace.path("told");
-    let mut cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let told = world.path("told");
     let script = format!("echo \"$KYMA_CERTD_FINGERPRINT\" >> '{}'", told.display());
-    cert.tail = format!(
-        "[[certificate.on_renew]]\ncommand = [\"sh\", \"-c\", {}]\n",
-        toml::Value::String(script)
-    );
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
+    let cert = world
+        .cert("orders", Proto::Compass)
+        .hook(&[format!("command = [\"sh\", \"-c\", {}]", toml_str(script))]);
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
     let state = cert.dir.join("state.json");
     let _ = fs::remove_file(&state);
     mkfifo(&state);
 
-    let daemon = Daemon::start(&workspace, "fifo-state");
+    let daemon = world.daemon().label("fifo-state").serving();
     daemon.wait_ready();
     assert_healthy_quickly(&daemon);
     assert_eq!(daemon.metrics().state("orders").as_deref(), Some("valid"));
@@ -111,35 +111,34 @@ fn a_fifo_as_state_json_freezes_nothing_and_renewals_go_on() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[1], renewed);
     assert!(
-        !harness::list(&cert.dir)
+        !list(&cert.dir)
             .iter()
             .any(|n| n.starts_with("state.json.corrupt-")),
         "{:?}",
-        harness::list(&cert.dir)
+        list(&cert.dir)
     );
 }
 
 #[test]
 fn an_unreadable_certificate_is_not_missing_and_the_token_file_is_left_alone() {
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let token_file = workspace.path("orders.next-token");
-    let cert = workspace
-        .cert("orders", &sim, Proto::Compass, Layout::Symlink)
-        .with(format!("token_file = {}", harness::toml_path(&token_file)));
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
-    let requests = sim.signing_requests();
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let token_file = world.path("orders.next-token");
+    let cert = world
+        .cert("orders", Proto::Compass)
+        .with(format!("token_file = {}", toml_path(&token_file)));
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
+    let requests = world.sim.signing_requests();
     // A token waits in token_file: it must be spent only on a certificate that is truly
     // missing, expired or revoked.
-    fs::write(&token_file, sim.mint_compass_token()).unwrap();
+    fs::write(&token_file, world.sim.mint_compass_token()).unwrap();
     let generation = fs::read_link(cert.dir.join("current")).unwrap();
     let leaf = cert.dir.join(generation).join("cert.pem");
     let saved = fs::read(&leaf).unwrap();
     fs::remove_file(&leaf).unwrap();
     mkfifo(&leaf);
 
-    let daemon = Daemon::start(&workspace, "fifo-cert");
+    let daemon = world.daemon().label("fifo-cert").serving();
     daemon.wait_ready();
     assert_healthy_quickly(&daemon);
     let line = wait_for_text(&daemon, "cannot read the certificate files");
@@ -153,7 +152,11 @@ fn an_unreadable_certificate_is_not_missing_and_the_token_file_is_left_alone() {
             .count();
         (looks >= 3).then_some(())
     });
-    assert_eq!(sim.signing_requests(), requests, "the token was spent");
+    assert_eq!(
+        world.sim.signing_requests(),
+        requests,
+        "the token was spent"
+    );
     assert!(
         !daemon.log_text().contains("enrolling"),
         "{}",
@@ -165,21 +168,20 @@ fn an_unreadable_certificate_is_not_missing_and_the_token_file_is_left_alone() {
     fs::remove_file(&leaf).unwrap();
     fs::write(&leaf, saved).unwrap();
     daemon.wait_state("orders", "valid", Duration::from_secs(15));
-    assert_eq!(sim.signing_requests(), requests);
+    assert_eq!(world.sim.signing_requests(), requests);
 }
 
 #[test]
 fn a_held_lock_is_reported_by_name_and_the_renewal_retried_once_it_is_free() {
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let cert = world.cert("orders", Proto::Compass);
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
     let lock = cert.dir.join(".lock");
     let holder = fs::File::open(&lock).unwrap();
     rustix::fs::flock(&holder, FlockOperation::LockExclusive).unwrap();
 
-    let daemon = Daemon::start(&workspace, "held-lock");
+    let daemon = world.daemon().label("held-lock").serving();
     daemon.wait_ready();
     let before = cert.snapshot();
     daemon.renew_now();
@@ -208,44 +210,23 @@ const SERVICE_UID: u32 = 23456;
 /// The consumer: owns the signalled process and its pid file.
 const CONSUMER_UID: u32 = 12345;
 
-/// `chown -hR uid:uid path`.
-fn chown_tree(path: &Path, uid: u32) {
-    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
-    if fs::symlink_metadata(path).unwrap().is_dir() {
-        for entry in fs::read_dir(path).unwrap() {
-            chown_tree(&entry.unwrap().path(), uid);
-        }
-    }
-}
-
 /// `command` as [`SERVICE_UID`] holding `CAP_KILL`, in a mount namespace of its own whose
 /// `/proc` is mounted with `hidepid=<hidepid>` (see [`private_proc_works`]).
-fn with_private_proc(command: &Command, hidepid: &str) -> Command {
+fn with_private_proc(command: Invocation, hidepid: &str) -> Invocation {
     let script = format!(
         "mount -t proc -o hidepid={hidepid} proc /proc && exec setpriv --reuid {SERVICE_UID} \
          --regid {SERVICE_UID} --clear-groups --inh-caps +kill --ambient-caps +kill \"$@\""
     );
-    let mut outer = Command::new("unshare");
-    outer
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-        ])
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => outer.env(key, value),
-            None => outer.env_remove(key),
-        };
-    }
-    outer.stdin(std::process::Stdio::null());
-    outer
+    command.through(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ])
 }
 
 /// Whether a private `/proc` with `hidepid` can be mounted here.
@@ -276,27 +257,25 @@ fn as_root_a_signal_hook_never_signals_a_process_hidden_from_the_daemon() {
         eprintln!("skipped: cannot mount a private /proc here: {reason}");
         return;
     }
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let pid_file = workspace.path("app.pid");
-    let mut cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
-    cert.tail = format!(
-        "[[certificate.on_renew]]\nsignal = \"TERM\"\npid_file = {}\n",
-        harness::toml_path(&pid_file)
-    );
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
-    chown_tree(workspace.root.path(), SERVICE_UID);
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let pid_file = world.path("app.pid");
+    let cert = world.cert("orders", Proto::Compass).hook(&[
+        "signal = \"TERM\"".to_owned(),
+        format!("pid_file = {}", toml_path(&pid_file)),
+    ]);
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
+    chown_tree(world.root(), SERVICE_UID);
 
     let mut consumer = Command::new("sleep");
     consumer.arg("60").uid(CONSUMER_UID).gid(CONSUMER_UID);
     let mut consumer = consumer.spawn().unwrap();
     fs::write(&pid_file, format!("{}\n", consumer.id())).unwrap();
     std::os::unix::fs::chown(&pid_file, Some(CONSUMER_UID), Some(CONSUMER_UID)).unwrap();
-    let renew = workspace.command(&["renew", "--force", "--name", "orders"]);
+    let renew = || world.command(&["renew", "--force", "--name", "orders"]);
 
-    let hidden = with_private_proc(&renew, "invisible").output().unwrap();
-    let text = harness::text(&hidden);
+    let hidden = with_private_proc(renew(), "invisible").run();
+    let text = hidden.text();
     let still_running = consumer.try_wait().unwrap().is_none();
     if !still_running {
         let _ = consumer.wait();
@@ -312,8 +291,8 @@ fn as_root_a_signal_hook_never_signals_a_process_hidden_from_the_daemon() {
         "a process the daemon could not see was signalled"
     );
 
-    let seen = with_private_proc(&renew, "noaccess").output().unwrap();
-    let text = harness::text(&seen);
+    let seen = with_private_proc(renew(), "noaccess").run();
+    let text = seen.text();
     let _ = consumer.kill();
     let status = consumer.wait().unwrap();
     assert_eq!(seen.status.code(), Some(0), "{text}");

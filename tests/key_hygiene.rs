@@ -7,14 +7,15 @@
 //! sent it through the mTLS client and written it out. Needs python3 and the right to
 //! read another process's memory (root, as in CI).
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{CertSpec, World, eventually, fingerprint_on_disk, toml_path};
+use support::disk::fingerprint_on_disk;
+use support::wait::eventually;
+use support::world::{CertSpec, World, toml_path};
 
 const CERTIFICATES: usize = 100;
 /// Long enough that nothing renews on its own during the test.
@@ -26,16 +27,15 @@ const SETTLE: Duration = Duration::from_secs(3);
 fn spec(world: &World, i: usize) -> CertSpec {
     let name = format!("c{i:03}");
     let mut cert = if i.is_multiple_of(2) {
-        CertSpec::compass(&name)
+        world.compass(&name)
     } else {
-        CertSpec::kyma_rest(&name)
+        world.kyma_rest(&name)
     }
-    .with("key_algorithm", "\"rsa2048\"");
+    .with("key_algorithm = \"rsa2048\"");
     if i.is_multiple_of(10) {
         let password = world.path("p12.pass");
-        // Output tables close the certificate's own keys: the last extra lines.
-        cert.extra.push(format!(
-            "\n[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\"]\n\n[[certificate.output]]\nkind = \"pkcs12\"\nfile = \"keystore.p12\"\npassword_file = {}",
+        cert = cert.table(&format!(
+            "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\"]\n\n[[certificate.output]]\nkind = \"pkcs12\"\nfile = \"keystore.p12\"\npassword_file = {}",
             toml_path(&password)
         ));
     }
@@ -99,7 +99,7 @@ fn no_private_key_is_left_in_memory_after_the_start_or_after_a_round_of_renewals
             let world = &world;
             scope.spawn(move || {
                 for cert in half {
-                    world.enroll(&cert.name, cert.protocol);
+                    world.enroll(&cert.name);
                 }
             });
         }
@@ -108,11 +108,10 @@ fn no_private_key_is_left_in_memory_after_the_start_or_after_a_round_of_renewals
         .iter()
         .map(|c| fingerprint_on_disk(&world.cert_dir(&c.name)).expect("enrolled"))
         .collect();
-    let cert_root = world.tmp.path().join("certs");
+    let cert_root = world.path("certs");
     assert_eq!(count_keys(&cert_root), CERTIFICATES);
 
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     std::thread::sleep(SETTLE);
     assert_no_key_material(daemon.pid(), &cert_root, "after the start");
 

@@ -3,18 +3,20 @@
 //! the metrics port, and the systemd unit's stop timeout against the daemon's own bound.
 //! The real binary against the in-process simulator over TLS.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use harness::{
-    CertSpec, Daemon, Signal, World, eventually, toml_argv, toml_path, try_http_get, wait_for,
-};
 use kyma_certd::daemon::{DRAIN, STOP_BOUND};
+use rustix::process::Signal;
+use support::http::try_http_get;
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::wait::{eventually, wait_for};
+use support::world::{CertSpec, World, toml_argv, toml_path};
 
 /// Long enough that nothing is due during a test: every renewal is one the test asked for.
 const LONG: Duration = Duration::from_secs(3600);
@@ -22,8 +24,8 @@ const LONG: Duration = Duration::from_secs(3600);
 /// How long the slow hook sleeps when nobody stops it.
 const HOOK_SLEEP: Duration = Duration::from_secs(3);
 
-fn spec(name: &str) -> CertSpec {
-    CertSpec::compass(name).with("renew_at", "\"30%\"")
+fn spec(world: &World, name: &str) -> CertSpec {
+    world.compass(name).with("renew_at = \"30%\"")
 }
 
 /// A hook whose shell and `sleep` (one process group) append their pids to `pids`, and
@@ -45,10 +47,9 @@ fn slow_hook(pids: &Path) -> Vec<String> {
 /// Renews every certificate now and waits until the slow hook's two processes run.
 /// A daemon with one certificate, "orders", whose renewal is in its slow hook.
 fn running_in_the_slow_hook(world: &World, pids: &Path) -> (Daemon, Vec<String>, Instant) {
-    world.write_config(&[spec("orders").hook(&slow_hook(pids))]);
-    world.enroll("orders", "compass");
-    let daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(world, "orders").hook(&slow_hook(pids))]);
+    world.enroll("orders");
+    let daemon = world.daemon().ready();
     let (hook_pids, started) = renew_into_the_slow_hook(&daemon, pids);
     (daemon, hook_pids, started)
 }
@@ -92,7 +93,7 @@ fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
 }
 
 /// Scrapes until `until`, failing as soon as `trace` finds something in a scrape.
-fn never_until(daemon: &mut Daemon, until: Instant, trace: impl Fn(&harness::Scrape) -> bool) {
+fn never_until(daemon: &mut Daemon, until: Instant, trace: impl Fn(&Scrape) -> bool) {
     while Instant::now() < until {
         let scrape = daemon.metrics();
         assert!(!trace(&scrape), "a stopped task wrote:\n{}", scrape.text);
@@ -104,16 +105,18 @@ fn never_until(daemon: &mut Daemon, until: Instant, trace: impl Fn(&harness::Scr
 fn sighup_removing_a_certificate_during_its_hook_kills_the_hook_and_leaves_no_trace() {
     let world = World::new(LONG);
     let pids = world.path("hook.pids");
-    world.write_config(&[spec("orders").hook(&slow_hook(&pids)), spec("billing")]);
-    world.enroll("orders", "compass");
-    world.enroll("billing", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[
+        spec(&world, "orders").hook(&slow_hook(&pids)),
+        spec(&world, "billing"),
+    ]);
+    world.enroll("orders");
+    world.enroll("billing");
+    let mut daemon = world.daemon().ready();
     let (hook_pids, hook_started) = renew_into_the_slow_hook(&daemon, &pids);
     let state_file = world.cert_dir("orders").join("state.json");
     let state_before = snapshot(&state_file);
 
-    world.write_config(&[spec("billing")]);
+    world.write_config(&[spec(&world, "billing")]);
     daemon.signal(Signal::HUP);
     let removed = daemon.wait_for_line("orders removed", Duration::from_secs(5), |l| {
         l.message() == "certificate removed from the configuration" && l.field("name") == "orders"
@@ -152,7 +155,7 @@ fn sighup_changing_a_certificate_during_its_hook_restarts_it_without_the_old_hoo
 
     // The new version has another policy and no hook: any hook outcome recorded from now
     // on could only come from the old task.
-    world.write_config(&[CertSpec::compass("orders").with("renew_at", "\"25%\"")]);
+    world.write_config(&[world.compass("orders").with("renew_at = \"25%\"")]);
     daemon.signal(Signal::HUP);
     let changed = daemon.wait_for_line("orders restarted", Duration::from_secs(5), |l| {
         l.message()
@@ -232,10 +235,13 @@ fn sigterm_during_a_hook_exits_cleanly_within_the_stop_bound_and_kills_the_hook(
 }
 
 /// A `[[certificate]]` in the files layout with its four files in `shared`.
-fn files_in(shared: &Path, name: &str) -> CertSpec {
-    let mut spec = spec(name).with("layout", "\"files\"");
+fn files_in(world: &World, shared: &Path, name: &str) -> CertSpec {
+    let mut spec = spec(world, name).with("layout = \"files\"");
     for (key, suffix) in consumer_files() {
-        spec = spec.with(key, &toml_path(&shared.join(format!("{name}{suffix}"))));
+        spec = spec.with(format!(
+            "{key} = {}",
+            toml_path(&shared.join(format!("{name}{suffix}")))
+        ));
     }
     spec
 }
@@ -261,11 +267,11 @@ fn two_certificates_with_files_in_one_directory_are_both_rescheduled_by_a_change
     let world = World::new(LONG);
     let shared = world.path("ssl");
     let names = ["orders", "billing"];
-    world.write_config(&names.map(|n| files_in(&shared, n)));
+    world.write_config(&names.map(|n| files_in(&world, &shared, n)));
     // A first enrollment of each is kept as a backup, a second one is current.
     let mut backups = Vec::new();
     for name in names {
-        let first = world.enroll(name, "compass");
+        let first = world.enroll(name);
         let copies: Vec<(PathBuf, Vec<u8>)> = file_paths(&shared, name)
             .into_iter()
             .map(|p| {
@@ -274,10 +280,9 @@ fn two_certificates_with_files_in_one_directory_are_both_rescheduled_by_a_change
             })
             .collect();
         backups.push((name, first, copies));
-        world.enroll(name, "compass");
+        world.enroll(name);
     }
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
 
     // Configuration management restores both from the backup: renames into the shared
     // directory only, nothing in either certificate's own `dir`.
@@ -307,7 +312,7 @@ fn two_certificates_with_files_in_one_directory_are_both_rescheduled_by_a_change
         );
     }
     for (name, first, _) in &backups {
-        assert_eq!(world.status()[*name]["fingerprint_sha256"], first.as_str());
+        assert_eq!(world.status(name)["fingerprint_sha256"], first.as_str());
     }
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
@@ -329,10 +334,9 @@ fn stalled_clients(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 #[test]
 fn healthz_and_readyz_answer_within_a_second_while_100_clients_stall() {
     let world = World::new(LONG);
-    world.write_config(&[spec("orders")]);
-    world.enroll("orders", "compass");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    world.write_config(&[spec(&world, "orders")]);
+    world.enroll("orders");
+    let mut daemon = world.daemon().ready();
     let addr = daemon.metrics_addr();
 
     // More than the connection limit (64), each holding its connection for the whole

@@ -4,23 +4,23 @@
 //! start. Also: a lost or corrupt `state.json` never blocks a renewal, and
 //! `connection.json` travels with each generation.
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use harness::{Cert, Env, fingerprint, quoted};
+use support::pem::fingerprint;
+use support::world::{Settings, World, toml_path};
 
 const LONG: Duration = Duration::from_secs(3600);
 
-/// A command hook appending the announced fingerprint to `log`, failing while `gate`
-/// does not exist.
+/// The command of a hook appending the announced fingerprint to `log`, failing while
+/// `gate` does not exist.
 fn logging_hook(log: &Path, gate: &Path) -> String {
     format!(
-        "[[certificate.on_renew]]\ncommand = [\"sh\", \"-c\", \"test -e \\\"$0\\\" && echo $KYMA_CERTD_FINGERPRINT >> \\\"$1\\\"\", {}, {}]",
-        quoted(gate),
-        quoted(log)
+        "command = [\"sh\", \"-c\", \"test -e \\\"$0\\\" && echo $KYMA_CERTD_FINGERPRINT >> \\\"$1\\\"\", {}, {}]",
+        toml_path(gate),
+        toml_path(log)
     )
 }
 
@@ -32,48 +32,49 @@ fn announced(log: &Path) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn renew_force_runs_the_hooks_once_per_new_certificate() {
-    let env = Env::start(LONG).await;
-    let log = env.dir.path().join("announced");
-    let gate = env.dir.path().join("gate");
+#[test]
+fn renew_force_runs_the_hooks_once_per_new_certificate() {
+    let world = World::with(Settings::one_shot(), LONG);
+    let log = world.root().join("announced");
+    let gate = world.root().join("gate");
     std::fs::write(&gate, "").unwrap();
-    env.write_config(
-        &[],
-        &[Cert::compass("app").with(&logging_hook(&log, &gate))],
-    );
-    env.enroll("app", "compass").ok();
+    world.write_config(&[world.compass("app").hook(&[logging_hook(&log, &gate)])]);
+    world.enroll("app");
     // Enrollment leaves the announcement to the daemon or the next `renew`.
     assert!(announced(&log).is_empty(), "{:?}", announced(&log));
 
-    env.run(&["renew", "--force", "--name", "app"]).ok();
-    let renewed = fingerprint(&env.files("app")["cert.pem"]);
+    world
+        .command(&["renew", "--force", "--name", "app"])
+        .run()
+        .ok();
+    let renewed = fingerprint(&world.files("app")["cert.pem"]);
     assert_eq!(announced(&log), vec![renewed.clone()]);
 
     // Nothing new: a second pass tells nobody again.
-    env.run(&["renew", "--name", "app"]).ok();
+    world.command(&["renew", "--name", "app"]).run().ok();
     assert_eq!(announced(&log), vec![renewed]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
-    let env = Env::start(LONG).await;
-    let log = env.dir.path().join("announced");
-    let gate = env.dir.path().join("gate");
+#[test]
+fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     // Hooks that failed wait their backoff, retry_min..retry_max, in `renew` as in the
     // daemon.
-    env.write_config(
-        &["retry_min = \"2s\"", "retry_max = \"3s\""],
-        &[Cert::compass("app").with(&logging_hook(&log, &gate))],
-    );
-    env.enroll("app", "compass").ok();
+    let mut settings = Settings::one_shot();
+    settings.defaults.set("retry_min = \"2s\"");
+    settings.defaults.set("retry_max = \"3s\"");
+    let world = World::with(settings, LONG);
+    let log = world.root().join("announced");
+    let gate = world.root().join("gate");
+    world.write_config(&[world.compass("app").hook(&[logging_hook(&log, &gate)])]);
+    world.enroll("app");
 
-    let run = env
-        .run(&["renew", "--force", "--name", "app"])
+    let run = world
+        .command(&["renew", "--force", "--name", "app"])
+        .run()
         .fails_with(4);
     assert!(run.stderr().contains("stay pending"), "{}", run.stderr());
-    let renewed = fingerprint(&env.files("app")["cert.pem"]);
-    let status = env.status("app");
+    let renewed = fingerprint(&world.files("app")["cert.pem"]);
+    let status = world.status("app");
     assert_eq!(
         status["fingerprint_sha256"],
         renewed.as_str(),
@@ -94,7 +95,10 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
 
     std::fs::write(&gate, "").unwrap();
     // Within the hook's backoff, a run says when its next round is and runs nothing.
-    let waiting = env.run(&["renew", "--name", "app"]).fails_with(4);
+    let waiting = world
+        .command(&["renew", "--name", "app"])
+        .run()
+        .fails_with(4);
     assert!(
         waiting.stderr().contains("next round at"),
         "{}",
@@ -103,9 +107,9 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     assert!(announced(&log).is_empty());
     std::thread::sleep(std::time::Duration::from_secs(4));
     // Not due, nothing renewed: the pending notification is what this run delivers.
-    env.run(&["renew", "--name", "app"]).ok();
+    world.command(&["renew", "--name", "app"]).run().ok();
     assert_eq!(announced(&log), vec![renewed.clone()]);
-    let status = env.status("app");
+    let status = world.status("app");
     assert_eq!(
         status["hooks_pending"].as_array().unwrap().len(),
         0,
@@ -114,18 +118,21 @@ async fn a_failed_hook_exits_4_stays_pending_and_the_next_renew_delivers_it() {
     assert_eq!(status["fingerprint_sha256"], renewed.as_str());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
+#[test]
+fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
     for protocol in ["compass", "kyma-rest"] {
-        let env = Env::start(LONG).await;
-        env.write_config(&[], &[Cert::of(protocol, "app")]);
-        env.enroll("app", protocol).ok();
-        let dir = env.cert_dir("app");
+        let world = World::with(Settings::one_shot(), LONG);
+        world.write_config(&[world.cert("app", protocol)]);
+        world.enroll("app");
+        let dir = world.cert_dir("app");
 
         std::fs::write(dir.join("state.json"), "{\"consecutive_fail").unwrap();
-        let before = fingerprint(&env.files("app")["cert.pem"]);
-        env.run(&["renew", "--force", "--name", "app"]).ok();
-        let after = fingerprint(&env.files("app")["cert.pem"]);
+        let before = fingerprint(&world.files("app")["cert.pem"]);
+        world
+            .command(&["renew", "--force", "--name", "app"])
+            .run()
+            .ok();
+        let after = fingerprint(&world.files("app")["cert.pem"]);
         assert_ne!(
             before, after,
             "{protocol}: renewed despite a corrupt state.json"
@@ -138,26 +145,32 @@ async fn a_corrupt_or_deleted_state_json_never_blocks_a_renewal() {
         assert_eq!(aside.len(), 1, "{protocol}: the corrupt file is set aside");
 
         std::fs::remove_file(dir.join("state.json")).unwrap();
-        env.run(&["renew", "--force", "--name", "app"]).ok();
-        let again = fingerprint(&env.files("app")["cert.pem"]);
+        world
+            .command(&["renew", "--force", "--name", "app"])
+            .run()
+            .ok();
+        let again = fingerprint(&world.files("app")["cert.pem"]);
         assert_ne!(after, again, "{protocol}: renewed without a state.json");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_json_tells_consumers_what_the_connector_returned() {
+#[test]
+fn connection_json_tells_consumers_what_the_connector_returned() {
     for protocol in ["compass", "kyma-rest"] {
-        let env = Env::start(LONG).await;
-        env.write_config(&[], &[Cert::of(protocol, "app")]);
-        env.enroll("app", protocol).ok();
-        env.run(&["renew", "--force", "--name", "app"]).ok();
-        let dir = env.cert_dir("app");
+        let world = World::with(Settings::one_shot(), LONG);
+        world.write_config(&[world.cert("app", protocol)]);
+        world.enroll("app");
+        world
+            .command(&["renew", "--force", "--name", "app"])
+            .run()
+            .ok();
+        let dir = world.cert_dir("app");
         let text = std::fs::read_to_string(dir.join("connection.json")).unwrap();
         let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(facts["protocol"], protocol, "{text}");
         assert_eq!(
             facts["fingerprint_sha256"],
-            fingerprint(&env.files("app")["cert.pem"]).as_str(),
+            fingerprint(&world.files("app")["cert.pem"]).as_str(),
             "{text}"
         );
         assert!(
@@ -188,20 +201,21 @@ async fn connection_json_tells_consumers_what_the_connector_returned() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_symlink_planted_in_a_generation_is_refused_not_followed() {
-    let env = Env::start(LONG).await;
-    env.write_config(&[], &[Cert::compass("app")]);
-    env.enroll("app", "compass").ok();
-    let dir = env.cert_dir("app");
+#[test]
+fn a_symlink_planted_in_a_generation_is_refused_not_followed() {
+    let world = World::with(Settings::one_shot(), LONG);
+    world.write_config(&[world.compass("app")]);
+    world.enroll("app");
+    let dir = world.cert_dir("app");
     let generation = dir.join(std::fs::read_link(dir.join("current")).unwrap());
-    let elsewhere = env.dir.path().join("elsewhere.pem");
+    let elsewhere = world.root().join("elsewhere.pem");
     std::fs::copy(generation.join("key.pem"), &elsewhere).unwrap();
     std::fs::remove_file(generation.join("key.pem")).unwrap();
     std::os::unix::fs::symlink(&elsewhere, generation.join("key.pem")).unwrap();
 
-    let run = env
-        .run(&["renew", "--force", "--name", "app"])
+    let run = world
+        .command(&["renew", "--force", "--name", "app"])
+        .run()
         .fails_with(1);
     assert!(run.stderr().contains("is a symlink"), "{}", run.stderr());
     // Nothing was replaced: the planted link and the file behind it are as they were.

@@ -2,23 +2,27 @@
 //! but the three paths, garbage and slow clients that cannot take it down, an oversized
 //! request refused, and the scrape latency with a thousand certificates configured.
 
-#[path = "support/observability.rs"]
-mod obs;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use obs::{Cert, Daemon, QUIET_DEFAULTS, Response, Setup, Sim, exchange, http_get};
+use support::http::{Response, exchange, http_get};
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::world::{CertSpec, Settings, World};
 
 const SHORT: Duration = Duration::from_secs(20);
+const LONG: Duration = Duration::from_secs(3600);
 
-/// A daemon with one certificate that was never enrolled: no simulator needed.
-fn lone_daemon() -> (Setup, Daemon) {
-    let setup = Setup::new(None, QUIET_DEFAULTS, &[Cert::rest("orders")]);
-    let daemon = Daemon::start(&setup, &[]);
+/// A daemon with one certificate that was never enrolled.
+fn lone_daemon() -> (World, Daemon) {
+    let world = World::with(Settings::quiet(), LONG);
+    world.write_config(&[world.kyma_rest("orders")]);
+    let daemon = world.daemon().serving();
     daemon.wait_state("orders", "missing", SHORT);
-    (setup, daemon)
+    (world, daemon)
 }
 
 fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
@@ -29,14 +33,10 @@ fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
 
 #[test]
 fn readyz_is_200_only_when_every_certificate_is_valid_and_lists_the_states() {
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let setup = Setup::new(
-        Some(&sim),
-        QUIET_DEFAULTS,
-        &[Cert::compass("orders"), Cert::rest("billing")],
-    );
-    setup.enroll(&sim, "orders");
-    let daemon = Daemon::start(&setup, &[]);
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world.compass("orders"), world.kyma_rest("billing")]);
+    world.enroll("orders");
+    let daemon = world.daemon().serving();
     daemon.wait_scrape(SHORT, "orders valid, billing missing", |s| {
         s.state("orders").as_deref() == Some("valid")
             && s.state("billing").as_deref() == Some("missing")
@@ -49,7 +49,7 @@ fn readyz_is_200_only_when_every_certificate_is_valid_and_lists_the_states() {
         serde_json::json!({"ready": false, "certificates": {"orders": "valid", "billing": "missing"}})
     );
 
-    setup.enroll(&sim, "billing");
+    world.enroll("billing");
     daemon.wait_state("billing", "valid", SHORT);
     let ready = daemon.response("/readyz");
     assert_eq!(ready.status, 200, "{}", ready.body);
@@ -64,7 +64,7 @@ fn readyz_is_200_only_when_every_certificate_is_valid_and_lists_the_states() {
 
 #[test]
 fn only_the_three_paths_are_served_and_only_to_get_and_head() {
-    let (_setup, daemon) = lone_daemon();
+    let (_world, daemon) = lone_daemon();
     let addr = daemon.metrics_addr();
     for path in ["/metrics", "/healthz", "/readyz"] {
         let expected = if path == "/readyz" { 503 } else { 200 };
@@ -132,7 +132,7 @@ fn assert_serving(addr: SocketAddr, within: Duration) {
 
 #[test]
 fn a_burst_of_garbage_requests_leaves_the_endpoint_serving() {
-    let (_setup, daemon) = lone_daemon();
+    let (_world, daemon) = lone_daemon();
     let addr = daemon.metrics_addr();
     let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
     // Each with whether its head is malformed (a 4xx or a closed connection) or only its
@@ -229,7 +229,7 @@ fn wait_closed(mut stream: TcpStream, limit: Duration) {
 
 #[test]
 fn slow_clients_with_partial_headers_neither_block_scrapes_nor_stay_forever() {
-    let (_setup, daemon) = lone_daemon();
+    let (_world, daemon) = lone_daemon();
     let addr = daemon.metrics_addr();
 
     // Fewer than the connection limit: scrapes go on as if they were not there.
@@ -265,7 +265,7 @@ fn slow_clients_with_partial_headers_neither_block_scrapes_nor_stay_forever() {
 
 #[test]
 fn an_oversized_request_is_refused_and_the_endpoint_keeps_serving() {
-    let (_setup, daemon) = lone_daemon();
+    let (_world, daemon) = lone_daemon();
     let addr = daemon.metrics_addr();
     let huge_header = format!(
         "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -316,14 +316,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn scrape_latency_with_a_thousand_certificates() {
     const CERTS: usize = 1000;
     const SCRAPES: usize = 500;
-    let certs: Vec<Cert> = (0..CERTS)
-        .map(|i| Cert::rest(&format!("cert-{i:04}")))
+    let world = World::with(Settings::quiet(), LONG);
+    let certs: Vec<CertSpec> = (0..CERTS)
+        .map(|i| world.kyma_rest(&format!("cert-{i:04}")))
         .collect();
-    let setup = Setup::new(None, QUIET_DEFAULTS, &certs);
+    world.write_config(&certs);
     for cert in &certs {
-        std::fs::create_dir(setup.dir(&cert.name)).expect("an empty directory");
+        std::fs::create_dir_all(&cert.dir).expect("an empty directory");
     }
-    let daemon = Daemon::start(&setup, &[]);
+    let daemon = world.daemon().serving();
     let missing = [("state", "missing")];
     let scrape = daemon.wait_scrape(Duration::from_secs(60), "1000 missing certificates", |s| {
         s.matching("kyma_certd_certificate_state", &missing)
@@ -371,7 +372,7 @@ fn scrape_latency_with_a_thousand_certificates() {
             let started = Instant::now();
             let response = http_get(daemon.metrics_addr(), "/metrics", &[]);
             let took = started.elapsed();
-            let counted = obs::Scrape::parse(&response.body)
+            let counted = Scrape::parse(&response.body)
                 .value("kyma_certd_config_reloads_total", &[("result", "success")]);
             if counted == expected {
                 cold.push(took);

@@ -4,8 +4,7 @@
 //! secret in stdout, stderr, `state.json` or `/metrics`: not the one-time token, no token
 //! the connector hands out, no private key, no CSR, no certificate body.
 
-#[path = "support/observability.rs"]
-mod obs;
+mod support;
 
 use std::time::Duration;
 
@@ -13,7 +12,10 @@ use base64::Engine as _;
 use kyma_certd::pki::keys::{PrivateKey, build_csr, csr_base64};
 use kyma_certd::pki::subject::Subject;
 use kyma_connector_sim::ExpectedSubject;
-use obs::{Cert, Daemon, QUIET_DEFAULTS, Setup, Sim, http_get, pem_bodies, slices};
+use support::http::http_get;
+use support::invoke::Run;
+use support::pem::{pem_bodies, slices};
+use support::world::{Settings, World};
 
 const SHORT: Duration = Duration::from_secs(30);
 const TRACE: [(&str, &str); 1] = [("RUST_LOG", "trace")];
@@ -28,8 +30,8 @@ impl Secrets {
     }
 
     /// Slices of the key, the CSR it was sent with, and the certificate files now on disk.
-    fn add_material(&mut self, setup: &Setup, protocol: &str, when: &str) {
-        let dir = setup.dir("orders");
+    fn add_material(&mut self, world: &World, protocol: &str, when: &str) {
+        let dir = world.cert_dir("orders");
         let read = |file: &str| std::fs::read_to_string(dir.join(file)).expect(file);
         let key_pem = read("key.pem");
         let key_body = &pem_bodies(&key_pem)[0];
@@ -40,9 +42,9 @@ impl Secrets {
         // The CSR the daemon sent for this key: RSA PKCS#1 v1.5 signatures and rcgen's
         // encoding are deterministic, so the same key and subject give the same bytes.
         let announced = if protocol == "compass" {
-            ExpectedSubject::new("my-app").announced()
+            ExpectedSubject::new(world.sim.app()).announced()
         } else {
-            ExpectedSubject::new("my-app").announced_rest()
+            ExpectedSubject::new(world.sim.app()).announced_rest()
         };
         let key = PrivateKey::from_pem(&key_pem).expect("key.pem parses");
         let subject = Subject::parse(&announced).expect("the simulator's subject parses");
@@ -78,21 +80,15 @@ impl Outputs {
         self.0.push((what.into(), text.into()));
     }
 
-    fn add_run(&mut self, what: &str, out: &std::process::Output) {
-        assert!(out.status.success(), "{what}: {}", obs::describe(out));
-        self.add(
-            format!("{what} stdout"),
-            String::from_utf8_lossy(&out.stdout),
-        );
-        self.add(
-            format!("{what} stderr"),
-            String::from_utf8_lossy(&out.stderr),
-        );
+    fn add_run(&mut self, what: &str, out: &Run) {
+        assert!(out.status.success(), "{what}: {}", out.describe());
+        self.add(format!("{what} stdout"), out.stdout());
+        self.add(format!("{what} stderr"), out.stderr());
     }
 
-    fn add_state(&mut self, setup: &Setup, when: &str) {
-        let state =
-            std::fs::read_to_string(setup.dir("orders").join("state.json")).expect("state.json");
+    fn add_state(&mut self, world: &World, when: &str) {
+        let state = std::fs::read_to_string(world.cert_dir("orders").join("state.json"))
+            .expect("state.json");
         self.add(format!("state.json {when}"), state);
     }
 }
@@ -158,24 +154,25 @@ fn assert_json_log_shape(log: &str, protocol: &str) {
 }
 
 fn no_secret_leaves_the_process(protocol: &'static str) {
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::of(protocol, "orders")]);
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world.cert("orders", protocol)]);
     let mut secrets = Secrets::default();
     let mut outputs = Outputs::default();
 
-    let (token, enrolled) = setup.enroll_with(&sim, "orders", &TRACE);
+    let (enroll, token) = world.enroll_command("orders");
+    let enrolled = enroll.envs(&TRACE).run();
     secrets.add("one-time token", token);
     outputs.add_run("enroll", &enrolled);
-    outputs.add_state(&setup, "after enroll");
-    secrets.add_material(&setup, protocol, "enrolled");
+    outputs.add_state(&world, "after enroll");
+    secrets.add_material(&world, protocol, "enrolled");
 
-    let mut daemon = Daemon::start(&setup, &TRACE);
+    let mut daemon = world.daemon().envs(&TRACE).serving();
     daemon.wait_state("orders", "valid", SHORT);
     daemon.renew_now();
     daemon.wait_scrape(SHORT, "the daemon's renewal", |s| {
         s.renewals("orders", "success") == 1.0 && s.state("orders").as_deref() == Some("valid")
     });
-    secrets.add_material(&setup, protocol, "renewed by the daemon");
+    secrets.add_material(&world, protocol, "renewed by the daemon");
     outputs.add("/metrics", daemon.response("/metrics").body);
     outputs.add(
         "/metrics (OpenMetrics)",
@@ -187,23 +184,29 @@ fn no_secret_leaves_the_process(protocol: &'static str) {
         .body,
     );
     outputs.add("/readyz", daemon.response("/readyz").body);
-    outputs.add_state(&setup, "after the daemon's renewal");
+    outputs.add_state(&world, "after the daemon's renewal");
     assert!(daemon.stop().success(), "{}", daemon.log_text());
     let log = daemon.log_text();
     assert_json_log_shape(&log, protocol);
     outputs.add("daemon stderr", log);
     outputs.add("daemon stdout", daemon.stdout_text());
 
-    let renewed = setup.run(&["renew", "--force", "--name", "orders"], &TRACE);
+    let renewed = world
+        .command(&["renew", "--force", "--name", "orders"])
+        .envs(&TRACE)
+        .run();
     outputs.add_run("renew --force", &renewed);
-    outputs.add_state(&setup, "after renew --force");
-    secrets.add_material(&setup, protocol, "renewed once");
+    outputs.add_state(&world, "after renew --force");
+    secrets.add_material(&world, protocol, "renewed once");
 
-    let revoked = setup.run(&["revoke", "--name", "orders", "--yes"], &TRACE);
+    let revoked = world
+        .command(&["revoke", "--name", "orders", "--yes"])
+        .envs(&TRACE)
+        .run();
     outputs.add_run("revoke", &revoked);
-    outputs.add_state(&setup, "after revoke");
+    outputs.add_state(&world, "after revoke");
     assert_eq!(
-        sim.revocations().len(),
+        world.sim.revocations().len(),
         2,
         "the revocations of the current and the previous generation reached the connector"
     );

@@ -5,8 +5,7 @@
 //! Both need Debian's `prometheus` package; without it they fail with a clear message
 //! unless `KYMA_CERTD_NO_PROMETHEUS=1`.
 
-#[path = "support/observability.rs"]
-mod obs;
+mod support;
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -14,7 +13,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use obs::{Cert, Daemon, QUIET_DEFAULTS, Setup, Sim, http_get, validity_of, wait_for};
+use support::http::exchange;
+use support::http::http_get;
+use support::pem::validity_of;
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::tools::prometheus_installed;
+use support::wait::wait_for;
+use support::world::{Settings, World};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "promtool";
@@ -35,14 +41,13 @@ fn exposed_series() -> Vec<String> {
 
 /// A daemon with one enrolled compass certificate `orders` (an hour-long certificate, so
 /// nothing happens unless the test asks), a command hook, and one renewal done.
-fn renewed_daemon(sim: &Sim) -> (Setup, Daemon) {
-    let setup = Setup::new(
-        Some(sim),
-        QUIET_DEFAULTS,
-        &[Cert::compass("orders").with("[[certificate.on_renew]]\ncommand = [\"true\"]")],
-    );
-    setup.enroll(sim, "orders");
-    let daemon = Daemon::start(&setup, &[]);
+fn renewed_daemon() -> (World, Daemon) {
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world
+        .compass("orders")
+        .hook(&["command = [\"true\"]".to_owned()])]);
+    world.enroll("orders");
+    let daemon = world.daemon().serving();
     daemon.wait_state("orders", "valid", Duration::from_secs(20));
     daemon.renew_now();
     daemon.wait_scrape(Duration::from_secs(30), "one renewal and its hook", |s| {
@@ -56,16 +61,15 @@ fn renewed_daemon(sim: &Sim) -> (Setup, Daemon) {
                 ],
             ) == Some(1.0)
     });
-    (setup, daemon)
+    (world, daemon)
 }
 
 #[test]
 fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_renewal() {
-    if !obs::prometheus_installed(PROMTOOL) {
+    if !prometheus_installed(PROMTOOL) {
         return;
     }
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let (_setup, daemon) = renewed_daemon(&sim);
+    let (_world, daemon) = renewed_daemon();
 
     // No Accept header: the classic text format, which is what promtool lints.
     let response = daemon.response("/metrics");
@@ -74,7 +78,7 @@ fn promtool_finds_nothing_to_lint_in_a_real_classic_scrape_after_enroll_and_rene
         response.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    let scrape = obs::Scrape::parse(&response.body);
+    let scrape = Scrape::parse(&response.body);
     for series in exposed_series() {
         assert!(
             scrape.samples.iter().any(|s| s.name == series),
@@ -171,7 +175,7 @@ impl Prometheus {
                     std::fs::read_to_string(&prometheus.log).unwrap_or_default()
                 );
             }
-            obs::exchange(
+            exchange(
                 prometheus.addr,
                 format!("GET /-/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
                     .as_bytes(),
@@ -238,15 +242,15 @@ impl Drop for Prometheus {
 
 #[test]
 fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
-    if !obs::prometheus_installed(PROMETHEUS) {
+    if !prometheus_installed(PROMETHEUS) {
         return;
     }
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::compass("orders")]);
-    setup.enroll(&sim, "orders");
-    let daemon = Daemon::start(&setup, &[]);
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    let daemon = world.daemon().serving();
     daemon.wait_state("orders", "valid", Duration::from_secs(20));
-    let prometheus = Prometheus::start(setup.path(), daemon.metrics_addr());
+    let prometheus = Prometheus::start(world.root(), daemon.metrics_addr());
 
     assert_eq!(
         prometheus.wait_value(r#"up{job="kyma-certd"}"#, |v| v == 1.0),
@@ -254,7 +258,7 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
     );
     let success = r#"kyma_certd_renewals_total{job="kyma-certd",name="orders",result="success"}"#;
     prometheus.wait_value(success, |v| v == 0.0);
-    let (_, enrolled_not_after) = validity_of(&setup.cert_pem("orders"));
+    let (_, enrolled_not_after) = validity_of(&world.cert_pem("orders"));
     let not_after = r#"kyma_certd_certificate_not_after_timestamp_seconds{name="orders"}"#;
     prometheus.wait_value(not_after, |v| v == enrolled_not_after as f64);
 
@@ -264,7 +268,7 @@ fn a_real_prometheus_scrapes_the_daemon_and_sees_the_values_on_disk() {
     });
     // The counter moved in Prometheus, and the gauges follow the new certificate on disk.
     prometheus.wait_value(success, |v| v == 1.0);
-    let (not_before, renewed_not_after) = validity_of(&setup.cert_pem("orders"));
+    let (not_before, renewed_not_after) = validity_of(&world.cert_pem("orders"));
     assert_eq!(
         prometheus.wait_value(not_after, |v| v == renewed_not_after as f64),
         renewed_not_after as f64,

@@ -3,11 +3,13 @@
 //! generated here proves that the expiring-soon alert fires for a certificate with little
 //! time left and stays quiet for a fresh one.
 
-#[path = "support/observability.rs"]
-mod obs;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use support::invoke::describe;
+use support::tools::prometheus_installed;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -19,18 +21,14 @@ fn alerts_file() -> PathBuf {
 
 #[test]
 fn alert_rules_pass_check_sh_with_their_unit_tests() {
-    if !obs::prometheus_installed("promtool") {
+    if !prometheus_installed("promtool") {
         return;
     }
     let out = Command::new("bash")
         .arg(repo().join("packaging/prometheus/check.sh"))
         .output()
         .expect("bash runs check.sh");
-    assert!(
-        out.status.success(),
-        "check.sh failed: {}",
-        obs::describe(&out)
-    );
+    assert!(out.status.success(), "check.sh failed: {}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("Unit Testing:  alerts.test.yml\n  SUCCESS"),
@@ -103,7 +101,7 @@ fn promtool_test(dir: &Path, file: &str, text: &str) -> Output {
 
 #[test]
 fn expiring_soon_alert_fires_for_a_certificate_with_two_days_left_and_not_for_a_fresh_one() {
-    if !obs::prometheus_installed("promtool") {
+    if !prometheus_installed("promtool") {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -111,13 +109,13 @@ fn expiring_soon_alert_fires_for_a_certificate_with_two_days_left_and_not_for_a_
     assert!(
         out.status.success(),
         "the alert must fire for `soon` only: {}",
-        obs::describe(&out)
+        describe(&out)
     );
 
     // The check has teeth: expecting silence, or the fresh certificate too, fails.
     let out = promtool_test(dir.path(), "silent.test.yml", &expiring_test(" []"));
-    assert!(!out.status.success(), "{}", obs::describe(&out));
+    assert!(!out.status.success(), "{}", describe(&out));
     let both = SOON_FIRES.to_owned() + &SOON_FIRES.replace("name: soon", "name: fresh");
     let out = promtool_test(dir.path(), "both.test.yml", &expiring_test(&both));
-    assert!(!out.status.success(), "{}", obs::describe(&out));
+    assert!(!out.status.success(), "{}", describe(&out));
 }

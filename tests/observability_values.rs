@@ -9,29 +9,27 @@
 //! fail on a TLS verdict (an untrusted server, a refused client certificate); a read-only
 //! directory is `write`.
 
-#[path = "support/observability.rs"]
-mod obs;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use kyma_connector_sim::{Fault, FaultScope};
-use obs::{Cert, Daemon, QUIET_DEFAULTS, Scrape, Setup, Sim, unix_of, validity_of};
+use support::disk::{chmod, chown_tree, is_root};
+use support::pem::{unix, unix_of, validity_of};
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::world::{Settings, World};
 
 const SHORT: Duration = Duration::from_secs(20);
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs_f64()
-}
+/// The user an unprivileged daemon runs as.
+const NOBODY: u32 = 65534;
 
 /// The gauges of `name` equal the certificate on disk and the schedule `status --json`
 /// computes from the same files.
-fn assert_gauges_are_true(setup: &Setup, scrape: &Scrape, name: &str) {
-    let (not_before, not_after) = validity_of(&setup.cert_pem(name));
+fn assert_gauges_are_true(world: &World, scrape: &Scrape, name: &str) {
+    let (not_before, not_after) = validity_of(&world.cert_pem(name));
     assert_eq!(
         scrape.value(
             "kyma_certd_certificate_not_after_timestamp_seconds",
@@ -48,7 +46,7 @@ fn assert_gauges_are_true(setup: &Setup, scrape: &Scrape, name: &str) {
         not_before as f64,
         "not-before gauge vs cert.pem"
     );
-    let status = setup.status(name);
+    let status = world.status(name);
     let scheduled = unix_of(status["next_renewal"].as_str().expect("a next renewal"));
     let gauge = scrape.value(
         "kyma_certd_certificate_next_renewal_timestamp_seconds",
@@ -112,12 +110,12 @@ fn readyz(daemon: &Daemon) -> (u16, serde_json::Value) {
 }
 
 fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::of(protocol, "orders")]);
-    setup.enroll(&sim, "orders");
-    let daemon = Daemon::start(&setup, &[]);
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world.cert("orders", protocol)]);
+    world.enroll("orders");
+    let daemon = world.daemon().serving();
     let scrape = daemon.wait_state("orders", "valid", SHORT);
-    assert_gauges_are_true(&setup, &scrape, "orders");
+    assert_gauges_are_true(&world, &scrape, "orders");
     assert_eq!(readyz(&daemon).0, 200);
     let before = counters(&scrape, "orders");
     assert!(before.values().all(|v| *v == 0.0), "{before:?}");
@@ -131,14 +129,14 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
     );
 
     // valid -> renewing -> valid: the connector takes a while to answer.
-    sim.set_fault(
+    world.sim.set_fault(
         Fault::Latency {
             delay: Duration::from_millis(1500),
         },
         FaultScope::Next(1),
     );
-    let enrolled = setup.cert_pem("orders");
-    let started = now_unix();
+    let enrolled = world.cert_pem("orders");
+    let started = unix(SystemTime::now());
     daemon.renew_now();
     daemon.wait_state("orders", "renewing", SHORT);
     let (status, body) = readyz(&daemon);
@@ -149,7 +147,7 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
     assert_eq!(body["certificates"]["orders"], "renewing");
     let scrape = daemon.wait_state("orders", "valid", SHORT);
     assert_ne!(
-        setup.cert_pem("orders"),
+        world.cert_pem("orders"),
         enrolled,
         "a new certificate on disk"
     );
@@ -159,13 +157,13 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
         &after,
         &[("renewals:success", 1.0), ("duration_count", 1.0)],
     );
-    assert_gauges_are_true(&setup, &scrape, "orders");
+    assert_gauges_are_true(&world, &scrape, "orders");
     let last_success = scrape.value(
         "kyma_certd_last_success_timestamp_seconds",
         &[("name", "orders")],
     );
     assert!(
-        last_success >= started - 1.0 && last_success <= now_unix() + 1.0,
+        last_success >= started - 1.0 && last_success <= unix(SystemTime::now()) + 1.0,
         "last success {last_success} is the renewal's time ({started})"
     );
     let took = scrape.value(
@@ -189,14 +187,14 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
     ];
     for (streak, (fault, reason)) in faults.into_iter().enumerate() {
         let before = counters(&daemon.metrics(), "orders");
-        let on_disk = setup.cert_pem("orders");
-        sim.set_fault(fault.clone(), FaultScope::Next(1));
+        let on_disk = world.cert_pem("orders");
+        world.sim.set_fault(fault.clone(), FaultScope::Next(1));
         daemon.renew_now();
         let scrape = daemon.wait_scrape(SHORT, &format!("a {reason} failure"), |s| {
             s.renewals("orders", "failure") > before["renewals:failure"]
                 && s.state("orders").as_deref() == Some("backoff")
         });
-        assert_eq!(sim.active_fault(), None, "{fault:?} was consumed");
+        assert_eq!(world.sim.active_fault(), None, "{fault:?} was consumed");
         let after = counters(&scrape, "orders");
         assert_moved(
             &before,
@@ -210,12 +208,12 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
         );
         assert_eq!(after["consecutive_failures"], (streak + 1) as f64);
         assert_eq!(
-            setup.cert_pem("orders"),
+            world.cert_pem("orders"),
             on_disk,
             "{fault:?}: files untouched"
         );
         // The retry time is what status --json shows for a certificate in backoff.
-        assert_gauges_are_true(&setup, &scrape, "orders");
+        assert_gauges_are_true(&world, &scrape, "orders");
         let (status, body) = readyz(&daemon);
         assert_eq!(status, 200, "backing off is still usable: {body}");
         assert_eq!(body["certificates"]["orders"], "backoff");
@@ -238,7 +236,7 @@ fn gauges_and_counters_follow_renewals_and_failures(protocol: &'static str) {
         &after,
         &[("renewals:success", 1.0), ("duration_count", 1.0)],
     );
-    assert_gauges_are_true(&setup, &scrape, "orders");
+    assert_gauges_are_true(&world, &scrape, "orders");
 }
 
 #[test]
@@ -253,22 +251,28 @@ fn kyma_rest_gauges_are_true_and_counters_move_once_per_event() {
 
 #[test]
 fn a_renewal_into_a_read_only_directory_counts_one_write_failure() {
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::compass("orders")]);
-    setup.enroll(&sim, "orders");
-    // As root, file modes do not apply: the daemon then runs as an unprivileged user.
-    let daemon = Daemon::start_unprivileged(&setup, &[]);
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    // As root, file modes do not apply: the daemon then runs as an unprivileged user,
+    // who is handed everything in the world.
+    let mut daemon = world.daemon();
+    if is_root() {
+        chown_tree(world.root(), NOBODY);
+        daemon = daemon.user(NOBODY);
+    }
+    let daemon = daemon.serving();
     let scrape = daemon.wait_state("orders", "valid", SHORT);
     let before = counters(&scrape, "orders");
-    let on_disk = setup.cert_pem("orders");
+    let on_disk = world.cert_pem("orders");
 
-    let dir = setup.dir("orders");
-    obs::chmod(&dir, 0o555);
+    let dir = world.cert_dir("orders");
+    chmod(&dir, 0o555);
     daemon.renew_now();
     let scrape = daemon.wait_scrape(SHORT, "a write failure", |s| {
         s.renewals("orders", "failure") == 1.0 && s.state("orders").as_deref() == Some("backoff")
     });
-    obs::chmod(&dir, 0o755);
+    chmod(&dir, 0o755);
     assert_moved(
         &before,
         &counters(&scrape, "orders"),
@@ -279,24 +283,34 @@ fn a_renewal_into_a_read_only_directory_counts_one_write_failure() {
             ("duration_count", 1.0),
         ],
     );
-    assert_eq!(setup.cert_pem("orders"), on_disk);
+    assert_eq!(world.cert_pem("orders"), on_disk);
 }
 
 #[test]
 fn state_goes_from_backoff_to_expired_when_renewals_fail_until_not_after() {
-    let sim = Sim::rsa(Duration::from_secs(6));
-    let defaults = "key_algorithm = \"rsa2048\"\nrenew_at = \"50%\"\njitter = \"0%\"\n\
-                    retry_min = \"1s\"\nretry_max = \"1s\"\ntimeout = \"5s\"\n";
-    let setup = Setup::new(Some(&sim), defaults, &[Cert::compass("orders")]);
-    setup.enroll(&sim, "orders");
-    sim.set_fault(Fault::Unavailable, FaultScope::UntilCleared);
-    let daemon = Daemon::start(&setup, &[]);
+    let mut world = World::with(Settings::quiet(), Duration::from_secs(6));
+    for line in [
+        "key_algorithm = \"rsa2048\"",
+        "renew_at = \"50%\"",
+        "jitter = \"0%\"",
+        "retry_min = \"1s\"",
+        "retry_max = \"1s\"",
+        "timeout = \"5s\"",
+    ] {
+        world.settings.defaults.set(line);
+    }
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    world
+        .sim
+        .set_fault(Fault::Unavailable, FaultScope::UntilCleared);
+    let daemon = world.daemon().serving();
     daemon.wait_state("orders", "backoff", SHORT);
     assert_eq!(readyz(&daemon).0, 200);
 
     let scrape = daemon.wait_state("orders", "expired", SHORT);
-    let (_, not_after) = validity_of(&setup.cert_pem("orders"));
-    assert!(now_unix() >= not_after as f64);
+    let (_, not_after) = validity_of(&world.cert_pem("orders"));
+    assert!(unix(SystemTime::now()) >= not_after as f64);
     assert_eq!(
         scrape.value(
             "kyma_certd_certificate_not_after_timestamp_seconds",
@@ -333,7 +347,7 @@ fn state_goes_from_backoff_to_expired_when_renewals_fail_until_not_after() {
         body,
         serde_json::json!({"ready": false, "certificates": {"orders": "expired"}})
     );
-    assert_eq!(setup.status("orders")["state"], "expired");
+    assert_eq!(world.status("orders")["state"], "expired");
 }
 
 fn remove_consumer_files(dir: &Path) {
@@ -344,17 +358,19 @@ fn remove_consumer_files(dir: &Path) {
 
 #[test]
 fn state_follows_a_revocation_a_new_enrollment_and_deleted_files() {
-    let sim = Sim::rsa(Duration::from_secs(3600));
-    let setup = Setup::new(Some(&sim), QUIET_DEFAULTS, &[Cert::compass("orders")]);
-    setup.enroll(&sim, "orders");
-    let daemon = Daemon::start(&setup, &[]);
+    let world = World::with(Settings::quiet(), Duration::from_secs(3600));
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    let daemon = world.daemon().serving();
     let scrape = daemon.wait_state("orders", "valid", SHORT);
     let before = counters(&scrape, "orders");
 
     // An operator revokes the certificate, which removes it with its key; the daemon
     // notices by itself.
-    let out = setup.run(&["revoke", "--name", "orders", "--yes"], &[]);
-    assert!(out.status.success(), "{}", obs::describe(&out));
+    let out = world
+        .command(&["revoke", "--name", "orders", "--yes"])
+        .run();
+    assert!(out.status.success(), "{}", out.describe());
     let scrape = daemon.wait_state("orders", "missing", SHORT);
     assert_eq!(
         counters(&scrape, "orders"),
@@ -369,13 +385,13 @@ fn state_follows_a_revocation_a_new_enrollment_and_deleted_files() {
     );
 
     // A new enrollment brings it back.
-    setup.enroll(&sim, "orders");
+    world.enroll("orders");
     let scrape = daemon.wait_state("orders", "valid", SHORT);
-    assert_gauges_are_true(&setup, &scrape, "orders");
+    assert_gauges_are_true(&world, &scrape, "orders");
     assert_eq!(readyz(&daemon).0, 200);
 
     // Someone deletes the files.
-    remove_consumer_files(&setup.dir("orders"));
+    remove_consumer_files(&world.cert_dir("orders"));
     let scrape = daemon.wait_state("orders", "missing", SHORT);
     let (status, body) = readyz(&daemon);
     assert_eq!(status, 503);

@@ -3,12 +3,12 @@
 //! output and standard error, success and failure alike, is one JSON object; with text,
 //! the result is a plain line.
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
 use std::time::Duration;
 
-use harness::{Cert, Env, Run};
+use support::invoke::Run;
+use support::world::{Settings, World};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -34,18 +34,14 @@ fn all_json(run: &Run) -> Vec<serde_json::Value> {
     lines
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enroll_writes_json_lines_when_the_configuration_asks_for_json() {
-    let env = Env::start(LONG).await;
-    env.write_config(&[], &[Cert::compass("app")]);
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(
-        &env.config,
-        format!("[daemon]\nlog_format = \"json\"\nlog_level = \"info\"\n\n{text}"),
-    )
-    .unwrap();
+#[test]
+fn enroll_writes_json_lines_when_the_configuration_asks_for_json() {
+    let mut world = World::with(Settings::one_shot(), LONG);
+    world.settings.daemon.set("log_format = \"json\"");
+    world.settings.daemon.set("log_level = \"info\"");
+    world.write_config(&[world.compass("app")]);
 
-    let enrolled = env.enroll("app", "compass").ok();
+    let enrolled = world.try_enroll("app").ok();
     let lines = all_json(&enrolled);
     let result = lines
         .iter()
@@ -59,20 +55,18 @@ async fn enroll_writes_json_lines_when_the_configuration_asks_for_json() {
     assert_eq!(result["level"], "INFO");
 
     // The init container's second start: skipped, said in JSON.
-    let token = env.sim.mint_compass_token();
-    let again = env
-        .run_with(
-            &[
-                "enroll",
-                "--name",
-                "app",
-                "--if-needed",
-                "--token-file",
-                "-",
-            ],
-            Some(&token),
-            &[],
-        )
+    let token = world.sim.mint_compass_token();
+    let again = world
+        .command(&[
+            "enroll",
+            "--name",
+            "app",
+            "--if-needed",
+            "--token-file",
+            "-",
+        ])
+        .stdin(&token)
+        .run()
         .ok();
     let lines = all_json(&again);
     assert!(
@@ -83,12 +77,10 @@ async fn enroll_writes_json_lines_when_the_configuration_asks_for_json() {
     );
 
     // A failure is a JSON line too, with its exit code.
-    let refused = env
-        .run_with(
-            &["enroll", "--name", "app", "--token-file", "-"],
-            Some("no-such-token"),
-            &[],
-        )
+    let refused = world
+        .command(&["enroll", "--name", "app", "--token-file", "-"])
+        .stdin("no-such-token")
+        .run()
         .fails_with(1);
     let lines = all_json(&refused);
     let error = lines
@@ -98,11 +90,11 @@ async fn enroll_writes_json_lines_when_the_configuration_asks_for_json() {
     assert_eq!(error["exit_code"], 1, "{error}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enroll_prints_a_plain_line_with_text_logs() {
-    let env = Env::start(LONG).await;
-    env.write_config(&[], &[Cert::compass("app")]);
-    let enrolled = env.enroll("app", "compass").ok();
+#[test]
+fn enroll_prints_a_plain_line_with_text_logs() {
+    let world = World::with(Settings::one_shot(), LONG);
+    world.write_config(&[world.compass("app")]);
+    let enrolled = world.try_enroll("app").ok();
     assert!(
         enrolled.stdout().starts_with("enrolled app: "),
         "{}",

@@ -2,25 +2,25 @@
 //! real connectors sign), checked by the tools consumers use: `openssl pkcs12` for the
 //! algorithms and contents, Java's `keytool` for the key entry and the trusted CA entries.
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{Cert, Env};
 use kyma_certd::config::{Checks, OutputConfig};
 use kyma_certd::outputs::{OutputFile, PemTexts, render};
+use support::pem::pem_bodies;
+use support::world::{Settings, World};
 
 const PASSWORD: &str = "Tr0ub4dor-kyma";
 
 /// Enrolls a compass certificate and returns the environment and the four PEM files.
-async fn enrolled() -> (Env, [String; 4]) {
-    let env = Env::start(Duration::from_secs(3600)).await;
-    env.write_config(&[], &[Cert::compass("orders")]);
-    env.enroll("orders", "compass").ok();
-    let dir = env.cert_dir("orders");
+fn enrolled() -> (World, [String; 4]) {
+    let world = World::with(Settings::one_shot(), Duration::from_secs(3600));
+    world.write_config(&[world.compass("orders")]);
+    world.enroll("orders");
+    let dir = world.cert_dir("orders");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     let pems = [
         read("key.pem"),
@@ -28,7 +28,7 @@ async fn enrolled() -> (Env, [String; 4]) {
         read("chain.pem"),
         read("ca.pem"),
     ];
-    (env, pems)
+    (world, pems)
 }
 
 /// The outputs of a config snippet, as the daemon would parse them.
@@ -64,31 +64,15 @@ fn run(program: &str, args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
-/// The base64 bodies of the PEM blocks in `text`, in order (armour and line breaks aside).
-fn pem_bodies(text: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        if line.starts_with("-----BEGIN") {
-            current = Some(String::new());
-        } else if line.starts_with("-----END") {
-            bodies.extend(current.take());
-        } else if let Some(body) = current.as_mut() {
-            body.push_str(line.trim());
-        }
-    }
-    bodies
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pkcs12_keystore_is_aes256_pbkdf2_sha256_and_holds_key_and_chain() {
-    let (env, [key, cert, chain, ca]) = enrolled().await;
-    let out = env.dir.path().join("out");
+#[test]
+fn pkcs12_keystore_is_aes256_pbkdf2_sha256_and_holds_key_and_chain() {
+    let (world, [key, cert, chain, ca]) = enrolled();
+    let out = world.root().join("out");
     std::fs::create_dir(&out).unwrap();
-    let pass = env.dir.path().join("p12.pass");
+    let pass = world.root().join("p12.pass");
     std::fs::write(&pass, format!("{PASSWORD}\n")).unwrap();
     let configured = outputs(
-        env.dir.path(),
+        world.root(),
         &format!(
             "[[certificate.output]]\nkind = \"pkcs12\"\nfile = \"keystore.p12\"\npassword_file = {:?}\ntruststore = \"truststore.p12\"\n",
             pass.display().to_string()
@@ -194,13 +178,13 @@ async fn pkcs12_keystore_is_aes256_pbkdf2_sha256_and_holds_key_and_chain() {
     assert!(files[0].secret && !files[1].secret);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pem_bundle_for_haproxy_is_key_leaf_and_ca_that_openssl_reads() {
-    let (env, [key, cert, chain, ca]) = enrolled().await;
-    let out = env.dir.path().join("out");
+#[test]
+fn pem_bundle_for_haproxy_is_key_leaf_and_ca_that_openssl_reads() {
+    let (world, [key, cert, chain, ca]) = enrolled();
+    let out = world.root().join("out");
     std::fs::create_dir(&out).unwrap();
     let configured = outputs(
-        env.dir.path(),
+        world.root(),
         "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\", \"chain\"]\n",
     );
     let pems = PemTexts {
@@ -226,41 +210,24 @@ async fn pem_bundle_for_haproxy_is_key_leaf_and_ca_that_openssl_reads() {
     assert_eq!(modulus_key, modulus_cert, "the key belongs to the leaf");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outputs_land_in_dir_for_both_layouts_with_the_key_mode() {
+#[test]
+fn outputs_land_in_dir_for_both_layouts_with_the_key_mode() {
     use std::os::unix::fs::PermissionsExt as _;
-    let env = Env::start(Duration::from_secs(3600)).await;
-    let tls = env.dir.path().join("tls");
+    let world = World::with(Settings::one_shot(), Duration::from_secs(3600));
     let output = "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"bundle.pem\"\nparts = [\"key\", \"cert\"]";
-    let mut files = Cert::compass("files").with("layout = \"files\"");
-    for (key, name) in [
-        ("cert_file", "c.pem"),
-        ("key_file", "k.pem"),
-        ("chain_file", "ch.pem"),
-        ("ca_file", "ca.pem"),
-    ] {
-        files = files.with(&format!(
-            "{key} = {:?}",
-            tls.join(name).display().to_string()
-        ));
-    }
     let certs = [
-        Cert::compass("linked")
+        world
+            .compass("linked")
             .with("key_mode = \"0640\"")
-            .with(output),
-        files.with(output),
+            .table(output),
+        world.compass("files").files_layout().table(output),
     ];
-    env.write_config(&[], &certs);
+    world.write_config(&certs);
     for cert in &certs {
-        env.enroll(&cert.name, "compass").ok();
-        let bundle = env.cert_dir(&cert.name).join("bundle.pem");
+        world.enroll(&cert.name);
+        let bundle = cert.dir.join("bundle.pem");
         let text = std::fs::read_to_string(&bundle).unwrap();
-        let key_path = if cert.name == "files" {
-            tls.join("k.pem")
-        } else {
-            env.cert_dir(&cert.name).join("key.pem")
-        };
-        let key = std::fs::read_to_string(key_path).unwrap();
+        let key = std::fs::read_to_string(cert.key_path()).unwrap();
         assert_eq!(pem_bodies(&text)[0], pem_bodies(&key)[0], "{}", cert.name);
         let mode = std::fs::metadata(&bundle).unwrap().permissions().mode() & 0o777;
         let expected = if cert.name == "files" { 0o600 } else { 0o640 };

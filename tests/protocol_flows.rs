@@ -1,7 +1,6 @@
 //! Whole enroll / renew / revoke flows of both protocol clients against scripted local
 //! connectors over TLS (token-secured and mTLS on one port), including revocation.
 
-#[path = "support/fake_server.rs"]
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +14,9 @@ use kyma_certd::protocol::{
 };
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
-use support::{ClientAuth, Handler, Reply, Seen, TestServer, TlsSetup, TlsVersion, b64};
+use support::fake_server::{
+    ClientAuth, Handler, Reply, Seen, TestServer, TlsSetup, TlsVersion, b64,
+};
 
 const ONE_TIME: &str = "one-time-token";
 const FRESH: &str = "fresh-token";

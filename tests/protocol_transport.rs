@@ -1,7 +1,6 @@
 //! Transport behaviour of the protocol clients against a local server: size cap,
 //! timeouts, TLS trust and host checks, client-certificate refusal, secret hygiene.
 
-#[path = "support/fake_server.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -13,7 +12,8 @@ use kyma_certd::protocol::{
 };
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
-use support::{ClientAuth, Reply, TestCa, TestServer, TlsSetup, TlsVersion, always};
+use support::ca::TestCa;
+use support::fake_server::{ClientAuth, Reply, TestServer, TlsSetup, TlsVersion, always};
 use url::Url;
 
 const SECRET: &str = "SECRET-TOKEN-4711";

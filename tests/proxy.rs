@@ -3,15 +3,16 @@
 //! The `proxy` setting wins over `HTTPS_PROXY`, `proxy = "none"` connects directly, the
 //! environment applies without the setting, and the proxy's password is never shown.
 
-#[path = "support/cli.rs"]
-mod harness;
+mod support;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use harness::{Cert, Env, Run, bin};
+use support::invoke::Run;
+use support::wait::wait_for;
+use support::world::{Settings, World};
 
 const USER: &str = "certd";
 const PASSWORD: &str = "Pr0xy-pa55-w0rd";
@@ -82,16 +83,12 @@ fn free_port() -> u16 {
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(what, Duration::from_secs(10), || done().then_some(()));
 }
 
-/// `kyma-certd args...` at trace level, with only the proxy variables in `env` set.
-fn run(env: &Env, args: &[&str], stdin: Option<&str>, vars: &[(&str, &str)]) -> Run {
-    let mut command = bin::kyma_certd(&env.config, args);
+/// `kyma-certd args...` at trace level, with only the proxy variables in `vars` set.
+fn run(world: &World, args: &[&str], stdin: Option<&str>, vars: &[(&str, &str)]) -> Run {
+    let mut command = world.command(args);
     for var in [
         "HTTPS_PROXY",
         "https_proxy",
@@ -102,30 +99,14 @@ fn run(env: &Env, args: &[&str], stdin: Option<&str>, vars: &[(&str, &str)]) -> 
         "NO_PROXY",
         "no_proxy",
     ] {
-        command.env_remove(var);
+        command = command.env_remove(var);
     }
-    command
-        .env("RUST_LOG", "trace")
-        .envs(vars.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
+    command = command.env("RUST_LOG", "trace").envs(vars);
     if let Some(text) = stdin {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        command = command.stdin(text);
     }
-    let run = Run(child.wait_with_output().unwrap());
-    let shown = format!("{}{}", run.stdout(), run.stderr());
+    let run = command.run();
+    let shown = run.text();
     assert!(
         !shown.contains(PASSWORD),
         "the proxy password was shown: {shown}"
@@ -133,56 +114,56 @@ fn run(env: &Env, args: &[&str], stdin: Option<&str>, vars: &[(&str, &str)]) -> 
     run
 }
 
-fn enroll(env: &Env, vars: &[(&str, &str)]) -> Run {
-    let token = env.sim.mint_compass_token();
+fn enroll(world: &World, vars: &[(&str, &str)]) -> Run {
+    let token = world.sim.mint_compass_token();
     run(
-        env,
+        world,
         &["enroll", "--name", "app", "--token-file", "-"],
         Some(&token),
         vars,
     )
 }
 
-async fn env_with(proxy_line: Option<String>) -> Env {
-    let env = Env::start(Duration::from_secs(3600)).await;
-    let mut cert = Cert::compass("app");
+fn world_with(proxy_line: Option<String>) -> World {
+    let world = World::with(Settings::one_shot(), Duration::from_secs(3600));
+    let mut cert = world.compass("app");
     if let Some(line) = proxy_line {
-        cert = cert.with(&line);
+        cert = cert.with(line);
     }
-    env.write_config(&[], &[cert]);
-    env
+    world.write_config(&[cert]);
+    world
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configured_proxy_carries_enrollment_and_renewal_and_wins_over_the_environment() {
+#[test]
+fn configured_proxy_carries_enrollment_and_renewal_and_wins_over_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = Tinyproxy::start(dir.path());
-    let env = env_with(Some(format!("proxy = \"{}\"", proxy.url(PASSWORD)))).await;
+    let world = world_with(Some(format!("proxy = \"{}\"", proxy.url(PASSWORD))));
     // A dead proxy in the environment: used, it would fail every request.
     let dead = format!("http://127.0.0.1:{}", free_port());
     let vars = [("HTTPS_PROXY", dead.as_str()), ("ALL_PROXY", dead.as_str())];
 
-    enroll(&env, &vars).ok();
+    enroll(&world, &vars).ok();
     wait_until("the proxy logs the enrollment's CONNECT", || {
-        proxy.connects_to(env.sim.token_addr()) >= 1
+        proxy.connects_to(world.sim.token_addr()) >= 1
     });
-    run(&env, &["renew", "--name", "app", "--force"], None, &vars).ok();
+    run(&world, &["renew", "--name", "app", "--force"], None, &vars).ok();
     wait_until("the proxy logs the renewal's CONNECT", || {
-        proxy.connects_to(env.sim.mtls_addr()) >= 1
+        proxy.connects_to(world.sim.mtls_addr()) >= 1
     });
     assert!(!proxy.log().contains(PASSWORD));
-    let shown = run(&env, &["check-config"], None, &[]).ok().stdout();
+    let shown = run(&world, &["check-config"], None, &[]).ok().stdout();
     assert!(shown.contains(&proxy.url("redacted")), "{shown}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_none_connects_directly_and_no_setting_uses_https_proxy() {
+#[test]
+fn proxy_none_connects_directly_and_no_setting_uses_https_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = Tinyproxy::start(dir.path());
     let from_env = proxy.url(PASSWORD);
     let vars = [("HTTPS_PROXY", from_env.as_str())];
 
-    let direct = env_with(Some("proxy = \"none\"".into())).await;
+    let direct = world_with(Some("proxy = \"none\"".into()));
     enroll(&direct, &vars).ok();
     assert_eq!(
         proxy.connects_to(direct.sim.token_addr()),
@@ -191,20 +172,20 @@ async fn proxy_none_connects_directly_and_no_setting_uses_https_proxy() {
         proxy.log()
     );
 
-    let environment = env_with(None).await;
+    let environment = world_with(None);
     enroll(&environment, &vars).ok();
     wait_until("the proxy logs the CONNECT from HTTPS_PROXY", || {
         proxy.connects_to(environment.sim.token_addr()) >= 1
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxy_refusing_the_credentials_fails_the_command_without_showing_them() {
+#[test]
+fn a_proxy_refusing_the_credentials_fails_the_command_without_showing_them() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = Tinyproxy::start(dir.path());
     let wrong = "Wr0ng-pa55-w0rd";
-    let env = env_with(Some(format!("proxy = \"{}\"", proxy.url(wrong)))).await;
-    let run = enroll(&env, &[]).fails_with(1);
+    let world = world_with(Some(format!("proxy = \"{}\"", proxy.url(wrong))));
+    let run = enroll(&world, &[]).fails_with(1);
     let shown = format!("{}{}", run.stdout(), run.stderr());
     assert!(!shown.contains(wrong), "{shown}");
     assert!(
@@ -213,7 +194,7 @@ async fn a_proxy_refusing_the_credentials_fails_the_command_without_showing_them
         run.stderr()
     );
     assert_eq!(
-        env.sim.request_counts().total(),
+        world.sim.request_counts().total(),
         0,
         "nothing reached the connector"
     );

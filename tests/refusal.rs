@@ -4,21 +4,22 @@
 //! skew, and only the connector's own "revoked" exits 3 — yet is probed until it heals.
 //! The real binary, one-shot and as a daemon, against the simulator over real TLS.
 
-#[path = "support/daemon.rs"]
-mod harness;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use harness::{
-    AlertName, CertSpec, Daemon, Endpoint, Fault, FaultScope, Signal, World, eventually,
-    fingerprint_on_disk,
-};
 use kyma_connector_sim::RestFlavour;
+use kyma_connector_sim::{AlertName, Endpoint, Fault, FaultScope};
+use rustix::process::Signal;
+use support::disk::fingerprint_on_disk;
+use support::invoke::Run;
+use support::running::Daemon;
+use support::wait::eventually;
+use support::world::World;
 
 /// Long enough that nothing is due during a test: every attempt is one the test caused.
 const LONG: Duration = Duration::from_secs(3600);
@@ -62,33 +63,20 @@ fn kinds() -> Vec<Kind> {
     ]
 }
 
-fn spec(protocol: &str) -> CertSpec {
-    match protocol {
-        "compass" => CertSpec::compass("orders"),
-        _ => CertSpec::kyma_rest("orders"),
-    }
-}
-
-fn run(world: &World, args: &[&str]) -> Output {
-    world.command(args).output().expect("run kyma-certd")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// `status --json` of `orders`, with its exit code.
 fn status(world: &World) -> (i32, serde_json::Value) {
-    let output = run(world, &["status", "--name", "orders", "--json"]);
+    let output = world
+        .command(&["status", "--name", "orders", "--json"])
+        .run();
     let all: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("status --json printed no JSON ({e}): {}", stderr(&output)));
+        .unwrap_or_else(|e| panic!("status --json printed no JSON ({e}): {}", output.stderr()));
     (output.status.code().unwrap_or(-1), all[0].clone())
 }
 
 fn one_shot_refusals_exit_1_are_never_latched_and_renew_once_cleared(protocol: &str) {
     let world = World::new(LONG);
-    world.write_config(&[spec(protocol)]);
-    let mut current = world.enroll("orders", protocol);
+    world.write_config(&[world.cert("orders", protocol)]);
+    let mut current = world.enroll("orders");
     let dir = world.cert_dir("orders");
     for kind in kinds() {
         let issued = world.sim.issued_certificates().len();
@@ -97,8 +85,10 @@ fn one_shot_refusals_exit_1_are_never_latched_and_renew_once_cleared(protocol: &
             .sim
             .set_fault(kind.fault.clone(), FaultScope::UntilCleared);
         for attempt in 0..2 {
-            let output = run(&world, &["renew", "--name", "orders", "--force"]);
-            let text = stderr(&output);
+            let output = world
+                .command(&["renew", "--name", "orders", "--force"])
+                .run();
+            let text = output.stderr();
             assert_eq!(output.status.code(), Some(1), "{}: {text}", kind.reason);
             assert!(
                 text.contains(&format!("renewal refused ({})", kind.reason))
@@ -124,12 +114,14 @@ fn one_shot_refusals_exit_1_are_never_latched_and_renew_once_cleared(protocol: &
         assert_eq!(fingerprint_on_disk(&dir).as_deref(), Some(current.as_str()));
 
         world.sim.clear_fault();
-        let output = run(&world, &["renew", "--name", "orders", "--force"]);
+        let output = world
+            .command(&["renew", "--name", "orders", "--force"])
+            .run();
         assert!(
             output.status.success(),
             "{}: {}",
             kind.reason,
-            stderr(&output)
+            output.stderr()
         );
         let renewed = fingerprint_on_disk(&dir).expect("a certificate on disk");
         assert_ne!(renewed, current, "{}: renewed once cleared", kind.reason);
@@ -170,11 +162,10 @@ fn wait_state(daemon: &mut Daemon, state: &str) {
 
 fn daemon_refusals_are_retried_with_backoff_and_renewed_once_cleared(protocol: &str) {
     let world = World::new(LONG);
-    world.write_config(&[spec(protocol)]);
-    let mut current = world.enroll("orders", protocol);
+    world.write_config(&[world.cert("orders", protocol)]);
+    let mut current = world.enroll("orders");
     let dir = world.cert_dir("orders");
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     for kind in kinds() {
         world
             .sim
@@ -249,15 +240,17 @@ fn probes(world: &World, protocol: &str) -> u64 {
 fn a_real_revocation_exits_3_and_heals_when_lifted(protocol: &str, flavour: RestFlavour) {
     let world = World::new(LONG);
     world.sim.set_rest_flavour(flavour);
-    world.write_config(&[spec(protocol)]);
-    let enrolled = world.enroll("orders", protocol);
+    world.write_config(&[world.cert("orders", protocol)]);
+    let enrolled = world.enroll("orders");
     let dir = world.cert_dir("orders");
 
     // One-shot: the connector's own words exit 3, every time they are said.
     world.sim.revoke(&enrolled);
     for _ in 0..2 {
-        let output = run(&world, &["renew", "--name", "orders", "--force"]);
-        let text = stderr(&output);
+        let output = world
+            .command(&["renew", "--name", "orders", "--force"])
+            .run();
+        let text = output.stderr();
         assert_eq!(output.status.code(), Some(3), "{text}");
         assert!(text.to_lowercase().contains("revoked"), "{text}");
         assert!(!text.contains("refused ("), "{text}");
@@ -272,16 +265,17 @@ fn a_real_revocation_exits_3_and_heals_when_lifted(protocol: &str, flavour: Rest
 
     // Lifted at the connector: the next renewal heals it and clears the record.
     world.sim.unrevoke(&enrolled);
-    let output = run(&world, &["renew", "--name", "orders", "--force"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = world
+        .command(&["renew", "--name", "orders", "--force"])
+        .run();
+    assert!(output.status.success(), "{}", output.stderr());
     let (code, shown) = status(&world);
     assert_eq!((code, &shown["state"]), (0, &"valid".into()), "{shown}");
     let current = fingerprint_on_disk(&dir).unwrap();
     assert_ne!(current, enrolled);
 
     // The daemon: revoked, probed every retry_max (2s here), healed when lifted.
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     world.sim.revoke(&current);
     daemon.signal(Signal::USR1);
     wait_state(&mut daemon, "revoked");
@@ -372,7 +366,7 @@ fn proxy_demanding_credentials() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 /// `renew --force` through `proxy`, with no proxy exceptions from the environment.
-fn renew_through(world: &World, proxy: SocketAddr) -> Output {
+fn renew_through(world: &World, proxy: SocketAddr) -> Run {
     let url = format!("http://{proxy}");
     world
         .command(&["renew", "--name", "orders", "--force"])
@@ -380,17 +374,16 @@ fn renew_through(world: &World, proxy: SocketAddr) -> Output {
         .env("https_proxy", &url)
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
-        .output()
-        .expect("run kyma-certd")
+        .run()
 }
 
 fn a_forward_proxy_demanding_credentials_is_a_refusal(protocol: &str) {
     let world = World::new(LONG);
-    world.write_config(&[spec(protocol)]);
-    let enrolled = world.enroll("orders", protocol);
+    world.write_config(&[world.cert("orders", protocol)]);
+    let enrolled = world.enroll("orders");
     let (proxy, connects) = proxy_demanding_credentials();
     let output = renew_through(&world, proxy);
-    let text = stderr(&output);
+    let text = output.stderr();
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("renewal refused (http 407)"), "{text}");
     assert!(text.contains("proxy authentication required"), "{text}");
@@ -404,8 +397,10 @@ fn a_forward_proxy_demanding_credentials_is_a_refusal(protocol: &str) {
         Some(enrolled.as_str())
     );
     // Without the proxy in the way, the same certificate renews.
-    let output = run(&world, &["renew", "--name", "orders", "--force"]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = world
+        .command(&["renew", "--name", "orders", "--force"])
+        .run();
+    assert!(output.status.success(), "{}", output.stderr());
     assert_eq!(status(&world).1["state"], "valid");
 }
 
@@ -422,8 +417,8 @@ fn kyma_rest_a_forward_proxy_demanding_credentials_is_a_refusal() {
 #[test]
 fn a_refusal_and_its_reason_survive_a_daemon_restart_and_still_heal() {
     let world = World::new(LONG);
-    world.write_config(&[spec("compass")]);
-    let enrolled = world.enroll("orders", "compass");
+    world.write_config(&[world.cert("orders", "compass")]);
+    let enrolled = world.enroll("orders");
     let dir = world.cert_dir("orders");
     world.sim.set_fault(
         Fault::TlsAlert {
@@ -431,8 +426,7 @@ fn a_refusal_and_its_reason_survive_a_daemon_restart_and_still_heal() {
         },
         FaultScope::UntilCleared,
     );
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     daemon.signal(Signal::USR1);
     wait_state(&mut daemon, "refused");
     let (status, _) = daemon.terminate();
@@ -440,8 +434,7 @@ fn a_refusal_and_its_reason_survive_a_daemon_restart_and_still_heal() {
 
     // Restarted: refused from the first look, and retried, not waiting for its schedule.
     let refused_before = world.sim.request_counts().get(Endpoint::RefusedHandshake);
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let mut daemon = world.daemon().ready();
     assert_eq!(daemon.metrics().state("orders").as_deref(), Some("refused"));
     let retried = eventually(Duration::from_secs(10), || {
         world.sim.request_counts().get(Endpoint::RefusedHandshake) >= refused_before + 2
@@ -466,8 +459,8 @@ fn a_refusal_and_its_reason_survive_a_daemon_restart_and_still_heal() {
 #[test]
 fn a_refusal_seen_by_a_one_shot_renew_is_retried_by_the_daemon_at_once() {
     let world = World::new(LONG);
-    world.write_config(&[spec("kyma-rest")]);
-    let enrolled = world.enroll("orders", "kyma-rest");
+    world.write_config(&[world.cert("orders", "kyma-rest")]);
+    let enrolled = world.enroll("orders");
     world.sim.set_fault(
         Fault::GatewayRefusal {
             status: 403,
@@ -475,10 +468,11 @@ fn a_refusal_seen_by_a_one_shot_renew_is_retried_by_the_daemon_at_once() {
         },
         FaultScope::UntilCleared,
     );
-    let output = run(&world, &["renew", "--name", "orders", "--force"]);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let mut daemon = world.run();
-    daemon.wait_ready();
+    let output = world
+        .command(&["renew", "--name", "orders", "--force"])
+        .run();
+    assert_eq!(output.status.code(), Some(1), "{}", output.stderr());
+    let mut daemon = world.daemon().ready();
     // Refused, like `status` says, and retried: not "valid" until a renewal weeks away.
     assert_eq!(daemon.metrics().state("orders").as_deref(), Some("refused"));
     world.sim.clear_fault();

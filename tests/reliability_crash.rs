@@ -4,21 +4,21 @@
 //! be mid-journal, which the next start completes), and after a restart everything is
 //! consistent, issued by the simulator, and free of leftovers.
 //!
-//! Long by design, so `#[ignore]`d: `cargo test --workspace -- --ignored` runs it.
+//! Long by design, so `#[ignore]`d: `cargo test --world -- --ignored` runs it.
 //! `KYMA_CERTD_KILLS` sets the kills per layout (default 200);
 //! `KYMA_CERTD_KILL_SEED` replays a sequence of delays.
 
-#[path = "support/reliability.rs"]
-mod harness;
-#[path = "support/results.rs"]
-mod results;
+mod support;
 
 use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Sim, Workspace, wait_for};
+use support::results;
+use support::scrape::Scrape;
+use support::wait::wait_for;
+use support::world::{CertSpec, Layout, Proto, Settings, World, toml_path};
 
 /// A small deterministic generator for the kill delays (xorshift64*).
 struct Rng(u64);
@@ -63,38 +63,31 @@ struct Tally {
 }
 
 struct Setup {
-    sim: Sim,
-    workspace: Workspace,
+    world: World,
     certs: Vec<CertSpec>,
     issued_at_start: usize,
 }
 
 fn setup() -> Setup {
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let workspace = Workspace::new();
-    let announced = workspace.path("announced");
-    let hook = format!(
-        "[[certificate.on_renew]]\ncommand = [\"sh\", \"-c\", \"echo \\\"$KYMA_CERTD_NAME $KYMA_CERTD_FINGERPRINT\\\" >> \\\"$0\\\"\", {}]\n",
-        toml::Value::String(announced.to_str().unwrap().to_owned())
-    );
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let announced = world.path("announced");
+    let hook = [format!(
+        "command = [\"sh\", \"-c\", \"echo \\\"$KYMA_CERTD_NAME $KYMA_CERTD_FINGERPRINT\\\" >> \\\"$0\\\"\", {}]",
+        toml_path(&announced)
+    )];
     let certs: Vec<CertSpec> = [
-        workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink),
-        workspace.cert("files", &sim, Proto::Rest, Layout::Files),
+        world.cert("sym", Proto::Compass),
+        world.cert("files", Proto::KymaRest).files_layout(),
     ]
-    .into_iter()
-    .map(|mut cert| {
-        cert.tail.push_str(&hook);
-        cert
-    })
-    .collect();
-    workspace.write_config(&certs);
+    .map(|cert| cert.hook(&hook))
+    .into();
+    world.write_config(&certs);
     for cert in &certs {
-        workspace.enroll(&sim, cert);
+        world.enroll(&cert.name);
     }
-    let issued_at_start = sim.issued_certificates().len();
+    let issued_at_start = world.sim.issued_certificates().len();
     Setup {
-        sim,
-        workspace,
+        world,
         certs,
         issued_at_start,
     }
@@ -173,17 +166,17 @@ fn check_recovered(cert: &CertSpec, issued: &HashSet<String>) -> String {
 /// a kill kept from hearing of the current certificate. Afterwards the current
 /// certificate has been announced to the hook, whatever the kill interrupted.
 fn restart_one_shot(setup: &Setup, cert: &CertSpec) {
-    let output = setup.workspace.run(&["renew", "--name", &cert.name]);
+    let output = setup.world.command(&["renew", "--name", &cert.name]).run();
     assert!(
         output.status.success(),
         "{}: the restart after a kill failed: {}",
         cert.name,
-        harness::text(&output)
+        output.text()
     );
     let current = cert
         .consistent_pair()
         .unwrap_or_else(|e| panic!("{}: inconsistent after the restart: {e}", cert.name));
-    let announced = std::fs::read_to_string(setup.workspace.path("announced")).unwrap_or_default();
+    let announced = std::fs::read_to_string(setup.world.path("announced")).unwrap_or_default();
     assert!(
         announced
             .lines()
@@ -199,9 +192,10 @@ fn typical_renewal(setup: &Setup, cert: &CertSpec) -> Duration {
         .map(|_| {
             let started = Instant::now();
             let output = setup
-                .workspace
-                .run(&["renew", "--force", "--name", &cert.name]);
-            assert!(output.status.success(), "{}", harness::text(&output));
+                .world
+                .command(&["renew", "--force", "--name", &cert.name])
+                .run();
+            assert!(output.status.success(), "{}", output.text());
             started.elapsed()
         })
         .collect();
@@ -217,10 +211,11 @@ fn kill_one_shot(
     tally: &mut Tally,
 ) {
     let before = cert.consistent_pair().expect("consistent before the kill");
-    let stderr = setup.workspace.path(&format!("{}.stderr", cert.name));
+    let stderr = setup.world.path(&format!("{}.stderr", cert.name));
     let mut child = setup
-        .workspace
+        .world
         .command(&["renew", "--force", "--name", &cert.name])
+        .command()
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr).expect("stderr file"))
         .spawn()
@@ -237,7 +232,7 @@ fn kill_one_shot(
             std::fs::read_to_string(&stderr).unwrap_or_default()
         );
     }
-    let issued = setup.sim.issued_fingerprints();
+    let issued = setup.world.sim.issued_fingerprints();
     check_after_kill(cert, &issued, &before, killed, tally);
     restart_one_shot(setup, cert);
     check_recovered(cert, &issued);
@@ -248,18 +243,22 @@ fn kill_one_shot(
 fn kill_daemon(setup: &Setup, rng: &mut Rng, typical: Duration, tallies: &mut [Tally]) {
     // No check before the start: the previous kill may have left the files layout
     // mid-journal, which only this start completes.
-    let mut daemon = Daemon::start(&setup.workspace, "daemon");
-    let issued = setup.sim.issued_fingerprints();
+    let mut daemon = setup.world.daemon().label("daemon").serving();
+    let issued = setup.world.sim.issued_fingerprints();
     wait_for(
-        "both certificates valid in the daemon",
+        "both certificates valid in the daemon and their hooks told",
         Duration::from_secs(20),
         || {
             let (_, body) = daemon.try_get("/metrics")?;
-            let scrape = harness::Scrape::parse(&body);
+            let scrape = Scrape::parse(&body);
+            // A kill before the hooks left them owed: the daemon tells them at its start
+            // and records it (state.json written), and only then is the store at rest.
+            let told =
+                |name: &str| scrape.get("kyma_certd_hooks_pending", &[("name", name)]) == Some(0.0);
             setup
                 .certs
                 .iter()
-                .all(|c| scrape.state(&c.name).as_deref() == Some("valid"))
+                .all(|c| scrape.state(&c.name).as_deref() == Some("valid") && told(&c.name))
                 .then_some(())
         },
     );
@@ -273,7 +272,7 @@ fn kill_daemon(setup: &Setup, rng: &mut Rng, typical: Duration, tallies: &mut [T
     std::thread::sleep(rng.delay(typical));
     let running = daemon.alive();
     drop(daemon);
-    let issued = setup.sim.issued_fingerprints();
+    let issued = setup.world.sim.issued_fingerprints();
     for ((cert, tally), before) in setup.certs.iter().zip(tallies.iter_mut()).zip(&befores) {
         check_after_kill(cert, &issued, before, running, tally);
     }
@@ -287,7 +286,7 @@ fn kills_per_layout() -> usize {
 }
 
 #[test]
-#[ignore = "long: run with `cargo test --workspace -- --ignored`"]
+#[ignore = "long: run with `cargo test --world -- --ignored`"]
 fn renewals_survive_sigkill_at_random_moments_in_both_layouts() {
     let started = Instant::now();
     let setup = setup();
@@ -331,16 +330,16 @@ fn renewals_survive_sigkill_at_random_moments_in_both_layouts() {
     for _ in 0..daemon_kills {
         kill_daemon(&setup, &mut rng, daemon_typical, &mut tallies);
     }
-    let issued = setup.sim.issued_fingerprints();
+    let issued = setup.world.sim.issued_fingerprints();
     for cert in &setup.certs {
         restart_one_shot(&setup, cert);
         check_recovered(cert, &issued);
-        let status = setup.workspace.run(&["status", "--name", &cert.name]);
-        assert!(status.status.success(), "{}", harness::text(&status));
+        let status = setup.world.command(&["status", "--name", &cert.name]).run();
+        assert!(status.status.success(), "{}", status.text());
     }
 
     let elapsed = started.elapsed();
-    let renewed = setup.sim.issued_certificates().len() - setup.issued_at_start;
+    let renewed = setup.world.sim.issued_certificates().len() - setup.issued_at_start;
     for (cert, tally) in setup.certs.iter().zip(&tallies) {
         eprintln!("{} layout: {tally:?}", cert.layout.as_str());
     }

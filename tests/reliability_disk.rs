@@ -6,17 +6,20 @@
 //! Permission checks do not apply to root, so the binary runs as `nobody` where it
 //! matters; mounts need root, and a test says so and skips when it cannot mount.
 
-#[path = "support/reliability.rs"]
-mod harness;
-#[path = "support/results.rs"]
-mod results;
+mod support;
 
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Tmpfs, Workspace, wait_for};
+use support::disk::Tmpfs;
+use support::disk::{chmod, chown_tree, fill_file_system, is_root};
+use support::invoke::Invocation;
+use support::results;
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::wait::{try_wait_for, wait_for};
+use support::world::{CertSpec, Layout, Proto, Settings, World};
 
 const NOBODY: u32 = 65534;
 /// An owner that is neither root nor the user the binary runs as.
@@ -25,27 +28,6 @@ const STRANGER: u32 = 12345;
 fn scrape(daemon: &Daemon) -> Option<Scrape> {
     let (status, body) = daemon.try_get("/metrics")?;
     (status == 200).then(|| Scrape::parse(&body))
-}
-
-fn as_nobody(mut command: Command) -> Command {
-    command.uid(NOBODY).gid(NOBODY);
-    command
-}
-
-/// `chown -hR uid:uid path`.
-fn chown_tree(path: &Path, uid: u32) {
-    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
-        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
-    let meta = std::fs::symlink_metadata(path).unwrap();
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(path).unwrap() {
-            chown_tree(&entry.unwrap().path(), uid);
-        }
-    }
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 /// Waits until `names` have failed at least `n` times, all with reason `write`, while
@@ -89,11 +71,10 @@ fn wait_for_success(daemon: &Daemon, names: &[&str]) {
 }
 
 /// A one-shot forced renewal that must fail (exit 1) naming `path`, leaving the files.
-fn renew_fails_naming(command: Command, cert: &CertSpec, path: &Path, cause: &str) -> String {
+fn renew_fails_naming(command: Invocation, cert: &CertSpec, path: &Path, cause: &str) -> String {
     let before = cert.snapshot();
-    let mut command = command;
-    let output = command.output().expect("renew runs");
-    let text = harness::text(&output);
+    let output = command.run();
+    let text = output.text();
     assert_eq!(output.status.code(), Some(1), "{}: {text}", cert.name);
     assert!(
         text.contains(path.to_str().unwrap()),
@@ -162,7 +143,7 @@ impl SmallFs {
     }
 
     fn fill(&self) -> Vec<PathBuf> {
-        harness::fill_file_system(self.path())
+        fill_file_system(self.path())
     }
 }
 
@@ -177,8 +158,8 @@ impl Drop for SmallFs {
 #[test]
 fn full_file_system_fails_clearly_keeps_old_files_and_the_daemon_retries() {
     let started = Instant::now();
-    let workspace = Workspace::new();
-    let fs = match SmallFs::mount(&workspace.path("small"), &workspace.path("small.img")) {
+    let world = World::with(Settings::stress(), Duration::from_secs(120));
+    let fs = match SmallFs::mount(&world.path("small"), &world.path("small.img")) {
         Ok(fs) => fs,
         Err(reason) => {
             eprintln!("skipped: cannot mount a small file system here: {reason}");
@@ -191,19 +172,18 @@ fn full_file_system_fails_clearly_keeps_old_files_and_the_daemon_retries() {
             return;
         }
     };
-    let sim = Sim::ecdsa(Duration::from_secs(120));
-    let mut sym = workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink);
+    let mut sym = world.cert("sym", Proto::Compass);
     sym.dir = fs.path().join("sym");
-    let mut files = workspace.cert("files", &sim, Proto::Rest, Layout::Files);
+    let mut files = world.cert("files", Proto::KymaRest).files_layout();
     files.dir = fs.path().join("files/state");
     files.files_dir = fs.path().join("files/tls");
     let certs = [
         sym.with("renew_at = \"3%\""),
         files.with("renew_at = \"3%\""),
     ];
-    workspace.write_config(&certs);
+    world.write_config(&certs);
     for cert in &certs {
-        workspace.enroll(&sim, cert);
+        world.enroll(&cert.name);
     }
     let fillers = fs.fill();
     let mut errors = Vec::new();
@@ -213,7 +193,7 @@ fn full_file_system_fails_clearly_keeps_old_files_and_the_daemon_retries() {
             Layout::Files => &cert.files_dir,
         };
         errors.push(renew_fails_naming(
-            workspace.command(&["renew", "--force", "--name", &cert.name]),
+            world.command(&["renew", "--force", "--name", &cert.name]),
             cert,
             where_,
             "No space left on device",
@@ -221,7 +201,7 @@ fn full_file_system_fails_clearly_keeps_old_files_and_the_daemon_retries() {
     }
 
     let snapshots: Vec<_> = certs.iter().map(CertSpec::snapshot).collect();
-    let mut daemon = Daemon::start(&workspace, "daemon");
+    let mut daemon = world.daemon().label("daemon").serving();
     wait_for_write_failures(&mut daemon, &["sym", "files"], 2.0);
     let log = daemon.log_text();
     assert!(log.contains("No space left on device"), "{log}");
@@ -234,11 +214,13 @@ fn full_file_system_fails_clearly_keeps_old_files_and_the_daemon_retries() {
     for filler in &fillers {
         let _ = std::fs::remove_file(filler);
     }
-    let daemon = Daemon::start(&workspace, "daemon-after");
+    let daemon = world.daemon().label("daemon-after").serving();
     wait_for_success(&daemon, &["sym", "files"]);
     for cert in &certs {
         assert!(
-            sim.issued_fingerprints()
+            world
+                .sim
+                .issued_fingerprints()
                 .contains(&cert.consistent_pair().unwrap())
         );
     }
@@ -275,40 +257,46 @@ fn unwritable_directories_fail_clearly_keep_old_files_and_the_daemon_retries() {
         return;
     }
     let started = Instant::now();
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(120));
+    let world = World::with(Settings::stress(), Duration::from_secs(120));
     let certs = [
-        workspace
-            .cert("readonly", &sim, Proto::Compass, Layout::Symlink)
+        world
+            .cert("readonly", Proto::Compass)
             .with("renew_at = \"3%\""),
-        workspace
-            .cert("foreign", &sim, Proto::Compass, Layout::Symlink)
+        world
+            .cert("foreign", Proto::Compass)
             .with("renew_at = \"3%\""),
-        workspace
-            .cert("tls", &sim, Proto::Rest, Layout::Files)
+        world
+            .cert("tls", Proto::KymaRest)
+            .files_layout()
             .with("renew_at = \"3%\""),
     ];
-    workspace.write_config(&certs);
+    world.write_config(&certs);
     for cert in &certs {
-        workspace.enroll(&sim, cert);
+        world.enroll(&cert.name);
     }
     // Everything belongs to `nobody`, who runs the binary; then each directory is made
     // unwritable in its own way.
     for cert in &certs {
-        chown_tree(&workspace.path(&cert.name), NOBODY);
+        for path in [&cert.dir, &cert.files_dir] {
+            if path.exists() {
+                chown_tree(path, NOBODY);
+            }
+        }
     }
     let readonly = &certs[0].dir;
-    harness::chmod(readonly, 0o555);
+    chmod(readonly, 0o555);
     let foreign = &certs[1].dir;
     std::os::unix::fs::chown(foreign, Some(STRANGER), Some(STRANGER)).unwrap();
-    harness::chmod(foreign, 0o755);
+    chmod(foreign, 0o755);
     let tls = &certs[2].files_dir;
-    harness::chmod(tls, 0o555);
+    chmod(tls, 0o555);
 
     let mut errors = Vec::new();
     for (cert, path) in certs.iter().zip([readonly, foreign, tls]) {
         errors.push(renew_fails_naming(
-            as_nobody(workspace.command(&["renew", "--force", "--name", &cert.name])),
+            world
+                .command(&["renew", "--force", "--name", &cert.name])
+                .user(NOBODY),
             cert,
             path,
             "Permission denied",
@@ -316,19 +304,21 @@ fn unwritable_directories_fail_clearly_keep_old_files_and_the_daemon_retries() {
     }
 
     let names = ["readonly", "foreign", "tls"];
-    let mut daemon = Daemon::spawn_serving(as_nobody(workspace.command(&["run"])));
+    let mut daemon = world.daemon().user(NOBODY).serving();
     wait_for_write_failures(&mut daemon, &names, 2.0);
     for cert in &certs {
         assert_eq!(cert.leftovers(), Vec::<String>::new(), "{}", cert.name);
     }
     // The trouble ends while the daemon runs: it renews at its next retry.
-    harness::chmod(readonly, 0o755);
+    chmod(readonly, 0o755);
     std::os::unix::fs::chown(foreign, Some(NOBODY), Some(NOBODY)).unwrap();
-    harness::chmod(tls, 0o755);
+    chmod(tls, 0o755);
     wait_for_success(&daemon, &names);
     for cert in &certs {
         assert!(
-            sim.issued_fingerprints()
+            world
+                .sim
+                .issued_fingerprints()
                 .contains(&cert.consistent_pair().unwrap())
         );
     }
@@ -346,13 +336,12 @@ fn unwritable_directories_fail_clearly_keep_old_files_and_the_daemon_retries() {
 
 #[test]
 fn read_only_mount_fails_clearly_and_keeps_old_files() {
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(120));
-    let cert = workspace
-        .cert("orders", &sim, Proto::Compass, Layout::Symlink)
+    let world = World::with(Settings::stress(), Duration::from_secs(120));
+    let cert = world
+        .cert("orders", Proto::Compass)
         .with("renew_at = \"3%\"");
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
     let bound = Command::new("mount")
         .arg("--bind")
         .arg(&cert.dir)
@@ -383,12 +372,12 @@ fn read_only_mount_fails_clearly_and_keeps_old_files() {
         return;
     }
     let error = renew_fails_naming(
-        workspace.command(&["renew", "--force", "--name", "orders"]),
+        world.command(&["renew", "--force", "--name", "orders"]),
         &cert,
         &cert.dir,
         "Read-only file system",
     );
-    let mut daemon = Daemon::start(&workspace, "daemon");
+    let mut daemon = world.daemon().label("daemon").serving();
     wait_for_write_failures(&mut daemon, &["orders"], 2.0);
     drop(mount);
     wait_for_success(&daemon, &["orders"]);
@@ -403,19 +392,18 @@ fn read_only_mount_fails_clearly_and_keeps_old_files() {
 
 #[test]
 fn vanished_directory_means_missing_and_the_daemon_notices_a_new_one() {
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
     let certs = [
-        workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink),
-        workspace.cert("files", &sim, Proto::Rest, Layout::Files),
+        world.cert("sym", Proto::Compass),
+        world.cert("files", Proto::KymaRest).files_layout(),
     ];
-    workspace.write_config(&certs);
+    world.write_config(&certs);
     for cert in &certs {
-        workspace.enroll(&sim, cert);
+        world.enroll(&cert.name);
     }
-    let daemon = Daemon::start(&workspace, "daemon");
+    let daemon = world.daemon().label("daemon").serving();
     let state_is = |name: &str, want: &str| {
-        harness::try_wait_for(Duration::from_secs(10), || {
+        try_wait_for(Duration::from_secs(10), || {
             (scrape(&daemon)?.state(name).as_deref() == Some(want)).then_some(())
         })
         .unwrap_or_else(|| panic!("{name} never became {want}:\n{}", daemon.log_text()))
@@ -427,11 +415,13 @@ fn vanished_directory_means_missing_and_the_daemon_notices_a_new_one() {
     for cert in &certs {
         // The directory holding the consumer files goes away...
         let home = cert.consumer_paths()[0].parent().unwrap().to_owned();
-        let aside = workspace.path(&format!("{}.aside", cert.name));
+        let aside = world.path(&format!("{}.aside", cert.name));
         std::fs::rename(&home, &aside).unwrap();
 
-        let output = workspace.run(&["renew", "--force", "--name", &cert.name]);
-        let text = harness::text(&output);
+        let output = world
+            .command(&["renew", "--force", "--name", &cert.name])
+            .run();
+        let text = output.text();
         assert_eq!(output.status.code(), Some(3), "{text}");
         assert!(text.contains(home.to_str().unwrap()), "{text}");
         assert!(!text.contains("panicked"), "{text}");
@@ -446,8 +436,8 @@ fn vanished_directory_means_missing_and_the_daemon_notices_a_new_one() {
             "a failed renewal recreated {}",
             home.display()
         );
-        let status = workspace.run(&["status", "--name", &cert.name]);
-        assert_eq!(status.status.code(), Some(3), "{}", harness::text(&status));
+        let status = world.command(&["status", "--name", &cert.name]).run();
+        assert_eq!(status.status.code(), Some(3), "{}", status.text());
 
         state_is(&cert.name, "missing");
         let (ready, _) = daemon.try_get("/readyz").unwrap();

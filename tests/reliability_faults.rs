@@ -5,18 +5,19 @@
 //! Each fault gets its own simulator (faults are per simulator) and certificate, all in
 //! one daemon, so they run side by side.
 
-#[path = "support/reliability.rs"]
-mod harness;
-#[path = "support/results.rs"]
-mod results;
-#[path = "support/secrets.rs"]
-mod secrets;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, try_wait_for, wait_for};
 use kyma_connector_sim::{Fault, FaultScope};
+use support::results;
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::secrets;
+use support::sim::Sim;
+use support::wait::{try_wait_for, wait_for};
+use support::world::{CertSpec, Proto, Settings, World};
 
 /// Per request; the stalls and the latency go past it.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -97,14 +98,12 @@ fn cases() -> Vec<Case> {
 
 /// A certificate due 3% into its life (3.6 s of two minutes), and as often after each
 /// renewal.
-fn short_lived(workspace: &Workspace, name: &str, sim: &Sim, protocol: Proto) -> CertSpec {
-    let layout = match protocol {
-        Proto::Compass => Layout::Symlink,
-        Proto::Rest => Layout::Files,
-    };
-    workspace
-        .cert(name, sim, protocol, layout)
-        .with("renew_at = \"3%\"")
+fn short_lived(world: &World, name: &str, sim: &Sim, protocol: Proto) -> CertSpec {
+    let cert = world.cert_at(name, protocol, sim).with("renew_at = \"3%\"");
+    match protocol {
+        Proto::Compass => cert,
+        Proto::KymaRest => cert.files_layout(),
+    }
 }
 
 fn scrape(daemon: &Daemon) -> Option<Scrape> {
@@ -114,43 +113,40 @@ fn scrape(daemon: &Daemon) -> Option<Scrape> {
 
 #[test]
 fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
-    let workspace = Workspace::new();
+    let mut world = World::with(Settings::stress(), Duration::from_secs(120));
     let mut cases_run = Vec::new();
     for case in cases() {
-        for protocol in [Proto::Compass, Proto::Rest] {
+        for protocol in [Proto::Compass, Proto::KymaRest] {
             let sim = Sim::ecdsa(Duration::from_secs(120));
             let name = format!(
                 "{}-{}",
                 case.label,
                 match protocol {
                     Proto::Compass => "compass",
-                    Proto::Rest => "rest",
+                    Proto::KymaRest => "rest",
                 }
             );
-            let cert = short_lived(&workspace, &name, &sim, protocol);
+            let cert = short_lived(&world, &name, &sim, protocol);
             cases_run.push((case.label, case.fault.clone(), case.reason, sim, cert));
         }
     }
     let certs: Vec<CertSpec> = cases_run.iter().map(|c| c.4.clone()).collect();
-    let mut workspace = workspace;
-    workspace.header = workspace.header.replace("\"info\"", "\"trace\"");
-    workspace.write_config(&certs);
+    world.settings.daemon.set("log_level = \"trace\"");
+    world.write_config(&certs);
     let mut secrets = secrets::Secrets::new();
     let mut before = BTreeMap::new();
     for (_, fault, _, sim, cert) in &cases_run {
-        workspace.enroll(sim, cert);
+        let (enroll, token) = world.enroll_command(&cert.name);
+        enroll.run().ok();
         before.insert(
             cert.name.clone(),
             (cert.snapshot(), cert.consistent_pair().unwrap()),
         );
-        secrets.add(
-            "a one-time token",
-            &std::fs::read_to_string(workspace.path(&format!("{}.token", cert.name))).unwrap(),
-        );
+        secrets.add("a one-time token", &token);
         sim.set_fault(fault.clone(), FaultScope::UntilCleared);
     }
 
-    let mut daemon = Daemon::start(&workspace, "daemon");
+    let mut daemon = world.daemon().label("daemon").serving();
     let daemon_started = Instant::now();
     let mut last = Scrape::default();
     let failing = try_wait_for(Duration::from_secs(90), || {
@@ -244,7 +240,7 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
     }
 
     // Nothing secret anywhere the daemon or `status` shows, at trace level, after every fault.
-    secrets.add_keys_under(workspace.root.path());
+    secrets.add_keys_under(world.root());
     secrets.assert_clean("the daemon's trace log", &daemon.log_text());
     let (_, metrics) = daemon.try_get("/metrics").unwrap();
     secrets.assert_clean("/metrics", &metrics);
@@ -254,8 +250,8 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
         secrets.assert_clean("state.json", &cert.state_json().unwrap_or_default());
     }
     for args in [&["status"][..], &["status", "--json"]] {
-        let output = workspace.run(args);
-        secrets.assert_clean(&format!("`{}`", args.join(" ")), &harness::text(&output));
+        let output = world.command(args).run();
+        secrets.assert_clean(&format!("`{}`", args.join(" ")), &output.text());
     }
     let log = daemon.log_text();
     let status = daemon.stop();
@@ -293,17 +289,17 @@ fn daemon_backs_off_keeps_old_files_and_recovers_from_every_simulator_fault() {
 
 #[test]
 fn stalled_and_endless_answers_end_at_the_timeout_and_keep_memory_flat() {
-    let workspace = Workspace::new();
+    let world = World::with(Settings::stress(), Duration::from_secs(120));
     let stall = Sim::ecdsa(Duration::from_secs(120));
     let endless = Sim::ecdsa(Duration::from_secs(120));
     let certs = [
-        short_lived(&workspace, "stall", &stall, Proto::Compass),
-        short_lived(&workspace, "endless", &endless, Proto::Rest),
+        short_lived(&world, "stall", &stall, Proto::Compass),
+        short_lived(&world, "endless", &endless, Proto::KymaRest),
     ];
-    workspace.write_config(&certs);
-    workspace.enroll(&stall, &certs[0]);
-    workspace.enroll(&endless, &certs[1]);
-    let mut daemon = Daemon::start(&workspace, "daemon");
+    world.write_config(&certs);
+    world.enroll("stall");
+    world.enroll("endless");
+    let mut daemon = world.daemon().label("daemon").serving();
     // Warm up: a successful renewal of each, so the allocator has seen a whole flow.
     wait_for("a first renewal of each", Duration::from_secs(30), || {
         let scrape = scrape(&daemon)?;
@@ -417,20 +413,22 @@ fn stalled_and_endless_answers_end_at_the_timeout_and_keep_memory_flat() {
 
 #[test]
 fn much_longer_lifetime_is_accepted_with_a_warning() {
-    let workspace = Workspace::new();
-    let sim = Sim::ecdsa(Duration::from_secs(30));
-    let cert = short_lived(&workspace, "orders", &sim, Proto::Compass);
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
+    let world = World::with(Settings::stress(), Duration::from_secs(30));
+    let cert = short_lived(&world, "orders", &world.sim, Proto::Compass);
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
     let before = cert.consistent_pair().unwrap();
-    sim.set_validity(Duration::from_secs(30 * 86_400)).unwrap();
-    let daemon = Daemon::start(&workspace, "daemon");
+    world
+        .sim
+        .set_validity(Duration::from_secs(30 * 86_400))
+        .unwrap();
+    let daemon = world.daemon().label("daemon").serving();
     wait_for("the renewal", Duration::from_secs(30), || {
         (scrape(&daemon)?.successes("orders") >= 1.0).then_some(())
     });
     let after = cert.consistent_pair().unwrap();
     assert_ne!(after, before);
-    let issued = sim.issued_certificate(&after).unwrap();
+    let issued = world.sim.issued_certificate(&after).unwrap();
     assert_eq!(
         issued.not_after.duration_since(issued.not_before).unwrap(),
         Duration::from_secs(30 * 86_400)

@@ -4,10 +4,7 @@
 //! on empty, binary, huge, deeply nested and contradictory files: a value or a clear
 //! error every time, never a panic or a stack overflow.
 
-#[path = "support/reliability.rs"]
-mod harness;
-#[path = "support/results.rs"]
-mod results;
+mod support;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -21,6 +18,10 @@ use kyma_certd::pki::verify::{Expectations, ReturnedPems, verify};
 use kyma_certd::pki::x509::{CertInfo, parse_pem_bundle};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+use support::ca::{self, SUBJECT, TestCa};
+use support::invoke::kyma_certd;
+use support::results;
+use support::world::{Settings, World};
 
 /// Checks that a refused configuration names the file and positions inside the text.
 fn clear_problems(text: &str, result: &Result<Config, ConfigError>) -> Result<(), TestCaseError> {
@@ -291,9 +292,7 @@ fn rsa_key_pem() -> &'static str {
     })
 }
 
-const SUBJECT: &str = "O=Org,OU=OrgUnit,L=Waldorf,ST=Waldorf,C=DE,CN=app";
-
-/// A CA, a key, and the three PEM texts a connector would return for it.
+/// A key, and the three PEM texts a connector would return for it.
 struct Issued {
     key_pem: String,
     client: String,
@@ -304,26 +303,16 @@ struct Issued {
 fn issued() -> &'static Issued {
     static ISSUED: OnceLock<Issued> = OnceLock::new();
     ISSUED.get_or_init(|| {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "input test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let pair = rcgen::KeyPair::from_pem(key.to_pem()).unwrap();
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = Subject::parse(SUBJECT).unwrap().to_distinguished_name();
-        params.not_before = (SystemTime::now() - Duration::from_secs(60)).into();
-        params.not_after = (SystemTime::now() + Duration::from_secs(86_400)).into();
-        let client = params.signed_by(&pair, &issuer).unwrap().pem();
+        let key = ca::key();
+        let not_before = SystemTime::now() - Duration::from_secs(60);
+        let lifetime = Duration::from_secs(86_460);
+        let (client, ca, chain) =
+            ca::issued(&TestCa::new("input test CA"), &key, not_before, lifetime);
         Issued {
             key_pem: key.to_pem().to_owned(),
-            chain: format!("{client}{}", ca_cert.pem()),
-            ca: ca_cert.pem(),
             client,
+            ca,
+            chain,
         }
     })
 }
@@ -520,10 +509,10 @@ fn parsers_yield_a_value_or_a_clear_error_for_hostile_input() {
 }
 
 /// `check-config` on `bytes`: exit 2, the file named, no panic, no signal.
-fn refused(workspace: &harness::Workspace, bytes: &[u8], expect: &str) -> (String, Duration) {
-    std::fs::write(&workspace.config, bytes).unwrap();
+fn refused(world: &World, bytes: &[u8], expect: &str) -> (String, Duration) {
+    std::fs::write(&world.config, bytes).unwrap();
     let started = Instant::now();
-    let output = workspace.run(&["check-config"]);
+    let output = world.command(&["check-config"]).run();
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(
@@ -537,7 +526,7 @@ fn refused(workspace: &harness::Workspace, bytes: &[u8], expect: &str) -> (Strin
         "{stderr}"
     );
     assert!(
-        stderr.contains(workspace.config.to_str().unwrap()),
+        stderr.contains(world.config.to_str().unwrap()),
         "the message does not name the file: {stderr}"
     );
     assert!(stderr.contains(expect), "expected {expect:?} in: {stderr}");
@@ -548,8 +537,8 @@ fn refused(workspace: &harness::Workspace, bytes: &[u8], expect: &str) -> (Strin
 
 #[test]
 fn check_config_refuses_hostile_files_clearly_without_crashing() {
-    let workspace = harness::Workspace::new();
-    let file = workspace.config.to_str().unwrap().to_owned();
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let file = world.config.to_str().unwrap().to_owned();
     let cert = |name: &str, dir: &str| {
         format!("[[certificate]]\nname = \"{name}\"\nprotocol = \"compass\"\ndir = \"{dir}\"\n")
     };
@@ -597,21 +586,17 @@ fn check_config_refuses_hostile_files_clearly_without_crashing() {
     let mut rows = Vec::new();
     let mut slowest = Duration::ZERO;
     for (what, bytes, expect) in &cases {
-        let (first, took) = refused(&workspace, bytes, expect);
+        let (first, took) = refused(&world, bytes, expect);
         slowest = slowest.max(took);
         rows.push(format!("{what}: {first}"));
     }
     // A directory, and a missing file.
-    let output = harness::kyma_certd(workspace.root.path(), &["check-config"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", harness::text(&output));
-    let missing = workspace.path("missing.toml");
-    let output = harness::kyma_certd(&missing, &["check-config"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", harness::text(&output));
-    assert!(harness::text(&output).contains(missing.to_str().unwrap()));
+    let output = kyma_certd(world.root(), &["check-config"]).run();
+    assert_eq!(output.status.code(), Some(2), "{}", output.text());
+    let missing = world.path("missing.toml");
+    let output = kyma_certd(&missing, &["check-config"]).run();
+    assert_eq!(output.status.code(), Some(2), "{}", output.text());
+    assert!(output.text().contains(missing.to_str().unwrap()));
 
     results::record(
         "6b-check-config",

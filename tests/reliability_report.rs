@@ -4,8 +4,10 @@
 //! so a plain `cargo test -- --ignored` never rewrites the file. It refuses to write a
 //! table with scenarios missing.
 
-#[path = "support/results.rs"]
-mod results;
+mod support;
+
+use support::results;
+use support::world::ROOT_PREFIX;
 
 /// Every scenario the suite records, in table order.
 const SCENARIOS: [&str; 15] = [
@@ -48,7 +50,7 @@ fn writes_docs_reliability_md_from_the_latest_results() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reliability.md");
     std::fs::write(&path, &markdown).expect("writing docs/reliability.md");
     assert!(
-        !markdown.contains("kyma-certd-rel-"),
+        !markdown.contains(ROOT_PREFIX),
         "a temporary path slipped into the report"
     );
     eprintln!("wrote {} ({} bytes)", path.display(), markdown.len());

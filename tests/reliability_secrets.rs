@@ -4,26 +4,29 @@
 //! command, at trace level, under every fault; the metrics port serves its three paths
 //! and nothing else, and outlives garbage and slow clients.
 
-#[path = "support/reliability.rs"]
-mod harness;
-#[path = "support/results.rs"]
-mod results;
-#[path = "support/secrets.rs"]
-mod secrets;
+mod support;
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::{CertSpec, Daemon, Layout, Proto, Scrape, Sim, Workspace, mode_of, wait_for};
 use kyma_connector_sim::{Fault, FaultScope};
 use rustix::fs::inotify;
+use support::disk::list;
+use support::disk::mode_of;
+use support::http::try_http_get;
+use support::invoke::{Invocation, Run};
+use support::results;
+use support::scrape::Scrape;
+use support::secrets;
+use support::sim::Sim;
+use support::wait::wait_for;
+use support::world::{CertSpec, FILE_NAMES, Layout, Proto, Settings, World};
 
 /// Records the mode of every file created under some directories, as soon as inotify
 /// reports it (new subdirectories are watched as they appear).
@@ -99,11 +102,9 @@ impl ModeWatch {
     }
 }
 
-fn run_with_umask(command: &Command, umask: u32) -> Output {
-    let output = harness::with_umask(command, umask)
-        .output()
-        .expect("the binary runs");
-    assert!(output.status.success(), "{}", harness::text(&output));
+fn run_with_umask(command: Invocation, umask: u32) -> Run {
+    let output = command.umask(umask).run();
+    assert!(output.status.success(), "{}", output.text());
     output
 }
 
@@ -112,10 +113,10 @@ fn modes(cert: &CertSpec) -> Vec<(PathBuf, u32, bool)> {
     let mut out = Vec::new();
     match cert.layout {
         Layout::Symlink => {
-            for name in harness::list(&cert.dir) {
+            for name in list(&cert.dir) {
                 let gen_dir = cert.dir.join(&name);
                 if name.starts_with("gen-") {
-                    for file in harness::FILE_NAMES {
+                    for file in FILE_NAMES {
                         let path = gen_dir.join(file);
                         out.push((path.clone(), mode_of(&path), file == "key.pem"));
                     }
@@ -139,9 +140,9 @@ const OUTPUT_FILES: [(&str, bool); 4] = [
     ("truststore.p12", false),
 ];
 
-/// Output tables writing [`OUTPUT_FILES`], with a keystore password file in `workspace`.
-fn outputs_tables(workspace: &Workspace) -> String {
-    let password = workspace.path("keystore.pass");
+/// Output tables writing [`OUTPUT_FILES`], with a keystore password file in `world`.
+fn outputs_tables(world: &World) -> String {
+    let password = world.path("keystore.pass");
     std::fs::write(&password, format!("{KEYSTORE_PASSWORD}\n")).unwrap();
     format!(
         "[[certificate.output]]\nkind = \"pem-bundle\"\nfile = \"client.pem\"\nparts = [\"key\", \"cert\", \"chain\"]\n\
@@ -155,21 +156,21 @@ const KEYSTORE_PASSWORD: &str = "Keyst0re-pa55word";
 
 #[test]
 fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider() {
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
     let mut observed = 0;
     let mut widest_key = 0;
     for umask in [0o000, 0o077] {
-        let workspace = Workspace::new();
-        let outputs = outputs_tables(&workspace);
-        let mut sym = workspace.cert("sym", &sim, Proto::Compass, Layout::Symlink);
+        let world = World::with(Settings::stress(), Duration::from_secs(3600));
+        let outputs = outputs_tables(&world);
+        let mut sym = world.cert("sym", Proto::Compass);
         sym.tail.push_str(&outputs);
-        let mut files = workspace
-            .cert("files", &sim, Proto::Rest, Layout::Files)
+        let mut files = world
+            .cert("files", Proto::KymaRest)
+            .files_layout()
             .with("cert_mode = \"0640\"")
             .with("key_mode = \"0400\"");
         files.tail.push_str(&outputs);
         let certs = [sym, files];
-        workspace.write_config(&certs);
+        world.write_config(&certs);
         for cert in &certs {
             std::fs::create_dir_all(&cert.dir).unwrap();
             std::fs::create_dir_all(&cert.files_dir).unwrap();
@@ -180,18 +181,16 @@ fn files_get_their_final_modes_under_umask_000_and_077_and_keys_are_never_wider(
             certs[1].files_dir.clone(),
         ]);
         for cert in &certs {
-            run_with_umask(&workspace.enroll_command(&sim, cert), umask);
+            run_with_umask(world.enroll_command(&cert.name).0, umask);
             for _ in 0..5 {
                 run_with_umask(
-                    &workspace.command(&["renew", "--force", "--name", &cert.name]),
+                    world.command(&["renew", "--force", "--name", &cert.name]),
                     umask,
                 );
             }
         }
         // The daemon too, renewing both on SIGUSR1.
-        let daemon =
-            Daemon::spawn_serving(harness::with_umask(&workspace.command(&["run"]), umask));
-        daemon.wait_ready();
+        let daemon = world.daemon().umask(umask).ready();
         daemon.signal(rustix::process::Signal::USR1);
         wait_for(
             "two renewals in the daemon",
@@ -288,31 +287,22 @@ struct Seen {
     text: String,
 }
 
-fn traced(workspace: &Workspace, args: &[&str]) -> Command {
-    let mut command = workspace.command(args);
-    command.env("RUST_LOG", "trace");
-    command
+fn traced(world: &World, args: &[&str]) -> Invocation {
+    world.command(args).env("RUST_LOG", "trace")
 }
 
-/// `enroll --name` arguments for `cert` (with the URL for kyma-rest), and a fresh token.
-fn enroll_parts(workspace: &Workspace, sim: &Sim, cert: &CertSpec) -> (Vec<String>, String) {
-    let mut args = vec![
-        "--config".to_owned(),
-        workspace.config.to_string_lossy().into_owned(),
-        "enroll".to_owned(),
-        "--name".to_owned(),
-        cert.name.clone(),
-    ];
-    let token = match cert.protocol {
-        Proto::Compass => sim.mint_compass_token(),
-        Proto::Rest => {
-            let (token, mut url) = sim.mint_rest_token();
+/// `enroll --name` at trace level for `cert` (with the URL for kyma-rest), and a fresh
+/// token from its simulator.
+fn enroll_parts(world: &World, cert: &CertSpec) -> (Invocation, String) {
+    let command = traced(world, &["enroll", "--name", &cert.name]);
+    match cert.protocol {
+        Proto::Compass => (command, cert.sim().mint_compass_token()),
+        Proto::KymaRest => {
+            let (token, mut url) = cert.sim().mint_rest_token();
             url.set_query(None);
-            args.extend(["--url".to_owned(), url.to_string()]);
-            token
+            (command.args(["--url", url.as_str()]), token)
         }
-    };
-    (args, token)
+    }
 }
 
 /// Enrollments with the Compass Director's other token forms for `cert`, each with every
@@ -321,18 +311,12 @@ fn enroll_parts(workspace: &Workspace, sim: &Sim, cert: &CertSpec) -> (Vec<Strin
 /// `connector_url`); kyma-rest: the legacy connector URL alone, and a blob without `--url`,
 /// which is refused before any request.
 fn director_forms(
-    workspace: &Workspace,
-    sim: &Sim,
+    world: &World,
     cert: &CertSpec,
     secrets: &mut secrets::Secrets,
-) -> Vec<(&'static str, Vec<String>, String, bool)> {
-    let args = vec![
-        "--config".to_owned(),
-        workspace.config.to_string_lossy().into_owned(),
-        "enroll".to_owned(),
-        "--name".to_owned(),
-        cert.name.clone(),
-    ];
+) -> Vec<(&'static str, Invocation, String, bool)> {
+    let args = || traced(world, &["enroll", "--name", &cert.name]);
+    let sim = cert.sim();
     let mut minted = || {
         let director = sim.mint_director_token(sim.app());
         secrets.add("a director token", &director.token);
@@ -344,27 +328,27 @@ fn director_forms(
         Proto::Compass => vec![
             (
                 "enroll with a rawEncoded blob",
-                args.clone(),
+                args(),
                 minted().raw_encoded,
                 true,
             ),
             (
                 "enroll with a legacy connector URL",
-                args,
+                args(),
                 minted().legacy_connector_url,
                 true,
             ),
         ],
-        Proto::Rest => vec![
+        Proto::KymaRest => vec![
             (
                 "enroll with a blob refused by kyma-rest",
-                args.clone(),
+                args(),
                 minted().raw_encoded,
                 false,
             ),
             (
                 "enroll with a legacy connector URL",
-                args,
+                args(),
                 minted().legacy_connector_url,
                 true,
             ),
@@ -372,20 +356,10 @@ fn director_forms(
     }
 }
 
-fn traced_bin(args: &[String]) -> Command {
-    let mut command = Command::new(harness::BIN);
-    command
-        .args(args)
-        .env("RUST_LOG", "trace")
-        .env_remove("KYMA_CERTD_CONFIG")
-        .stdin(Stdio::null());
-    command
-}
-
-fn record(seen: &mut Vec<Seen>, what: &str, output: Output) -> Output {
+fn record(seen: &mut Vec<Seen>, what: &str, output: Run) -> Run {
     seen.push(Seen {
         what: what.to_owned(),
-        text: harness::text(&output),
+        text: output.text(),
     });
     output
 }
@@ -415,24 +389,24 @@ fn faults() -> Vec<Fault> {
 fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
     let compass = Sim::ecdsa(Duration::from_secs(3600));
     let rest = Sim::ecdsa(Duration::from_secs(3600));
-    let workspace = Workspace::new();
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
     // Both with outputs: a bundle holding the key, keystores with a password.
-    let outputs = outputs_tables(&workspace);
+    let outputs = outputs_tables(&world);
     let mut certs = [
-        workspace.cert("c", &compass, Proto::Compass, Layout::Symlink),
-        workspace.cert("r", &rest, Proto::Rest, Layout::Files),
+        world.cert_at("c", Proto::Compass, &compass),
+        world.cert_at("r", Proto::KymaRest, &rest).files_layout(),
     ];
     for cert in &mut certs {
         cert.tail.push_str(&outputs);
     }
     let sims = [&compass, &rest];
-    workspace.write_config(&certs);
+    world.write_config(&certs);
     let mut secrets = secrets::Secrets::new();
     secrets.add("the keystore password", KEYSTORE_PASSWORD);
     let mut seen = Vec::new();
     let mut state_files = Vec::new();
     let collect = |secrets: &mut secrets::Secrets, state_files: &mut Vec<String>| {
-        secrets.add_keys_under(workspace.root.path());
+        secrets.add_keys_under(world.root());
         for cert in &certs {
             state_files.push(cert.state_json().unwrap_or_default());
         }
@@ -441,90 +415,87 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
     record(
         &mut seen,
         "check-config",
-        traced(&workspace, &["check-config"]).output().unwrap(),
+        traced(&world, &["check-config"]).run(),
     );
     // Enrollment: a wrong token (which a server might echo), then right ones from a
     // file, from standard input, on the command line, and an unneeded one.
     let bogus_token = "Bogus0Token1With2Digits3And4Case5Xy";
     secrets.add("a rejected one-time token", bogus_token);
-    let bogus = workspace.path("bogus.token");
+    let bogus = world.path("bogus.token");
     std::fs::write(&bogus, bogus_token).unwrap();
-    let token_file = workspace.path("enroll.token");
-    for (cert, sim) in certs.iter().zip(sims) {
-        let (args, _) = enroll_parts(&workspace, sim, cert);
-        let mut command = traced_bin(&args);
-        command.arg("--token-file").arg(&bogus);
+    let token_file = world.path("enroll.token");
+    for cert in &certs {
+        let (command, _) = enroll_parts(&world, cert);
         let output = record(
             &mut seen,
             "enroll with a wrong token",
-            command.output().unwrap(),
+            command.arg("--token-file").arg(&bogus).run(),
         );
-        assert!(!output.status.success(), "{}", harness::text(&output));
+        assert!(!output.status.success(), "{}", output.text());
 
-        let (args, token) = enroll_parts(&workspace, sim, cert);
+        let (command, token) = enroll_parts(&world, cert);
         secrets.add("a one-time token", &token);
         std::fs::write(&token_file, &token).unwrap();
-        let mut command = traced_bin(&args);
-        command.arg("--token-file").arg(&token_file);
-        let output = record(&mut seen, "enroll --token-file", command.output().unwrap());
-        assert!(output.status.success(), "{}", harness::text(&output));
+        let output = record(
+            &mut seen,
+            "enroll --token-file",
+            command.arg("--token-file").arg(&token_file).run(),
+        );
+        assert!(output.status.success(), "{}", output.text());
         collect(&mut secrets, &mut state_files);
 
-        let (args, token) = enroll_parts(&workspace, sim, cert);
+        let (command, token) = enroll_parts(&world, cert);
         secrets.add("a one-time token", &token);
-        let mut command = traced_bin(&args);
-        command
-            .args(["--token-file", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{token}\n").as_bytes())
-            .unwrap();
         let output = record(
             &mut seen,
             "enroll --token-file -",
-            child.wait_with_output().unwrap(),
+            command
+                .args(["--token-file", "-"])
+                .stdin(&format!("{token}\n"))
+                .run(),
         );
-        assert!(output.status.success(), "{}", harness::text(&output));
+        assert!(output.status.success(), "{}", output.text());
         collect(&mut secrets, &mut state_files);
 
-        let (args, token) = enroll_parts(&workspace, sim, cert);
+        let (command, token) = enroll_parts(&world, cert);
         secrets.add("a one-time token", &token);
-        let mut command = traced_bin(&args);
-        command.args(["--token", &token]);
-        let output = record(&mut seen, "enroll --token", command.output().unwrap());
-        assert!(output.status.success(), "{}", harness::text(&output));
+        let output = record(
+            &mut seen,
+            "enroll --token",
+            command.args(["--token", &token]).run(),
+        );
+        assert!(output.status.success(), "{}", output.text());
         collect(&mut secrets, &mut state_files);
 
-        for (what, args, text, succeeds) in director_forms(&workspace, sim, cert, &mut secrets) {
+        for (what, command, text, succeeds) in director_forms(&world, cert, &mut secrets) {
             std::fs::write(&token_file, &text).unwrap();
-            let mut command = traced_bin(&args);
-            command.arg("--token-file").arg(&token_file);
-            let output = record(&mut seen, what, command.output().unwrap());
+            let output = record(
+                &mut seen,
+                what,
+                command.arg("--token-file").arg(&token_file).run(),
+            );
             assert_eq!(
                 output.status.success(),
                 succeeds,
                 "{what}: {}",
-                harness::text(&output)
+                output.text()
             );
             collect(&mut secrets, &mut state_files);
         }
 
-        let (args, token) = enroll_parts(&workspace, sim, cert);
+        let (command, token) = enroll_parts(&world, cert);
         secrets.add("an unused one-time token", &token);
         std::fs::write(&token_file, &token).unwrap();
-        let mut command = traced_bin(&args);
-        command
-            .arg("--token-file")
-            .arg(&token_file)
-            .arg("--if-needed");
-        let output = record(&mut seen, "enroll --if-needed", command.output().unwrap());
-        assert!(output.status.success(), "{}", harness::text(&output));
+        let output = record(
+            &mut seen,
+            "enroll --if-needed",
+            command
+                .arg("--token-file")
+                .arg(&token_file)
+                .arg("--if-needed")
+                .run(),
+        );
+        assert!(output.status.success(), "{}", output.text());
     }
 
     // Renewals: not due, forced, and forced under every fault.
@@ -534,12 +505,8 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
             &["renew", "--name", &cert.name][..],
             &["renew", "--force", "--name", &cert.name],
         ] {
-            let output = record(
-                &mut seen,
-                &args.join(" "),
-                traced(&workspace, args).output().unwrap(),
-            );
-            assert!(output.status.success(), "{}", harness::text(&output));
+            let output = record(&mut seen, &args.join(" "), traced(&world, args).run());
+            assert!(output.status.success(), "{}", output.text());
             collect(&mut secrets, &mut state_files);
         }
         for fault in faults() {
@@ -547,25 +514,19 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
             let output = record(
                 &mut seen,
                 &format!("renew --force under {fault:?}"),
-                traced(&workspace, &["renew", "--force", "--name", &cert.name])
-                    .output()
-                    .unwrap(),
+                traced(&world, &["renew", "--force", "--name", &cert.name]).run(),
             );
             sim.clear_fault();
             assert_eq!(
                 output.status.code(),
                 Some(1),
                 "{fault:?}: {}",
-                harness::text(&output)
+                output.text()
             );
             faulted += 1;
             collect(&mut secrets, &mut state_files);
             for args in [&["status"][..], &["status", "--json"]] {
-                record(
-                    &mut seen,
-                    &args.join(" "),
-                    traced(&workspace, args).output().unwrap(),
-                );
+                record(&mut seen, &args.join(" "), traced(&world, args).run());
             }
         }
     }
@@ -573,39 +534,28 @@ fn no_command_shows_a_secret_at_trace_level_not_even_under_faults() {
     let output = record(
         &mut seen,
         "revoke --yes",
-        traced(&workspace, &["revoke", "--name", "c", "--yes"])
-            .output()
-            .unwrap(),
+        traced(&world, &["revoke", "--name", "c", "--yes"]).run(),
     );
-    assert!(output.status.success(), "{}", harness::text(&output));
+    assert!(output.status.success(), "{}", output.text());
     let output = record(
         &mut seen,
         "renew after revoke",
-        traced(&workspace, &["renew", "--force", "--name", "c"])
-            .output()
-            .unwrap(),
+        traced(&world, &["renew", "--force", "--name", "c"]).run(),
     );
-    assert_eq!(output.status.code(), Some(3), "{}", harness::text(&output));
+    assert_eq!(output.status.code(), Some(3), "{}", output.text());
     for args in [&["status"][..], &["status", "--json"]] {
-        record(
-            &mut seen,
-            &args.join(" "),
-            traced(&workspace, args).output().unwrap(),
-        );
+        record(&mut seen, &args.join(" "), traced(&world, args).run());
     }
     collect(&mut secrets, &mut state_files);
     // The demo, briefly.
     let demo = record(
         &mut seen,
         "demo",
-        Command::new(harness::BIN)
-            .args(["demo", "--duration", "4s", "--validity", "20s"])
+        Invocation::new(&["demo", "--duration", "4s", "--validity", "20s"])
             .env("RUST_LOG", "trace")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap(),
+            .run(),
     );
-    assert!(demo.status.success(), "{}", harness::text(&demo));
+    assert!(demo.status.success(), "{}", demo.text());
 
     for sim in sims {
         secrets.add_issued(sim);
@@ -656,12 +606,11 @@ fn open_fds(pid: u32) -> usize {
 
 #[test]
 fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_clients() {
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
-    let workspace = Workspace::new();
-    let cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
-    workspace.write_config(std::slice::from_ref(&cert));
-    workspace.enroll(&sim, &cert);
-    let mut daemon = Daemon::start(&workspace, "daemon");
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let cert = world.cert("orders", Proto::Compass);
+    world.write_config(std::slice::from_ref(&cert));
+    world.enroll(&cert.name);
+    let mut daemon = world.daemon().label("daemon").serving();
     daemon.wait_ready();
     let addr = daemon.metrics_addr();
     let fds_before = open_fds(daemon.pid());
@@ -775,7 +724,7 @@ fn metrics_port_serves_only_its_three_paths_and_outlives_garbage_and_slow_client
     }
     std::thread::sleep(Duration::from_millis(500));
     let asked = Instant::now();
-    let answer = harness::try_http_get(addr, "/healthz", &[], Duration::from_secs(20));
+    let answer = try_http_get(addr, "/healthz", &[], Duration::from_secs(20));
     let waited = asked.elapsed();
     assert_eq!(
         answer.map(|a| a.status).ok(),

@@ -2,10 +2,7 @@
 //! not trust, or names another host, is refused before any request is sent, and the
 //! error says which; plain `http://` is refused unless `allow_insecure_http = true`.
 
-#[path = "support/reliability.rs"]
-mod harness;
-#[path = "support/results.rs"]
-mod results;
+mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,7 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use harness::{Daemon, Layout, Proto, Scrape, Sim, Workspace, wait_for};
+use support::invoke::Run;
+use support::results;
+use support::running::Daemon;
+use support::scrape::Scrape;
+use support::sim::Sim;
+use support::wait::wait_for;
+use support::world::{Proto, Settings, World};
 
 /// Forwards every connection to 127.0.0.2:<port> to `target`, byte for byte, so that
 /// the simulator (which binds 127.0.0.1 and holds a certificate for 127.0.0.1 and
@@ -62,8 +65,9 @@ fn plain_listener() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, seen)
 }
 
-fn error_line(output: &std::process::Output) -> String {
-    harness::text(output)
+fn error_line(output: &Run) -> String {
+    output
+        .text()
         .lines()
         .find(|l| l.starts_with("kyma-certd: error:"))
         .unwrap_or_default()
@@ -77,19 +81,18 @@ fn scrape(daemon: &Daemon) -> Option<Scrape> {
 
 #[test]
 fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
     let other = Sim::ecdsa(Duration::from_secs(3600));
-    let workspace = Workspace::new();
-    let good = workspace.cert("good", &sim, Proto::Compass, Layout::Symlink);
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
+    let good = world.cert("good", Proto::Compass);
     // Trusts another simulator's server CA: the same name, another key.
-    let untrusted = workspace.cert("untrusted", &sim, Proto::Compass, Layout::Symlink);
+    let untrusted = world.cert("untrusted", Proto::Compass);
     std::fs::write(&untrusted.server_ca, other.server_ca_pem()).unwrap();
     // Trusts an unrelated CA (the simulator's client CA).
-    let unknown = workspace.cert("unknown", &sim, Proto::Compass, Layout::Symlink);
-    std::fs::write(&unknown.server_ca, sim.client_ca_pem()).unwrap();
-    let token_fwd = forward_from_127_0_0_2(sim.token_addr());
-    let mtls_fwd = forward_from_127_0_0_2(sim.mtls_addr());
-    let mut wrong_host = workspace.cert("wronghost", &sim, Proto::Compass, Layout::Symlink);
+    let unknown = world.cert("unknown", Proto::Compass);
+    std::fs::write(&unknown.server_ca, world.sim.client_ca_pem()).unwrap();
+    let token_fwd = forward_from_127_0_0_2(world.sim.token_addr());
+    let mtls_fwd = forward_from_127_0_0_2(world.sim.mtls_addr());
+    let mut wrong_host = world.cert("wronghost", Proto::Compass);
     wrong_host.connector_url = Some(format!("https://{token_fwd}/connector/graphql"));
     let certs = [
         good.clone(),
@@ -97,10 +100,10 @@ fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
         unknown.clone(),
         wrong_host.clone(),
     ];
-    workspace.write_config(&certs);
+    world.write_config(&certs);
 
     // Enrolling: refused at the handshake, before the token could be sent.
-    let before = sim.request_counts().total();
+    let before = world.sim.request_counts().total();
     let mut messages = Vec::new();
     for (cert, says) in [
         (
@@ -116,9 +119,9 @@ fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
             "connector's certificate does not match host 127.0.0.2",
         ),
     ] {
-        let output = workspace.enroll_command(&sim, cert).output().unwrap();
+        let output = world.enroll_command(&cert.name).0.run();
         let line = error_line(&output);
-        assert_eq!(output.status.code(), Some(1), "{}", harness::text(&output));
+        assert_eq!(output.status.code(), Some(1), "{}", output.text());
         assert!(
             line.contains(says),
             "{}: expected {says:?} in {line:?}",
@@ -128,7 +131,7 @@ fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
         assert!(!cert.dir.join("current").exists());
     }
     assert_eq!(
-        sim.request_counts().total(),
+        world.sim.request_counts().total(),
         before,
         "a request reached the connector through a refused handshake"
     );
@@ -138,26 +141,28 @@ fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
         let mut trusted = cert.clone();
         trusted.server_ca = good.server_ca.clone();
         trusted.connector_url = good.connector_url.clone();
-        workspace.write_config(&[trusted.clone()]);
-        workspace.enroll(&sim, &trusted);
+        world.write_config(&[trusted.clone()]);
+        world.enroll(&trusted.name);
     }
     let mtls_url = format!("https://{mtls_fwd}/connector/graphql");
     let wrong_host = wrong_host.with(format!("renewal_url = {mtls_url:?}"));
     let certs = [untrusted.clone(), unknown.clone(), wrong_host.clone()];
-    workspace.write_config(&certs);
+    world.write_config(&certs);
     let snapshots: Vec<_> = certs.iter().map(|c| c.snapshot()).collect();
     for (cert, says) in [
         (&certs[0], "not trusted"),
         (&certs[1], "not trusted"),
         (&certs[2], "does not match host 127.0.0.2"),
     ] {
-        let output = workspace.run(&["renew", "--force", "--name", &cert.name]);
+        let output = world
+            .command(&["renew", "--force", "--name", &cert.name])
+            .run();
         let line = error_line(&output);
-        assert_eq!(output.status.code(), Some(1), "{}", harness::text(&output));
+        assert_eq!(output.status.code(), Some(1), "{}", output.text());
         assert!(line.contains(says), "{line}");
         messages.push(line);
     }
-    let daemon = Daemon::start(&workspace, "daemon");
+    let daemon = world.daemon().label("daemon").serving();
     daemon.wait_ready();
     daemon.signal(rustix::process::Signal::USR1);
     let scrape = wait_for(
@@ -208,18 +213,17 @@ fn untrusted_or_misnamed_connectors_are_refused_and_the_error_says_which() {
 
 #[test]
 fn plain_http_is_refused_unless_allow_insecure_http_is_set() {
-    let sim = Sim::ecdsa(Duration::from_secs(3600));
     let (plain, seen) = plain_listener();
-    let workspace = Workspace::new();
+    let world = World::with(Settings::stress(), Duration::from_secs(3600));
     let url = format!("http://{plain}/connector/graphql");
 
     // In the configuration: a usage error with the file and line.
-    let mut cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
+    let mut cert = world.cert("orders", Proto::Compass);
     cert.connector_url = Some(url.clone());
-    workspace.write_config(std::slice::from_ref(&cert));
-    let output = workspace.run(&["check-config"]);
-    assert_eq!(output.status.code(), Some(2), "{}", harness::text(&output));
-    let config_error = harness::text(&output);
+    world.write_config(std::slice::from_ref(&cert));
+    let output = world.command(&["check-config"]).run();
+    assert_eq!(output.status.code(), Some(2), "{}", output.text());
+    let config_error = output.text();
     let config_line = config_error
         .lines()
         .find(|l| l.contains("connector_url"))
@@ -231,13 +235,15 @@ fn plain_http_is_refused_unless_allow_insecure_http_is_set() {
     );
 
     // On the command line: refused before connecting.
-    let cert = workspace.cert("orders", &sim, Proto::Compass, Layout::Symlink);
-    workspace.write_config(std::slice::from_ref(&cert));
-    let mut command = workspace.enroll_command(&sim, &cert);
-    command.args(["--url", &url]);
-    let output = command.output().unwrap();
+    let cert = world.cert("orders", Proto::Compass);
+    world.write_config(std::slice::from_ref(&cert));
+    let output = world
+        .enroll_command(&cert.name)
+        .0
+        .args(["--url", &url])
+        .run();
     let refused = error_line(&output);
-    assert_eq!(output.status.code(), Some(1), "{}", harness::text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", output.text());
     assert!(
         refused.contains("refusing plain http url") && refused.contains("allow_insecure_http"),
         "{refused}"
@@ -246,18 +252,20 @@ fn plain_http_is_refused_unless_allow_insecure_http_is_set() {
 
     // Allowed: the request goes out over plain HTTP (and fails on the 503).
     let cert = cert.with("allow_insecure_http = true");
-    workspace.write_config(std::slice::from_ref(&cert));
-    let check = workspace.run(&["check-config"]);
-    assert!(check.status.success(), "{}", harness::text(&check));
+    world.write_config(std::slice::from_ref(&cert));
+    let check = world.command(&["check-config"]).run();
+    assert!(check.status.success(), "{}", check.text());
     assert!(
-        harness::text(&check).contains("allow_insecure_http is set"),
+        check.text().contains("allow_insecure_http is set"),
         "check-config warns about it"
     );
-    let mut command = workspace.enroll_command(&sim, &cert);
-    command.args(["--url", &url]);
-    let output = command.output().unwrap();
+    let output = world
+        .enroll_command(&cert.name)
+        .0
+        .args(["--url", &url])
+        .run();
     let allowed = error_line(&output);
-    assert_eq!(output.status.code(), Some(1), "{}", harness::text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", output.text());
     assert!(allowed.contains("503"), "{allowed}");
     assert!(
         seen.load(Ordering::SeqCst) >= 1,

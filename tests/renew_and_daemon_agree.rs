@@ -3,16 +3,15 @@
 //! twice, once for the one-shot command and once for the daemon, and every column of
 //! the table checked against both.
 
-#[path = "support/in_process.rs"]
-mod in_process;
+mod support;
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use in_process::{InProcessDaemon, enroll, fingerprint_in, kyma_certd, wait_for};
 use kyma_certd::clock::Clock;
 use kyma_certd::store::{RefusalRecord, Revocation, StateFile, Store};
-use kyma_connector_sim::{SimConfig, Simulator};
+use support::disk::fingerprint_on_disk;
+use support::in_process::{InProcessDaemon, eventually};
+use support::world::World;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -167,145 +166,125 @@ fn table() -> Vec<Situation> {
     ]
 }
 
-const SETTINGS: &str =
-    "renew_at = \"50%\"\njitter = \"0%\"\nretry_min = \"10m\"\nretry_max = \"1h\"\n";
+/// The certificate names of a situation: one for the one-shot commands, one for the
+/// daemon; both in one configuration, the daemon started after the commands ran.
+fn names(s: &Situation) -> [String; 2] {
+    [format!("{}-cli", s.name), format!("{}-daemon", s.name)]
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renew_status_and_the_daemon_decide_every_situation_alike() {
-    let sim = Simulator::start(SimConfig {
-        validity: HOUR,
-        accept_ecdsa: true,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let table = table();
-    let (one_shot, daemon_config) = (root.join("one-shot.toml"), root.join("daemon.toml"));
-    let mut texts = (String::new(), in_process::METRICS_TOML.to_owned());
-    for s in &table {
-        let (cli, daemon) = (format!("{}-cli", s.name), format!("{}-daemon", s.name));
-        texts.0 += &in_process::certificate_toml(&sim, root, &cli, SETTINGS);
-        texts.1 += &in_process::certificate_toml(&sim, root, &daemon, SETTINGS);
+    let mut world = World::new(HOUR);
+    for line in [
+        "renew_at = \"50%\"",
+        "jitter = \"0%\"",
+        "retry_min = \"10m\"",
+        "retry_max = \"1h\"",
+    ] {
+        world.settings.defaults.set(line);
     }
-    std::fs::write(&one_shot, texts.0).unwrap();
-    std::fs::write(&daemon_config, texts.1).unwrap();
+    let table = table();
+    let specs: Vec<_> = table
+        .iter()
+        .flat_map(names)
+        .map(|name| world.compass(&name))
+        .collect();
+    world.write_config(&specs);
 
     // Enrolled as the table says; the short-lived ones last, so that they are due (or
     // expired) together.
     let mut order: Vec<&Situation> = table.iter().filter(|s| s.validity.is_some()).collect();
     order.sort_by_key(|s| std::cmp::Reverse(s.validity));
     for s in &order {
-        sim.set_validity(s.validity.unwrap()).unwrap();
-        enroll(&sim, &one_shot, &format!("{}-cli", s.name)).await;
-        enroll(&sim, &daemon_config, &format!("{}-daemon", s.name)).await;
+        world.sim.set_validity(s.validity.unwrap()).unwrap();
+        for name in names(s) {
+            world.enroll(&name);
+        }
     }
     // "due" passes its renewal time (4 s), "expired" its notAfter (2 s).
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let now = SystemTime::now();
+    let config = kyma_certd::config::load(world.config_path()).expect("the configuration loads");
     for s in &table {
-        for (config, name) in [
-            (&one_shot, format!("{}-cli", s.name)),
-            (&daemon_config, format!("{}-daemon", s.name)),
-        ] {
-            let cfg = certificate(config, &name);
-            let fingerprint = fingerprint_in(&cfg.dir).unwrap_or_default();
+        for name in names(s) {
+            let cfg = config.certificates.iter().find(|c| c.name == name).unwrap();
+            let fingerprint = fingerprint_on_disk(&cfg.dir).unwrap_or_default();
             let mut ledger = (s.ledger)(&fingerprint, now);
             if s.validity.is_none() {
                 ledger.enrolled_at = Some(now - HOUR);
             }
             std::fs::create_dir_all(&cfg.dir).unwrap();
-            Store::new(&cfg).write_state(&ledger).unwrap();
+            Store::new(cfg).write_state(&ledger).unwrap();
         }
     }
-    let before: Vec<(Option<String>, Option<String>)> = table
+    let on_disk = |name: &str| fingerprint_on_disk(&world.cert_dir(name));
+    let before: Vec<[Option<String>; 2]> = table
         .iter()
-        .map(|s| {
-            (
-                fingerprint_in(&root.join(format!("{}-cli", s.name))),
-                fingerprint_in(&root.join(format!("{}-daemon", s.name))),
-            )
-        })
+        .map(|s| names(s).map(|n| on_disk(&n)))
         .collect();
 
-    // The one-shot commands: status, then renew, for each situation.
-    let mut one_shot_said = Vec::new();
-    for s in &table {
-        let name = format!("{}-cli", s.name);
-        let status = kyma_certd(&one_shot, &["status", "--json", "--name", &name]).await;
-        let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-        let state = status[0]["state"].as_str().unwrap().to_owned();
-        let renew = kyma_certd(&one_shot, &["renew", "--name", &name]).await;
-        one_shot_said.push((state, renew.status.code().unwrap(), renew));
+    // The one-shot commands: status, then renew, for each situation; what they did is
+    // read before the daemon starts.
+    let mut one_shot = Vec::new();
+    for (s, [was, _]) in table.iter().zip(&before) {
+        let [name, _] = names(s);
+        let status = world.status(&name);
+        let state = status["state"].as_str().unwrap().to_owned();
+        let renew = world.command(&["renew", "--name", &name]).run();
+        let attempted = on_disk(&name) != *was;
+        one_shot.push((
+            state,
+            renew.code(),
+            attempted,
+            renew.stdout() + &renew.stderr(),
+        ));
     }
 
-    // The daemon over the same situations; its states are read before it acts, from
-    // what it reports at once.
-    let daemon = InProcessDaemon::start(&daemon_config, Clock::system()).await;
-    let attempts = table.iter().filter(|s| s.attempted).count();
-    wait_for("the daemon's attempts", Duration::from_secs(10), || async {
-        let done = table.iter().zip(&before).filter(|(s, (_, was))| {
-            s.attempted && fingerprint_in(&root.join(format!("{}-daemon", s.name))) != *was
-        });
-        (done.count() == attempts).then_some(())
+    // The daemon over the same situations.
+    let daemon = InProcessDaemon::start(world.config_path(), Clock::system()).await;
+    let due: Vec<usize> = (0..table.len()).filter(|&i| table[i].attempted).collect();
+    eventually("the daemon's attempts", Duration::from_secs(10), || async {
+        let done = due
+            .iter()
+            .filter(|&&i| on_disk(&names(&table[i])[1]) != before[i][1]);
+        (done.count() == due.len()).then_some(())
     })
     .await;
     // Time for an attempt that should not happen to show.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut daemon_states = Vec::new();
     for s in &table {
-        daemon_states.push(daemon.state(&format!("{}-daemon", s.name)).await);
+        daemon_states.push(daemon.state(&names(s)[1]).await);
     }
     daemon.stop().await;
 
     let mut disagreements = Vec::new();
-    for (((s, (state, exit, renew)), (cli_was, daemon_was)), daemon_state) in table
-        .iter()
-        .zip(&one_shot_said)
-        .zip(&before)
-        .zip(&daemon_states)
-    {
-        let cli_attempted = fingerprint_in(&root.join(format!("{}-cli", s.name))) != *cli_was;
-        let daemon_attempted =
-            fingerprint_in(&root.join(format!("{}-daemon", s.name))) != *daemon_was;
+    for (i, s) in table.iter().enumerate() {
+        let (state, exit, cli_attempted, said) = &one_shot[i];
+        let daemon_attempted = on_disk(&names(s)[1]) != before[i][1];
+        let daemon_state = daemon_states[i].as_deref().unwrap_or("-");
         // After an attempt the daemon says "valid"; before one, what status said.
         let daemon_expected = if s.attempted { "valid" } else { s.state };
-        let row = format!(
-            "{:<20} attempted: expected {:<5} renew {:<5} daemon {:<5} | state: expected {:<8} status {:<8} daemon {:<8} | renew exit: expected {} got {}",
-            s.name,
-            s.attempted,
-            cli_attempted,
-            daemon_attempted,
-            s.state,
-            state,
-            daemon_state.as_deref().unwrap_or("-"),
-            s.exit,
-            exit
-        );
-        if cli_attempted != s.attempted
+        if *cli_attempted != s.attempted
             || daemon_attempted != s.attempted
             || state != s.state
-            || daemon_state.as_deref() != Some(daemon_expected)
+            || daemon_state != daemon_expected
             || *exit != s.exit
         {
             disagreements.push(format!(
-                "{row}\n    renew said: {}{}",
-                String::from_utf8_lossy(&renew.stdout),
-                String::from_utf8_lossy(&renew.stderr)
+                "{:<20} attempted: expected {:<5} renew {:<5} daemon {:<5} | state: expected {:<8} status {:<8} daemon {:<8} | renew exit: expected {} got {}\n    renew said: {said}",
+                s.name,
+                s.attempted,
+                cli_attempted,
+                daemon_attempted,
+                s.state,
+                state,
+                daemon_state,
+                s.exit,
+                exit
             ));
         }
     }
     assert!(disagreements.is_empty(), "\n{}", disagreements.join("\n"));
-    sim.shutdown().await;
-}
-
-fn certificate(config: &Path, name: &str) -> kyma_certd::config::CertificateConfig {
-    kyma_certd::config::load(config)
-        .expect("the configuration loads")
-        .certificates
-        .into_iter()
-        .find(|c| c.name == name)
-        .expect("the certificate is configured")
 }

@@ -3,14 +3,14 @@
 //! credentials are per thread at the system-call level), so this file runs as its own
 //! test binary.
 
-#[path = "support/store.rs"]
-mod common;
+mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use kyma_certd::store::{Store, StoreError};
+use support::disk::chmod;
+use support::store::{certificate, material};
 
 /// Runs `f` on a thread that cannot bypass file permissions.
 fn unprivileged<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -37,10 +37,6 @@ fn consumer(store: &Store) -> Vec<PathBuf> {
     vec![p.cert, p.key, p.chain, p.ca]
 }
 
-fn chmod(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// Gives `dir/.lock` to the user [`unprivileged`] runs as.
 fn lock_for_nobody(dir: &Path) {
     if rustix::process::geteuid().is_root() {
@@ -54,13 +50,13 @@ fn write_errors_leave_old_material_byte_identical() {
     chmod(tmp.path(), 0o755);
 
     let dir = tmp.path().join("orders");
-    let store = Store::new(&common::certificate(&dir, ""));
-    store.swap(&common::material()).unwrap();
+    let store = Store::new(&certificate(&dir, ""));
+    store.swap(&material()).unwrap();
     let before = read_all(&consumer(&store));
     // The lock file (0600) is the store user's own, as when that user created it.
     lock_for_nobody(&dir);
     chmod(&dir, 0o555);
-    let err = unprivileged(|| store.swap(&common::material())).unwrap_err();
+    let err = unprivileged(|| store.swap(&material())).unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err}");
     assert!(err.to_string().contains(dir.to_str().unwrap()), "{err}");
     let err = unprivileged(|| store.write_state(&Default::default())).unwrap_err();
@@ -78,13 +74,13 @@ fn write_errors_leave_old_material_byte_identical() {
         tls.join("ch.pem"),
         tls.join("ca.pem"),
     );
-    let store = Store::new(&common::certificate(&state, &extra));
-    store.swap(&common::material()).unwrap();
+    let store = Store::new(&certificate(&state, &extra));
+    store.swap(&material()).unwrap();
     let before = read_all(&consumer(&store));
     lock_for_nobody(&state);
     chmod(&tls, 0o555);
     chmod(&state, 0o777);
-    let err = unprivileged(|| store.swap(&common::material())).unwrap_err();
+    let err = unprivileged(|| store.swap(&material())).unwrap_err();
     assert!(err.to_string().contains(tls.to_str().unwrap()), "{err}");
     chmod(&tls, 0o755);
     assert_eq!(read_all(&consumer(&store)), before);

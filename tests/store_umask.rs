@@ -1,11 +1,12 @@
 //! The store writes exact modes whatever the process umask. The umask is process-wide,
 //! so this file holds a single test and runs as its own test binary.
 
-#[path = "support/store.rs"]
-mod common;
+mod support;
 
 use kyma_certd::store::Store;
 use rustix::fs::Mode;
+use support::disk::mode_of;
+use support::store::{certificate, material};
 
 #[test]
 fn modes_are_exact_under_umask_000_and_077() {
@@ -20,22 +21,18 @@ fn modes_are_exact_under_umask_000_and_077() {
         .unwrap();
 
         let dir = tmp.path().join("orders");
-        let store = Store::new(&common::certificate(&dir, ""));
-        let report = store.swap(&common::material()).unwrap();
+        let store = Store::new(&certificate(&dir, ""));
+        let report = store.swap(&material()).unwrap();
         let paths = store.consumer_paths();
-        assert_eq!(common::mode(&paths.key), 0o600, "umask {umask:03o}");
-        assert_eq!(common::mode(&paths.cert), 0o644, "umask {umask:03o}");
-        assert_eq!(common::mode(&paths.chain), 0o644, "umask {umask:03o}");
-        assert_eq!(common::mode(&paths.ca), 0o644, "umask {umask:03o}");
-        assert_eq!(common::mode(&dir), 0o755, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.key), 0o600, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.cert), 0o644, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.chain), 0o644, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.ca), 0o644, "umask {umask:03o}");
+        assert_eq!(mode_of(&dir), 0o755, "umask {umask:03o}");
         let generation = dir.join(report.generation.unwrap());
-        assert_eq!(common::mode(&generation), 0o755, "umask {umask:03o}");
+        assert_eq!(mode_of(&generation), 0o755, "umask {umask:03o}");
         store.write_state(&Default::default()).unwrap();
-        assert_eq!(
-            common::mode(&dir.join("state.json")),
-            0o644,
-            "umask {umask:03o}"
-        );
+        assert_eq!(mode_of(&dir.join("state.json")), 0o644, "umask {umask:03o}");
 
         let custom = tmp.path().join("custom");
         let files = tmp.path().join("tls");
@@ -46,13 +43,13 @@ fn modes_are_exact_under_umask_000_and_077() {
             files.join("ch.pem"),
             files.join("ca.pem"),
         );
-        let store = Store::new(&common::certificate(&custom, &extra));
-        store.swap(&common::material()).unwrap();
-        store.swap(&common::material()).unwrap();
+        let store = Store::new(&certificate(&custom, &extra));
+        store.swap(&material()).unwrap();
+        store.swap(&material()).unwrap();
         let paths = store.consumer_paths();
-        assert_eq!(common::mode(&paths.key), 0o400, "umask {umask:03o}");
-        assert_eq!(common::mode(&paths.cert), 0o640, "umask {umask:03o}");
-        assert_eq!(common::mode(&paths.ca), 0o640, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.key), 0o400, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.cert), 0o640, "umask {umask:03o}");
+        assert_eq!(mode_of(&paths.ca), 0o640, "umask {umask:03o}");
 
         rustix::process::umask(old);
     }

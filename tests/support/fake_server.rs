@@ -1,7 +1,7 @@
-//! Test support for the protocol tests: a throwaway PKI made with rcgen and a tiny hyper
-//! server on 127.0.0.1 (plain or TLS, optionally asking for client certificates) that
-//! records requests and answers with scripted replies. Not a connector simulator.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+//! Test support for the protocol tests: a tiny hyper server on 127.0.0.1 (plain or TLS
+//! with a server certificate from a [`TestCa`], optionally asking for client
+//! certificates) that records requests and answers with scripted replies. Not a
+//! connector simulator.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,73 +15,20 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::HeaderMap;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kyma_certd::protocol::Identity;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use url::Url;
-use zeroize::Zeroizing;
+
+use super::ca::TestCa;
 
 pub fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-/// A certificate authority made for one test.
-pub struct TestCa {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl TestCa {
-    pub fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        TestCa { issuer }
-    }
-
-    pub fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    pub fn der(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    /// A leaf for `names` (IP addresses or DNS names) with the given usage: (cert PEM, key PEM).
-    pub fn leaf(
-        &self,
-        cn: &str,
-        names: &[&str],
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (String, String) {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// A client identity (certificate and key) issued by this CA.
-    pub fn client_identity(&self, cn: &str) -> Identity {
-        let (cert, key) = self.leaf(cn, &[], ExtendedKeyUsagePurpose::ClientAuth);
-        Identity::new(cert, Zeroizing::new(key))
-    }
 }
 
 /// How the test server speaks TLS.
@@ -151,8 +98,6 @@ impl TlsSetup {
         }
     }
 }
-
-use rustls_pki_types::pem::PemObject as _;
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]

@@ -1,6 +1,5 @@
 //! A small HTTP/1.1 client for the daemon's metrics port: one request per connection,
 //! the whole response read and checked (status, headers, a body by length or chunks).
-#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -68,7 +67,7 @@ fn invalid(what: &str) -> io::Error {
 }
 
 /// Parses one HTTP/1.x response: status, headers, and a body by length, chunks or EOF.
-pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
+fn parse_response(raw: &[u8]) -> io::Result<Response> {
     parse(raw, true)
 }
 

@@ -1,13 +1,14 @@
 //! The reliability suite's results: each scenario records what it asserted and what it
 //! measured as one JSON file under the target directory, and `render` turns the latest
 //! set into the markdown of `docs/reliability.md`. Does not run anything.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
+
+use super::world::ROOT_PREFIX;
 
 /// `target/tmp/reliability/`.
 pub fn dir() -> PathBuf {
@@ -37,10 +38,10 @@ pub fn record(id: &str, scenario: &str, asserted: &str, numbers: &[(&str, String
     eprintln!("[reliability] {id}: {}", numbers_text(&row));
 }
 
-/// Replaces the test workspaces' temporary paths (`/tmp/kyma-certd-rel-XXXXXX`) by
+/// Replaces the worlds' temporary paths (`/tmp/kyma-certd-test-XXXXXX`) by
 /// `<workspace>`, so that the report holds no path of the machine it ran on.
 pub fn without_local_paths(text: &str) -> String {
-    let prefix = std::env::temp_dir().join("kyma-certd-rel-");
+    let prefix = std::env::temp_dir().join(ROOT_PREFIX);
     let prefix = prefix.to_string_lossy();
     let mut out = String::new();
     let mut rest = text;

@@ -1,12 +1,12 @@
-//! The one harness for a running `kyma-certd run`: the child process with its stdout and
-//! stderr captured line by line (JSON lines parsed, raw text kept), its pid and signals,
-//! the metrics address it logs, HTTP and scrape helpers on that port, waits with deadlines
-//! for log lines, readiness and exit, and a kill when dropped. Builds no configuration:
-//! the suites' builders (`World`, `Setup`, `Workspace`) hand it a command.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+//! A running `kyma-certd run`: the child process with its stdout and stderr captured line
+//! by line (JSON lines parsed, raw text kept), its pid and signals, the metrics address it
+//! logs, HTTP and scrape helpers on that port, waits with deadlines for log lines,
+//! readiness and exit, and a kill when dropped; and a dependent process beside it.
+//! Started only through an `Invocation` (see `invoke.rs`); builds no configuration.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -162,9 +162,9 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `command` (a `kyma-certd run`, possibly behind an `exec`), capturing its
-    /// stdout and stderr. Returns at once: see [`Daemon::wait_ready`] and
-    /// [`Daemon::spawn_serving`].
-    pub fn spawn(mut command: Command) -> Daemon {
+    /// stdout and stderr; `label` names it in the log printed when the test fails.
+    /// Returns at once.
+    pub(super) fn spawn(mut command: Command, label: &str) -> Daemon {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = command.spawn().expect("start kyma-certd run");
@@ -177,21 +177,8 @@ impl Daemon {
             stderr,
             metrics_addr: OnceLock::new(),
             exited: None,
-            label: "kyma-certd".to_owned(),
+            label: label.to_owned(),
         }
-    }
-
-    /// [`Daemon::spawn`], then waits until the metrics endpoint is bound.
-    pub fn spawn_serving(command: Command) -> Daemon {
-        let daemon = Daemon::spawn(command);
-        daemon.metrics_addr();
-        daemon
-    }
-
-    /// Names this daemon in the log printed when the test fails.
-    pub fn labelled(mut self, label: &str) -> Daemon {
-        self.label = label.to_owned();
-        self
     }
 
     pub fn pid(&self) -> u32 {
@@ -433,4 +420,49 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A dependent process beside the daemon: `sh` that writes its pid file once its HUP
+/// trap is set and appends a line to `hups` for every SIGHUP. Killed on drop.
+pub struct Dependent {
+    child: Child,
+    pub pid_file: PathBuf,
+    pub hups: PathBuf,
+}
+
+impl Dependent {
+    pub fn start(dir: &Path) -> Dependent {
+        let pid_file = dir.join("dependent.pid");
+        let hups = dir.join("dependent.hups");
+        std::fs::write(&hups, "").unwrap();
+        let script = r#"trap 'echo hup >> "$2"' HUP; echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; while :; do sleep 1 & wait $!; done"#;
+        let child = Command::new("sh")
+            .args(["-c", script, "dependent"])
+            .arg(&pid_file)
+            .arg(&hups)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sh");
+        let ready = eventually(Duration::from_secs(5), || pid_file.exists());
+        assert!(ready, "the dependent did not write its pid file");
+        Dependent {
+            child,
+            pid_file,
+            hups,
+        }
+    }
+
+    /// How many SIGHUPs it has received.
+    pub fn hups(&self) -> usize {
+        std::fs::read_to_string(&self.hups)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Dependent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,6 +1,5 @@
 //! A reader for one scrape in the classic Prometheus text format: every sample line is
 //! parsed (label values unescaped), and a line that does not parse fails the test.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::collections::BTreeMap;
 

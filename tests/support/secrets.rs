@@ -2,7 +2,6 @@
 //! `state.json`): PEM armour, the base64 of PEM text (how CSRs and certificates travel),
 //! known key and certificate bodies, known tokens, and long mixed-case base64 runs that
 //! look like any of them. Asserts nothing by itself beyond `assert_clean`.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::fs;
 use std::path::Path;
@@ -46,7 +45,7 @@ impl Secrets {
     }
 
     /// Every body line of a PEM text (the base64 between the armour lines).
-    pub fn add_pem(&mut self, what: &str, pem: &str) {
+    fn add_pem(&mut self, what: &str, pem: &str) {
         for line in pem.lines() {
             let line = line.trim();
             if !line.starts_with("-----") && line.len() >= 16 {

@@ -1,16 +1,21 @@
 //! The connector simulator for tests that drive the real binary: served by a
 //! current-thread runtime on a thread of its own, so that tests stay synchronous and
-//! block on processes, files and sockets while the simulator answers.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+//! block on processes, files and sockets while the simulator answers. Cloning shares it:
+//! a certificate of a test configuration keeps the simulator it talks to.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kyma_connector_sim::{Endpoint, IssuedCertificate, SimConfig, Simulator};
 
-/// A running simulator; stops and joins its thread when dropped.
-pub struct Sim {
+/// A running simulator; the last clone dropped stops it and joins its thread.
+#[derive(Clone)]
+pub struct Sim(Arc<Serving>);
+
+struct Serving {
     sim: Option<Simulator>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -38,19 +43,11 @@ impl Sim {
             })
             .expect("a thread for the simulator");
         let sim = started_rx.recv().expect("the simulator started");
-        Sim {
+        Sim(Arc::new(Serving {
             sim: Some(sim),
             stop: Some(stop),
             thread: Some(thread),
-        }
-    }
-
-    /// Upstream's behaviour: RSA requests only, certificates valid for `validity`.
-    pub fn rsa(validity: Duration) -> Sim {
-        Sim::start(SimConfig {
-            validity,
-            ..SimConfig::default()
-        })
+        }))
     }
 
     /// Signs ECDSA P-256 requests too (fast keys keep many short-lived certificates
@@ -92,11 +89,23 @@ impl Deref for Sim {
     type Target = Simulator;
 
     fn deref(&self) -> &Simulator {
-        self.sim.as_ref().expect("the simulator runs until dropped")
+        self.0
+            .sim
+            .as_ref()
+            .expect("the simulator runs until dropped")
     }
 }
 
-impl Drop for Sim {
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("token", &self.token_addr())
+            .field("mtls", &self.mtls_addr())
+            .finish()
+    }
+}
+
+impl Drop for Serving {
     fn drop(&mut self) {
         drop(self.sim.take());
         if let Some(stop) = self.stop.take() {

@@ -1,15 +1,14 @@
-//! Fixtures for the store's process-wide tests, built through the public API: a
-//! configuration for a temporary directory and self-signed material. Does not verify.
-//! The daemon tests use the material too, for certificates a connector would not issue.
-
-#![allow(dead_code)]
+//! Fixtures for tests that drive the store through the library, not the binary: one
+//! certificate's configuration for a temporary directory, and material as a verified
+//! renewal hands it over. Verifies nothing.
 
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-use kyma_certd::config::{self, CertificateConfig, Checks, KeyAlgorithm};
-use kyma_certd::pki::keys::PrivateKey;
+use kyma_certd::config::{self, CertificateConfig, Checks};
 use kyma_certd::pki::verify::VerifiedMaterial;
-use kyma_certd::pki::x509::CertInfo;
+
+use super::ca::{SUBJECT, TestCa};
 
 /// One `[[certificate]]` writing into `dir`, with `extra` keys appended.
 pub fn certificate(dir: &Path, extra: &str) -> CertificateConfig {
@@ -21,30 +20,7 @@ pub fn certificate(dir: &Path, extra: &str) -> CertificateConfig {
     config.certificates.into_iter().next().unwrap()
 }
 
-/// A key and a self-signed certificate for it, shaped like verified material.
+/// A fresh key and a certificate for it, valid for a day from now.
 pub fn material() -> VerifiedMaterial {
-    self_signed(rcgen::CertificateParams::new(vec!["orders.test".to_owned()]).unwrap())
-}
-
-/// A fresh P-256 key and a certificate made from `params` for it, self-signed, shaped
-/// like verified material (the certificate doubles as chain and CA).
-pub fn self_signed(params: rcgen::CertificateParams) -> VerifiedMaterial {
-    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let pair = rcgen::KeyPair::from_pem(key.to_pem()).unwrap();
-    let cert_pem = params.self_signed(&pair).unwrap().pem();
-    let info = CertInfo::from_pem(&cert_pem).unwrap();
-    VerifiedMaterial {
-        chain_pem: format!("{cert_pem}{cert_pem}"),
-        ca_pem: cert_pem.clone(),
-        cert_pem,
-        key,
-        info,
-        warnings: Vec::new(),
-    }
-}
-
-/// The mode bits of a file (following symlinks).
-pub fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    TestCa::new("store ca").material(SUBJECT, SystemTime::now(), Duration::from_secs(86_400))
 }

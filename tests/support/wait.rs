@@ -1,6 +1,5 @@
 //! Polling with deadlines: tests wait for what a separate process does, never sleep a
 //! fixed time and hope.
-#![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use std::time::{Duration, Instant};
 
