@@ -20,7 +20,7 @@ impl Task {
     pub(super) async fn renew(&mut self, seen: &Seen) -> ControlFlow<()> {
         // The permit is held until the outcome is logged, so that the log shows at most
         // `max_concurrent_renewals` attempts between "renewing" and their outcome.
-        let Some((attempt, permit)) = renew_once(&mut self.ctx, &self.store).await else {
+        let Some((attempt, took, permit)) = renew_once(&mut self.ctx, &self.store).await else {
             return ControlFlow::Break(());
         };
         // What arrived meanwhile is answered already: a SIGUSR1 by this attempt, a change
@@ -37,9 +37,15 @@ impl Task {
             Some(state) => state,
             None => self.reread_ledger().await,
         };
+        // Recorded before counted and said: whoever sees the count or the line sees the
+        // record and the new state too.
         match &attempt.result {
-            Ok(renewed) => self.renewed(renewed, &ledger),
-            Err(e) => self.failed(e, seen, &ledger, was),
+            Ok(renewed) => self.renewed(renewed, took, &ledger),
+            Err(e) => {
+                let name = &self.ctx.cfg.name;
+                self.ctx.metrics.renewal_failed(name, e.reason(), took);
+                self.failed(e, seen, &ledger, was);
+            }
         }
         drop(permit);
         ControlFlow::Continue(())
@@ -49,7 +55,18 @@ impl Task {
     /// than `max_concurrent_renewals` certificates renewing. Hooks may take their whole
     /// timeout: they run at the next look, which finds the new certificate pending, and
     /// do not hold up other renewals.
-    pub(super) fn renewed(&mut self, renewed: &flow::Renewed, ledger: &StateFile) {
+    pub(super) fn renewed(&mut self, renewed: &flow::Renewed, took: Duration, ledger: &StateFile) {
+        self.ctx.metrics.renewal_succeeded(&self.ctx.cfg.name, took);
+        info!(
+            old = %renewed.previous.fingerprint_sha256,
+            new = %renewed.info.fingerprint_sha256,
+            not_after = %timestamp(renewed.info.not_after),
+            took_ms = took.as_millis() as u64,
+            "renewed {} -> {}, valid until {}",
+            short(&renewed.previous.fingerprint_sha256),
+            short(&renewed.info.fingerprint_sha256),
+            timestamp(renewed.info.not_after)
+        );
         if matches!(self.state, Some(CertState::Revoked | CertState::Refused)) {
             info!("the certificate renewed after it was refused or revoked: healed");
         }
@@ -122,7 +139,7 @@ impl Task {
 async fn renew_once(
     ctx: &mut TaskContext,
     store: &Store,
-) -> Option<(flow::RenewAttempt, OwnedSemaphorePermit)> {
+) -> Option<(flow::RenewAttempt, Duration, OwnedSemaphorePermit)> {
     let permits = Arc::clone(&ctx.permits);
     let permit = tokio::select! {
         permit = permits.acquire_owned() => permit.ok()?,
@@ -143,19 +160,6 @@ async fn renew_once(
     };
     let took = started.elapsed();
     match &attempt.result {
-        Ok(renewed) => {
-            ctx.metrics.renewal_succeeded(&ctx.cfg.name, took);
-            info!(
-                old = %renewed.previous.fingerprint_sha256,
-                new = %renewed.info.fingerprint_sha256,
-                not_after = %timestamp(renewed.info.not_after),
-                took_ms = took.as_millis() as u64,
-                "renewed {} -> {}, valid until {}",
-                short(&renewed.previous.fingerprint_sha256),
-                short(&renewed.info.fingerprint_sha256),
-                timestamp(renewed.info.not_after)
-            );
-        }
         // Nothing was attempted: no counter moves and the ledger keeps its record.
         Err(e) if e.is_superseded() => {
             info!(error = %crate::errors::error_chain(e), "renewal discarded");
@@ -163,9 +167,9 @@ async fn renew_once(
         Err(e) if !e.reached_connector() => {
             debug!(error = %crate::errors::error_chain(e), "not renewing");
         }
-        Err(e) => ctx.metrics.renewal_failed(&ctx.cfg.name, e.reason(), took),
+        _ => {}
     }
-    Some((attempt, permit))
+    Some((attempt, took, permit))
 }
 
 fn short(fingerprint: &str) -> &str {
