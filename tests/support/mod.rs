@@ -14,6 +14,7 @@ pub mod fake_server;
 pub mod http;
 pub mod in_process;
 pub mod invoke;
+pub mod outputs;
 pub mod pem;
 pub mod results;
 pub mod running;
