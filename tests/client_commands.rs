@@ -287,63 +287,6 @@ fn files_layout_writes_plain_files_at_the_configured_paths() {
 }
 
 #[test]
-fn a_used_token_is_refused_with_a_clear_error() {
-    let world = world();
-    world.write_config(&[world.compass("app")]);
-    let token = world.sim.mint_compass_token();
-    world
-        .command(&["enroll", "--name", "app", "--token", &token])
-        .run()
-        .ok();
-    let before = world.files("app");
-    let again = world
-        .command(&["enroll", "--name", "app", "--token", &token])
-        .run()
-        .fails_with(1);
-    assert!(
-        again.stderr().contains("token"),
-        "names the token problem: {}",
-        again.stderr()
-    );
-    assert!(!again.stderr().contains(&token), "never prints the token");
-    assert_eq!(world.files("app"), before);
-}
-
-#[test]
-fn an_expired_token_is_refused_for_both_protocols() {
-    let world = World::with_sim(
-        Settings::one_shot(),
-        SimConfig {
-            validity: LONG,
-            token_ttl: Duration::from_secs(1),
-            ..SimConfig::default()
-        },
-    );
-    world.write_config(&[world.compass("a"), world.kyma_rest("b")]);
-    let token = world.sim.mint_compass_token();
-    let (_, url) = world.sim.mint_rest_token();
-    std::thread::sleep(Duration::from_millis(1500));
-    let compass = world
-        .command(&["enroll", "--name", "a", "--token", &token])
-        .run()
-        .fails_with(1);
-    assert!(compass.stderr().contains("token"), "{}", compass.stderr());
-    let rest = world
-        .command(&["enroll", "--name", "b", "--url", url.as_str()])
-        .run()
-        .fails_with(1);
-    assert!(
-        rest.stderr().contains("403") || rest.stderr().contains("token"),
-        "{}",
-        rest.stderr()
-    );
-    assert!(
-        !rest.stderr().contains(url.query().unwrap()),
-        "never prints the token"
-    );
-}
-
-#[test]
 fn renewing_without_a_certificate_needs_reenrollment() {
     let world = world();
     world.write_config(&[world.compass("app")]);
@@ -383,25 +326,6 @@ fn revoke_without_yes_and_without_a_terminal_refuses() {
         .fails_with(2);
     assert!(run.stderr().contains("--yes"), "{}", run.stderr());
     assert!(world.sim.revocations().is_empty());
-}
-
-#[test]
-fn token_file_keeps_the_token_off_the_command_line() {
-    let world = world();
-    world.write_config(&[world.compass("app")]);
-    let file = world.root().join("token");
-    std::fs::write(&file, format!("{}\n", world.sim.mint_compass_token())).unwrap();
-    world
-        .command(&[
-            "enroll",
-            "--name",
-            "app",
-            "--token-file",
-            file.to_str().unwrap(),
-        ])
-        .run()
-        .ok();
-    assert_eq!(world.status("app")["state"], "valid");
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod results;
 pub mod running;
 pub mod scrape;
 pub mod secrets;
+pub mod settings;
 pub mod sim;
 pub mod store;
 pub mod tools;
