@@ -45,22 +45,7 @@ fn assert_waits_for_enrollment(world: &World, daemon: &mut Daemon, state: &str) 
         None,
         "nothing is scheduled while {state}"
     );
-    let (status, body) = daemon.get("/readyz");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains(state), "{body}");
-    assert_eq!(daemon.get("/healthz").0, 200);
-    let errors: Vec<String> = daemon
-        .log()
-        .into_iter()
-        .filter(|l| l.level() == "ERROR")
-        .map(|l| l.text)
-        .collect();
-    assert_eq!(errors.len(), 1, "error lines while {state}: {errors:#?}");
-    assert!(
-        errors[0].contains("kyma-certd enroll"),
-        "the error says what to do: {}",
-        errors[0]
-    );
+    assert_not_ready_and_said_once(daemon, state);
 }
 
 /// After an operator's enrollment the certificate is valid again and renews on schedule.
@@ -159,22 +144,7 @@ fn a_revoked_certificate_is_probed_not_hammered_until_enrolled_then_renews() {
         (1..=4).contains(&probes),
         "{probes} requests in 3s while revoked"
     );
-    let (status, body) = daemon.get("/readyz");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("revoked"), "{body}");
-    assert_eq!(daemon.get("/healthz").0, 200);
-    let errors: Vec<String> = daemon
-        .log()
-        .into_iter()
-        .filter(|l| l.level() == "ERROR")
-        .map(|l| l.text)
-        .collect();
-    assert_eq!(errors.len(), 1, "error lines while revoked: {errors:#?}");
-    assert!(
-        errors[0].contains("kyma-certd enroll"),
-        "the error says what to do: {}",
-        errors[0]
-    );
+    assert_not_ready_and_said_once(&daemon, "revoked");
     assert_eq!(
         fingerprint_on_disk(&world.cert_dir("orders")),
         Some(enrolled),
@@ -184,4 +154,25 @@ fn a_revoked_certificate_is_probed_not_hammered_until_enrolled_then_renews() {
     assert_back_to_normal(&world, &mut daemon);
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
+}
+
+/// `/readyz` says 503 naming `state` while `/healthz` stays 200, and one error line says
+/// what to do (`kyma-certd enroll`).
+fn assert_not_ready_and_said_once(daemon: &Daemon, state: &str) {
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(state), "{body}");
+    assert_eq!(daemon.get("/healthz").0, 200);
+    let errors: Vec<String> = daemon
+        .log()
+        .into_iter()
+        .filter(|l| l.level() == "ERROR")
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(errors.len(), 1, "error lines while {state}: {errors:#?}");
+    assert!(
+        errors[0].contains("kyma-certd enroll"),
+        "the error says what to do: {}",
+        errors[0]
+    );
 }
