@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use kyma_connector_sim::{Fault, FaultScope};
 use support::disk::OnDisk;
 use support::pem::unix;
+use support::scrape::Scrape;
 use support::wait::wait_for;
 use support::world::World;
 
@@ -42,15 +43,7 @@ fn connector_outage_backs_off_keeps_the_old_files_and_recovers_without_a_restart
 
     // Visible in the metrics and in `status`.
     let scrape = daemon.metrics();
-    assert_eq!(
-        scrape.state("orders").as_deref(),
-        Some("backoff"),
-        "{}",
-        scrape.text
-    );
-    let failures = scrape
-        .get("kyma_certd_consecutive_failures", &[("name", "orders")])
-        .unwrap();
+    let failures = backoff_streak(&scrape);
     assert!(failures >= 1.0, "{}", scrape.text);
     assert!(
         scrape
@@ -155,15 +148,7 @@ fn a_restart_during_an_outage_keeps_the_backoff_and_the_failure_streak() {
     // The new process starts where the old one stopped: in backoff, with the same streak.
     let mut daemon = world.daemon().ready();
     let scrape = daemon.metrics();
-    assert_eq!(
-        scrape.state("orders").as_deref(),
-        Some("backoff"),
-        "{}",
-        scrape.text
-    );
-    let failures = scrape
-        .get("kyma_certd_consecutive_failures", &[("name", "orders")])
-        .unwrap();
+    let failures = backoff_streak(&scrape);
     assert!(
         failures >= streak as f64,
         "streak {streak}, gauge {failures}"
@@ -177,4 +162,17 @@ fn a_restart_during_an_outage_keeps_the_backoff_and_the_failure_streak() {
     world.sim.clear_fault();
     let (status, _) = daemon.terminate();
     assert!(status.success(), "{status}");
+}
+
+/// Asserts that `orders` is in backoff; its failure streak, as the gauge says.
+fn backoff_streak(scrape: &Scrape) -> f64 {
+    assert_eq!(
+        scrape.state("orders").as_deref(),
+        Some("backoff"),
+        "{}",
+        scrape.text
+    );
+    scrape
+        .get("kyma_certd_consecutive_failures", &[("name", "orders")])
+        .unwrap()
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::model::*;
-use super::values::{format_duration, format_percent, signal_name};
+use super::values::{format_duration, format_percent};
 use crate::protocol::redacted_proxy;
 
 fn quoted(text: &str) -> String {
@@ -170,7 +170,7 @@ fn render_certificate(out: &mut String, cert: &CertificateConfig) {
         let _ = writeln!(out, "\n[[certificate.on_renew]]");
         match hook {
             HookConfig::Signal { signal, pid_file } => {
-                let _ = writeln!(out, "signal = {}", quoted(signal_name(*signal)));
+                let _ = writeln!(out, "signal = {}", quoted(signal.name()));
                 let _ = writeln!(out, "pid_file = {}", path(pid_file));
             }
             HookConfig::SystemdUnit { unit, timeout } => {

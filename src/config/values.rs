@@ -214,17 +214,6 @@ pub fn parse_signal(text: &str) -> Result<HookSignal, String> {
     }
 }
 
-pub fn signal_name(signal: HookSignal) -> &'static str {
-    match signal {
-        HookSignal::Hup => "HUP",
-        HookSignal::Usr1 => "USR1",
-        HookSignal::Usr2 => "USR2",
-        HookSignal::Term => "TERM",
-        HookSignal::Int => "INT",
-        HookSignal::Quit => "QUIT",
-    }
-}
-
 /// A systemd unit name: no whitespace, slashes or control characters.
 pub fn check_unit_name(text: &str) -> Result<(), String> {
     let ok = !text.is_empty()
